@@ -1,0 +1,226 @@
+"""RatingEngine: the sans-IO core.  Arrivals and a target instant in; CDRs and ledger events out.
+
+The caller (the Trio switch, the server, a test) feeds arrivals window by
+window with `advance(arrivals, until)`; the engine processes every instant
+before `until` in SPEC §3 order and returns the calls that ended and the
+ledger events.  Results do not depend on how the timeline is cut into windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._admission import Admission
+from ._calls import CallTable
+from ._charging import Charger, OrgInstants, WindowOutcome
+from ._ledger import Ledger
+from ._model import (
+    CDR_FIELDS,
+    Arrivals,
+    CdrBatch,
+    EndReason,
+    LedgerEvent,
+    RatingSetup,
+    Tables,
+)
+
+MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window
+FOREVER_MS = 2**62  # hang-up instant of a call whose holding time is unknown (server mode)
+
+
+@dataclass
+class Step:
+    """What one `advance` produced, in output order."""
+
+    cdrs: CdrBatch
+    events: list[LedgerEvent] = field(default_factory=list)
+    increments: int = 0  # increments paid
+
+
+class RatingEngine:
+    """Rates calls for every org of a `RatingSetup` as simulated time advances."""
+
+    def __init__(self, setup: RatingSetup) -> None:
+        self.setup = setup
+        self.ledger = Ledger(setup)
+        self.admission = Admission(setup, self.ledger)
+        self.calls = CallTable()
+        self._charger = Charger(self.ledger, self.calls, len(setup.orgs))
+        self.now = 0
+        self._fixed_done = -1
+        self._start_events = self.ledger.start_events()
+        users = setup.users()
+        self.tables = Tables(
+            org_ids=tuple(o.id for o in setup.orgs),
+            user_ids=tuple(u.id for _, u in users),
+            countries=self.admission.countries,
+            zones=self.admission.zones,
+            pool_names=self.ledger.pool_names,
+            pool_orgs=tuple(int(o) for o in self.ledger.pool_org),
+        )
+
+    # -- public API -----------------------------------------------------
+    def advance(self, arrivals: Arrivals, until: int) -> Step:
+        """Process every instant in [now, until); `arrivals` are those with t in that range."""
+        until = min(until, self.setup.end_ms)
+        if len(arrivals) and (arrivals.t_ms[0] < self.now or arrivals.t_ms[-1] >= until):
+            raise ValueError("arrivals must lie in [now, until)")
+        parts: list[CdrBatch] = []
+        events: list[LedgerEvent] = []
+        increments = 0
+        t, pos = self.now, 0
+        while t < until:
+            fixed_events, touched = self._fixed_events(t)
+            t1 = min(until, self.ledger.next_fixed_after(t), t + MAX_WINDOW_MS)
+            end = int(np.searchsorted(arrivals.t_ms, t1, side="left"))
+            cdrs, ev, n = self._window(t, t1, arrivals.take(slice(pos, end)), touched, fixed_events)
+            parts.append(cdrs)
+            events += ev
+            increments += n
+            t, pos = t1, end
+        self.now = max(self.now, until)
+        return Step(_concat(parts), events, increments)
+
+    def hangup(self, call_ids: NDArray[np.int64], t_ms: int) -> None:
+        """Set the hang-up instant of connected calls (server mode); `t_ms` must be >= now."""
+        if t_ms < self.now:
+            raise ValueError("cannot hang up in the past")
+        ids = self.calls.view("call_id")
+        pos = np.searchsorted(ids, call_ids)
+        pos = pos[(pos < len(ids))]
+        pos = pos[ids[pos] == call_ids[: len(pos)]] if len(pos) else pos
+        alive = self.calls.view("alive")[pos]
+        self.calls.col["hangup_ms"][pos[alive]] = np.minimum(self.calls.col["hangup_ms"][pos[alive]], t_ms)
+
+    def finish(self) -> Step:
+        """End of simulation: every call still connected ends at `end_ms`."""
+        if self.now < self.setup.end_ms:
+            raise ValueError("advance to the end of the simulation before finishing")
+        end = self.setup.end_ms
+        rows = self.calls.active()
+        reason = np.where(
+            self.calls.col["hangup_ms"][rows] == end, EndReason.HANGUP, EndReason.SIMULATION_END
+        )
+        cdrs = self._ended_cdrs(rows, np.full(len(rows), end, dtype=np.int64), reason)
+        self.calls.end(rows)
+        return Step(cdrs)
+
+    def balances(self) -> NDArray[np.int64]:
+        return self.ledger.balance.copy()
+
+    def pool_remaining(self) -> NDArray[np.int64]:
+        return self.ledger.pool_remaining.copy()
+
+    def active_by_type(self) -> NDArray[np.int64]:
+        """Connected calls per CallType code."""
+        alive = self.calls.view("alive")
+        return np.bincount(self.calls.view("call_type")[alive], minlength=5)
+
+    # -- one window -----------------------------------------------------
+    def _fixed_events(self, t: int) -> tuple[list[LedgerEvent], NDArray[np.bool_]]:
+        touched = np.zeros(len(self.setup.orgs), dtype=bool)
+        events: list[LedgerEvent] = []
+        if t == 0 and self._fixed_done < 0:
+            events += self._start_events
+            touched[:] = True
+        if t > self._fixed_done:
+            ev, tch = self.ledger.apply_fixed(t)
+            events += ev
+            touched |= tch
+            self._fixed_done = t
+        return events, touched
+
+    def _window(self, t0, t1, arr: Arrivals, touched, events):
+        adm = self.admission.admit(arr)
+        rejected = adm.reject >= 0
+        parts = [self._rejected_cdrs(arr, adm, rejected)]
+        self._connect(arr, adm, ~rejected)
+        t_orgs = np.flatnonzero(touched)
+        other = OrgInstants(
+            org=np.concatenate([arr.org.astype(np.int64), t_orgs]),
+            t=np.concatenate([arr.t_ms, np.full(len(t_orgs), t0, dtype=np.int64)]),
+        )
+        outcome = self._charger.charge_window(t0, t1, other)
+        parts.append(self._failed_cdrs(outcome))
+        parts.append(self._hangup_cdrs(t1))
+        self.calls.compact()
+        cdrs = _concat(parts)
+        cdrs = cdrs.take(np.lexsort((cdrs.call_id, cdrs.end_ms)))
+        events = events + outcome.events
+        events.sort(key=lambda e: (e.time_ms, e.org))  # stable: in-instant order kept
+        return cdrs, events, outcome.increments
+
+    def _connect(self, arr: Arrivals, adm, ok: NDArray[np.bool_]) -> None:
+        t = arr.t_ms[ok]
+        self.calls.append(
+            {
+                "call_id": arr.call_id[ok],
+                "org": arr.org[ok],
+                "user": arr.user[ok],
+                "call_type": adm.call_type[ok],
+                "from_number": arr.from_number[ok],
+                "to_number": arr.to_number[ok],
+                "country": adm.country[ok],
+                "zone": adm.zone[ok],
+                "start_ms": t,
+                "hangup_ms": t + np.minimum(arr.holding_ms[ok], FOREVER_MS),
+                "next_ms": t,
+                "inc_s": adm.first_s[ok],
+                "next_s": adm.next_s[ok],
+                "pool": adm.pool[ok],
+                "credits_ok": adm.credits_ok[ok],
+                "rate": adm.rate[ok],
+                "billed_s": 0,
+                "pool_s": 0,
+                "credits_micro": 0,
+                "alive": True,
+            }
+        )
+
+    # -- CDRs -------------------------------------------------------------
+    def _rejected_cdrs(self, arr: Arrivals, adm, m: NDArray[np.bool_]) -> CdrBatch:
+        n = int(m.sum())
+        zeros = np.zeros(n, dtype=np.int64)
+        return CdrBatch(
+            call_id=arr.call_id[m], org=arr.org[m].astype(np.int32), user=arr.user[m],
+            call_type=adm.call_type[m], from_number=arr.from_number[m], to_number=arr.to_number[m],
+            country=adm.country[m], zone=adm.zone[m], start_ms=arr.t_ms[m], end_ms=arr.t_ms[m],
+            billed_s=zeros, pool=np.full(n, -1, dtype=np.int32), pool_s=zeros, credits_micro=zeros,
+            end_reason=adm.reject[m],
+        )
+
+    def _failed_cdrs(self, outcome: WindowOutcome) -> CdrBatch:
+        if not outcome.ended:
+            return self._ended_cdrs(np.empty(0, np.intp), np.empty(0, np.int64), np.empty(0, np.int8))
+        rows, at, reason = (np.array(x) for x in zip(*outcome.ended))
+        return self._ended_cdrs(rows, at.astype(np.int64), reason)
+
+    def _hangup_cdrs(self, t1: int) -> CdrBatch:
+        c = self.calls
+        rows = np.flatnonzero(c.view("alive") & (c.view("hangup_ms") < t1))
+        cdrs = self._ended_cdrs(rows, c.col["hangup_ms"][rows], np.full(len(rows), EndReason.HANGUP))
+        c.end(rows)
+        return cdrs
+
+    def _ended_cdrs(self, rows, end_ms, reason) -> CdrBatch:
+        col = self.calls.col
+        pool_s = col["pool_s"][rows]
+        return CdrBatch(
+            call_id=col["call_id"][rows], org=col["org"][rows].astype(np.int32),
+            user=col["user"][rows], call_type=col["call_type"][rows],
+            from_number=col["from_number"][rows], to_number=col["to_number"][rows],
+            country=col["country"][rows], zone=col["zone"][rows], start_ms=col["start_ms"][rows],
+            end_ms=end_ms, billed_s=col["billed_s"][rows],
+            pool=np.where(pool_s > 0, col["pool"][rows], -1).astype(np.int32), pool_s=pool_s,
+            credits_micro=col["credits_micro"][rows], end_reason=np.asarray(reason, dtype=np.int8),
+        )
+
+
+def _concat(parts: list[CdrBatch]) -> CdrBatch:
+    parts = [p for p in parts if len(p)] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
+    return CdrBatch.concat(parts)
