@@ -26,6 +26,8 @@ COLUMNS: dict[str, type] = {
     "next_ms": np.int64,  # instant of the next increment boundary
     "inc_s": np.int64,  # length of the increment due at next_ms
     "next_s": np.int64,  # length of every increment after the first
+    "inc_cost": np.int64,  # credit cost of the increment due at next_ms, if wholly credit-paid
+    "next_cost": np.int64,
     "pool": np.int64,
     "credits_ok": np.bool_,
     "rate": np.int64,

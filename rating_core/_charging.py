@@ -66,43 +66,40 @@ class Charger:
     # -- entry point ------------------------------------------------------
     def charge_window(self, t0: int, t1: int, other: OrgInstants) -> WindowOutcome:
         out = WindowOutcome()
-        c = self.calls
-        nb, hang = c.view("next_ms"), c.view("hangup_ms")
-        idx = np.flatnonzero(c.view("alive") & (nb < np.minimum(hang, t1)))
-        due = _Due(c, idx, t1, np.r_[self.ledger.pool_remaining, 0])
+        due = _Due(self.calls, t1, np.r_[self.ledger.pool_remaining, 0])
         slow = self._slow_orgs(due)
-        fast = ~slow[due.org]
+        fast = due.due & ~slow[due.org]
         self._commit_fast(due, fast, out)
         if slow.any():
-            self._charge_slow(t0, t1, due, ~fast, slow, other, out)
+            self._charge_slow(t0, t1, due, due.due & ~fast, slow, other, out)
         return out
 
     # -- 2. orgs proven ordinary ----------------------------------------
     def _slow_orgs(self, due: "_Due") -> NDArray[np.bool_]:
         led = self.ledger
         rem = led.pool_remaining
-        demand = group_sum(due.pool[due.live], due.seconds[due.live], len(rem))
+        demand = group_sum(due.pool, np.where(due.live, due.seconds, 0), len(rem) + 1)[:-1]
         slow = np.zeros(self.n_orgs, dtype=bool)
         slow[led.pool_org[(demand > rem) & (rem > 0)]] = True
-        paid = ~due.live
-        slow[due.org[paid & ~due.credits_ok]] = True
-        cred = paid & due.credits_ok
-        spend = group_sum(due.org[cred], due.cost[cred], self.n_orgs)
+        slow[due.org[due.paid & ~due.credits_ok]] = True
+        spend = group_sum(due.org, np.where(due.paid & due.credits_ok, due.cost, 0), self.n_orgs)
         floor = np.where(led.recharge_on, led.recharge_below, 0)
         slow |= led.balance - spend < floor
         return slow
 
     def _commit_fast(self, due: "_Due", fast: NDArray[np.bool_], out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
-        rows = due.idx[fast]
-        live, paid = due.live & fast, ~due.live & fast
-        c.col["billed_s"][rows] += due.seconds[fast]
-        c.col["pool_s"][due.idx[live]] += due.seconds[live]
-        c.col["credits_micro"][due.idx[paid]] += due.cost[paid]
-        led.pool_remaining -= group_sum(due.pool[live], due.seconds[live], len(led.pool_remaining))
-        led.spend_many(group_sum(due.org[paid], due.cost[paid], self.n_orgs))
-        c.col["next_ms"][rows] = due.next_after(fast)
-        c.col["inc_s"][rows] = due.next_s[fast]
+        live, paid = due.live & fast, due.paid & fast
+        pool_s = np.where(live, due.seconds, 0)
+        cost = np.where(paid, due.cost, 0)
+        c.view("billed_s")[:] += np.where(fast, due.seconds, 0)
+        c.view("pool_s")[:] += pool_s
+        c.view("credits_micro")[:] += cost
+        led.pool_remaining -= group_sum(due.pool, pool_s, len(led.pool_remaining) + 1)[:-1]
+        led.spend_many(group_sum(due.org, cost, self.n_orgs))
+        c.view("next_ms")[:] += np.where(fast, 1000 * due.seconds, 0)
+        np.copyto(c.view("inc_s"), due.next_s, where=fast)
+        np.copyto(c.view("inc_cost"), c.view("next_cost"), where=fast)
         out.increments += int(due.count[fast].sum())
 
     # -- 3. ordered prefix for the other orgs ----------------------------
@@ -111,8 +108,55 @@ class Charger:
         special, p, cost = self._first_special(t0, t1, rows, slow, other)
         committed = rows.t < special[rows.org]
         self._commit_rows(rows, committed, p, cost, out)
-        for o in np.flatnonzero(slow & (special < t1)):
+        rest = rows.take(~committed)
+        dead = self._dead_orgs(rest, slow & (special < t1), t1)
+        self._charge_dead(rest.take(dead[rest.org]), out)
+        for o in np.flatnonzero(slow & (special < t1) & ~dead):
             self._step_org(int(o), int(special[o]), t0, t1, other, out)
+
+    # -- 3b. orgs whose balance cannot pay anything until the window ends --
+    def _dead_orgs(self, rows: "_Rows", candidates, t1: int) -> NDArray[np.bool_]:
+        """Orgs where each remaining increment succeeds or fails regardless of order.
+
+        That holds when no recharge can come before t1, no pool runs out, and
+        every credit-paid increment costs 0 or more than the whole balance:
+        the balance then never changes, so a call either pays all its
+        increments from its pool (or for free) or is refused at its first one.
+        This is the common state of an org whose card has expired.
+        """
+        led = self.ledger
+        bal = led.balance
+        bad = led.recharge_on & (bal < led.recharge_below) & (led.retry_until < t1)
+        rem = led.pool_remaining
+        live = np.r_[rem, 0][rows.pool] > 0
+        demand = group_sum(rows.pool, np.where(live, rows.seconds, 0), len(rem) + 1)[:-1]
+        bad[led.pool_org[demand > rem]] = True
+        cost = ceil_cost(rows.rate, rows.seconds)
+        payable = ~live & rows.credits_ok & (cost > 0) & (cost <= bal[rows.org])
+        bad[rows.org[payable]] = True
+        return candidates & ~bad
+
+    def _charge_dead(self, rows: "_Rows", out: WindowOutcome) -> None:
+        led = self.ledger
+        live = np.r_[led.pool_remaining, 0][rows.pool] > 0
+        cost = np.where(live, 0, ceil_cost(rows.rate, rows.seconds))
+        fail = cost > 0
+        fail_call, first = np.unique(rows.call[fail], return_index=True)
+        fail_t = rows.t[fail][first]
+        doomed = np.isin(rows.call, fail_call)
+        self._commit_rows(rows, ~doomed, np.where(live, rows.seconds, 0), cost, out)
+        refused = fail & rows.credits_ok
+        if refused.any():
+            orgs, at = np.unique(rows.org[refused], return_index=True)
+            for o, t in zip(orgs, rows.t[refused][at]):
+                ev = led.report_exhausted(int(o), int(t))
+                if ev:
+                    out.events.append(ev)
+        billed = self.calls.col["billed_s"][fail_call]
+        self.calls.end(fail_call)
+        for i, t, b in zip(fail_call.tolist(), fail_t.tolist(), billed.tolist()):
+            reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
+            out.ended.append((i, t, int(reason)))
 
     def _first_special(self, t0, t1, rows: "_Rows", slow, other: OrgInstants):
         """Per org, the first instant with a refused charge or an auto-recharge (NEVER if none).
@@ -182,6 +226,7 @@ class Charger:
         nxt = c.col["next_s"][calls]
         c.col["next_ms"][calls] += 1000 * (inc + (m - 1) * nxt)
         c.col["inc_s"][calls] = nxt
+        c.col["inc_cost"][calls] = c.col["next_cost"][calls]
         out.increments += int(keep.sum())
 
     # -- 4. one increment at a time --------------------------------------
@@ -192,31 +237,32 @@ class Charger:
 
 
 class _Due:
-    """The due calls of a window with their increments counted in closed form."""
+    """Every row of the call table with its increments due in the window counted in closed form.
 
-    def __init__(self, c: CallTable, idx: NDArray[np.intp], t1: int, pool_remaining: NDArray[np.int64]) -> None:
-        self.idx = idx
-        nb = c.col["next_ms"][idx]
-        lim = np.minimum(c.col["hangup_ms"][idx], t1)
-        self.nb = nb
-        self.inc = c.col["inc_s"][idx]
-        self.next_s = c.col["next_s"][idx]
-        self.org = c.col["org"][idx]
-        self.pool = c.col["pool"][idx]
-        self.rate = c.col["rate"][idx]
-        self.credits_ok = c.col["credits_ok"][idx]
+    Full-width arrays (zeros where nothing is due) rather than gathered
+    subsets: when most connected calls are due, contiguous passes are cheaper
+    than gathers and scatters.
+    """
+
+    def __init__(self, c: CallTable, t1: int, pool_remaining: NDArray[np.int64]) -> None:
+        nb, self.inc, self.next_s = c.view("next_ms"), c.view("inc_s"), c.view("next_s")
+        lim = np.minimum(c.view("hangup_ms"), t1)
+        self.due = c.view("alive") & (nb < lim)
         after_first = nb + 1000 * self.inc
-        step = 1000 * self.next_s
-        self.extra = np.where(lim > after_first, (lim - after_first + step - 1) // step, 0)
-        self.count = 1 + self.extra
-        self.seconds = self.inc + self.extra * self.next_s
-        self.cost = ceil_cost(self.rate, self.inc) + self.extra * ceil_cost(self.rate, self.next_s)
+        more = np.flatnonzero(self.due & (lim > after_first))
+        self.extra = np.zeros(c.n, dtype=np.int64)
+        if len(more):
+            step = 1000 * self.next_s[more]
+            self.extra[more] = (lim[more] - after_first[more] + step - 1) // step
+        self.nb = nb
+        self.count = self.due + self.extra
+        self.seconds = np.where(self.due, self.inc + self.extra * self.next_s, 0)
+        self.cost = np.where(self.due, c.view("inc_cost") + self.extra * c.view("next_cost"), 0)
+        self.org, self.pool = c.view("org"), c.view("pool")
+        self.rate, self.credits_ok = c.view("rate"), c.view("credits_ok")
         # a pool that is already empty pays nothing: such calls are credit-paid in full
-        self.live = (self.pool >= 0) & (pool_remaining[self.pool] > 0)
-
-    def next_after(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """next_ms after paying all of a call's increments in the window."""
-        return self.nb[mask] + 1000 * (self.inc[mask] + self.extra[mask] * self.next_s[mask])
+        self.live = self.due & (pool_remaining[self.pool] > 0)
+        self.paid = self.due & ~self.live
 
 
 class _Rows:
@@ -231,9 +277,9 @@ class _Rows:
         pick = np.repeat(np.flatnonzero(mask), k)
         inc, nxt = due.inc[pick], due.next_s[pick]
         t = due.nb[pick] + np.where(j > 0, 1000 * (inc + (j - 1) * nxt), 0)
-        order = np.lexsort((due.idx[pick], t, due.org[pick]))
+        order = np.lexsort((pick, t, due.org[pick]))  # table rows are in call_id order
         pick, j, t = pick[order], j[order], t[order]
-        self.call = due.idx[pick]
+        self.call = pick
         self.t = t
         self.org = due.org[pick]
         self.pool = due.pool[pick]
@@ -242,6 +288,14 @@ class _Rows:
         self.seconds = np.where(j == 0, due.inc[pick], due.next_s[pick])
         self.org_start = np.flatnonzero(np.r_[True, self.org[1:] != self.org[:-1]]) if len(t) else np.empty(0, np.int64)
         return self
+
+    def take(self, mask: NDArray[np.bool_]) -> "_Rows":
+        """A subset of the rows, still sorted."""
+        sub = _Rows()
+        for name in ("call", "t", "org", "pool", "rate", "credits_ok", "seconds"):
+            setattr(sub, name, getattr(self, name)[mask])
+        sub.org_start = np.flatnonzero(np.r_[True, sub.org[1:] != sub.org[:-1]]) if len(sub.t) else np.empty(0, np.int64)
+        return sub
 
 
 def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -322,6 +376,7 @@ class _OrgStepper:
         c.col["credits_micro"][i] += cost
         c.col["next_ms"][i] += 1000 * s
         c.col["inc_s"][i] = c.col["next_s"][i]
+        c.col["inc_cost"][i] = c.col["next_cost"][i]
         self.out.increments += 1
         return True
 

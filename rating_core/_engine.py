@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from ._admission import Admission
 from ._calls import CallTable
-from ._charging import Charger, OrgInstants, WindowOutcome
+from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
 from ._ledger import Ledger
 from ._model import (
     CDR_FIELDS,
@@ -95,11 +95,15 @@ class RatingEngine:
         alive = self.calls.view("alive")[pos]
         self.calls.col["hangup_ms"][pos[alive]] = np.minimum(self.calls.col["hangup_ms"][pos[alive]], t_ms)
 
-    def finish(self) -> Step:
-        """End of simulation: every call still connected ends at `end_ms`."""
-        if self.now < self.setup.end_ms:
+    def finish(self, at_ms: int | None = None) -> Step:
+        """End of simulation: every call still connected ends at `end_ms`.
+
+        `at_ms` (= now) ends a run early, as on Ctrl-C: calls still connected
+        end `simulation_end` at that instant, like at a planned end.
+        """
+        end = self.setup.end_ms if at_ms is None else at_ms
+        if self.now < end:
             raise ValueError("advance to the end of the simulation before finishing")
-        end = self.setup.end_ms
         rows = self.calls.active()
         reason = np.where(
             self.calls.col["hangup_ms"][rows] == end, EndReason.HANGUP, EndReason.SIMULATION_END
@@ -170,6 +174,8 @@ class RatingEngine:
                 "next_ms": t,
                 "inc_s": adm.first_s[ok],
                 "next_s": adm.next_s[ok],
+                "inc_cost": ceil_cost(adm.rate[ok], adm.first_s[ok]),
+                "next_cost": ceil_cost(adm.rate[ok], adm.next_s[ok]),
                 "pool": adm.pool[ok],
                 "credits_ok": adm.credits_ok[ok],
                 "rate": adm.rate[ok],

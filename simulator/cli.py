@@ -1,0 +1,128 @@
+"""The `callsim` command line.
+
+User mistakes (bad scenario, bad option) print one line per problem to
+stderr and exit 2; they never show a traceback.  Exit status 1 is kept for
+failed expectations (`--check`), 130 for a run stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A mistake in the command line, reported as one line with exit status 2."""
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"') from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"')
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep it one line
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="callsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a scenario and write CDRs, events and a summary")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--out", type=Path, required=True, help="output directory")
+    run.add_argument("--speed", type=_speed, default=None, metavar="max|N",
+                     help="simulated seconds per wall second (default: max, virtual time)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    val = sub.add_parser("validate", help="check a scenario file and exit")
+    val.add_argument("scenario", type=Path)
+
+    bench = sub.add_parser("bench", help="measure rating-core and end-to-end throughput")
+    bench.add_argument("--calls", type=int, default=1_000_000, help="due increments in the core batch")
+    bench.add_argument("--orgs", type=int, default=1_000)
+    bench.add_argument("--scenario", type=Path, default=None,
+                       help="end-to-end scenario (default: the bundled enterprise_month.toml)")
+    bench.add_argument("--skip-e2e", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .scenario import ScenarioError
+
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
+    except ScenarioError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as err:
+        print(f"callsim: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("callsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    setup = scenario.setup
+    users = sum(len(o.users) for o in setup.orgs)
+    print(f"{args.scenario}: ok ({len(setup.orgs)} orgs, {users} users, "
+          f"{len(scenario.traffic)} traffic sources, {len(scenario.calls)} calls)")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    import trio
+
+    from .progress import Progress
+    from .run import RunOptions, run_scenario
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    _check_out_dir(args.out)
+    progress = Progress(scenario, quiet=args.quiet)
+    options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe])
+    started = time.perf_counter()
+    with progress:
+        result = trio.run(run_scenario, scenario, options)
+    progress.print_summary(result, time.perf_counter() - started)
+    return EXIT_OK if result.complete else EXIT_INTERRUPTED
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot create directory ({err.strerror})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Progress of a run: a rich progress bar on a terminal, plain periodic lines otherwise.
+
+It observes the switch's WindowReports; it never slows the run down by more
+than a counter update per window (rendering is throttled).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+
+import numpy as np
+
+from rating_core import END_REASON_NAMES, EndReason
+
+from .scenario import Scenario
+from .switch import WindowReport
+
+PLAIN_EVERY_S = 5.0
+_DROPS = (EndReason.DROPPED_BALANCE_EXHAUSTED, EndReason.BLOCKED_NO_BALANCE)
+
+
+class Progress:
+    def __init__(self, scenario: Scenario, quiet: bool = False, stream=None) -> None:
+        self.end_ms = scenario.setup.end_ms
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.rich = not quiet and self.stream.isatty()
+        self.calls = 0
+        self.ended = 0
+        self.drops = 0
+        self.sim_ms = 0
+        self.active = 0
+        self._wall0 = time.perf_counter()
+        self._last_plain = self._wall0
+        self._bar = None
+
+    def __enter__(self) -> "Progress":
+        if self.rich:
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self._bar = RichProgress(
+                TextColumn("[bold]simulated[/] {task.fields[sim]}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TextColumn("{task.fields[stats]}"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("run", total=self.end_ms, sim="0:00:00", stats="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def observe(self, report: WindowReport) -> None:
+        cdrs = report.step.cdrs
+        self.calls += report.arrivals
+        self.ended += len(cdrs)
+        self.drops += int(np.isin(cdrs.end_reason, _DROPS).sum())
+        self.sim_ms = report.t1_ms
+        self.active = self.calls - self.ended
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.sim_ms, sim=_hms(self.sim_ms), stats=self._stats(now))
+        elif now - self._last_plain >= PLAIN_EVERY_S:
+            self._last_plain = now
+            pct = 100 * self.sim_ms / self.end_ms
+            print(f"callsim: simulated {_hms(self.sim_ms)} ({pct:.1f}%) {self._stats(now)}", file=self.stream)
+
+    def _stats(self, now: float) -> str:
+        rate = self.calls / max(now - self._wall0, 1e-9)
+        return f"{self.calls:,} calls ({rate:,.0f}/s), {self.active:,} active, {self.drops:,} drops/blocks"
+
+    def print_summary(self, result, wall_s: float) -> None:
+        """A few lines on stdout: where the files are and what happened."""
+        total = result.summary["total"]
+        calls = total["calls"]
+        state = "complete" if result.complete else "INTERRUPTED (partial run)"
+        print(f"callsim: {state}: {calls:,} calls in {wall_s:.2f} s wall "
+              f"({calls / max(wall_s, 1e-9):,.0f} calls/s) -> {result.out_dir}/")
+        reasons = total["calls_by_end_reason"]
+        print("  " + ", ".join(f"{k} {reasons[k]:,}" for k in END_REASON_NAMES if reasons.get(k)))
+        print(f"  billed {total['billed_s']:,} s, credits charged {total['credits_charged']}, "
+              f"recharges {total['recharges_succeeded']} ok / {total['recharges_failed']} failed")
+
+
+def _hms(ms: int) -> str:
+    return str(timedelta(seconds=ms // 1000))

@@ -1,0 +1,110 @@
+"""`callsim run`: scenario -> traffic -> switch -> rating core -> CDRs, events, summary.
+
+All long-lived tasks share one nursery: the switch produces a Step per
+window; the writer task formats and appends it to the output files in a
+worker thread (so formatting overlaps rating); progress and metrics observe.
+Ctrl-C (or any cancellation) stops the switch at a window boundary, ends the
+calls still connected as `simulation_end` at that instant, and still writes
+every file completely, with `"complete": false` in summary.json.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from rating_core import RatingEngine, Step
+
+from .clock import SimClock
+from .outputs import CdrWriter, EventWriter, SummaryBuilder
+from .scenario import Scenario
+from .switch import Switch, WindowReport
+from .traffic import TrafficPlan
+
+
+@dataclass
+class RunOptions:
+    out_dir: Path
+    speed: float | None = None  # None: as fast as possible (virtual time)
+    handle_sigint: bool = True
+    observers: list[Callable[[WindowReport], None]] = field(default_factory=list)
+    # called with the Switch once it exists (metrics and progress read live state from it)
+    on_switch: list[Callable[[Switch], None]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    summary: dict
+    complete: bool
+    out_dir: Path
+
+
+class _Outputs:
+    """The files of one run; `write` is called from a worker thread, one Step at a time."""
+
+
+    def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        setup, tables = scenario.setup, engine.tables
+        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency)
+        self.events = EventWriter(out_dir, tables, setup.start)
+        self.summary = SummaryBuilder(tables, setup.currency, scenario.name, scenario.seed)
+        self.out_dir = out_dir
+
+    def write(self, step: Step) -> None:
+        self.cdrs.write(step.cdrs)
+        self.events.write(step.events)
+        self.summary.add_cdrs(step.cdrs)
+        self.summary.add_events(step.events)
+
+    def close(self, engine: RatingEngine, complete: bool) -> dict:
+        self.cdrs.close()
+        self.events.close()
+        summary = self.summary.finish(
+            engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now
+        )
+        self.summary.write(self.out_dir, summary)
+        return summary
+
+
+async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
+    engine = RatingEngine(scenario.setup)
+    switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
+    switch.observers += options.observers
+    for hook in options.on_switch:
+        hook(switch)
+    outputs = _Outputs(scenario, engine, options.out_dir)
+    send, receive = trio.open_memory_channel[Step](4)
+    stop = trio.Event()
+    complete = False
+
+    async def produce(helpers: trio.Nursery) -> None:
+        nonlocal complete
+        async with send:
+            complete = await switch.run(send, stop)
+        helpers.cancel_scope.cancel()  # the signal watcher has nothing left to watch
+
+    async def consume() -> None:
+        async with receive:
+            async for step in receive:
+                await trio.to_thread.run_sync(outputs.write, step)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        async with trio.open_nursery() as helpers:
+            if options.handle_sigint:
+                helpers.start_soon(_stop_on_signal, stop)
+            helpers.start_soon(produce, helpers)
+    summary = await trio.to_thread.run_sync(outputs.close, engine, complete)
+    return RunResult(summary, complete, options.out_dir)
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    """Ctrl-C / SIGTERM: finish the current window, then end the run cleanly."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop.set()
