@@ -140,7 +140,7 @@ class Charger:
         led = self.ledger
         live = np.r_[led.pool_remaining, 0][rows.pool] > 0
         cost = np.where(live, 0, ceil_cost(rows.rate, rows.seconds))
-        fail = cost > 0
+        fail = ~live & (~rows.credits_ok | (cost > 0))
         fail_call, first = np.unique(rows.call[fail], return_index=True)
         fail_t = rows.t[fail][first]
         doomed = np.isin(rows.call, fail_call)

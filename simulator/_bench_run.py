@@ -1,0 +1,41 @@
+"""One end-to-end run in a fresh process, for `callsim bench` (peak RSS is per process).
+
+Usage: python -m simulator._bench_run SCENARIO OUT_DIR [DURATION]
+Prints one JSON line with calls, wall seconds and peak RSS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from .run import RunOptions, run_scenario
+from .scenario import load_scenario
+from ._units import parse_duration_ms
+
+
+def main() -> None:
+    scenario = load_scenario(sys.argv[1])
+    label = "as written"
+    if len(sys.argv) > 3:
+        end_ms = parse_duration_ms(sys.argv[3])
+        setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
+        scenario = dataclasses.replace(scenario, setup=setup)
+        label = sys.argv[3]
+    started = time.perf_counter()
+    result = trio.run(run_scenario, scenario, RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False))
+    wall = time.perf_counter() - started
+    calls = result.summary["total"]["calls"]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"scenario": scenario.name, "duration": label, "calls": calls, "wall_s": wall,
+                      "calls_per_s": calls / wall, "peak_rss_mb": rss}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The run's output files: cdrs.csv, cdrs.msgpack, events.jsonl, summary.json (SPEC §4).
+
+Plain synchronous classes: the Trio switch owns them and calls them from its
+output task, possibly through `trio.to_thread.run_sync`, so nothing here knows
+about Trio.  Each writer opens its files when constructed (an empty run still
+leaves a header-only cdrs.csv and empty streams behind) and appends batch after
+batch; the bytes depend only on the records, never on how they were batched
+(CdrWriter even regroups them, see its docstring),
+which is what makes "same scenario and seed => byte-identical outputs" hold
+whatever the speed.  Formats are documented in docs/outputs.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgpack
+
+from rating_core._model import CdrBatch, LedgerEvent, Tables
+
+from ._cdr_format import (
+    CDR_COLUMNS,
+    CSV_HEADER,
+    CSV_WRITE_OPTIONS,
+    CdrLookups,
+    csv_frame,
+    write_msgpack,
+)
+from ._format import epoch_ms, format_epoch_ms_iso, format_micro
+from ._summary import SUMMARY_FILE as SUMMARY_JSON
+from ._summary import SummaryBuilder
+
+__all__ = [
+    "CDR_COLUMNS",
+    "CDRS_CSV",
+    "CDRS_MSGPACK",
+    "DEFAULT_BUFFER_ROWS",
+    "EVENTS_JSONL",
+    "EVENT_FIELDS",
+    "SUMMARY_JSON",
+    "CdrWriter",
+    "EventWriter",
+    "SummaryBuilder",
+    "event_line",
+    "event_record",
+]
+
+CDRS_CSV = "cdrs.csv"
+CDRS_MSGPACK = "cdrs.msgpack"
+EVENTS_JSONL = "events.jsonl"
+
+#: CdrWriter formats this many buffered rows at a time (~6 MB of arrays).
+DEFAULT_BUFFER_ROWS = 65_536
+
+
+class CdrWriter:
+    """Appends CdrBatches to `cdrs.csv` and (unless `write_msgpack=False`) `cdrs.msgpack`.
+
+    Batches must arrive in output order, (end_time, call_id): the writer
+    formats, it does not sort.  Rows are buffered until `buffer_rows` have
+    accumulated (or `flush`/`close`): formatting a batch costs ~1-3 ms of
+    fixed polars overhead whatever its size, which would dominate batches of
+    a few hundred rows.  The bytes do not depend on the batching.
+
+    `write_msgpack=False` exists because the msgpack stream costs several
+    times the CSV per row (see docs/outputs.md); SPEC §4 only promises the CSV.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        tables: Tables,
+        start: datetime,
+        currency: str,
+        *,
+        write_msgpack: bool = True,
+        buffer_rows: int = DEFAULT_BUFFER_ROWS,
+    ) -> None:
+        self._lookups = CdrLookups.build(tables, start, currency)
+        self._buffer_rows = buffer_rows
+        self._pending: list[CdrBatch] = []
+        self._pending_rows = 0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._csv = open(out_dir / CDRS_CSV, "wb")
+        self._csv.write(CSV_HEADER)
+        self._csv.flush()  # polars may write through the file descriptor, past Python's buffer
+        self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack else None
+        self._packer = msgpack.Packer(autoreset=False)
+        self.rows_written = 0
+
+    def write(self, batch: CdrBatch) -> None:
+        """Append one batch (any size, including empty); it reaches the files by `buffer_rows`."""
+        if len(batch) == 0:
+            return
+        self._pending.append(batch)
+        self._pending_rows += len(batch)
+        if self._pending_rows >= self._buffer_rows:
+            self._write_pending()
+
+    def flush(self) -> None:
+        """Format buffered rows and push them to the OS, e.g. for a progress report or on Ctrl-C."""
+        self._write_pending()
+        self._csv.flush()
+        if self._msgpack is not None:
+            self._msgpack.flush()
+
+    def close(self) -> None:
+        """Write what is buffered and close; safe to call twice (a cancelled run closes in `finally`)."""
+        if self._csv.closed:
+            return
+        try:
+            self._write_pending()
+        finally:
+            self._csv.close()
+            if self._msgpack is not None:
+                self._msgpack.close()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        batch = self._pending[0] if len(self._pending) == 1 else CdrBatch.concat(self._pending)
+        self._pending = []
+        self._pending_rows = 0
+        csv_frame(batch, self._lookups).write_csv(self._csv, **CSV_WRITE_OPTIONS)
+        if self._msgpack is not None:
+            write_msgpack(batch, self._lookups, self._packer, self._msgpack)
+        self.rows_written += len(batch)
+
+    def __enter__(self) -> "CdrWriter":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+#: The fields after time, org_id and event, per event kind, in output order (SPEC §4).
+#: (key in the JSON object, LedgerEvent attribute)
+EVENT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "credits_purchased": (("amount", "amount_micro"), ("balance", "balance_micro")),
+    "recharge_succeeded": (("amount", "amount_micro"), ("balance", "balance_micro")),
+    "recharge_failed": (("reason", "reason"), ("balance", "balance_micro")),
+    "balance_exhausted": (("balance", "balance_micro"),),
+    "credits_expired": (("amount", "amount_micro"), ("balance", "balance_micro")),
+    "pools_refilled": (),
+}
+
+
+def event_record(event: LedgerEvent, tables: Tables, start_epoch_ms: int) -> dict[str, Any]:
+    """One LedgerEvent as its events.jsonl object: time, org_id, event, then its kind's fields.
+
+    The shape comes from the kind (`EVENT_FIELDS`), not from which attributes
+    happen to be set, so a missing field is a bug in the producer and raises
+    rather than silently writing a different shape.  Shared with the server,
+    which streams the same objects.
+    """
+    try:
+        fields = EVENT_FIELDS[event.kind]
+    except KeyError:
+        raise ValueError(f"unknown ledger event kind {event.kind!r}") from None
+    record: dict[str, Any] = {
+        "time": format_epoch_ms_iso(start_epoch_ms + event.time_ms),
+        "org_id": tables.org_ids[event.org],
+        "event": event.kind,
+    }
+    for key, attribute in fields:
+        value = getattr(event, attribute)
+        if value is None:
+            raise ValueError(f"{event.kind} event at {event.time_ms} ms has no {attribute}")
+        record[key] = format_micro(value) if attribute.endswith("_micro") else value
+    return record
+
+
+def event_line(record: dict[str, Any]) -> str:
+    """The JSONL text of one record: `json.dumps` defaults (`, ` and `: `), UTF-8 kept as is."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+class EventWriter:
+    """Appends ledger events to `events.jsonl`, one JSON object per line, in the order given."""
+
+    def __init__(self, out_dir: Path, tables: Tables, start: datetime) -> None:
+        self._tables = tables
+        self._start_epoch_ms = epoch_ms(start)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(out_dir / EVENTS_JSONL, "w", encoding="utf-8", newline="\n")
+        self.events_written = 0
+
+    def write(self, events: Iterable[LedgerEvent]) -> None:
+        """Append events (already in SPEC order: time, org, in-instant order)."""
+        lines = [event_line(event_record(e, self._tables, self._start_epoch_ms)) for e in events]
+        self._file.write("".join(lines))
+        self.events_written += len(lines)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice."""
+        self._file.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
