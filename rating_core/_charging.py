@@ -28,6 +28,9 @@ from ._ledger import NEVER, Ledger
 from ._model import EndReason, LedgerEvent
 
 
+MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
+
+
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
     """Exact integer sums of `values` grouped by `keys` in [0, n)."""
     out = np.zeros(n, dtype=np.int64)
@@ -104,15 +107,40 @@ class Charger:
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, out) -> None:
+        """Commit up to each org's next special instant, step that instant alone, repeat.
+
+        An org with more than MAX_SPECIALS special instants in one window is
+        stepped one increment at a time for the rest of it instead.
+        """
         rows = _Rows.expand(due, mask)
-        special, p, cost = self._first_special(t0, t1, rows, slow, other)
-        committed = rows.t < special[rows.org]
-        self._commit_rows(rows, committed, p, cost, out)
-        rest = rows.take(~committed)
-        dead = self._dead_orgs(rest, slow & (special < t1), t1)
-        self._charge_dead(rest.take(dead[rest.org]), out)
-        for o in np.flatnonzero(slow & (special < t1) & ~dead):
-            self._step_org(int(o), int(special[o]), t0, t1, other, out)
+        cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
+        for _ in range(MAX_SPECIALS):
+            special, p, cost = self._first_special(cursor, t1, rows, slow, other)
+            committed = rows.t < special[rows.org]
+            self._commit_rows(rows, committed, p, cost, out)
+            rows = rows.take(~committed)
+            active = slow & (special < t1)
+            if not active.any():
+                return
+            dead = self._dead_orgs(rows, active, t1)
+            self._charge_dead(rows.take(dead[rows.org]), out)
+            slow = active & ~dead
+            for o in np.flatnonzero(slow):
+                self._step_instant(int(o), int(special[o]), rows, out)
+            cursor = np.where(slow, special + 1, cursor)
+            keep = slow[rows.org] & (rows.t >= cursor[rows.org])
+            rows = rows.take(keep & self.calls.col["alive"][rows.call])
+        for o in np.flatnonzero(slow):
+            self._step_org(int(o), int(cursor[o]), t0, t1, other, out)
+
+    def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
+        """Charge org o's increments due at t one by one, then run its recharge check."""
+        stepper = _OrgStepper(self, o, t + 1, out)
+        at = np.flatnonzero((rows.org == o) & (rows.t == t))
+        for i in rows.call[at].tolist():  # rows are in call_id order within an instant
+            if self.calls.col["alive"][i]:
+                stepper.charge(i, t)
+        stepper.recharge_check(t)
 
     # -- 3b. orgs whose balance cannot pay anything until the window ends --
     def _dead_orgs(self, rows: "_Rows", candidates, t1: int) -> NDArray[np.bool_]:
@@ -158,7 +186,7 @@ class Charger:
             reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
             out.ended.append((i, t, int(reason)))
 
-    def _first_special(self, t0, t1, rows: "_Rows", slow, other: OrgInstants):
+    def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants):
         """Per org, the first instant with a refused charge or an auto-recharge (NEVER if none).
 
         Also returns each row's pool seconds and credit cost, valid up to that instant.
@@ -173,25 +201,26 @@ class Charger:
         _first_per_org(special, rows.org[fail], rows.t[fail])
         # auto-recharge: the balance is (or falls) below the threshold ...
         below_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
-        below_at[led.balance < led.recharge_below] = t0
+        below_at[led.balance < led.recharge_below] = cursor[led.balance < led.recharge_below]
         sinks = (led.balance[rows.org] - cum) < led.recharge_below[rows.org]
         _first_per_org(below_at, rows.org[sinks], rows.t[sinks])
         below_at[~led.recharge_on | ~slow] = NEVER
         # ... and the check runs at the org's first instant once no retry wait is pending
         ready = np.maximum(below_at, led.retry_until)
-        hang_org, hang_t = self._hangups(t0, t1, slow)
+        hang_org, hang_t = self._hangups(t1, slow)
         org_all = np.concatenate([rows.org, other.org, hang_org])
         t_all = np.concatenate([rows.t, other.t, hang_t])
+        ready = np.maximum(ready, cursor)
         ok = (below_at[org_all] < NEVER) & (t_all >= ready[org_all])
         recharge_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
         np.minimum.at(recharge_at, org_all[ok], t_all[ok])
         return np.minimum(special, recharge_at), p, cost
 
-    def _hangups(self, t0: int, t1: int, slow: NDArray[np.bool_]):
-        """Hang-up instants in the window of the slow orgs' connected calls."""
+    def _hangups(self, t1: int, slow: NDArray[np.bool_]):
+        """Hang-up instants before t1 of the slow orgs' connected calls (callers filter by cursor)."""
         c = self.calls
         hang, org = c.view("hangup_ms"), c.view("org")
-        m = c.view("alive") & (hang >= t0) & (hang < t1)
+        m = c.view("alive") & (hang < t1)
         m[m] = slow[org[m]]
         return org[m], hang[m]
 
@@ -346,14 +375,18 @@ class _OrgStepper:
             while heap and heap[0][0] == t:
                 _, _, i = heapq.heappop(heap)
                 had = True
-                if self._charge(i, t) and c.col["next_ms"][i] < min(hang[i], self.t1):
+                if self.charge(i, t) and c.col["next_ms"][i] < min(hang[i], self.t1):
                     heapq.heappush(heap, (int(nb[i]), int(cid[i]), i))
             if had:
-                ev = self.led.recharge_check(self.o, t)
-                if ev:
-                    self.out.events.append(ev)
+                self.recharge_check(t)
 
-    def _charge(self, i: int, t: int) -> bool:
+    def recharge_check(self, t: int) -> None:
+        ev = self.led.recharge_check(self.o, t)
+        if ev:
+            self.out.events.append(ev)
+
+    def charge(self, i: int, t: int) -> bool:
+        """Pay call row i's due increment at t (SPEC §3, atomic); False when it was refused."""
         c, led, o = self.c, self.led, self.o
         s = int(c.col["inc_s"][i])
         pool = int(c.col["pool"][i])
