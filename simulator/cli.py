@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import _server_cli
+
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -32,6 +34,28 @@ def _speed(text: str) -> float | None:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f'expected a TCP port 0-65535, got "{text}"')
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got "{text}"')
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f'expected a number of seconds >= 0, got "{text}"')
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 already; keep it one line
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
@@ -46,7 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="output directory")
     run.add_argument("--speed", type=_speed, default=None, metavar="max|N",
                      help="simulated seconds per wall second (default: max, virtual time)")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar: plain progress lines every few seconds (as when "
+                          "stderr is not a terminal)")
+    run.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
+                     help="serve Prometheus metrics on http://HOST:PORT/metrics during the run "
+                          "(default: off; 0 picks a free port)")
+    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                     help="address to serve metrics on (default: 127.0.0.1, loopback only; "
+                          "0.0.0.0 for every interface)")
+    run.add_argument("--metrics-max-orgs", type=_count, default=50, metavar="N",
+                     help='per-org metric labels for the first N orgs of the scenario; the others '
+                          'are summed under org="_other" (default: 50)')
+    run.add_argument("--metrics-linger", type=_seconds, default=0.0, metavar="S",
+                     help="keep serving metrics S seconds after the run, so Prometheus scrapes "
+                          "the final values (default: 0; Ctrl-C ends it early)")
 
     val = sub.add_parser("validate", help="check a scenario file and exit")
     val.add_argument("scenario", type=Path)
@@ -57,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenario", type=Path, default=None,
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
     bench.add_argument("--skip-e2e", action="store_true")
+    _server_cli.add_parsers(sub)  # serve, loadgen
     return parser
 
 
@@ -73,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args)
+        if args.command in ("serve", "loadgen"):
+            return _server_cli.main(args, UsageError)
     except ScenarioError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
@@ -108,11 +149,45 @@ def _run(args: argparse.Namespace) -> int:
     _check_out_dir(args.out)
     progress = Progress(scenario, quiet=args.quiet)
     options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe])
+    _serve_metrics(args, options)
     started = time.perf_counter()
     with progress:
         result = trio.run(run_scenario, scenario, options)
     progress.print_summary(result, time.perf_counter() - started)
+    _linger_and_stop_metrics(args, options)
     return EXIT_OK if result.complete else EXIT_INTERRUPTED
+
+
+def _serve_metrics(args: argparse.Namespace, options) -> None:
+    """--metrics-port: start the /metrics endpoint before the run (options.metrics)."""
+    if args.metrics_port is None:
+        if args.metrics_linger:
+            raise UsageError("--metrics-linger needs --metrics-port")
+        return
+    from .metrics import MetricsServer
+
+    try:
+        options.metrics = MetricsServer(args.metrics_host, args.metrics_port)
+    except OSError as err:
+        raise UsageError(f"--metrics-port {args.metrics_port}: cannot listen on "
+                         f"{args.metrics_host} ({err.strerror or err})") from None
+    options.metrics_max_orgs = args.metrics_max_orgs
+    print(f"callsim: metrics at {options.metrics.url}", file=sys.stderr, flush=True)
+
+
+def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
+    """--metrics-linger: the run is over and its files are written; serve a while, then stop."""
+    if options.metrics is None:
+        return
+    try:
+        if args.metrics_linger > 0:
+            print(f"callsim: serving the final metrics for {args.metrics_linger:g} s "
+                  "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+            time.sleep(args.metrics_linger)
+    except KeyboardInterrupt:
+        pass  # the run is complete: stopping the linger early is not an interruption
+    finally:
+        options.metrics.close()
 
 
 def _check_out_dir(out: Path) -> None:

@@ -1,0 +1,121 @@
+"""The `callsim serve` and `callsim loadgen` subcommands: their options and their glue.
+
+Kept out of cli.py so that file only gains two lines, and so that nothing
+network-related (trio, msgpack) is imported until one of these commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from .cli import _count, _port, _seconds
+
+    serve = sub.add_parser("serve", help="run the rating core as a TCP server (docs/server.md)")
+    serve.add_argument("scenario", type=Path,
+                       help="orgs, users, tariffs, plans and credits; traffic and calls are ignored")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=_port, default=7060, help="TCP port (default: 7060; 0: any free port)")
+    serve.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
+                       help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+    serve.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="where cdrs.csv, events.jsonl and summary.json go "
+                            "(default: ./serve-<scenario name>)")
+    serve.add_argument("--max-frame", type=_count, default=1 << 20, metavar="BYTES",
+                       help="largest frame payload a client may send (default: 1048576)")
+    serve.add_argument("--idle-timeout", type=_seconds, default=120.0, metavar="S",
+                       help="close a connection that sends no message for S seconds (default: 120)")
+    serve.add_argument("--max-inflight", type=_count, default=10_000, metavar="N",
+                       help="setups one connection may have awaiting an answer (default: 10000)")
+    serve.add_argument("--max-calls", type=_count, default=100_000, metavar="N",
+                       help="calls one connection may have in progress (default: 100000)")
+    serve.add_argument("--cdr-msgpack", action="store_true",
+                       help="also write cdrs.msgpack, as `callsim run` does (off by default: it costs "
+                            "~5-10 us of Python per CDR, which shows in setup latency under load)")
+
+    load = sub.add_parser("loadgen", help="measure setups/s and setup latency against `callsim serve`")
+    load.add_argument("--host", default="127.0.0.1")
+    load.add_argument("--port", type=_port, default=7060)
+    load.add_argument("--org", default="bench", help="org to log in as (default: bench)")
+    load.add_argument("--token", default=None,
+                      help="its token (default: $CALLSIM_TOKEN_<ORG>, else the demo scenario's)")
+    load.add_argument("--user", default="load-0001", help="user placing the calls (default: load-0001)")
+    load.add_argument("--to", default="+3225550100", help="number called (default: +3225550100)")
+    load.add_argument("--concurrent", type=_count, default=10_000,
+                      help="calls to keep connected (default: 10000)")
+    load.add_argument("--rate", type=_count, default=20_000, help="setups per second offered (default: 20000)")
+    load.add_argument("--duration", type=_seconds, default=10.0, help="measured seconds (default: 10)")
+    load.add_argument("--warmup", type=_seconds, default=None,
+                      help="seconds before measuring (default: long enough to reach --concurrent)")
+    load.add_argument("--connections", type=_count, default=4, help="TCP connections (default: 4)")
+    load.add_argument("--no-cdr", action="store_true",
+                      help="log in with cdr=false: `ended` without the CDR columns (less work per call "
+                           "on both sides; the CDRs are still written to cdrs.csv)")
+
+
+def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
+    """Run `serve` or `loadgen`.  `usage_error` is cli.py's UsageError class, passed in because
+    under `python -m simulator.cli` that module is `__main__`, and importing it again here
+    would create a second, uncaught UsageError class."""
+    from .cli import EXIT_CHECK_FAILED, EXIT_OK
+
+    if args.command == "loadgen":
+        from .loadgen import LoadOptions, run_loadgen
+
+        return run_loadgen(LoadOptions.from_args(args))
+    import trio
+
+    from ._server_conn import Limits
+    from .metrics import MetricsServer
+    from .scenario import load_scenario
+    from .server import ServerConfig, serve
+
+    scenario = load_scenario(args.scenario)
+    out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
+    if out.exists() and not out.is_dir():
+        raise usage_error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise usage_error(f"--out {out}: cannot create directory ({err.strerror})") from None
+    limits = Limits(max_frame=max(args.max_frame, 64), idle_timeout_s=args.idle_timeout or 1e9,
+                    max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1))
+    metrics = None
+    if args.metrics_port is not None:
+        try:
+            metrics = MetricsServer(args.host, args.metrics_port)
+        except OSError as err:
+            raise usage_error(f"--metrics-port {args.metrics_port}: cannot listen on {args.host} "
+                             f"({err.strerror or err})") from None
+    # Everything loaded so far (modules, scenario) lives as long as the process: keep it out of
+    # the collector's full passes, which would otherwise pause every connection for tens of ms.
+    gc.freeze()
+    config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
+                          write_msgpack=args.cdr_msgpack, announce=_say)
+    if metrics is not None:
+        _say(f"callsim: metrics at {metrics.url}")
+    try:
+        result = trio.run(serve, scenario, config)
+    except OSError as err:
+        raise usage_error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
+    finally:
+        if metrics is not None:
+            metrics.close()
+    if result.error is not None:
+        _say(f"callsim: {result.error}")
+        return EXIT_CHECK_FAILED
+    total = result.summary["total"]
+    state = "complete" if result.complete else "stopped"
+    _say(f"callsim: {state}: {result.setups} setups, {total['calls']} CDRs, "
+         f"{total['billed_s']} s billed, {total['credits_charged']} credits charged; "
+         f"outputs in {out}/")
+    return EXIT_OK
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

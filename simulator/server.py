@@ -1,0 +1,242 @@
+"""`callsim serve`: the rating core as a switch on the network (docs/server.md, docs/protocol.md).
+
+Clients (PBXs, test rigs, Locust, `callsim loadgen`) connect over TCP, log in
+for one org, and place and hang up calls; the server rates them with the
+same `RatingEngine` as `callsim run`, in wall-clock time, and writes the same
+cdrs.csv, events.jsonl and summary.json.
+
+Tasks, all in one nursery (Trio structured concurrency):
+  * the exchange (`_server_exchange`): the only task that touches the engine;
+  * one handler per connection (`_server_conn`), reader + writer;
+  * the output writer: every `flush_s` it hands what the engine produced to
+    the CDR/event writers in a worker thread (they buffer, and format and
+    write every `file_flush_s`), so formatting runs beside the ticks, not in them;
+  * the signal watcher: Ctrl-C / SIGTERM stops the exchange.
+Stopping: the exchange rates what it has received, ends every call still
+connected as `simulation_end` and tells its client (`disconnected`);
+connections get `grace_s` to deliver that, then are closed; the files are
+flushed and summary.json written (`"complete": true` only when the scenario's
+duration was reached).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+from prometheus_client import CollectorRegistry
+
+from rating_core import CdrBatch, Step
+
+from ._server_conn import Connection, Limits
+from ._server_directory import Directory
+from ._server_exchange import Exchange
+from .metrics import MetricsServer, RunMetrics, ServerMetrics
+from .outputs import CdrWriter, EventWriter, SummaryBuilder
+from .scenario import Scenario
+from .switch import WindowReport
+
+__all__ = ["ServerConfig", "ServerInfo", "ServerResult", "serve"]
+
+log = logging.getLogger("callsim.server")
+
+DEFAULT_PORT = 7060
+
+
+@dataclass
+class ServerConfig:
+    """Everything `callsim serve` takes besides the scenario (see its --help)."""
+
+    out_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT  # 0: any free port (tests), reported in ServerInfo
+    limits: Limits = field(default_factory=Limits)
+    metrics: MetricsServer | None = None  # the /metrics endpoint, if one was asked for
+    registry: CollectorRegistry | None = None  # without an endpoint: where metrics go (tests read it)
+    tick_s: float = 0.001  # at most one advance of the engine per tick
+    flush_s: float = 0.1  # how often the engine's output is handed to the writers
+    file_flush_s: float = 1.0  # how often the writers format what they buffered and push it to the OS
+    grace_s: float = 1.0  # after the stop: time for clients to receive their last messages
+    handle_signals: bool = True
+    # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
+    # pure-Python packing (~5-10 us a CDR, GIL held) shows up directly in setup latency.
+    write_msgpack: bool = False
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    announce: Callable[[str], None] | None = None  # told where the server listens, once it does
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What `serve` reports once it listens (`nursery.start(serve, ...)` returns it)."""
+
+    host: str
+    port: int
+    exchange: Exchange
+
+
+@dataclass
+class ServerResult:
+    summary: dict  # summary.json's content ({} when the files could not be written)
+    complete: bool  # the scenario's duration was reached (not stopped early)
+    setups: int
+    error: str | None = None  # why the server stopped early, if not by a signal or stop()
+
+
+class _Outputs:
+    """The server's output files, fed Step by Step by the exchange, written in batches."""
+
+    def __init__(self, scenario: Scenario, exchange: Exchange, config: ServerConfig,
+                 run_metrics: RunMetrics | None) -> None:
+        setup, tables = scenario.setup, exchange.engine.tables
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        self.cdrs = CdrWriter(config.out_dir, tables, setup.start, setup.currency,
+                              write_msgpack=config.write_msgpack)
+        self.events = EventWriter(config.out_dir, tables, setup.start)
+        self.summary = SummaryBuilder(tables, setup.currency, scenario.name, scenario.seed,
+                                      start=setup.start)
+        self._out_dir = config.out_dir
+        self._exchange = exchange
+        self._metrics = run_metrics
+        self._steps: list[Step] = []
+        self.failed: str | None = None  # why the files could not be written
+        self._t0 = 0  # engine instant of the last metrics report
+
+    def add(self, step: Step) -> None:
+        """Called by the exchange after every advance (synchronous, cheap)."""
+        self._steps.append(step)
+
+    async def run(self, flush_s: float, file_flush_s: float) -> None:
+        """Hand output to the writers every `flush_s`; a write error (disk full) stops the server."""
+        last_file_flush = trio.current_time()
+        while True:
+            await trio.sleep(flush_s)
+            to_files = trio.current_time() - last_file_flush >= file_flush_s
+            try:
+                await self.flush(to_files)
+            except OSError as err:
+                self.failed = f"cannot write to {self._out_dir}: {err.strerror or err}"
+                log.error("%s; stopping", self.failed)
+                self._exchange.stop()
+                return
+            if to_files:
+                last_file_flush = trio.current_time()
+
+    async def flush(self, to_files: bool = True) -> None:
+        """Hand what the engine produced to the writers; `to_files`: format and write it out too."""
+        steps, self._steps = self._steps, []
+        if not steps:
+            if to_files:
+                await trio.to_thread.run_sync(self._flush_files)
+            return
+        step = Step(
+            CdrBatch.concat([s.cdrs for s in steps]),
+            [e for s in steps for e in s.events],
+            sum(s.increments for s in steps),
+        )
+        if self._metrics is not None:  # engine state matches these steps: nothing ran since
+            t1 = self._exchange.engine.now
+            self._metrics.observe(WindowReport(self._t0, max(t1, self._t0 + 1), step, 0, 0.0, 0.0))
+            self._t0 = t1
+        await trio.to_thread.run_sync(self._write, step, to_files)
+
+    def _write(self, step: Step, to_files: bool) -> None:
+        self.cdrs.write(step.cdrs)  # buffered: formatted in big batches, at flush or when full
+        self.events.write(step.events)
+        self.summary.add_cdrs(step.cdrs)
+        self.summary.add_events(step.events)
+        if to_files:
+            self._flush_files()
+
+    def _flush_files(self) -> None:
+        self.cdrs.flush()
+        self.events.flush()
+
+    def close(self, complete: bool) -> dict:
+        engine = self._exchange.engine
+        self.cdrs.close()
+        self.events.close()
+        summary = self.summary.finish(
+            engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now)
+        self.summary.write(self._out_dir, summary)
+        return summary
+
+
+async def serve(scenario: Scenario, config: ServerConfig, *,
+                task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED) -> ServerResult:
+    """Serve until stopped (signal, `info.exchange.stop()`, the scenario's end); write the summary."""
+    directory = Directory(scenario.setup, config.environ)
+    registry = config.metrics.registry if config.metrics else config.registry or CollectorRegistry()
+    metrics = ServerMetrics(registry)
+    latency = metrics.setup_latency.observe
+
+    def on_step(step: Step) -> None:
+        outputs.add(step)
+
+    exchange = Exchange(scenario.setup, on_step, latency, tick_s=config.tick_s,
+                        on_advance=_advance_observer(metrics))
+    run_metrics = RunMetrics(registry, exchange.engine) if config.metrics or config.registry else None
+    outputs = _Outputs(scenario, exchange, config, run_metrics)
+    # Listen before any task starts, so "address in use" reaches the caller as a plain OSError.
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    port = listeners[0].socket.getsockname()[1]
+    complete = False
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await Connection(stream, exchange, directory, config.limits, metrics).serve()
+
+    async def drive(nursery: trio.Nursery, *, task_status: trio.TaskStatus[None]) -> None:
+        nonlocal complete
+        complete = await exchange.run(task_status=task_status)
+        await trio.sleep(config.grace_s)  # let connections deliver their last `disconnected`
+        nursery.cancel_scope.cancel()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(drive, nursery)
+            nursery.start_soon(trio.serve_listeners, handler, listeners)
+            nursery.start_soon(outputs.run, config.flush_s, config.file_flush_s)
+            if config.handle_signals:
+                nursery.start_soon(_stop_on_signal, exchange)
+            if config.announce is not None:
+                config.announce(_describe(scenario, directory, config.host, port))
+            task_status.started(ServerInfo(config.host, port, exchange))
+    finally:
+        summary: dict = {}
+        if outputs.failed is None:
+            with trio.CancelScope(shield=True):
+                await outputs.flush()
+                summary = await trio.to_thread.run_sync(outputs.close, complete)
+    return ServerResult(summary, complete, exchange.setups, outputs.failed)
+
+
+def _advance_observer(metrics: ServerMetrics):
+    duration, batch = metrics.advance_duration.observe, metrics.setups_per_advance.observe
+
+    def observe(seconds: float, setups: int) -> None:
+        duration(seconds)
+        if setups:
+            batch(setups)
+    return observe
+
+
+async def _stop_on_signal(exchange: Exchange) -> None:
+    """Ctrl-C / SIGTERM: a normal stop for a server (rate what was received, end calls, flush)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            exchange.stop()
+
+
+def _describe(scenario: Scenario, directory: Directory, host: str, port: int) -> str:
+    """The startup line: where it listens, and which orgs can log in."""
+    locked = directory.without_token()
+    orgs = ", ".join(o.id for o in scenario.setup.orgs)
+    text = f"callsim: serving {scenario.name} on {host}:{port} (orgs: {orgs})"
+    if locked:
+        text += f"; no token, cannot log in: {', '.join(locked)}"
+    return text
+
