@@ -95,14 +95,15 @@ class Charger:
         live, paid = due.live & fast, due.paid & fast
         pool_s = np.where(live, due.seconds, 0)
         cost = np.where(paid, due.cost, 0)
-        c.view("billed_s")[:] += np.where(fast, due.seconds, 0)
-        c.view("pool_s")[:] += pool_s
-        c.view("credits_micro")[:] += cost
+        sel = due.sel
+        c.view("billed_s")[sel] += np.where(fast, due.seconds, 0)
+        c.view("pool_s")[sel] += pool_s
+        c.view("credits_micro")[sel] += cost
         led.pool_remaining -= group_sum(due.pool, pool_s, len(led.pool_remaining) + 1)[:-1]
         led.spend_many(group_sum(due.org, cost, self.n_orgs))
-        c.view("next_ms")[:] += np.where(fast, 1000 * due.seconds, 0)
-        np.copyto(c.view("inc_s"), due.next_s, where=fast)
-        np.copyto(c.view("inc_cost"), c.view("next_cost"), where=fast)
+        c.view("next_ms")[sel] += np.where(fast, 1000 * due.seconds, 0)
+        c.view("inc_s")[sel] = np.where(fast, due.next_s, due.inc)
+        c.view("inc_cost")[sel] = np.where(fast, due.next_cost, c.view("inc_cost")[sel])
         out.increments += int(due.count[fast].sum())
 
     # -- 3. ordered prefix for the other orgs ----------------------------
@@ -266,29 +267,38 @@ class Charger:
 
 
 class _Due:
-    """Every row of the call table with its increments due in the window counted in closed form.
+    """The calls with an increment due in the window, their increments counted in closed form.
 
-    Full-width arrays (zeros where nothing is due) rather than gathered
-    subsets: when most connected calls are due, contiguous passes are cheaper
-    than gathers and scatters.
+    When most connected calls are due (long windows, virtual time) the arrays
+    are full-width views of the table (zeros where nothing is due): contiguous
+    passes beat gathers and scatters.  When few are (real-time ticks) they are
+    gathered, so a tick costs O(due calls), not O(connected calls).
     """
 
     def __init__(self, c: CallTable, t1: int, pool_remaining: NDArray[np.int64]) -> None:
-        nb, self.inc, self.next_s = c.view("next_ms"), c.view("inc_s"), c.view("next_s")
         lim = np.minimum(c.view("hangup_ms"), t1)
-        self.due = c.view("alive") & (nb < lim)
+        due = c.view("alive") & (c.view("next_ms") < lim)
+        idx = np.flatnonzero(due)
+        dense = 2 * len(idx) > c.n
+        self.sel: slice | NDArray[np.intp] = slice(None) if dense else idx
+        self.rows = np.arange(c.n) if dense else idx  # table row of each entry
+        self.due = due if dense else np.ones(len(idx), dtype=bool)
+        take = (lambda name: c.view(name)) if dense else (lambda name: c.view(name)[idx])
+        nb, self.inc, self.next_s = take("next_ms"), take("inc_s"), take("next_s")
+        lim = lim if dense else lim[idx]
         after_first = nb + 1000 * self.inc
         more = np.flatnonzero(self.due & (lim > after_first))
-        self.extra = np.zeros(c.n, dtype=np.int64)
+        self.extra = np.zeros(len(nb), dtype=np.int64)
         if len(more):
             step = 1000 * self.next_s[more]
             self.extra[more] = (lim[more] - after_first[more] + step - 1) // step
         self.nb = nb
         self.count = self.due + self.extra
         self.seconds = np.where(self.due, self.inc + self.extra * self.next_s, 0)
-        self.cost = np.where(self.due, c.view("inc_cost") + self.extra * c.view("next_cost"), 0)
-        self.org, self.pool = c.view("org"), c.view("pool")
-        self.rate, self.credits_ok = c.view("rate"), c.view("credits_ok")
+        self.cost = np.where(self.due, take("inc_cost") + self.extra * take("next_cost"), 0)
+        self.next_cost = take("next_cost")
+        self.org, self.pool = take("org"), take("pool")
+        self.rate, self.credits_ok = take("rate"), take("credits_ok")
         # a pool that is already empty pays nothing: such calls are credit-paid in full
         self.live = self.due & (pool_remaining[self.pool] > 0)
         self.paid = self.due & ~self.live
@@ -308,7 +318,7 @@ class _Rows:
         t = due.nb[pick] + np.where(j > 0, 1000 * (inc + (j - 1) * nxt), 0)
         order = np.lexsort((pick, t, due.org[pick]))  # table rows are in call_id order
         pick, j, t = pick[order], j[order], t[order]
-        self.call = pick
+        self.call = due.rows[pick]
         self.t = t
         self.org = due.org[pick]
         self.pool = due.pool[pick]

@@ -89,11 +89,13 @@ class RatingEngine:
         if t_ms < self.now:
             raise ValueError("cannot hang up in the past")
         ids = self.calls.view("call_id")
-        pos = np.searchsorted(ids, call_ids)
-        pos = pos[(pos < len(ids))]
-        pos = pos[ids[pos] == call_ids[: len(pos)]] if len(pos) else pos
-        alive = self.calls.view("alive")[pos]
-        self.calls.col["hangup_ms"][pos[alive]] = np.minimum(self.calls.col["hangup_ms"][pos[alive]], t_ms)
+        call_ids = np.asarray(call_ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids, call_ids), max(len(ids) - 1, 0))
+        if not len(ids):
+            return
+        pos = pos[(ids[pos] == call_ids) & self.calls.view("alive")[pos]]
+        hang = self.calls.col["hangup_ms"]
+        hang[pos] = np.minimum(hang[pos], t_ms)
 
     def finish(self, at_ms: int | None = None) -> Step:
         """End of simulation: every call still connected ends at `end_ms`.
@@ -111,6 +113,15 @@ class RatingEngine:
         cdrs = self._ended_cdrs(rows, np.full(len(rows), end, dtype=np.int64), reason)
         self.calls.end(rows)
         return Step(cdrs)
+
+    def next_due_ms(self) -> int:
+        """The next instant at which something is due without a new arrival (for idle waits)."""
+        nxt = self.ledger.next_fixed_after(self.now - 1)
+        alive = self.calls.view("alive")
+        if alive.any():
+            nxt = min(nxt, int(self.calls.view("next_ms")[alive].min()),
+                      int(self.calls.view("hangup_ms")[alive].min()))
+        return min(nxt, self.setup.end_ms)
 
     def balances(self) -> NDArray[np.int64]:
         return self.ledger.balance.copy()
