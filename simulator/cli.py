@@ -86,8 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep serving metrics S seconds after the run, so Prometheus scrapes "
                           "the final values (default: 0; Ctrl-C ends it early)")
 
+    run.add_argument("--check", action="store_true",
+                     help="after the run, check the scenario's [[expect]] tables: exit 1 and "
+                          "print every failed expectation (docs/expectations.md)")
+
+    check = sub.add_parser("check", help="run a scenario and check its [[expect]] tables "
+                                         "(exit 0: all passed, 1: some failed)")
+    check.add_argument("scenario", type=Path)
+    check.add_argument("--out", type=Path, default=None,
+                       help="keep the run's files here (default: a temporary directory, "
+                            "removed afterwards)")
+    check.add_argument("--speed", type=_speed, default=None, metavar="max|N",
+                       help="simulated seconds per wall second (default: max, virtual time)")
+    check.add_argument("--quiet", action="store_true", help="plain progress lines, no bar")
+
     val = sub.add_parser("validate", help="check a scenario file and exit")
     val.add_argument("scenario", type=Path)
+
+    report = sub.add_parser("report", help="turn a finished run's files into an HTML report with "
+                                           "charts (docs/report.md)")
+    report.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the --out directory of a run")
+    report.add_argument("--output", type=Path, default=None, metavar="FILE.html",
+                        help="where to write the page (default: OUT_DIR/report.html); the PNGs "
+                             "go in a folder named after it (OUT_DIR/report/)")
 
     bench = sub.add_parser("bench", help="measure rating-core and end-to-end throughput")
     bench.add_argument("--calls", type=int, default=1_000_000, help="due increments in the core batch")
@@ -108,12 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "bench":
             from .bench import run_bench
 
             return run_bench(args)
         if args.command in ("serve", "loadgen"):
             return _server_cli.main(args, UsageError)
+        if args.command == "report":
+            from . import report
+
+            return report.main(args, UsageError)
     except ScenarioError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
@@ -146,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.check and not scenario.expect_raw:
+        raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
     progress = Progress(scenario, quiet=args.quiet)
     options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe])
@@ -155,7 +184,25 @@ def _run(args: argparse.Namespace) -> int:
         result = trio.run(run_scenario, scenario, options)
     progress.print_summary(result, time.perf_counter() - started)
     _linger_and_stop_metrics(args, options)
+    if result.complete and args.check:
+        from .expect import check_run, format_report
+
+        report = check_run(scenario, args.out)
+        print("\n" + format_report(report), end="", flush=True)
+        return EXIT_OK if report.passed else EXIT_CHECK_FAILED
     return EXIT_OK if result.complete else EXIT_INTERRUPTED
+
+
+def _check(args: argparse.Namespace) -> int:
+    """`callsim check`: `callsim run --check`, into a temporary directory unless --out."""
+    import tempfile
+
+    argv = ["run", "--check", "--speed", str(args.speed or "max")]
+    argv += ["--quiet"] if args.quiet else []
+    if args.out is not None:
+        return _run(build_parser().parse_args([*argv, "--out", str(args.out), "--", str(args.scenario)]))
+    with tempfile.TemporaryDirectory(prefix="callsim-check-") as out:
+        return _run(build_parser().parse_args([*argv, "--out", out, "--", str(args.scenario)]))
 
 
 def _serve_metrics(args: argparse.Namespace, options) -> None:

@@ -20,6 +20,7 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
+from .metrics import DEFAULT_MAX_ORG_LABELS, MetricsServer, RunMetrics
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
@@ -34,6 +35,9 @@ class RunOptions:
     observers: list[Callable[[WindowReport], None]] = field(default_factory=list)
     # called with the Switch once it exists (metrics and progress read live state from it)
     on_switch: list[Callable[[Switch], None]] = field(default_factory=list)
+    # serve the run's metrics (simulator/metrics.py) on this endpoint; None: no metrics
+    metrics: MetricsServer | None = None
+    metrics_max_orgs: int = DEFAULT_MAX_ORG_LABELS  # orgs beyond this are labelled org="_other"
 
 
 @dataclass
@@ -43,16 +47,25 @@ class RunResult:
     out_dir: Path
 
 
+REALTIME_CDR_BUFFER_ROWS = 256
+
+
 class _Outputs:
-    """The files of one run; `write` is called from a worker thread, one Step at a time."""
+    """The files of one run; `write` is called from a worker thread, one Step at a time.
 
+    At a finite speed CDRs are flushed in small batches: a 64k-row batch packs
+    for about a second while holding the GIL, which would stall the switch.
+    """
 
-    def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path) -> None:
+    def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
-        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency)
+        buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
+        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, **buffer)
         self.events = EventWriter(out_dir, tables, setup.start)
-        self.summary = SummaryBuilder(tables, setup.currency, scenario.name, scenario.seed)
+        self.summary = SummaryBuilder(
+            tables, setup.currency, scenario.name, scenario.seed, start=setup.start
+        )
         self.out_dir = out_dir
 
     def write(self, step: Step) -> None:
@@ -74,10 +87,12 @@ class _Outputs:
 async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     engine = RatingEngine(scenario.setup)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
+    if options.metrics is not None:  # first, so later observers see this window in a scrape
+        RunMetrics.attach(switch, options.metrics.registry, options.metrics_max_orgs)
     switch.observers += options.observers
     for hook in options.on_switch:
         hook(switch)
-    outputs = _Outputs(scenario, engine, options.out_dir)
+    outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None)
     send, receive = trio.open_memory_channel[Step](4)
     stop = trio.Event()
     complete = False

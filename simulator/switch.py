@@ -34,7 +34,11 @@ class WindowReport:
     step: Step
     arrivals: int
     rating_s: float  # wall seconds spent in the rating core
-    lag_s: float  # how late the window's first instant was applied (0 in virtual time)
+    # Wall seconds between the instant t0 falling due and the rating core returning the
+    # window's decisions: an upper bound on the lag of every event applied in the window
+    # (0 in virtual time, where nothing is ever "due" on a wall clock).
+    lag_s: float
+    final: bool = False  # the end-of-run step: calls still connected end (t0_ms == t1_ms)
 
 
 class Switch:
@@ -62,18 +66,27 @@ class Switch:
             t0 = self.engine.now
             t1 = await self._next_window_end(t0, end, stop)
             if stop.is_set():
-                await out.send(self.engine.finish(at_ms=t0))
+                await out.send(self._finish(at_ms=t0))
                 return False
             arrivals = self.plan.chunk(t0, t1)
-            lag = self.clock.lag_s(t0)
             started = time.perf_counter()
             step = self.engine.advance(arrivals, t1)
-            report = WindowReport(t0, t1, step, len(arrivals), time.perf_counter() - started, lag)
-            for observe in self.observers:
-                observe(report)
+            rating_s = time.perf_counter() - started
+            self._report(WindowReport(t0, t1, step, len(arrivals), rating_s, self.clock.lag_s(t0)))
             await out.send(step)
-        await out.send(self.engine.finish())
+        await out.send(self._finish())
         return True
+
+    def _finish(self, at_ms: int | None = None) -> Step:
+        """End the calls still connected; observers see it as a last, empty-length window."""
+        now = self.engine.now
+        step = self.engine.finish(at_ms=at_ms)
+        self._report(WindowReport(now, now, step, 0, 0.0, 0.0, final=True))
+        return step
+
+    def _report(self, report: WindowReport) -> None:
+        for observe in self.observers:
+            observe(report)
 
     async def _next_window_end(self, t0: int, end: int, stop: trio.Event) -> int:
         if self.clock.virtual:
