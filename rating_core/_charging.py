@@ -70,25 +70,32 @@ class Charger:
     def charge_window(self, t0: int, t1: int, other: OrgInstants) -> WindowOutcome:
         out = WindowOutcome()
         due = _Due(self.calls, t1, np.r_[self.ledger.pool_remaining, 0])
-        slow = self._slow_orgs(due)
-        fast = due.due & ~slow[due.org]
+        slow, crossing = self._slow_orgs(due)
+        # calls paid wholly from a pool that cannot run dry this window are independent of
+        # everything else, even in a slow org: only their instants matter (recharge checks)
+        safe = due.live & ~np.r_[crossing, False][due.pool]
+        fast = due.due & (~slow[due.org] | safe)
+        if slow.any():
+            safe_slow = _Boundaries(due, safe & slow[due.org])
         self._commit_fast(due, fast, out)
         if slow.any():
-            self._charge_slow(t0, t1, due, due.due & ~fast, slow, other, out)
+            self._charge_slow(t0, t1, due, due.due & ~fast, slow, other, safe_slow, out)
         return out
 
     # -- 2. orgs proven ordinary ----------------------------------------
-    def _slow_orgs(self, due: "_Due") -> NDArray[np.bool_]:
+    def _slow_orgs(self, due: "_Due") -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Orgs where something special may happen this window, and the pools that run dry."""
         led = self.ledger
         rem = led.pool_remaining
         demand = group_sum(due.pool, np.where(due.live, due.seconds, 0), len(rem) + 1)[:-1]
+        crossing = (demand > rem) & (rem > 0)
         slow = np.zeros(self.n_orgs, dtype=bool)
-        slow[led.pool_org[(demand > rem) & (rem > 0)]] = True
+        slow[led.pool_org[crossing]] = True
         slow[due.org[due.paid & ~due.credits_ok]] = True
         spend = group_sum(due.org, np.where(due.paid & due.credits_ok, due.cost, 0), self.n_orgs)
         floor = np.where(led.recharge_on, led.recharge_below, 0)
         slow |= led.balance - spend < floor
-        return slow
+        return slow, crossing
 
     def _commit_fast(self, due: "_Due", fast: NDArray[np.bool_], out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
@@ -107,7 +114,7 @@ class Charger:
         out.increments += int(due.count[fast].sum())
 
     # -- 3. ordered prefix for the other orgs ----------------------------
-    def _charge_slow(self, t0, t1, due, mask, slow, other, out) -> None:
+    def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
         """Commit up to each org's next special instant, step that instant alone, repeat.
 
         An org with more than MAX_SPECIALS special instants in one window is
@@ -116,7 +123,7 @@ class Charger:
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
         for _ in range(MAX_SPECIALS):
-            special, p, cost = self._first_special(cursor, t1, rows, slow, other)
+            special, p, cost = self._first_special(cursor, t1, rows, slow, other, safe)
             committed = rows.t < special[rows.org]
             self._commit_rows(rows, committed, p, cost, out)
             rows = rows.take(~committed)
@@ -132,7 +139,7 @@ class Charger:
             keep = slow[rows.org] & (rows.t >= cursor[rows.org])
             rows = rows.take(keep & self.calls.col["alive"][rows.call])
         for o in np.flatnonzero(slow):
-            self._step_org(int(o), int(cursor[o]), t0, t1, other, out)
+            self._step_org(int(o), int(cursor[o]), t1, other, safe, out)
 
     def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
         """Charge org o's increments due at t one by one, then run its recharge check."""
@@ -187,7 +194,7 @@ class Charger:
             reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
             out.ended.append((i, t, int(reason)))
 
-    def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants):
+    def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
         """Per org, the first instant with a refused charge or an auto-recharge (NEVER if none).
 
         Also returns each row's pool seconds and credit cost, valid up to that instant.
@@ -215,6 +222,9 @@ class Charger:
         ok = (below_at[org_all] < NEVER) & (t_all >= ready[org_all])
         recharge_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
         np.minimum.at(recharge_at, org_all[ok], t_all[ok])
+        waiting = below_at < NEVER
+        if waiting.any():
+            safe.first_at_or_after(np.where(waiting, ready, NEVER), recharge_at)
         return np.minimum(special, recharge_at), p, cost
 
     def _hangups(self, t1: int, slow: NDArray[np.bool_]):
@@ -260,9 +270,9 @@ class Charger:
         out.increments += int(keep.sum())
 
     # -- 4. one increment at a time --------------------------------------
-    def _step_org(self, o: int, t_from: int, t0: int, t1: int, other: OrgInstants, out) -> None:
+    def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
         stepper = _OrgStepper(self, o, t1, out)
-        mine = other.t[(other.org == o) & (other.t >= t_from)]
+        mine = np.concatenate([other.t[(other.org == o) & (other.t >= t_from)], safe.times_of(o, t_from)])
         stepper.run(t_from, mine)
 
 
@@ -302,6 +312,33 @@ class _Due:
         # a pool that is already empty pays nothing: such calls are credit-paid in full
         self.live = self.due & (pool_remaining[self.pool] > 0)
         self.paid = self.due & ~self.live
+
+
+class _Boundaries:
+    """Increment instants of calls already paid in bulk, kept because they are org instants."""
+
+    def __init__(self, due: _Due, mask: NDArray[np.bool_]) -> None:
+        self.org = due.org[mask]
+        self.nb = due.nb[mask].copy()  # copies: the table is updated right after
+        self.after = self.nb + 1000 * due.inc[mask]
+        self.step = 1000 * due.next_s[mask]
+        self.count = due.count[mask].copy()
+
+    def first_at_or_after(self, x_of_org: NDArray[np.int64], out: NDArray[np.int64]) -> None:
+        """out[o] = min(out[o], first of org o's instants >= x_of_org[o])."""
+        x = x_of_org[self.org]
+        k = np.maximum(0, -((self.after - x) // self.step))  # ceil((x - after) / step), >= 0
+        first = np.where(self.nb >= x, self.nb, self.after + k * self.step)
+        ok = (x < NEVER) & ((self.nb >= x) | (k + 1 < self.count))
+        np.minimum.at(out, self.org[ok], first[ok])
+
+    def times_of(self, o: int, t_from: int) -> NDArray[np.int64]:
+        m = self.org == o
+        k = self.count[m]
+        j = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+        nb, after, step = (np.repeat(a[m], k) for a in (self.nb, self.after, self.step))
+        t = np.where(j == 0, nb, after + (j - 1) * step)
+        return t[t >= t_from]
 
 
 class _Rows:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from ._admission import Admission
 from ._calls import CallTable
 from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
-from ._ledger import Ledger
+from ._ledger import NEVER, Ledger
 from ._model import (
     CDR_FIELDS,
     Arrivals,
@@ -74,7 +74,7 @@ class RatingEngine:
         t, pos = self.now, 0
         while t < until:
             fixed_events, touched = self._fixed_events(t)
-            t1 = min(until, self.ledger.next_fixed_after(t), t + MAX_WINDOW_MS)
+            t1 = min(until, self.ledger.next_fixed_after(t), t + self._quiet_span(t, arrivals, pos))
             end = int(np.searchsorted(arrivals.t_ms, t1, side="left"))
             cdrs, ev, n = self._window(t, t1, arrivals.take(slice(pos, end)), touched, fixed_events)
             parts.append(cdrs)
@@ -135,6 +135,14 @@ class RatingEngine:
         return np.bincount(self.calls.view("call_type")[alive], minlength=5)
 
     # -- one window -----------------------------------------------------
+    def _quiet_span(self, t: int, arrivals: Arrivals, pos: int) -> int:
+        """How far the next window may reach: an hour, or up to the next arrival when no call
+        is connected (nothing can happen before it but fixed events, which end windows anyway)."""
+        if self.calls.n > self.calls.dead:
+            return MAX_WINDOW_MS
+        first = int(arrivals.t_ms[pos]) if pos < len(arrivals) else NEVER
+        return max(MAX_WINDOW_MS, first - t)
+
     def _fixed_events(self, t: int) -> tuple[list[LedgerEvent], NDArray[np.bool_]]:
         touched = np.zeros(len(self.setup.orgs), dtype=bool)
         events: list[LedgerEvent] = []

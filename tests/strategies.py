@@ -1,0 +1,322 @@
+"""Hypothesis strategies for rating cases: a `RatingSetup`, its `Arrivals`, window cuts.
+
+The cases are small (at most 40 calls) but built to hit the corners of SPEC §3 often:
+overlapping tariff prefixes, tiny pools and balances, odd micro-unit rates (so rounding
+up matters), starts a minute before a month end, 13-14 month runs (lot expiries),
+arrivals colliding on one millisecond or landing exactly on other calls' increment
+boundaries, month starts and lot expiries, and holding times of 0 or exact multiples of
+increments (hang-up exactly on a boundary or at the end).
+
+Only `rating_cases` and `window_cuts` are strategies.  The pieces are plain functions of
+`draw` over a few cached primitive strategies: building fresh strategy objects for every
+call made generation ~50x slower than the reference itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from itertools import product
+from typing import Any, TypeVar
+
+import numpy as np
+from hypothesis import strategies as st
+
+from rating_core._model import (
+    LICENSES,
+    Arrivals,
+    CallKind,
+    Credits,
+    Org,
+    Plans,
+    RatingSetup,
+    Tariff,
+    User,
+)
+from reference import add_months, lot_expiry_ms, month_starts_ms, ms_between
+
+T = TypeVar("T")
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+COUNTRIES = ("US", "GB", "DE")
+PREFIX_COUNTRY = {
+    "1": "US", "12": "US", "121": "US", "1212": "US",
+    "44": "GB", "4420": "GB", "49": "DE", "491": "DE",
+}
+TOLL_FREE_PREFIXES = ("1", "12", "44", "4420", "49")
+INCREMENTS = ((1, 1), (6, 6), (30, 6), (60, 60), (60, 1), (1, 60))
+NUMBERS = (
+    12125550100, 12135550100, 14155550100, 18005550100, 442071234567, 441611234567,
+    4930123456, 491701234567, 33123456789,  # the last one routes nowhere
+)
+TOLL_FREE_NUMBERS = ("+18005550100", "+448000000001")
+STARTS = (
+    datetime(2026, 1, 31, 23, 59, tzinfo=timezone.utc),
+    datetime(2026, 11, 1, tzinfo=timezone.utc),
+    datetime(2027, 12, 31, 23, 58, 30, tzinfo=timezone.utc),
+    datetime(2028, 2, 29, 12, tzinfo=timezone.utc),
+    datetime(2026, 3, 31, 23, 59, 59, tzinfo=timezone.utc),
+)
+COMMON_LICENSES = (
+    frozenset({"phone_system", "domestic_calling_plan"}),
+    frozenset({"phone_system", "domestic_calling_plan", "communications_credits"}),
+    frozenset({"phone_system", "international_calling_plan", "communications_credits"}),
+    frozenset({"e5", "domestic_calling_plan", "communications_credits"}),
+    frozenset({"e5", "international_calling_plan"}),
+    frozenset({"audio_conferencing", "communications_credits"}),
+)
+ALL_LICENSES = tuple(sorted(LICENSES))
+RATES = (0, 1, 7, 10_000, 12_345, 20_000, 99_999, 333_333)
+MONEY = (0, 1, 20_000, 50_000, 123_457, 1_000_000)
+RECHARGE_AMOUNTS = (10_000, 50_000, 200_001, 1_000_000, 2_000_000)  # not tiny: one lot per instant
+RETRY_AFTER_MS = (1, 1000, 60_000, 3_600_000, 86_400_000)
+DIAL_OUT_ZONES = (("A",), ("A", "B"), (), ("B",))
+STEPS_MS = (1000, 6000, 30_000, 60_000)
+KINDS = (CallKind.OUTBOUND,) * 3 + (CallKind.CONFERENCE_DIAL_OUT, CallKind.TOLL_FREE)
+# Several choices folded into one pick each, the usual case first (it is what shrinks).
+TARIFF_SHAPES = tuple(product(INCREMENTS, "AAB", (False, False, False, True)))
+LICENSE_SETS = COMMON_LICENSES * 10 + tuple(
+    frozenset(x for i, x in enumerate(ALL_LICENSES) if mask >> i & 1)
+    for mask in range(2 ** len(ALL_LICENSES))
+)
+USER_SHAPES = tuple(product(COUNTRIES, LICENSE_SETS))
+CALL_SHAPES = tuple(product(KINDS, range(len(NUMBERS)), (0, 0, 0, 0, 0) + NUMBERS))
+OFFSETS_MS = tuple(k * step for k in range(-3, 9) for step in STEPS_MS)
+MONTH_MS = 31 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+MAX_HOLDING_MS = 2 * 3600 * 1000
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+@lru_cache(maxsize=4096)
+def _integers(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+def integer(draw: Draw, lo: int, hi: int) -> int:
+    return draw(_integers(lo, hi))
+
+
+def pick(draw: Draw, options: Sequence[T]) -> T:
+    """One of `options`; shrinks towards the first."""
+    return options[integer(draw, 0, len(options) - 1)]
+
+
+def chance(draw: Draw, one_in: int) -> bool:
+    """True with probability about 1/one_in."""
+    return integer(draw, 1, one_in) == 1
+
+
+def subset(draw: Draw, options: Sequence[T]) -> list[T]:
+    """Any subset, from one bitmask draw (hypothesis costs ~0.1 ms a draw here)."""
+    mask = integer(draw, 0, 2 ** len(options) - 1)
+    return [x for i, x in enumerate(options) if mask >> i & 1]
+
+
+def arrivals_from_rows(rows: list[tuple[int, int, int, int, int, int, int]]) -> Arrivals:
+    """Arrivals from (t_ms, org, user, kind, to, from, holding_ms) rows.
+
+    Rows are sorted by time (stably, so draw order breaks ties) and numbered 1, 2, 3 ...
+    as SPEC §3 numbers calls.
+    """
+    rows = sorted(rows, key=lambda row: row[0])
+    t, org, user, kind, to, frm, holding = zip(*rows) if rows else [()] * 7
+    return Arrivals(
+        call_id=np.arange(1, len(rows) + 1, dtype=np.int64),
+        t_ms=np.array(t, dtype=np.int64),
+        org=np.array(org, dtype=np.int32),
+        user=np.array(user, dtype=np.int32),
+        kind=np.array(kind, dtype=np.int8),
+        to_number=np.array(to, dtype=np.int64),
+        from_number=np.array(frm, dtype=np.int64),
+        holding_ms=np.array(holding, dtype=np.int64),
+    )
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def draw_rate(draw: Draw) -> int:
+    """Per-minute rates, often odd so that ceil(per_minute × r / 60) rounds."""
+    return pick(draw, RATES) if chance(draw, 2) else integer(draw, 0, 2_000_000)
+
+
+def draw_tariffs(draw: Draw, prefixes: Sequence[str], toll_free: bool) -> tuple[Tariff, ...]:
+    """A few tariffs whose prefixes overlap, so longest-prefix match matters."""
+    rows = []
+    # Short (country) prefixes are usually present, so most numbers route somewhere.
+    short = [p for p in prefixes if len(p) <= 2 and not chance(draw, 8)]
+    chosen = short + subset(draw, [p for p in prefixes if len(p) > 2])
+    for prefix in sorted(chosen) or [prefixes[0]]:
+        (first_s, next_s), zone, excluded = pick(draw, TARIFF_SHAPES)
+        extra = {} if toll_free else dict(
+            country=PREFIX_COUNTRY[prefix], zone=zone, plan_excluded=excluded
+        )
+        rows.append(Tariff(prefix, draw_rate(draw), first_s, next_s, **extra))
+    return tuple(rows)
+
+
+def draw_plans(draw: Draw) -> Plans:
+    """Small plan minutes, so pools run out within a few calls."""
+    domestic = {"default": integer(draw, 0, 3)}
+    if chance(draw, 2):
+        domestic[pick(draw, COUNTRIES)] = integer(draw, 0, 3)
+    return Plans(domestic, integer(draw, 0, 3), integer(draw, 0, 3), pick(draw, DIAL_OUT_ZONES))
+
+
+def draw_money(draw: Draw) -> int:
+    return pick(draw, MONEY) if chance(draw, 2) else integer(draw, 0, 2_000_000)
+
+
+def draw_card(draw: Draw, start: datetime) -> date | None:
+    """Never expires, expired before the start, on its first day, or later."""
+    how = integer(draw, 0, 3)
+    if how == 0:
+        return None
+    if how == 1:
+        return start.date() - timedelta(days=integer(draw, 0, 1))
+    return start.date() + timedelta(days=integer(draw, 0, 420 if how == 2 else 2))
+
+
+def draw_credits(draw: Draw, start: datetime) -> Credits | None:
+    """Small balances, auto-recharge on or off, small retry waits."""
+    if chance(draw, 5):
+        return None
+    return Credits(
+        initial_micro=draw_money(draw),
+        auto_recharge=chance(draw, 2),
+        recharge_below_micro=draw_money(draw),
+        recharge_amount_micro=pick(draw, RECHARGE_AMOUNTS),
+        card_expires=draw_card(draw, start),
+        retry_after_ms=pick(draw, RETRY_AFTER_MS),
+    )
+
+
+def draw_org(draw: Draw, i: int, start: datetime) -> Org:
+    users = tuple(
+        User(f"o{i}-u{u}", *pick(draw, USER_SHAPES)) for u in range(integer(draw, 1, 4))
+    )
+    return Org(f"org{i}", users, tuple(subset(draw, TOLL_FREE_NUMBERS)),
+               draw_credits(draw, start))
+
+
+def draw_start(draw: Draw) -> datetime:
+    """Mostly instants just before a month end (refills early in the run)."""
+    if chance(draw, 4):
+        first = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return first + timedelta(seconds=integer(draw, 0, 4 * 365 * 86_400))
+    return pick(draw, STARTS)
+
+
+def draw_end_ms(draw: Draw, start: datetime) -> tuple[int, bool]:
+    """(end_ms, long_run): minutes to hours, a few days, or 13-14 months."""
+    how = integer(draw, 0, 4)
+    if how <= 2:
+        return (pick(draw, (60_000, 120_000, 3_600_000)) if how == 0
+                else integer(draw, 1, 4 * 3_600_000)), False
+    if how == 3:
+        return integer(draw, 1, 3 * DAY_MS), False
+    thirteen_months = ms_between(start, add_months(start, 13))
+    return thirteen_months + integer(draw, 0, MONTH_MS), True
+
+
+def draw_setup(draw: Draw) -> tuple[RatingSetup, bool]:
+    start = draw_start(draw)
+    end_ms, long_run = draw_end_ms(draw, start)
+    setup = RatingSetup(
+        start=start,
+        end_ms=end_ms,
+        currency="USD",
+        plans=draw_plans(draw),
+        tariffs=draw_tariffs(draw, tuple(PREFIX_COUNTRY), toll_free=False),
+        toll_free_tariffs=draw_tariffs(draw, TOLL_FREE_PREFIXES, toll_free=True),
+        orgs=tuple(draw_org(draw, i, start) for i in range(integer(draw, 1, 4))),
+    )
+    return setup, long_run
+
+
+# --------------------------------------------------------------------------- arrivals
+
+
+def anchors_ms(setup: RatingSetup) -> list[int]:
+    """Instants worth landing on: start, refills, the first lots' expiry, just before end."""
+    anchors = [0, setup.end_ms - 1] + month_starts_ms(setup.start, setup.end_ms)
+    expiry = lot_expiry_ms(setup.start, 0)
+    return anchors + ([expiry] if expiry < setup.end_ms else [])
+
+
+def draw_arrival_ms(draw: Draw, setup: RatingSetup, bases: list[int]) -> int:
+    """Uniform, or an anchor / an earlier arrival plus or minus whole increments."""
+    if chance(draw, 4):
+        return integer(draw, 0, setup.end_ms - 1)
+    t = pick(draw, bases) + pick(draw, OFFSETS_MS)
+    return min(max(t, 0), setup.end_ms - 1)
+
+
+def draw_holding_ms(draw: Draw, setup: RatingSetup, t: int) -> int:
+    """0, whole seconds, exact multiples of increments, up to the end exactly, rarely long.
+
+    Never above 2 h: the reference pays every increment, and 1/1 for days is too slow.
+    """
+    how = integer(draw, 0, 5)
+    if how == 0:
+        return 0
+    if how == 1:
+        return integer(draw, 0, 300) * 1000
+    if how == 2:
+        return integer(draw, 1, 20) * pick(draw, (6000, 60_000))
+    if how == 3 and setup.end_ms - t <= MAX_HOLDING_MS:
+        return setup.end_ms - t
+    return integer(draw, 0, MAX_HOLDING_MS if chance(draw, 10) else 600_000)
+
+
+def draw_arrival(draw: Draw, setup: RatingSetup, bases: list[int]) -> tuple:
+    """One (t_ms, org, user, kind, to, from, holding_ms) row."""
+    t = draw_arrival_ms(draw, setup, bases)
+    org = integer(draw, 0, len(setup.orgs) - 1)
+    kind, to_index, frm = pick(draw, CALL_SHAPES)
+    to = NUMBERS[to_index]
+    if kind == CallKind.TOLL_FREE:
+        ours = [int(n.lstrip("+")) for n in setup.orgs[org].toll_free_numbers]
+        if ours and to_index < 7:  # mostly one of the org's own toll-free numbers
+            to = ours[to_index % len(ours)]
+        user = -1
+    else:
+        user = pick(draw, [i for i, (o, _) in enumerate(setup.users()) if o == org])
+    return (t, org, user, int(kind), to, frm, draw_holding_ms(draw, setup, t))
+
+
+@st.composite
+def rating_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """A random setup and its arrivals: up to 40 calls, or 8 on a 13-14 month run."""
+    setup, long_run = draw_setup(draw)
+    bases = anchors_ms(setup)
+    rows = []
+    for _ in range(integer(draw, 0, 8 if long_run else 40)):
+        rows.append(draw_arrival(draw, setup, bases))
+        bases.append(rows[-1][0])  # later calls collide with / align on earlier ones
+    return setup, arrivals_from_rows(rows)
+
+
+@st.composite
+def window_cuts(draw: Draw, setup: RatingSetup, arrivals: Arrivals) -> list[int]:
+    """Sorted distinct cut points in (0, end_ms), often on arrivals, refills or boundaries."""
+    interesting = [int(t) for t in arrivals.t_ms] + anchors_ms(setup)
+    interesting += [t + k * 60_000 for t in interesting[:5] for k in (1, 2)]
+    cuts = []
+    for _ in range(integer(draw, 0, 6)):
+        if chance(draw, 2):
+            cuts.append(pick(draw, interesting) + pick(draw, (0, 0, 1, -1)))
+        else:
+            cuts.append(integer(draw, 0, setup.end_ms))
+    return sorted({c for c in cuts if 0 < c < setup.end_ms})
+
+
+@st.composite
+def windowed_cases(draw: Draw) -> tuple[RatingSetup, Arrivals, list[int]]:
+    """A rating case plus the cut points at which to feed it to the engine in windows."""
+    setup, arrivals = draw(rating_cases())
+    return setup, arrivals, draw(window_cuts(setup, arrivals))
