@@ -197,12 +197,15 @@ def _check(args: argparse.Namespace) -> int:
     """`callsim check`: `callsim run --check`, into a temporary directory unless --out."""
     import tempfile
 
-    argv = ["run", "--check", "--speed", str(args.speed or "max")]
-    argv += ["--quiet"] if args.quiet else []
+    def run_into(out: str) -> int:
+        argv = ["run", "--check", "--speed", str(args.speed or "max"), "--out", out]
+        argv += ["--quiet"] if args.quiet else []
+        return _run(build_parser().parse_args([*argv, "--", str(args.scenario)]))
+
     if args.out is not None:
-        return _run(build_parser().parse_args([*argv, "--out", str(args.out), "--", str(args.scenario)]))
+        return run_into(str(args.out))
     with tempfile.TemporaryDirectory(prefix="callsim-check-") as out:
-        return _run(build_parser().parse_args([*argv, "--out", out, "--", str(args.scenario)]))
+        return run_into(out)
 
 
 def _serve_metrics(args: argparse.Namespace, options) -> None:

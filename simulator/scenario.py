@@ -30,6 +30,7 @@ from rating_core._model import (
     User,
     parse_number,
 )
+from simulator import _expect_schema as expect_schema
 from simulator import _scenario_schema as schema
 from simulator._units import format_duration, show
 
@@ -104,7 +105,7 @@ class Scenario:
     traffic: tuple[TrafficSpec, ...]
     calls: tuple[CallSpec, ...]
     groups: Mapping[tuple[int, str], tuple[int, ...]]  # (org index, group) -> global user indices
-    expect_raw: tuple[dict[str, Any], ...]  # `[[expect]]` tables as written, not yet checked
+    expect_raw: tuple[dict[str, Any], ...]  # `[[expect]]` tables as written, already checked
     source: str  # the path, or "<string>"
 
 
@@ -194,6 +195,10 @@ class _Loader:
         traffic = tuple(self._traffic(i, item) for i, item in enumerate(_items(raw, "traffic")))
         end_ms = sim.duration if sim else None
         calls = tuple(self._call(i, item, end_ms) for i, item in enumerate(_items(raw, "calls")))
+        org_ids = [names.id for names in self.orgs]
+        context = expect_schema.Context(org_ids, len(_items(raw, "calls")), end_ms)
+        expectations, found = expect_schema.parse_expectations(_items(raw, "expect"), context)
+        self.problems.extend(Problem(p, m) for p, m in found)
         if self.problems or sim is None:
             raise ScenarioError(self.problems)
         setup = RatingSetup(
@@ -210,6 +215,9 @@ class _Loader:
             for o, names in enumerate(self.orgs)
             for name, local in names.groups.items()
         }
+        found = expect_schema.pool_problems(expectations, setup)
+        if found:  # an org's pools follow from the whole, valid setup: checked only now
+            raise ScenarioError([Problem(p, m) for p, m in found])
         expect = tuple(e for e in _items(raw, "expect") if isinstance(e, dict))
         return Scenario(
             name=sim.name,

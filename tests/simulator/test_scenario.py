@@ -292,10 +292,18 @@ def test_toll_free_call_has_no_user_and_users_are_numbered_across_orgs() -> None
 
 
 def test_expect_tables_are_kept_as_written() -> None:
-    text = SPEC_EXAMPLE + '[[expect]]\ncall = 1\nend_reason = "hangup"\n[[expect]]\nwhatever = [1, 2]\n'
+    text = SPEC_EXAMPLE + '[[expect]]\ncall = 1\nend_reason = "hangup"\n[[expect]]\ncalls = { min = 1 }\n'
     assert parse_scenario(text).expect_raw == (
         {"call": 1, "end_reason": "hangup"},
-        {"whatever": [1, 2]},
+        {"calls": {"min": 1}},
+    )
+
+
+def test_expect_tables_are_checked_with_the_rest() -> None:  # details: tests/test_expect.py
+    text = SPEC_EXAMPLE + '[[expect]]\ncall = 1\nend_at = "1 h"\n'
+    assert only_problem(text) == (
+        'expect[0].end_at: expected a duration like "90s", "15m", "2h", "1d" or an integer of '
+        'seconds, got "1 h"'
     )
 
 
