@@ -95,23 +95,28 @@ class Charger:
         spend = group_sum(due.org, np.where(due.paid & due.credits_ok, due.cost, 0), self.n_orgs)
         floor = np.where(led.recharge_on, led.recharge_below, 0)
         slow |= led.balance - spend < floor
+        self._totals = (demand, spend)  # reused by _commit_fast when every due call is fast
         return slow, crossing
 
     def _commit_fast(self, due: "_Due", fast: NDArray[np.bool_], out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
+        every = bool(fast.all())  # the common case: skip the masking passes
         live, paid = due.live & fast, due.paid & fast
+        seconds = due.seconds if every else np.where(fast, due.seconds, 0)
         pool_s = np.where(live, due.seconds, 0)
-        cost = np.where(paid, due.cost, 0)
         sel = due.sel
-        c.view("billed_s")[sel] += np.where(fast, due.seconds, 0)
+        c.view("billed_s")[sel] += seconds
         c.view("pool_s")[sel] += pool_s
-        c.view("credits_micro")[sel] += cost
-        led.pool_remaining -= group_sum(due.pool, pool_s, len(led.pool_remaining) + 1)[:-1]
-        led.spend_many(group_sum(due.org, cost, self.n_orgs))
-        c.view("next_ms")[sel] += np.where(fast, 1000 * due.seconds, 0)
-        c.view("inc_s")[sel] = np.where(fast, due.next_s, due.inc)
-        c.view("inc_cost")[sel] = np.where(fast, due.next_cost, c.view("inc_cost")[sel])
-        out.increments += int(due.count[fast].sum())
+        demand, spend = self._totals
+        led.pool_remaining -= demand if every else group_sum(due.pool, pool_s, len(demand) + 1)[:-1]
+        if paid.any():
+            cost = np.where(paid, due.cost, 0)
+            c.view("credits_micro")[sel] += cost
+            led.spend_many(spend if every else group_sum(due.org, cost, self.n_orgs))
+        c.view("next_ms")[sel] += 1000 * seconds
+        c.view("inc_s")[sel] = due.next_s if every else np.where(fast, due.next_s, due.inc)
+        c.view("inc_cost")[sel] = due.next_cost if every else np.where(fast, due.next_cost, c.view("inc_cost")[sel])
+        out.increments += int(due.count.sum() if every else due.count[fast].sum())
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
@@ -288,10 +293,12 @@ class _Due:
     def __init__(self, c: CallTable, t1: int, pool_remaining: NDArray[np.int64]) -> None:
         lim = np.minimum(c.view("hangup_ms"), t1)
         due = c.view("alive") & (c.view("next_ms") < lim)
-        idx = np.flatnonzero(due)
-        dense = 2 * len(idx) > c.n
+        n_due = int(np.count_nonzero(due))
+        dense = 2 * n_due > c.n
+        idx = np.empty(0, dtype=np.intp) if dense else np.flatnonzero(due)
         self.sel: slice | NDArray[np.intp] = slice(None) if dense else idx
-        self.rows = np.arange(c.n) if dense else idx  # table row of each entry
+        self._rows = None if dense else idx
+        self._n = c.n
         self.due = due if dense else np.ones(len(idx), dtype=bool)
         take = (lambda name: c.view(name)) if dense else (lambda name: c.view(name)[idx])
         nb, self.inc, self.next_s = take("next_ms"), take("inc_s"), take("next_s")
@@ -304,14 +311,23 @@ class _Due:
             self.extra[more] = (lim[more] - after_first[more] + step - 1) // step
         self.nb = nb
         self.count = self.due + self.extra
-        self.seconds = np.where(self.due, self.inc + self.extra * self.next_s, 0)
-        self.cost = np.where(self.due, take("inc_cost") + self.extra * take("next_cost"), 0)
+        every = n_due == len(nb)
+        self.seconds = self.inc + self.extra * self.next_s
+        self.cost = take("inc_cost") + self.extra * take("next_cost")
+        if not every:
+            self.seconds = np.where(self.due, self.seconds, 0)
+            self.cost = np.where(self.due, self.cost, 0)
         self.next_cost = take("next_cost")
         self.org, self.pool = take("org"), take("pool")
         self.rate, self.credits_ok = take("rate"), take("credits_ok")
         # a pool that is already empty pays nothing: such calls are credit-paid in full
         self.live = self.due & (pool_remaining[self.pool] > 0)
         self.paid = self.due & ~self.live
+
+    @property
+    def rows(self) -> NDArray[np.intp]:
+        """Table row of each entry."""
+        return np.arange(self._n) if self._rows is None else self._rows
 
 
 class _Boundaries:

@@ -88,6 +88,7 @@ def bench_reference(n_calls: int, n_orgs: int) -> dict | None:
         return None
     spec = importlib.util.spec_from_file_location("callsim_reference", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
     spec.loader.exec_module(module)
     setup, arrivals = core_batch(n_calls, n_orgs)
     started = time.perf_counter()
