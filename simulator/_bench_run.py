@@ -20,6 +20,15 @@ from .scenario import load_scenario
 from ._units import parse_duration_ms
 
 
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss would include the parent's peak from before exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     scenario = load_scenario(sys.argv[1])
     label = "as written"
@@ -32,7 +41,7 @@ def main() -> None:
     result = trio.run(run_scenario, scenario, RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False))
     wall = time.perf_counter() - started
     calls = result.summary["total"]["calls"]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = _peak_rss_mb()
     print(json.dumps({"scenario": scenario.name, "duration": label, "calls": calls, "wall_s": wall,
                       "calls_per_s": calls / wall, "peak_rss_mb": rss}))
 
