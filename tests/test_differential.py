@@ -104,6 +104,20 @@ def test_engine_matches_reference_in_any_windows(case):
     assert not problem, problem
 
 
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_cases())
+def test_engine_stepping_fallback_matches_reference(case):
+    """Same, with the engine's bulk path giving up after one special instant per window,
+    so its one-increment-at-a-time fallback is what gets compared."""
+    import rating_core._charging as charging
+
+    saved, charging.MAX_SPECIALS = charging.MAX_SPECIALS, 1
+    try:
+        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
+    finally:
+        charging.MAX_SPECIALS = saved
+
+
 # --------------------------------------------------------------------------- invariants
 
 
