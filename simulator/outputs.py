@@ -32,6 +32,7 @@ from ._cdr_format import (
     write_msgpack,
 )
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
+from ._msgpack_worker import MsgpackWorker
 from ._summary import SUMMARY_FILE as SUMMARY_JSON
 from ._summary import SummaryBuilder
 
@@ -80,6 +81,7 @@ class CdrWriter:
         *,
         write_msgpack: bool = True,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        msgpack_worker: bool = False,
     ) -> None:
         self._lookups = CdrLookups.build(tables, start, currency)
         self._buffer_rows = buffer_rows
@@ -89,8 +91,11 @@ class CdrWriter:
         self._csv = open(out_dir / CDRS_CSV, "wb")
         self._csv.write(CSV_HEADER)
         self._csv.flush()  # polars may write through the file descriptor, past Python's buffer
-        self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack else None
+        self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack and not msgpack_worker else None
         self._packer = msgpack.Packer(autoreset=False)
+        # big runs: pack msgpack on the other core (see _msgpack_worker)
+        self._worker = (MsgpackWorker(out_dir / CDRS_MSGPACK, tables, start, currency)
+                        if write_msgpack and msgpack_worker else None)
         self.rows_written = 0
 
     def write(self, batch: CdrBatch) -> None:
@@ -119,6 +124,8 @@ class CdrWriter:
             self._csv.close()
             if self._msgpack is not None:
                 self._msgpack.close()
+            if self._worker is not None:
+                self._worker.close()
 
     def _write_pending(self) -> None:
         if not self._pending:
@@ -127,6 +134,8 @@ class CdrWriter:
         self._pending = []
         self._pending_rows = 0
         csv_frame(batch, self._lookups).write_csv(self._csv, **CSV_WRITE_OPTIONS)
+        if self._worker is not None:
+            self._worker.write(batch)
         if self._msgpack is not None:
             write_msgpack(batch, self._lookups, self._packer, self._msgpack)
         self.rows_written += len(batch)

@@ -24,7 +24,7 @@ from .metrics import DEFAULT_MAX_ORG_LABELS, MetricsServer, RunMetrics
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
-from .traffic import TrafficPlan
+from .traffic import TrafficPlan, expected_calls
 
 
 @dataclass
@@ -48,6 +48,7 @@ class RunResult:
 
 
 REALTIME_CDR_BUFFER_ROWS = 256
+MSGPACK_WORKER_CALLS = 200_000  # below this a worker process costs more to start than it saves
 
 
 class _Outputs:
@@ -61,7 +62,8 @@ class _Outputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, **buffer)
+        big = expected_calls(scenario) >= MSGPACK_WORKER_CALLS
+        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, msgpack_worker=big, **buffer)
         self.events = EventWriter(out_dir, tables, setup.start)
         self.summary = SummaryBuilder(
             tables, setup.currency, scenario.name, scenario.seed, start=setup.start
