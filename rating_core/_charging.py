@@ -193,11 +193,7 @@ class Charger:
                 ev = led.report_exhausted(int(o), int(t))
                 if ev:
                     out.events.append(ev)
-        billed = self.calls.col["billed_s"][fail_call]
-        self.calls.end(fail_call)
-        for i, t, b in zip(fail_call.tolist(), fail_t.tolist(), billed.tolist()):
-            reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
-            out.ended.append((i, t, int(reason)))
+        _end_refused(self.calls, fail_call, fail_t, out)
 
     def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
         """Per org, the first instant with a refused charge or an auto-recharge (NEVER if none).
@@ -226,7 +222,7 @@ class Charger:
         ready = np.maximum(ready, cursor)
         ok = (below_at[org_all] < NEVER) & (t_all >= ready[org_all])
         recharge_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
-        np.minimum.at(recharge_at, org_all[ok], t_all[ok])
+        _first_per_org(recharge_at, org_all[ok], t_all[ok])
         waiting = below_at < NEVER
         if waiting.any():
             safe.first_at_or_after(np.where(waiting, ready, NEVER), recharge_at)
@@ -250,8 +246,7 @@ class Charger:
             order = li[np.argsort(rows.pool[li], kind="stable")]
             s = rows.seconds[order]
             pools = rows.pool[order]
-            starts = np.flatnonzero(np.r_[True, pools[1:] != pools[:-1]])
-            before = _grouped_cumsum(s, starts) - s
+            before = _grouped_cumsum(s, _group_starts(pools)) - s
             p[order] = np.clip(rem[pools] - before, 0, s)
         r = rows.seconds - p
         return p, np.where(r > 0, ceil_cost(rows.rate, r), 0)
@@ -346,12 +341,12 @@ class _Boundaries:
         k = np.maximum(0, -((self.after - x) // self.step))  # ceil((x - after) / step), >= 0
         first = np.where(self.nb >= x, self.nb, self.after + k * self.step)
         ok = (x < NEVER) & ((self.nb >= x) | (k + 1 < self.count))
-        np.minimum.at(out, self.org[ok], first[ok])
+        _first_per_org(out, self.org[ok], first[ok])
 
     def times_of(self, o: int, t_from: int) -> NDArray[np.int64]:
         m = self.org == o
         k = self.count[m]
-        j = np.arange(int(k.sum()), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+        j = _offsets_within(k)
         nb, after, step = (np.repeat(a[m], k) for a in (self.nb, self.after, self.step))
         t = np.where(j == 0, nb, after + (j - 1) * step)
         return t[t >= t_from]
@@ -364,8 +359,7 @@ class _Rows:
     def expand(cls, due: _Due, mask: NDArray[np.bool_]) -> "_Rows":
         self = cls()
         k = due.count[mask]
-        first = np.repeat(np.cumsum(k) - k, k)
-        j = np.arange(int(k.sum()), dtype=np.int64) - first
+        j = _offsets_within(k)
         pick = np.repeat(np.flatnonzero(mask), k)
         inc, nxt = due.inc[pick], due.next_s[pick]
         t = due.nb[pick] + np.where(j > 0, 1000 * (inc + (j - 1) * nxt), 0)
@@ -378,7 +372,7 @@ class _Rows:
         self.rate = due.rate[pick]
         self.credits_ok = due.credits_ok[pick]
         self.seconds = np.where(j == 0, due.inc[pick], due.next_s[pick])
-        self.org_start = np.flatnonzero(np.r_[True, self.org[1:] != self.org[:-1]]) if len(t) else np.empty(0, np.int64)
+        self.org_start = _group_starts(self.org)
         return self
 
     def take(self, mask: NDArray[np.bool_]) -> "_Rows":
@@ -386,8 +380,30 @@ class _Rows:
         sub = _Rows()
         for name in ("call", "t", "org", "pool", "rate", "credits_ok", "seconds"):
             setattr(sub, name, getattr(self, name)[mask])
-        sub.org_start = np.flatnonzero(np.r_[True, sub.org[1:] != sub.org[:-1]]) if len(sub.t) else np.empty(0, np.int64)
+        sub.org_start = _group_starts(sub.org)
         return sub
+
+
+def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Index where each run of equal keys begins (keys grouped contiguously)."""
+    if not len(keys):
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+
+
+def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """0, 1, .., k-1 for each count k, concatenated: the increment number j of expanded rows."""
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
+    """End calls whose increment was refused at `at`: blocked before any increment, else dropped."""
+    rows = np.asarray(rows, dtype=np.intp)
+    billed = calls.col["billed_s"][rows]
+    calls.end(rows)
+    for i, t, b in zip(rows.tolist(), np.asarray(at).tolist(), billed.tolist()):
+        reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
+        out.ended.append((i, t, int(reason)))
 
 
 def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -477,8 +493,5 @@ class _OrgStepper:
         return True
 
     def _fail(self, i: int, t: int) -> bool:
-        c = self.c
-        reason = EndReason.BLOCKED_NO_BALANCE if c.col["billed_s"][i] == 0 else EndReason.DROPPED_BALANCE_EXHAUSTED
-        c.end(np.array([i]))
-        self.out.ended.append((i, t, int(reason)))
+        _end_refused(self.c, [i], [t], self.out)
         return False

@@ -77,6 +77,7 @@ class Ledger:
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
+        self._refill_set = set(self._refills)
         self._expiries: list[tuple[int, int]] = []  # heap of (expires_ms, org)
 
     # -- fixed instants -------------------------------------------------
@@ -107,7 +108,7 @@ class Ledger:
         """Refill and expire at `t`; returns events and which orgs had an instant at `t`."""
         touched = np.zeros(len(self.setup.orgs), dtype=bool)
         events: list[LedgerEvent] = []
-        if t in self._refills_set:
+        if t in self._refill_set:
             self.pool_remaining[:] = self.pool_capacity
             events += [LedgerEvent(t, o, "pools_refilled") for o in range(len(touched))]
             touched[:] = True
@@ -117,13 +118,6 @@ class Ledger:
             touched[o] |= bool(expired)
             events += expired
         return events, touched
-
-    @property
-    def _refills_set(self) -> set[int]:
-        s = getattr(self, "_refill_cache", None)
-        if s is None:
-            s = self._refill_cache = set(self._refills)
-        return s
 
     def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
         events = []
