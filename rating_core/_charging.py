@@ -75,11 +75,16 @@ class Charger:
         # everything else, even in a slow org: only their instants matter (recharge checks)
         safe = due.live & ~np.r_[crossing, False][due.pool]
         fast = due.due & (~slow[due.org] | safe)
-        if slow.any():
-            safe_slow = _Boundaries(due, safe & slow[due.org])
+        if not slow.any():
+            self._commit_fast(due, fast, out)
+            return out
+        dead = self._dead_at_start(due, slow, crossing, t1)
+        slow &= ~dead
+        safe_slow = _Boundaries(due, safe & slow[due.org])  # before the commit moves them on
         self._commit_fast(due, fast, out)
+        self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if slow.any():
-            self._charge_slow(t0, t1, due, due.due & ~fast, slow, other, safe_slow, out)
+            self._charge_slow(t0, t1, due, due.due & ~fast & slow[due.org], slow, other, safe_slow, out)
         return out
 
     # -- 2. orgs proven ordinary ----------------------------------------
@@ -117,6 +122,52 @@ class Charger:
         c.view("inc_s")[sel] = due.next_s if every else np.where(fast, due.next_s, due.inc)
         c.view("inc_cost")[sel] = due.next_cost if every else np.where(fast, due.next_cost, c.view("inc_cost")[sel])
         out.increments += int(due.count.sum() if every else due.count[fast].sum())
+
+    # -- 2b. orgs whose balance cannot pay anything this window ---------
+    def _dead_at_start(self, due: "_Due", slow, crossing, t1: int) -> NDArray[np.bool_]:
+        """Slow orgs where no call's outcome depends on the order of increments (see _dead_orgs).
+
+        Decided per call, before any row is expanded: no recharge can come
+        before t1, no pool runs dry, and no credit-paid call's next increment
+        costs between 1 and the whole balance.  The usual state of an org
+        whose card has expired, for the rest of the month.
+        """
+        led = self.ledger
+        bal = led.balance
+        bad = led.recharge_on & (bal < led.recharge_below) & (led.retry_until < t1)
+        bad[led.pool_org[crossing]] = True
+        first = due.first_cost
+        payable = due.paid & due.credits_ok & (first > 0) & (first <= bal[due.org])
+        bad[due.org[payable]] = True
+        return slow & ~bad
+
+    def _settle_dead(self, due: "_Due", mask: NDArray[np.bool_], out: WindowOutcome) -> None:
+        """Credit-paid calls of dead orgs: refused at their next increment, or free throughout.
+
+        A call's increments cost 0 only when its rate is 0, and then all of
+        them do; any other is refused at once, so it ends at its next boundary.
+        """
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            return
+        c = self.calls
+        rows, org, at = due.rows[idx], due.org[idx], due.nb[idx]
+        refused = ~due.credits_ok[idx] | (due.first_cost[idx] > 0)
+        free, free_idx = rows[~refused], idx[~refused]
+        c.col["billed_s"][free] += due.seconds[free_idx]
+        c.col["next_ms"][free] += 1000 * due.seconds[free_idx]
+        c.col["inc_s"][free] = due.next_s[free_idx]
+        c.col["inc_cost"][free] = due.next_cost[free_idx]
+        out.increments += int(due.count[free_idx].sum())
+        exhausted = refused & due.credits_ok[idx]
+        if exhausted.any():
+            first = np.full(self.n_orgs, NEVER, dtype=np.int64)
+            _first_per_org(first, org[exhausted], at[exhausted])
+            for o in np.flatnonzero(first < NEVER).tolist():
+                ev = self.ledger.report_exhausted(o, int(first[o]))
+                if ev:
+                    out.events.append(ev)
+        _end_refused(c, rows[refused], at[refused], out)  # the engine sorts the CDRs
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
@@ -308,7 +359,8 @@ class _Due:
         self.count = self.due + self.extra
         every = n_due == len(nb)
         self.seconds = self.inc + self.extra * self.next_s
-        self.cost = take("inc_cost") + self.extra * take("next_cost")
+        self.first_cost = take("inc_cost")
+        self.cost = self.first_cost + self.extra * take("next_cost")
         if not every:
             self.seconds = np.where(self.due, self.seconds, 0)
             self.cost = np.where(self.due, self.cost, 0)
