@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import msgpack
+import msgspec
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -30,6 +30,7 @@ from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, MS_PER_S, CdrB
 
 from ._format import (
     epoch_ms,
+    format_epoch_ms_iso_array,
     format_epoch_ms_iso_arrays,
     micro_decimal_expr,
     ms_seconds_decimal_expr,
@@ -52,11 +53,9 @@ CSV_WRITE_OPTIONS: dict[str, Any] = {
     "null_value": "",
 }
 
-# Rows per msgpack chunk: bounds the Python lists and the packer buffer alive at once
-# (a million rows of Python objects is hundreds of MB), at no measurable cost per row.
-MSGPACK_CHUNK_ROWS = 16_384
-
-_NANOS_PER_MS = 1_000_000
+# Rows per msgpack chunk: bounds the Python objects alive at once.  Small enough that the
+# allocator reuses the same memory chunk after chunk (16k rows cost ~10 page faults a row).
+MSGPACK_CHUNK_ROWS = 4_096
 
 
 def csv_field(text: str) -> str | None:
@@ -196,96 +195,113 @@ def csv_frame(batch: CdrBatch, lookups: CdrLookups) -> pl.DataFrame:
 # --- msgpack ----------------------------------------------------------------------------
 
 
-def _seconds_and_nanos(epoch_milliseconds: NDArray[np.int64]) -> tuple[list[int], list[int]]:
-    """Split epoch ms into msgpack Timestamp arguments (floor divmod: nanos stay in [0, 1e9))."""
-    seconds, ms = np.divmod(epoch_milliseconds, MS_PER_S)
-    return seconds.tolist(), (ms * _NANOS_PER_MS).tolist()
+class CdrRecord(msgspec.Struct, gc=False):
+    """One cdrs.msgpack record: msgspec encodes a Struct as a map with keys in field order.
 
-
-def _phones(digits: NDArray[np.int64]) -> list[str | None]:
-    return [f"+{d}" if d > 0 else None for d in digits.tolist()]
-
-
-def _money(micro: NDArray[np.int64]) -> list[str]:
-    return pl.select(micro_decimal_expr(pl.lit(pl.Series(micro))).cast(pl.String)).to_series().to_list()
-
-
-def msgpack_columns(batch: CdrBatch, lookups: CdrLookups) -> list[list[Any]]:
-    """The batch as Python lists, for `pack_cdr_rows`: `CDR_COLUMNS` order, values msgpack-native.
-
-    ints stay ints, duration is a float of seconds, money the same decimal text
-    as the CSV (exact), empty fields None.  Each instant is two lists, seconds
-    and nanoseconds: `pack_cdr_rows` makes the msgpack Timestamp just before
-    packing it, so that no Timestamp outlives its row (see `pack_cdr_rows`).
+    Instants are timezone-aware datetimes, which msgspec encodes as the msgpack
+    Timestamp extension (the same bytes `msgpack.Timestamp` packs).  gc=False:
+    the records hold only strings, numbers and datetimes, so they cannot form
+    cycles, and a chunk of them must not keep triggering the cyclic GC.
     """
-    start = batch.start_ms + lookups.epoch_ms
-    end = batch.end_ms + lookups.epoch_ms
-    n = len(batch)
+
+    call_id: int
+    org_id: str
+    user_id: str
+    call_type: str
+    from_number: str | None
+    to_number: str | None
+    destination_country: str | None
+    zone: str | None
+    start_time: datetime
+    end_time: datetime
+    duration_s: float
+    billed_s: int
+    pool: str | None
+    pool_s: int
+    credits_charged: str
+    currency: str
+    end_reason: str
+
+
+assert CdrRecord.__struct_fields__ == CDR_COLUMNS
+
+_INSTANTS = list[datetime]
+
+
+# Below 2**32 s from the epoch (until 2106) a double of seconds is within 0.24 µs of every
+# millisecond instant, so msgspec's rounding to the nearest microsecond gives it exactly.
+_FLOAT_EXACT_MS = 2**32 * MS_PER_S
+
+
+def _instants(epoch_milliseconds: NDArray[np.int64]) -> list[datetime]:
+    """Epoch ms as UTC datetimes, exactly, converted in bulk by msgspec.
+
+    From float seconds where that is exact (see `_FLOAT_EXACT_MS`); beyond,
+    from the CSV's ISO text, three times slower.  tests/test_outputs.py
+    checks both against integer arithmetic.
+    """
+    if len(epoch_milliseconds) == 0:
+        return []
+    if int(np.abs(epoch_milliseconds).max()) < _FLOAT_EXACT_MS:
+        return msgspec.convert((epoch_milliseconds / MS_PER_S).tolist(), _INSTANTS, strict=False)
+    return msgspec.convert(format_epoch_ms_iso_array(epoch_milliseconds).to_list(), _INSTANTS)
+
+
+def msgpack_text(batch: CdrBatch) -> pl.DataFrame:
+    """The batch's numbers and money as text, by the CSV's vectorised expressions (exact money).
+
+    Built once per batch: each polars pass has a fixed cost of a few ms,
+    which would dominate if paid per `MSGPACK_CHUNK_ROWS` chunk.
+    """
+    frame = pl.DataFrame(
+        {"from_number": batch.from_number, "to_number": batch.to_number, "credits": batch.credits_micro}
+    )
+    return frame.select(
+        _phone("from_number"), _phone("to_number"), micro_decimal_expr(pl.col("credits")).cast(pl.String)
+    )
+
+
+def msgpack_columns(batch: CdrBatch, text: pl.DataFrame, lookups: CdrLookups) -> list[list[Any]]:
+    """The batch as Python lists in `CDR_COLUMNS` order, values msgpack-native.
+
+    ints stay ints, instants are UTC datetimes, duration is a float of
+    seconds, numbers and money the same text as the CSV, empty fields None.
+    `text` is `msgpack_text` of the same rows.
+    """
     return [
         batch.call_id.tolist(),
         lookups.raw_orgs[batch.org].tolist(),
         lookups.raw_users[batch.user].tolist(),
         lookups.raw_call_types[batch.call_type].tolist(),
-        _phones(batch.from_number),
-        _phones(batch.to_number),
+        text["from_number"].to_list(),
+        text["to_number"].to_list(),
         lookups.raw_countries[batch.country].tolist(),
         lookups.raw_zones[batch.zone].tolist(),
-        *_seconds_and_nanos(start),
-        *_seconds_and_nanos(end),
-        ((end - start) / MS_PER_S).tolist(),
+        _instants(batch.start_ms + lookups.epoch_ms),
+        _instants(batch.end_ms + lookups.epoch_ms),
+        ((batch.end_ms - batch.start_ms) / MS_PER_S).tolist(),
         batch.billed_s.tolist(),
         lookups.raw_pools[used_pool(batch)].tolist(),
         batch.pool_s.tolist(),
-        _money(batch.credits_micro),
-        [lookups.currency] * n,
+        text["credits"].to_list(),
+        [lookups.currency] * len(batch),
         lookups.raw_end_reasons[batch.end_reason].tolist(),
     ]
 
 
-def pack_cdr_rows(packer: msgpack.Packer, columns: Sequence[list[Any]]) -> None:
-    """Pack one msgpack map per row into `packer` (autoreset=False), keys in `CDR_COLUMNS` order.
-
-    A dict display per row is the fastest way the msgpack library offers to
-    emit a stream of maps (faster than dict(zip(...)) or pack_map_pairs).
-    The dict and its Timestamps die right after packing: objects that stay
-    alive for a whole chunk (two Timestamps a row) keep triggering the cyclic
-    GC, which measured at ~2 µs a row.
-    """
-    pack = packer.pack
-    timestamp = msgpack.Timestamp
-    for (
-        call_id, org_id, user_id, call_type, from_number, to_number, country, zone,
-        start_s, start_ns, end_s, end_ns, duration_s, billed_s, pool, pool_s, credits, currency,
-        end_reason,
-    ) in zip(*columns):
-        pack(
-            {
-                "call_id": call_id,
-                "org_id": org_id,
-                "user_id": user_id,
-                "call_type": call_type,
-                "from_number": from_number,
-                "to_number": to_number,
-                "destination_country": country,
-                "zone": zone,
-                "start_time": timestamp(start_s, start_ns),
-                "end_time": timestamp(end_s, end_ns),
-                "duration_s": duration_s,
-                "billed_s": billed_s,
-                "pool": pool,
-                "pool_s": pool_s,
-                "credits_charged": credits,
-                "currency": currency,
-                "end_reason": end_reason,
-            }
-        )
+def encode_cdr_rows(encoder: msgspec.msgpack.Encoder, columns: Sequence[list[Any]], out: bytearray) -> None:
+    """Append one msgpack map per row to `out`, keys in `CDR_COLUMNS` order."""
+    encode_into = encoder.encode_into
+    for record in map(CdrRecord, *columns):
+        encode_into(record, out, -1)
 
 
-def write_msgpack(batch: CdrBatch, lookups: CdrLookups, packer: msgpack.Packer, out: BinaryIO) -> None:
+def write_msgpack(batch: CdrBatch, lookups: CdrLookups, encoder: msgspec.msgpack.Encoder,
+                  out: BinaryIO) -> None:
     """Append the batch's cdrs.msgpack records to `out`, `MSGPACK_CHUNK_ROWS` rows at a time."""
+    text = msgpack_text(batch)
     for first in range(0, len(batch), MSGPACK_CHUNK_ROWS):
         chunk = batch.take(slice(first, first + MSGPACK_CHUNK_ROWS))
-        pack_cdr_rows(packer, msgpack_columns(chunk, lookups))
-        with packer.getbuffer() as packed:  # no copy; released before the reset
-            out.write(packed)
-        packer.reset()
+        packed = bytearray()
+        encode_cdr_rows(encoder, msgpack_columns(chunk, text.slice(first, MSGPACK_CHUNK_ROWS), lookups), packed)
+        out.write(packed)

@@ -1,7 +1,7 @@
 """cdrs.msgpack written by a worker process.
 
-Packing one msgpack map per CDR is per-row Python (~6 us a row), the
-largest single cost of a big run.  In a separate process it runs on the
+Encoding one msgpack map per CDR is per-row Python (~2.5 us a row with
+msgspec), the largest single cost of a big run after the rating itself.  In a separate process it runs on the
 machine's other core instead of holding the GIL the rating core needs.  The
 bytes are those `CdrWriter` writes in-process (same function, same order).
 """
@@ -14,7 +14,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import msgpack
+import msgspec
 
 from rating_core._model import CdrBatch, Tables
 
@@ -26,10 +26,10 @@ def _work(conn: Connection, path: str, tables: Tables, start: datetime, currency
     # closes the pipe, so this process must drain it rather than die mid-record.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lookups = CdrLookups.build(tables, start, currency)
-    packer = msgpack.Packer(autoreset=False)
+    encoder = msgspec.msgpack.Encoder()
     with open(path, "wb") as out:
         while (batch := conn.recv()) is not None:
-            write_msgpack(batch, lookups, packer, out)
+            write_msgpack(batch, lookups, encoder, out)
     conn.send("closed")
 
 

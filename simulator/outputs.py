@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import msgpack
+import msgspec
 
 from rating_core._model import CdrBatch, LedgerEvent, Tables
 
@@ -92,7 +92,7 @@ class CdrWriter:
         self._csv.write(CSV_HEADER)
         self._csv.flush()  # polars may write through the file descriptor, past Python's buffer
         self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack and not msgpack_worker else None
-        self._packer = msgpack.Packer(autoreset=False)
+        self._encoder = msgspec.msgpack.Encoder()
         # big runs: pack msgpack on the other core (see _msgpack_worker)
         self._worker = (MsgpackWorker(out_dir / CDRS_MSGPACK, tables, start, currency)
                         if write_msgpack and msgpack_worker else None)
@@ -137,7 +137,7 @@ class CdrWriter:
         if self._worker is not None:
             self._worker.write(batch)
         if self._msgpack is not None:
-            write_msgpack(batch, self._lookups, self._packer, self._msgpack)
+            write_msgpack(batch, self._lookups, self._encoder, self._msgpack)
         self.rows_written += len(batch)
 
     def __enter__(self) -> "CdrWriter":

@@ -64,7 +64,7 @@ class ServerConfig:
     grace_s: float = 1.0  # after the stop: time for clients to receive their last messages
     handle_signals: bool = True
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
-    # pure-Python packing (~5-10 us a CDR, GIL held) shows up directly in setup latency.
+    # per-row encoding (~2-3 us a CDR, GIL held) shows up directly in setup latency.
     write_msgpack: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     announce: Callable[[str], None] | None = None  # told where the server listens, once it does

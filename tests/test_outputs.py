@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgpack
+import msgspec
 import numpy as np
 import pytest
 
@@ -25,6 +26,7 @@ from simulator._format import (
     format_ms_iso,
     format_ms_iso_array,
 )
+from simulator._cdr_format import _instants
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.
@@ -236,6 +238,23 @@ def test_msgpack_records_have_native_types(tmp_path: Path) -> None:
     assert year_crossing["end_time"] == datetime(2027, 1, 1, 0, 0, 1, 500_000, tzinfo=timezone.utc)
     assert year_crossing["duration_s"] == 61.5
     assert records[-1]["credits_charged"] == "123456789.012345"
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"),
+    [(-2**32 * 1000 + 1, 2**32 * 1000 - 1),  # 1833..2106: from float seconds
+     (2**32 * 1000, 8_836_185_600_000)],  # 2106..2250: from ISO text
+)
+def test_msgpack_instants_are_exact_milliseconds(lo: int, hi: int) -> None:
+    """Each millisecond instant is exact, and packs as msgpack.Timestamp packs it."""
+    rng = np.random.default_rng(7)
+    ms = np.concatenate([rng.integers(lo, hi, 100_000), np.arange(-1500, 1500) + lo + 1500, [lo, hi]])
+    got = _instants(ms.astype(np.int64))
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert got == [epoch + timedelta(milliseconds=int(m)) for m in ms]
+    some = ms[::997]
+    packed = msgspec.msgpack.encode(_instants(some))
+    assert packed == msgpack.packb([msgpack.Timestamp.from_unix_nano(int(m) * 1_000_000) for m in some])
 
 
 def csv_text(value: object) -> str:
