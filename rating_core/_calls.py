@@ -65,6 +65,10 @@ class CallTable:
         self.col["alive"][idx] = False
         self.dead += len(idx)
 
+    def end_one(self, i: int) -> None:
+        self.col["alive"][i] = False
+        self.dead += 1
+
     def compact(self) -> None:
         """Drop ended rows once they are at least half the table."""
         if self.dead < 1024 or 2 * self.dead < self.n:

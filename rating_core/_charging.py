@@ -78,11 +78,16 @@ class Charger:
         if not slow.any():
             self._commit_fast(due, fast, out)
             return out
-        dead = self._dead_at_start(due, slow, crossing, t1)
+        dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         slow &= ~dead
-        safe_slow = _Boundaries(due, safe & slow[due.org])  # before the commit moves them on
+        # instants of calls about to be paid in bulk, kept before the commit moves them on
+        safe_slow = _Boundaries(due, safe & slow[due.org])
+        if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
+            attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due), 1, due.count))
         self._commit_fast(due, fast, out)
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
+        if trying.any():
+            self._fail_recharges(trying, t0, t1, other, attempts, out)
         if slow.any():
             self._charge_slow(t0, t1, due, due.due & ~fast & slow[due.org], slow, other, safe_slow, out)
         return out
@@ -124,22 +129,25 @@ class Charger:
         out.increments += int(due.count.sum() if every else due.count[fast].sum())
 
     # -- 2b. orgs whose balance cannot pay anything this window ---------
-    def _dead_at_start(self, due: "_Due", slow, crossing, t1: int) -> NDArray[np.bool_]:
+    def _dead_at_start(self, due: "_Due", slow, crossing, t0: int, t1: int):
         """Slow orgs where no call's outcome depends on the order of increments (see _dead_orgs).
 
-        Decided per call, before any row is expanded: no recharge can come
+        Decided per call, before any row is expanded: no recharge can succeed
         before t1, no pool runs dry, and no credit-paid call's next increment
         costs between 1 and the whole balance.  The usual state of an org
-        whose card has expired, for the rest of the month.
+        whose card has expired, for the rest of the month.  Also returns the
+        dead orgs whose (failing) recharge check is due in the window.
         """
         led = self.ledger
         bal = led.balance
-        bad = led.recharge_on & (bal < led.recharge_below) & (led.retry_until < t1)
+        pending, fails = led.recharge_pending(t0, t1)
+        bad = pending & ~fails
         bad[led.pool_org[crossing]] = True
         first = due.first_cost
         payable = due.paid & due.credits_ok & (first > 0) & (first <= bal[due.org])
         bad[due.org[payable]] = True
-        return slow & ~bad
+        dead = slow & ~bad
+        return dead, dead & fails
 
     def _settle_dead(self, due: "_Due", mask: NDArray[np.bool_], out: WindowOutcome) -> None:
         """Credit-paid calls of dead orgs: refused at their next increment, or free throughout.
@@ -152,7 +160,7 @@ class Charger:
             return
         c = self.calls
         rows, org, at = due.rows[idx], due.org[idx], due.nb[idx]
-        refused = ~due.credits_ok[idx] | (due.first_cost[idx] > 0)
+        refused = _refused_if_dead(due)[idx]
         free, free_idx = rows[~refused], idx[~refused]
         c.col["billed_s"][free] += due.seconds[free_idx]
         c.col["next_ms"][free] += 1000 * due.seconds[free_idx]
@@ -168,6 +176,34 @@ class Charger:
                 if ev:
                     out.events.append(ev)
         _end_refused(c, rows[refused], at[refused], out)  # the engine sorts the CDRs
+
+    def _fail_recharges(self, trying, t0: int, t1: int, other: OrgInstants, attempts: "_Boundaries",
+                        out: WindowOutcome) -> None:
+        """Run the recharge checks of dead orgs whose card has expired: each fails, then waits.
+
+        A check runs at the org's first instant (arrival, charge attempt,
+        hang-up, fixed event) at or after its retry time; the balance does not
+        change, so only the instants matter.  Called after `_settle_dead`, so
+        the calls it refused no longer hang up.
+        """
+        led = self.ledger
+        hang_org, hang_t = self._hangups(t1, trying)
+        x = np.where(trying, np.maximum(led.retry_until, t0), NEVER)
+        while True:
+            at = np.full(self.n_orgs, NEVER, dtype=np.int64)
+            attempts.first_at_or_after(x, at)
+            for org, t in ((other.org, other.t), (hang_org, hang_t)):
+                ok = t >= x[org]
+                _first_per_org(at, org[ok], t[ok])
+            checks = np.flatnonzero(at < t1)
+            if not len(checks):
+                return
+            for o in checks.tolist():
+                ev = led.recharge_check(o, int(at[o]))
+                if ev:
+                    out.events.append(ev)
+            x = np.full(self.n_orgs, NEVER, dtype=np.int64)
+            x[checks] = np.maximum(led.retry_until[checks], at[checks] + 1)
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
@@ -380,12 +416,12 @@ class _Due:
 class _Boundaries:
     """Increment instants of calls already paid in bulk, kept because they are org instants."""
 
-    def __init__(self, due: _Due, mask: NDArray[np.bool_]) -> None:
+    def __init__(self, due: _Due, mask: NDArray[np.bool_], count: NDArray[np.int64] | None = None) -> None:
         self.org = due.org[mask]
         self.nb = due.nb[mask].copy()  # copies: the table is updated right after
         self.after = self.nb + 1000 * due.inc[mask]
         self.step = 1000 * due.next_s[mask]
-        self.count = due.count[mask].copy()
+        self.count = (due.count if count is None else count)[mask].copy()
 
     def first_at_or_after(self, x_of_org: NDArray[np.int64], out: NDArray[np.int64]) -> None:
         """out[o] = min(out[o], first of org o's instants >= x_of_org[o])."""
@@ -436,6 +472,14 @@ class _Rows:
         return sub
 
 
+def _refused_if_dead(due: _Due) -> NDArray[np.bool_]:
+    """Per due entry: in a dead org, the call is refused at its next boundary (see `_settle_dead`).
+
+    Only meaningful for credit-paid entries (`due.paid`) of dead orgs.
+    """
+    return due.paid & (~due.credits_ok | (due.first_cost > 0))
+
+
 def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:
     """Index where each run of equal keys begins (keys grouped contiguously)."""
     if not len(keys):
@@ -453,9 +497,13 @@ def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     rows = np.asarray(rows, dtype=np.intp)
     billed = calls.col["billed_s"][rows]
     calls.end(rows)
-    for i, t, b in zip(rows.tolist(), np.asarray(at).tolist(), billed.tolist()):
-        reason = EndReason.DROPPED_BALANCE_EXHAUSTED if b else EndReason.BLOCKED_NO_BALANCE
-        out.ended.append((i, t, int(reason)))
+    reason = np.where(billed > 0, EndReason.DROPPED_BALANCE_EXHAUSTED, EndReason.BLOCKED_NO_BALANCE)
+    out.ended += zip(rows.tolist(), np.asarray(at).tolist(), reason.tolist())
+
+
+def _refused_reason(billed_s: int) -> int:
+    """A refused call that had paid nothing yet is blocked; one that had is dropped."""
+    return int(EndReason.DROPPED_BALANCE_EXHAUSTED if billed_s else EndReason.BLOCKED_NO_BALANCE)
 
 
 def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -545,5 +593,7 @@ class _OrgStepper:
         return True
 
     def _fail(self, i: int, t: int) -> bool:
-        _end_refused(self.c, [i], [t], self.out)
+        """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
+        self.c.end_one(i)
+        self.out.ended.append((i, t, _refused_reason(self.c.col["billed_s"][i])))
         return False

@@ -74,6 +74,8 @@ class Ledger:
         self.card_until = [
             (card_valid_until_ms(setup.start, c.card_expires) if c else None) for c in credits
         ]
+        # the same as an array (NEVER: no card expiry), for bulk checks
+        self.card_until_ms = np.array([NEVER if u is None else u for u in self.card_until], dtype=np.int64)
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
@@ -168,6 +170,16 @@ class Ledger:
             return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
         self.retry_until[o] = t + self.retry_after[o]
         return LedgerEvent(t, o, "recharge_failed", int(self.balance[o]), reason="card_expired")
+
+    def recharge_pending(self, t0: int, t1: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Orgs whose recharge check may run in [t0, t1), and those of them for which it must fail.
+
+        A check that fails (the card has expired by the earliest instant it
+        can run) leaves the balance as it is: it only reports and waits.
+        """
+        pending = self.recharge_on & (self.balance < self.recharge_below) & (self.retry_until < t1)
+        fails = pending & (np.maximum(self.retry_until, t0) >= self.card_until_ms)
+        return pending, fails
 
     def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:
         """balance_exhausted, at most once until credits are next added."""
