@@ -26,6 +26,7 @@ from simulator._format import (
     format_ms_iso,
     format_ms_iso_array,
 )
+from simulator import _cdr_format
 from simulator._cdr_format import _instants
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
@@ -438,6 +439,16 @@ def test_large_batch_msgpack_matches_csv_across_pack_chunks(tmp_path: Path) -> N
     assert [{k: csv_text(v) for k, v in r.items()} for r in records] == csv_rows
     micro = batch.credits_micro.tolist()
     assert [r["credits_charged"] for r in csv_rows] == [format_micro(m) for m in micro]
+
+
+@pytest.mark.parametrize("rows", [1, 15, 16, 17, 40])
+def test_msgpack_stream_has_no_array_headers_at_any_chunk_size(tmp_path: Path, monkeypatch, rows: int) -> None:
+    """Chunks are encoded as arrays and written without their header (1 byte up to 15 maps, 3 after)."""
+    monkeypatch.setattr(_cdr_format, "MSGPACK_CHUNK_ROWS", 16)
+    batch = random_batch(rows, seed=rows)
+    write_cdrs(tmp_path, [batch])
+    records = read_msgpack(tmp_path / "cdrs.msgpack")
+    assert [r["call_id"] for r in records] == batch.call_id.tolist()
 
 
 def test_table_strings_are_quoted_only_when_needed(tmp_path: Path) -> None:
