@@ -7,7 +7,7 @@ credit permission it is rated with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,8 @@ _LICENSE_BITS = {
 }
 PHONE, DOMESTIC_PLAN, INTL_PLAN, AUDIO, CREDITS = (1, 2, 4, 8, 16)
 _ORG_KEY = 10**15  # toll-free lookup key: org * _ORG_KEY + number (E.164 has at most 15 digits)
+SMALL_BATCH = 256  # batches up to this size are admitted through the memo (see Admission.admit)
+MEMO_SIZE = 65_536  # distinct (org, user, kind, to, from) remembered; forgotten all at once when full
 
 
 @dataclass
@@ -71,8 +73,55 @@ class Admission:
             )
         )
         self._pools = _pool_lookup(ledger, len(setup.orgs), cidx)
+        # (org, user, kind, to, from) -> row of `_known`, the admissions of the calls remembered
+        self._memo: dict[tuple[int, int, int, int, int], int] = {}
+        self._known: Admitted | None = None
 
     def admit(self, a: Arrivals) -> Admitted:
+        """Route, license, type and fund each arrival.
+
+        The outcome depends only on the call's (org, user, kind, to, from) and on
+        tables fixed at start.  Small batches (a server tick's few setups) are
+        answered from a memo of earlier identical calls, a dict look-up a call and
+        one gather per column: the array passes cost ~0.2 ms whatever the batch size.
+        """
+        if not 0 < len(a) <= SMALL_BATCH:
+            return self._admit_arrays(a)
+        keys = list(zip(a.org.tolist(), a.user.tolist(), a.kind.tolist(),
+                        a.to_number.tolist(), a.from_number.tolist()))
+        memo = self._memo
+        missing = [i for i, key in enumerate(keys) if key not in memo]
+        if missing:
+            self._remember(a, keys, missing)
+        rows = np.array([memo[key] for key in keys], dtype=np.intp)
+        known = self._known
+        return Admitted(*(getattr(known, name)[rows] for name in _ADMITTED_FIELDS))
+
+    def _remember(self, a: Arrivals, keys: list[tuple[int, int, int, int, int]], missing: list[int]) -> None:
+        """Admit the arrivals not in the memo with the array passes and add them to it."""
+        memo = self._memo
+        if len(memo) + len(missing) > MEMO_SIZE:
+            memo.clear()
+            self._known = None
+            missing = list(range(len(keys)))
+        fresh: dict[tuple[int, int, int, int, int], int] = {}
+        for i in missing:  # a batch may repeat a key: each is admitted once
+            fresh.setdefault(keys[i], i)
+        admitted = self._admit_arrays(a.take(np.fromiter(fresh.values(), dtype=np.intp, count=len(fresh))))
+        start, end = len(memo), len(memo) + len(fresh)
+        known = self._known
+        if known is None or end > len(known.reject):  # grow by doubling: appends stay O(1) per call
+            grown = Admitted(*(np.empty(max(2 * end, 64), dtype=getattr(admitted, name).dtype)
+                               for name in _ADMITTED_FIELDS))
+            for name in _ADMITTED_FIELDS if known is not None else ():
+                getattr(grown, name)[:start] = getattr(known, name)[:start]
+            known = self._known = grown
+        for name in _ADMITTED_FIELDS:
+            getattr(known, name)[start:end] = getattr(admitted, name)
+        for k, key in enumerate(fresh, start=start):
+            memo[key] = k
+
+    def _admit_arrays(self, a: Arrivals) -> Admitted:
         n = len(a)
         outbound = a.kind != CallKind.TOLL_FREE
         tariff = np.where(outbound, self.outbound.match(np.where(outbound, a.to_number, 0)), -1)
@@ -122,6 +171,9 @@ class Admission:
         pool[c] = dial[org[c]]
         pool[excluded] = -1
         return pool
+
+
+_ADMITTED_FIELDS = tuple(f.name for f in fields(Admitted))
 
 
 def _tariff_arrays(tariffs, cidx, zidx, dial_zones):

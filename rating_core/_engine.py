@@ -84,18 +84,19 @@ class RatingEngine:
         self.now = max(self.now, until)
         return Step(_concat(parts), events, increments)
 
-    def hangup(self, call_ids: NDArray[np.int64], t_ms: int) -> None:
-        """Set the hang-up instant of connected calls (server mode); `t_ms` must be >= now."""
-        if t_ms < self.now:
+    def hangup(self, call_ids: NDArray[np.int64], t_ms: int | NDArray[np.int64]) -> None:
+        """Set the hang-up instant of connected calls (server mode): one instant for all, or one
+        per call (a server tick's hang-ups in one call); no instant may be before `now`."""
+        call_ids = np.asarray(call_ids, dtype=np.int64)
+        t = np.broadcast_to(np.asarray(t_ms, dtype=np.int64), call_ids.shape)
+        if len(t) and int(t.min()) < self.now:
             raise ValueError("cannot hang up in the past")
         ids = self.calls.view("call_id")
-        call_ids = np.asarray(call_ids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(ids, call_ids), max(len(ids) - 1, 0))
         if not len(ids):
             return
-        pos = pos[(ids[pos] == call_ids) & self.calls.view("alive")[pos]]
-        hang = self.calls.col["hangup_ms"]
-        hang[pos] = np.minimum(hang[pos], t_ms)
+        pos = np.minimum(np.searchsorted(ids, call_ids), len(ids) - 1)
+        ok = (ids[pos] == call_ids) & self.calls.view("alive")[pos]
+        np.minimum.at(self.calls.col["hangup_ms"], pos[ok], t[ok])
 
     def finish(self, at_ms: int | None = None) -> Step:
         """End of simulation: every call still connected ends at `end_ms`.
@@ -117,10 +118,10 @@ class RatingEngine:
     def next_due_ms(self) -> int:
         """The next instant at which something is due without a new arrival (for idle waits)."""
         nxt = self.ledger.next_fixed_after(self.now - 1)
-        alive = self.calls.view("alive")
-        if alive.any():
-            nxt = min(nxt, int(self.calls.view("next_ms")[alive].min()),
-                      int(self.calls.view("hangup_ms")[alive].min()))
+        c = self.calls
+        if c.n > c.dead:  # one pass over the table, no masked copies (a server asks after every tick)
+            due = np.minimum(c.view("next_ms"), c.view("hangup_ms"))
+            nxt = min(nxt, int(due.min(where=c.view("alive"), initial=NEVER)))
         return min(nxt, self.setup.end_ms)
 
     def balances(self) -> NDArray[np.int64]:
@@ -157,26 +158,35 @@ class RatingEngine:
         return events, touched
 
     def _window(self, t0, t1, arr: Arrivals, touched, events):
-        adm = self.admission.admit(arr)
-        rejected = adm.reject >= 0
-        parts = [self._rejected_cdrs(arr, adm, rejected)]
-        self._connect(arr, adm, ~rejected)
+        # Parts that are empty are skipped rather than built: in server mode a window is one
+        # millisecond with a few arrivals, and each empty pass cost as much as a full one.
+        parts: list[CdrBatch] = []
+        if len(arr):
+            adm = self.admission.admit(arr)
+            rejected = adm.reject >= 0
+            ok: NDArray[np.bool_] | slice = slice(None)  # every arrival goes on to be charged
+            if rejected.any():
+                parts.append(self._rejected_cdrs(arr, adm, rejected))
+                ok = ~rejected
+            self._connect(arr, adm, ok)
         t_orgs = np.flatnonzero(touched)
         other = OrgInstants(
             org=np.concatenate([arr.org.astype(np.int64), t_orgs]),
             t=np.concatenate([arr.t_ms, np.full(len(t_orgs), t0, dtype=np.int64)]),
         )
         outcome = self._charger.charge_window(t0, t1, other)
-        parts.append(self._failed_cdrs(outcome))
+        if outcome.ended:
+            parts.append(self._failed_cdrs(outcome))
         parts.append(self._hangup_cdrs(t1))
         self.calls.compact()
         cdrs = _concat(parts)
-        cdrs = cdrs.take(np.lexsort((cdrs.call_id, cdrs.end_ms)))
+        if len(cdrs) > 1:
+            cdrs = cdrs.take(np.lexsort((cdrs.call_id, cdrs.end_ms)))
         events = events + outcome.events
         events.sort(key=lambda e: (e.time_ms, e.org))  # stable: in-instant order kept
         return cdrs, events, outcome.increments
 
-    def _connect(self, arr: Arrivals, adm, ok: NDArray[np.bool_]) -> None:
+    def _connect(self, arr: Arrivals, adm, ok: NDArray[np.bool_] | slice) -> None:
         t = arr.t_ms[ok]
         self.calls.append(
             {
@@ -226,6 +236,8 @@ class RatingEngine:
     def _hangup_cdrs(self, t1: int) -> CdrBatch:
         c = self.calls
         rows = np.flatnonzero(c.view("alive") & (c.view("hangup_ms") < t1))
+        if not len(rows):
+            return _NO_CDRS
         cdrs = self._ended_cdrs(rows, c.col["hangup_ms"][rows], np.full(len(rows), EndReason.HANGUP))
         c.end(rows)
         return cdrs
@@ -244,8 +256,16 @@ class RatingEngine:
         )
 
 
+# An empty batch with the dtypes every CDR part has (shared: nothing writes to empty arrays).
+_NO_CDRS = CdrBatch(*(np.empty(0, dtype=dt) for dt in (
+    np.int64, np.int32, np.int32, np.int8, np.int64, np.int64, np.int32, np.int32,
+    np.int64, np.int64, np.int64, np.int32, np.int64, np.int64, np.int8)))
+
+
 def _concat(parts: list[CdrBatch]) -> CdrBatch:
-    parts = [p for p in parts if len(p)] or parts[:1]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _NO_CDRS
     if len(parts) == 1:
         return parts[0]
     return CdrBatch.concat(parts)

@@ -16,6 +16,7 @@ org is billed for what was connected, no more.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +38,12 @@ from ._wire import (
     TOO_MANY_ERRORS,
     UNKNOWN_CALL,
     UNKNOWN_USER,
+    CallMessage,
     FrameReader,
+    HangupMessage,
     ProtocolError,
+    checked_setup,
+    decode_calls,
     decode_payload,
     op_of,
     pack_frame,
@@ -103,8 +108,12 @@ class Connection:
         self._hanging: set[int | str] = set()  # refs whose hangup was queued
         self.inflight = 0
         self.errors = 0
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[msgs.Message] = []
         self._wake = trio.Event()
+        self._rest = b""  # bytes of a frame `flush` handed the kernel only in part
+        self._sending = False  # the writer task is in send_all: `flush` must not interleave bytes
+        sock = getattr(stream, "socket", None)
+        self._fd = sock.fileno() if sock is not None else -1
         self._closing = False  # no more requests; answer the setups in flight, deliver, close
         self._gone = False  # nothing can be delivered any more
         self._scope: trio.CancelScope | None = None
@@ -175,37 +184,74 @@ class Connection:
                 return
 
     def _frame(self, payload: bytes, now: float) -> None:
-        try:
-            messages = decode_payload(payload)
-        except ProtocolError as err:
-            self._error(err)
-            return
+        """Handle one frame's messages in order; its setups join the exchange's queue together.
+
+        A logged-in client's frame of setups and hangups takes the fast path
+        (`decode_calls`: msgspec checks the fields in C); anything else, and
+        the rest of a frame from the first message the fast path cannot
+        judge, goes through `decode_payload` and the generic checks.
+        """
         tally = dict.fromkeys(self._ops, 0)  # metrics once per frame, not once per message
         t_ms = self._exchange.ms(now)
         try:
-            for message in messages:
-                try:
-                    self._message(message, now, t_ms, tally)
-                except ProtocolError as err:
-                    self._error(err)
-                if self._closing:
-                    return
+            calls = decode_calls(payload) if self.tenant is not None else None
+            if calls is not None:
+                self._calls(calls, payload, now, t_ms, tally)
+                return
+            try:
+                messages = decode_payload(payload)
+            except ProtocolError as err:
+                self._error(err)
+                return
+            self._messages(messages, now, t_ms, tally)
         finally:
             for op, n in tally.items():
                 if n:
                     self._ops[op].inc(n)
 
-    def _message(self, msg: Any, now: float, t_ms: int, tally: dict[str, int]) -> None:
-        op = op_of(msg)
-        tally[op] += 1
-        if op == "setup":
-            self._setup(msg, now, t_ms)
-        elif op == "hangup":
-            self._hangup(msg, t_ms)
-        elif op == "hello":
-            self._hello(msg)
-        else:
-            self._push(msgs.PONG)
+    def _calls(self, calls: list[CallMessage], payload: bytes, now: float, t_ms: int,
+               tally: dict[str, int]) -> None:
+        """The fast path: typed setups and hangups of a logged-in connection."""
+        setups = hangups = 0
+        try:
+            for i, message in enumerate(calls):
+                try:
+                    if type(message) is HangupMessage:
+                        hangups += 1
+                        self._hang(message.ref, t_ms)
+                    else:
+                        fields = checked_setup(message)  # type: ignore[arg-type]
+                        if fields is None:  # a rule between fields: let the generic checks explain it
+                            self._messages(decode_payload(payload)[i:], now, t_ms, tally)
+                            return
+                        setups += 1
+                        self._place(*fields, now, t_ms)
+                except ProtocolError as err:
+                    self._error(err)
+                if self._closing:
+                    return
+        finally:
+            tally["setup"] += setups
+            tally["hangup"] += hangups
+
+    def _messages(self, messages: list[Any], now: float, t_ms: int, tally: dict[str, int]) -> None:
+        """The generic path: any message, checked field by field (`_wire`), errors explained."""
+        for message in messages:
+            try:
+                op = op_of(message)
+                tally[op] += 1
+                if op == "setup":
+                    self._setup(message, now, t_ms)
+                elif op == "hangup":
+                    self._hangup(message, t_ms)
+                elif op == "hello":
+                    self._hello(message)
+                else:
+                    self._push(msgs.PONG)
+            except ProtocolError as err:
+                self._error(err)
+            if self._closing:
+                return
 
     def _hello(self, msg: dict[str, Any]) -> None:
         if self.tenant is not None:
@@ -222,28 +268,36 @@ class Connection:
                                 lim.max_inflight, lim.idle_timeout_s))
 
     def _setup(self, msg: dict[str, Any], now: float, t_ms: int) -> None:
-        tenant = self._tenant(msg)
-        s = parse_setup(msg)
-        if s.ref in self.calls:
-            raise ProtocolError(DUPLICATE_REF, "a call with this ref is in progress", s.ref)
+        self._tenant(msg)
+        self._place(*parse_setup(msg), now, t_ms)
+
+    def _place(self, ref: int | str, user_id: str | None, kind: int, to_number: int, from_number: int,
+               now: float, t_ms: int) -> None:
+        """Queue a checked setup, unless this connection's state refuses it."""
+        tenant = self.tenant
+        assert tenant is not None
+        if ref in self.calls:
+            raise ProtocolError(DUPLICATE_REF, "a call with this ref is in progress", ref)
         if self.inflight >= self._limits.max_inflight:
-            raise ProtocolError(FLOOD, f"more than {self._limits.max_inflight} setups awaiting an answer", s.ref)
+            raise ProtocolError(FLOOD, f"more than {self._limits.max_inflight} setups awaiting an answer", ref)
         if len(self.calls) >= self._limits.max_calls:
-            raise ProtocolError(FLOOD, f"more than {self._limits.max_calls} calls in progress", s.ref)
+            raise ProtocolError(FLOOD, f"more than {self._limits.max_calls} calls in progress", ref)
         user = -1
-        if s.user is not None:
-            found = tenant.users.get(s.user)
+        if user_id is not None:
+            found = tenant.users.get(user_id)
             if found is None:
-                raise ProtocolError(UNKNOWN_USER, f"no user {s.user[:64]!r} in org {tenant.id!r}", s.ref)
+                raise ProtocolError(UNKNOWN_USER, f"no user {user_id[:64]!r} in org {tenant.id!r}", ref)
             user = found
-        call_id = self._exchange.submit_setup(
-            self, s.ref, tenant.index, user, s.kind, s.to_number, s.from_number, now, t_ms)
-        self.calls[s.ref] = call_id
+        self.calls[ref] = self._exchange.submit_setup(
+            self, ref, tenant.index, user, kind, to_number, from_number, now, t_ms)
         self.inflight += 1
 
     def _hangup(self, msg: dict[str, Any], t_ms: int) -> None:
         self._tenant(msg)
-        ref = ref_of(msg)
+        self._hang(ref_of(msg), t_ms)
+
+    def _hang(self, ref: int | str, t_ms: int) -> None:
+        """Queue the hang-up of this connection's call `ref`."""
         call_id = self.calls.get(ref)
         if call_id is None:
             raise ProtocolError(UNKNOWN_CALL, "no call in progress with this ref on this connection", ref)
@@ -274,6 +328,10 @@ class Connection:
         self._closing = True
 
     # -- CallSink: outcomes from the exchange -----------------------------------------------
+    def on_answered_many(self, refs: list[int | str], first_call_id: int) -> None:
+        self.inflight -= len(refs)
+        self._push_many(msgs.answered_many(refs, first_call_id), wake=False)  # the exchange flushes
+
     def on_answered(self, ref: int | str, call_id: int) -> None:
         self.inflight -= 1
         self._push(msgs.answered(ref, call_id))
@@ -284,39 +342,84 @@ class Connection:
         self._hanging.discard(ref)
         self._push(msgs.rejected(ref, call_id, end_reason))
 
-    def on_ended(self, ref: int | str, message: dict[str, Any]) -> None:
-        self.calls.pop(ref, None)
-        self._hanging.discard(ref)
-        self._push(message)
+    def on_ended_many(self, refs: list[int | str], messages: list[msgs.Message]) -> None:
+        pop = self.calls.pop
+        for ref in refs:
+            pop(ref, None)
+        if self._hanging:
+            self._hanging.difference_update(refs)
+        self._push_many(messages, wake=False)  # the exchange flushes
+
+    def flush(self) -> None:
+        """Hand the queued replies to the kernel now, from the exchange's tick, if the writer is idle.
+
+        Answers then leave the moment the tick has them: through the writer task
+        they waited for the next scheduling round, behind every reader with a
+        frame to handle (~2 ms at 20,000 setups/s), and each round cost a task
+        switch and Trio's send path.  The socket is non-blocking, so this never
+        blocks: what the kernel does not take, the writer task sends when it can.
+        """
+        if self._sending or self._rest or self._gone or self._fd < 0 or self._closing:
+            self._wake.set()  # the writer has bytes in flight, or must see the close through
+            return
+        while self._outbox:
+            data = pack_frame(self._outbox[:MAX_MESSAGES_PER_FRAME])
+            del self._outbox[:MAX_MESSAGES_PER_FRAME]
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # reset by the peer: the writer task's error path ends the connection
+                self._rest = data
+                self._wake.set()
+                return
+            if sent < len(data):
+                self._rest = data[sent:]
+                self._wake.set()
+                return
 
     # -- writing ----------------------------------------------------------------------------
-    def _push(self, message: dict[str, Any]) -> None:
-        if self._gone:
-            return
-        self._outbox.append(message)
+    def _push(self, message: msgs.Message) -> None:
+        if not self._gone:
+            self._outbox.append(message)
+            self._queued(wake=True)
+
+    def _push_many(self, messages: list[msgs.Message], wake: bool = True) -> None:
+        if not self._gone:
+            self._outbox.extend(messages)
+            self._queued(wake)
+
+    def _queued(self, wake: bool) -> None:
+        """Wake the writer, or drop a client that does not read rather than buffer without bound."""
         if len(self._outbox) > self._limits.max_outbox:
-            # the client does not read: drop it rather than buffer without bound
             self._metrics.protocol_errors.labels(SLOW_CONSUMER).inc()
             self._gone = True
             self._outbox.clear()
             if self._scope is not None:
                 self._scope.cancel()
             return
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            while self._outbox:
-                batch = self._outbox[:MAX_MESSAGES_PER_FRAME]
-                del self._outbox[:MAX_MESSAGES_PER_FRAME]
+            while self._rest or self._outbox:
+                if self._rest:  # the end of a frame `flush` could only partly send
+                    data, self._rest = self._rest, b""
+                else:
+                    data = pack_frame(self._outbox[:MAX_MESSAGES_PER_FRAME])
+                    del self._outbox[:MAX_MESSAGES_PER_FRAME]
+                self._sending = True
                 try:
-                    await self._stream.send_all(pack_frame(batch))
+                    await self._stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     self._gone = True
                     if self._scope is not None:
                         self._scope.cancel()
                     return
+                finally:
+                    self._sending = False
             if self._closing and self.inflight <= 0:  # every accepted setup has had its answer
                 return

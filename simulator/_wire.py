@@ -20,9 +20,10 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import msgpack
+import msgspec
 
 from rating_core import CallKind
 
@@ -83,9 +84,13 @@ class ProtocolError(Exception):
 
 
 # -- framing ---------------------------------------------------------------------------------
-def pack_frame(messages: list[dict[str, Any]]) -> bytes:
-    """One frame holding `messages`: a bare map for one message, an array for several."""
-    payload = msgpack.packb(messages[0] if len(messages) == 1 else messages)
+_ENCODER = msgspec.msgpack.Encoder()  # the bytes msgpack.packb writes for these maps, ~3x faster
+
+
+def pack_frame(messages: list[Any]) -> bytes:
+    """One frame holding `messages` (maps: dicts, or Structs that encode as maps): a bare map
+    for one message, an array for several."""
+    payload = _ENCODER.encode(messages[0] if len(messages) == 1 else messages)
     return HEADER.pack(len(payload)) + payload
 
 
@@ -238,20 +243,79 @@ _NUMBERS: dict[str, int] = {}  # E.164 text -> digits: the same few numbers come
 _MAX_NUMBERS = 65_536
 
 
+def _digits(value: object) -> int | None:
+    """An E.164 string's digits as an int (cached), None for anything else."""
+    digits = _NUMBERS.get(value) if type(value) is str else None  # type: ignore[arg-type]
+    if digits is None and isinstance(value, str) and _E164.fullmatch(value):
+        if len(_NUMBERS) >= _MAX_NUMBERS:
+            _NUMBERS.clear()
+        digits = _NUMBERS[value] = int(value[1:])
+    return digits
+
+
 def _number(msg: dict[str, Any], key: str, ref: int | str, required: bool) -> int:
     value = msg.get(key)
     if value is None and not required:
         return 0
-    digits = _NUMBERS.get(value) if type(value) is str else None
+    digits = _digits(value)
     if digits is not None:
-        return digits
-    if isinstance(value, str) and _E164.fullmatch(value):
-        if len(_NUMBERS) >= _MAX_NUMBERS:
-            _NUMBERS.clear()
-        digits = _NUMBERS[value] = int(value[1:])
         return digits
     need = "required, " if required else ""
     raise ProtocolError(BAD_FIELD, f'{key}: {need}an E.164 string like "+12125550100"', ref)
+
+
+# -- the fast path for frames of setups and hangups ------------------------------------------
+# A load of calls is nearly all `setup` and `hangup`.  msgspec decodes such a frame straight
+# into these Structs, checking every field's type in C, several times faster than decoding
+# to dicts and checking them in Python.  It is only a fast path: a frame holding anything
+# else (another op, a bad field, bad msgpack) fails it and goes through `decode_payload` and
+# the checks above, which say exactly what is wrong.  So these types may accept less than
+# `parse_setup` / `ref_of`, never more.
+Ref = Union[Annotated[int, msgspec.Meta(ge=0, le=MAX_REF_INT)],
+            Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REF_LEN)]]
+
+
+class SetupMessage(msgspec.Struct, tag_field="op", tag="setup", gc=False):
+    """A `setup` with its field types checked; `checked_setup` applies the rules between fields."""
+
+    ref: Ref
+    type: Literal["outbound", "conference_dial_out", "toll_free"]
+    to: str
+    user: Union[str, None] = None
+    from_: Union[str, None] = msgspec.field(default=None, name="from")
+
+
+class HangupMessage(msgspec.Struct, tag_field="op", tag="hangup", gc=False):
+    ref: Ref
+
+
+CallMessage = Union[SetupMessage, HangupMessage]
+_CALL_FRAME = msgspec.msgpack.Decoder(Union[list[CallMessage], SetupMessage, HangupMessage])
+
+
+def decode_calls(payload: bytes) -> list[CallMessage] | None:
+    """A frame of only well-typed setups and hangups as Structs; None for any other payload."""
+    try:
+        value = _CALL_FRAME.decode(payload)
+    except Exception:  # DecodeError, ValidationError, UnicodeDecodeError, ...: the slow path says
+        return None
+    return value if type(value) is list else [value]
+
+
+def checked_setup(m: SetupMessage) -> tuple[int | str, str | None, int, int, int] | None:
+    """`parse_setup`'s fields for a typed setup, or None where it would raise (user, to, from).
+
+    A plain tuple: building the `Setup` NamedTuple costs several times more, once per call.
+    """
+    kind = CALL_KINDS[m.type]
+    user = m.user
+    if (user is not None) if kind == _TOLL_FREE else not user:
+        return None
+    to_number = _digits(m.to)
+    from_number = 0 if m.from_ is None else _digits(m.from_)
+    if to_number is None or from_number is None:
+        return None
+    return m.ref, user, kind, to_number, from_number
 
 
 def _valid_ref(ref: object) -> bool:

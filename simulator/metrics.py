@@ -11,6 +11,8 @@ and the server can run several simulations in one process.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -19,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO
 
@@ -48,7 +51,7 @@ class ServerMetrics:
             "Messages or connections refused, by kind (malformed, unknown_op, bad_field, "
             "oversize, not_authenticated, bad_token, unknown_call, idle_timeout, flood, ...).",
             ["kind"], registry=registry)
-        self.setup_latency = Histogram(
+        self.setup_latency = BulkHistogram(
             "callsim_server_setup_latency_seconds",
             "Wall time from a setup message's arrival to its answered/rejected reply.",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
@@ -63,6 +66,39 @@ class ServerMetrics:
             "callsim_server_setups_per_advance",
             "Setups rated together in one advance of the rating core (batching under load).",
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 10_000), registry=registry)
+
+
+class BulkHistogram(Collector):
+    """A histogram observed in bulk: `observe(value, count)` records `count` equal observations.
+
+    The server answers a frame's setups together, so they all waited the
+    same time; prometheus_client's Histogram would take one `observe` (two
+    locked increments) per setup, a visible share of the server's CPU at
+    20,000 setups/s.  Scrapes read a copy of the counts (the HTTP thread),
+    which can lag the sum by one observation, as with prometheus_client's own.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry) -> None:
+        self._name, self._doc = name, documentation
+        self._bounds = [float(b) for b in buckets]
+        self._counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float, count: int = 1) -> None:
+        self._counts[bisect.bisect_left(self._bounds, value)] += count  # buckets are `le`
+        self._sum += value * count
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self._name, self._doc)]
+
+    def collect(self) -> list[Metric]:
+        counts, total = list(self._counts), self._sum
+        cumulative = itertools.accumulate(counts)
+        labels = [floatToGoString(b) for b in self._bounds] + ["+Inf"]
+        return [HistogramMetricFamily(self._name, self._doc, buckets=list(zip(labels, cumulative)),
+                                      sum_value=total)]
 
 
 # --------------------------------------------------------------------------- `callsim run`

@@ -111,11 +111,15 @@ class _Outputs:
         self._steps.append(step)
 
     async def run(self, flush_s: float, file_flush_s: float) -> None:
-        """Hand output to the writers every `flush_s`; a write error (disk full) stops the server."""
+        """Hand output to the writers every `flush_s` (every `file_flush_s` without metrics: each
+        hand-over to the writer thread contends for the GIL with the event loop); a write error
+        (disk full) stops the server."""
         last_file_flush = trio.current_time()
         while True:
             await trio.sleep(flush_s)
             to_files = trio.current_time() - last_file_flush >= file_flush_s
+            if not to_files and self._metrics is None:
+                continue  # nothing to fold in: hand the steps over once, when the files are written
             try:
                 await self.flush(to_files)
             except OSError as err:
@@ -133,16 +137,17 @@ class _Outputs:
             if to_files:
                 await trio.to_thread.run_sync(self._flush_files)
             return
-        step = Step(
-            CdrBatch.concat([s.cdrs for s in steps]),
-            [e for s in steps for e in s.events],
-            sum(s.increments for s in steps),
-        )
-        if self._metrics is not None:  # engine state matches these steps: nothing ran since
-            t1 = self._exchange.engine.now
-            self._metrics.observe(WindowReport(self._t0, max(t1, self._t0 + 1), step, 0, 0.0, 0.0))
-            self._t0 = t1
+        if self._metrics is None:  # merging the ticks' steps is the writer thread's work too
+            await trio.to_thread.run_sync(self._write_steps, steps, to_files)
+            return
+        step = _merge(steps)
+        t1 = self._exchange.engine.now  # engine state matches these steps: nothing ran since
+        self._metrics.observe(WindowReport(self._t0, max(t1, self._t0 + 1), step, 0, 0.0, 0.0))
+        self._t0 = t1
         await trio.to_thread.run_sync(self._write, step, to_files)
+
+    def _write_steps(self, steps: list[Step], to_files: bool) -> None:
+        self._write(_merge(steps), to_files)
 
     def _write(self, step: Step, to_files: bool) -> None:
         self.cdrs.write(step.cdrs)  # buffered: formatted in big batches, at flush or when full
@@ -164,6 +169,12 @@ class _Outputs:
             engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now)
         self.summary.write(self._out_dir, summary)
         return summary
+
+
+def _merge(steps: list[Step]) -> Step:
+    """The steps of many ticks as one (a tick ends a few calls: concatenating is per batch, not per call)."""
+    cdrs = [s.cdrs for s in steps if len(s.cdrs)] or [steps[0].cdrs]
+    return Step(CdrBatch.concat(cdrs), [e for s in steps for e in s.events], sum(s.increments for s in steps))
 
 
 async def serve(scenario: Scenario, config: ServerConfig, *,

@@ -118,6 +118,39 @@ def test_engine_stepping_fallback_matches_reference(case):
         charging.MAX_SPECIALS = saved
 
 
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_cases())
+def test_engine_with_array_admission_matches_reference(case):
+    """Same, with every window admitted by the array passes rather than the small-batch memo
+    (the cases here are small, so the memo is what the tests above compare)."""
+    import rating_core._admission as admission
+
+    saved, admission.SMALL_BATCH = admission.SMALL_BATCH, 0
+    try:
+        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
+    finally:
+        admission.SMALL_BATCH = saved
+
+
+@CASES
+@given(rating_cases())
+def test_admission_memo_gives_the_array_passes_results(case):
+    """Admitting a small batch from the memo (and again, once it is filled) is the array passes."""
+    from rating_core._admission import Admission, Admitted
+    from rating_core._ledger import Ledger
+
+    setup, arrivals = case
+    if not len(arrivals):
+        return
+    admission = Admission(setup, Ledger(setup))
+    want = admission._admit_arrays(arrivals)
+    for _ in range(2):  # first misses (fills the memo), then hits
+        got = admission.admit(arrivals)
+        for name in Admitted.__dataclass_fields__:
+            w, g = getattr(want, name), getattr(got, name)
+            assert g.dtype == w.dtype and g.tolist() == w.tolist(), name
+
+
 # --------------------------------------------------------------------------- invariants
 
 

@@ -491,3 +491,28 @@ def test_linger_without_a_port_is_a_usage_error(tmp_path: Path, capsys) -> None:
     status = cli.main(["run", str(QUICKSTART), "--out", str(tmp_path), "--metrics-linger", "5"])
     assert status == cli.EXIT_USAGE
     assert "--metrics-linger needs --metrics-port" in capsys.readouterr().err
+
+
+def test_bulk_histogram_exposes_what_one_observe_per_value_would() -> None:
+    """The server's setup latency is observed a frame at a time (value, count)."""
+    from prometheus_client import Histogram, generate_latest
+
+    from simulator.metrics import BulkHistogram
+
+    buckets = (0.001, 0.01, 1.0)
+    bulk_registry, plain_registry = CollectorRegistry(), CollectorRegistry()
+    bulk = BulkHistogram("lat_seconds", "Latency.", buckets, bulk_registry)
+    plain = Histogram("lat_seconds", "Latency.", buckets=buckets, registry=plain_registry)
+    for value, count in ((0.001, 3), (0.0005, 1), (0.5, 2), (7.0, 1), (0.01, 0)):
+        bulk.observe(value, count)
+        for _ in range(count):
+            plain.observe(value)
+
+    def samples(registry: CollectorRegistry) -> set[str]:  # the sum may differ in its last bits
+        return {line for line in generate_latest(registry).decode().splitlines()
+                if not line.startswith("#") and "_created" not in line and "_sum" not in line}
+
+    assert samples(bulk_registry) == samples(plain_registry)
+    assert bulk_registry.get_sample_value("lat_seconds_count") == 7
+    assert bulk_registry.get_sample_value("lat_seconds_sum") == pytest.approx(
+        plain_registry.get_sample_value("lat_seconds_sum"))

@@ -90,6 +90,16 @@ async def test_one_frame_may_batch_several_messages_and_replies_batch_too(nurser
     assert sorted(m["call_id"] for m in answered) == list(range(1, 51))
 
 
+async def test_setup_latency_is_observed_once_per_setup_answered_or_rejected(nursery, tmp_path):
+    server = await start_server(nursery, tmp_path)
+    client = await server.connect(ACME)
+    await client.send(*(call(i) for i in range(30)), call("no", user="carol"))  # carol: not licensed
+    replies = [await client.recv() for _ in range(31)]
+    assert sorted(r["op"] for r in replies) == ["answered"] * 30 + ["rejected"]
+    count = server.registry.get_sample_value("callsim_server_setup_latency_seconds_count")
+    assert count == 31
+
+
 async def test_hangup_sent_before_the_answer_ends_the_call_unbilled(nursery, tmp_path, autojump_clock):
     server = await start_server(nursery, tmp_path)
     client = await server.connect(ACME)

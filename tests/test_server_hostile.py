@@ -100,6 +100,31 @@ async def test_wrong_types_get_bad_field_naming_the_field(nursery, tmp_path, mes
     assert server.exchange.active_calls == 0
 
 
+@pytest.mark.parametrize("bad, field", [
+    (call(True), "ref"),  # a field of the wrong type: the frame skips the fast decoder entirely
+    (call(1, to="12125550100"), "to"),  # rules between fields: the fast path hands over mid-frame
+    ({"op": "setup", "ref": 1, "type": "toll_free", "to": "+18005550100", "user": "alice"}, "user"),
+    ({"op": "ping"}, None),
+])
+async def test_a_bad_message_amid_good_ones_is_refused_alone(nursery, tmp_path, bad, field):
+    server = await start_server(nursery, tmp_path)
+    client = await server.connect(ACME)
+    await client.send(call("a"), call("b"))
+    assert {(await client.recv())["op"] for _ in range(2)} == {"answered"}
+    await client.send(call("c"), {"op": "hangup", "ref": "a"}, bad, call("d"), {"op": "hangup", "ref": "b"})
+    replies = [await client.recv() for _ in range(5)]
+    first = replies.pop(0)  # errors (and pong) are sent at once, answers after the next tick
+    if field is None:
+        assert first == {"op": "pong"}
+    else:
+        assert first["code"] == "bad_field" and first["message"].startswith(f"{field}:")
+    assert sorted((r["op"], r["ref"]) for r in replies) == [
+        ("answered", "c"), ("answered", "d"), ("ended", "a"), ("ended", "b")]
+    counted = {op: server.registry.get_sample_value("callsim_server_messages_total", {"op": op})
+               for op in ("setup", "hangup")}
+    assert counted == {"setup": 4 + (bad["op"] == "setup"), "hangup": 2}
+
+
 async def test_bad_hello_fields(nursery, tmp_path):
     server = await start_server(nursery, tmp_path)
     client = await server.connect()
