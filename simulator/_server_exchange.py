@@ -1,16 +1,19 @@
 """The exchange: the one task that drives the rating core for `callsim serve`.
 
 The engine is not task-safe, so connection handlers never call it.  They
-queue setups and hang-ups here (plain list appends: Trio runs one task at a
-time, and `_tick` never awaits), and this task, at most once a millisecond,
-turns everything queued since the last tick into one `advance`: many setups
-per call into the core, which is what makes the vectorised engine pay off.
-An advance costs the core a fixed ~0.5-1 ms plus a pass over every connected
+queue setups (a frame's setups as one `SetupBatch`) and hang-ups here (plain
+list appends: Trio runs one task at a time, and `_tick` never awaits), and
+this task, at most once a millisecond, turns everything queued since the
+last tick into one `advance`: many setups per call into the core, which is
+what makes the vectorised engine pay off.  An advance costs the core a fixed
+~0.3 ms (~0.7 ms amid the server's other work) plus a few microseconds a
 call, so after each tick the task pauses as long as the tick took: under
 load the ticks stretch, each rates a bigger batch, and the connections keep
 at least half of the process.
-The outcome is routed back to the connections that asked (answered,
-rejected, disconnected, ended) and handed to the output writer.
+The outcome is routed back to the connections that asked, in bulk: a
+frame's answers together, handed to the kernel at once; the ends (`ended`,
+`disconnected`) grouped by connection.  Then the step goes to the output
+writer.
 
 Time: simulated t = 0 is the moment the exchange starts, and one simulated
 millisecond is one millisecond of `trio.current_time()` (so tests drive it

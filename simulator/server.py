@@ -8,9 +8,10 @@ cdrs.csv, events.jsonl and summary.json.
 Tasks, all in one nursery (Trio structured concurrency):
   * the exchange (`_server_exchange`): the only task that touches the engine;
   * one handler per connection (`_server_conn`), reader + writer;
-  * the output writer: every `flush_s` it hands what the engine produced to
-    the CDR/event writers in a worker thread (they buffer, and format and
-    write every `file_flush_s`), so formatting runs beside the ticks, not in them;
+  * the output writer: every `file_flush_s` (every `flush_s` with metrics) it
+    hands what the engine produced to the files (`_server_files`), through a
+    worker thread to a worker process (`files_process`, as `callsim serve`
+    runs) or to writers in that thread, so formatting runs beside the ticks;
   * the signal watcher: Ctrl-C / SIGTERM stops the exchange.
 Stopping: the exchange rates what it has received, ends every call still
 connected as `simulation_end` and tells its client (`disconnected`);
@@ -36,8 +37,8 @@ from rating_core import CdrBatch, Step
 from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
+from ._server_files import FilesProcess, ServerFiles
 from .metrics import MetricsServer, RunMetrics, ServerMetrics
-from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import WindowReport
 
@@ -66,6 +67,10 @@ class ServerConfig:
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
     # per-row encoding (~2-3 us a CDR, GIL held) shows up directly in setup latency.
     write_msgpack: bool = False
+    # Write the files from a worker process (`callsim serve` does): in a thread, their formatting
+    # contends for the GIL with the event loop (+4-6 ms of p99 setup latency at 20,000 setups/s).
+    # Off by default so that tests, which start many servers, need not start a process each.
+    files_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     announce: Callable[[str], None] | None = None  # told where the server listens, once it does
 
@@ -92,13 +97,10 @@ class _Outputs:
 
     def __init__(self, scenario: Scenario, exchange: Exchange, config: ServerConfig,
                  run_metrics: RunMetrics | None) -> None:
-        setup, tables = scenario.setup, exchange.engine.tables
-        config.out_dir.mkdir(parents=True, exist_ok=True)
-        self.cdrs = CdrWriter(config.out_dir, tables, setup.start, setup.currency,
-                              write_msgpack=config.write_msgpack)
-        self.events = EventWriter(config.out_dir, tables, setup.start)
-        self.summary = SummaryBuilder(tables, setup.currency, scenario.name, scenario.seed,
-                                      start=setup.start)
+        setup = scenario.setup
+        files = FilesProcess if config.files_process else ServerFiles
+        self._files = files(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
+                            scenario.name, scenario.seed, config.write_msgpack)
         self._out_dir = config.out_dir
         self._exchange = exchange
         self._metrics = run_metrics
@@ -135,7 +137,7 @@ class _Outputs:
         steps, self._steps = self._steps, []
         if not steps:
             if to_files:
-                await trio.to_thread.run_sync(self._flush_files)
+                await trio.to_thread.run_sync(self._files.flush)
             return
         if self._metrics is None:  # merging the ticks' steps is the writer thread's work too
             await trio.to_thread.run_sync(self._write_steps, steps, to_files)
@@ -144,31 +146,15 @@ class _Outputs:
         t1 = self._exchange.engine.now  # engine state matches these steps: nothing ran since
         self._metrics.observe(WindowReport(self._t0, max(t1, self._t0 + 1), step, 0, 0.0, 0.0))
         self._t0 = t1
-        await trio.to_thread.run_sync(self._write, step, to_files)
+        await trio.to_thread.run_sync(self._files.write, step, to_files)
 
     def _write_steps(self, steps: list[Step], to_files: bool) -> None:
-        self._write(_merge(steps), to_files)
-
-    def _write(self, step: Step, to_files: bool) -> None:
-        self.cdrs.write(step.cdrs)  # buffered: formatted in big batches, at flush or when full
-        self.events.write(step.events)
-        self.summary.add_cdrs(step.cdrs)
-        self.summary.add_events(step.events)
-        if to_files:
-            self._flush_files()
-
-    def _flush_files(self) -> None:
-        self.cdrs.flush()
-        self.events.flush()
+        self._files.write(_merge(steps), to_files)
 
     def close(self, complete: bool) -> dict:
         engine = self._exchange.engine
-        self.cdrs.close()
-        self.events.close()
-        summary = self.summary.finish(
-            engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now)
-        self.summary.write(self._out_dir, summary)
-        return summary
+        return self._files.close(engine.balances().tolist(), engine.pool_remaining().tolist(),
+                                 complete, engine.now)
 
 
 def _merge(steps: list[Step]) -> Step:
