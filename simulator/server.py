@@ -9,9 +9,8 @@ Tasks, all in one nursery (Trio structured concurrency):
   * the exchange (`_server_exchange`): the only task that touches the engine;
   * one handler per connection (`_server_conn`), reader + writer;
   * the output writer: every `file_flush_s` (every `flush_s` with metrics) it
-    hands what the engine produced to the files (`_server_files`), through a
-    worker thread to a worker process (`files_process`, as `callsim serve`
-    runs) or to writers in that thread, so formatting runs beside the ticks;
+    hands what the engine produced to the files (`_server_files`) in a worker
+    thread, so formatting runs beside the ticks, not in them;
   * the signal watcher: Ctrl-C / SIGTERM stops the exchange.
 Stopping: the exchange rates what it has received, ends every call still
 connected as `simulation_end` and tells its client (`disconnected`);
@@ -37,7 +36,7 @@ from rating_core import CdrBatch, Step
 from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
-from ._server_files import FilesProcess, ServerFiles
+from ._server_files import ServerFiles
 from .metrics import MetricsServer, RunMetrics, ServerMetrics
 from .scenario import Scenario
 from .switch import WindowReport
@@ -67,10 +66,6 @@ class ServerConfig:
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
     # per-row encoding (~2-3 us a CDR, GIL held) shows up directly in setup latency.
     write_msgpack: bool = False
-    # Write the files from a worker process (`callsim serve` does): in a thread, their formatting
-    # contends for the GIL with the event loop (+4-6 ms of p99 setup latency at 20,000 setups/s).
-    # Off by default so that tests, which start many servers, need not start a process each.
-    files_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     announce: Callable[[str], None] | None = None  # told where the server listens, once it does
 
@@ -98,9 +93,8 @@ class _Outputs:
     def __init__(self, scenario: Scenario, exchange: Exchange, config: ServerConfig,
                  run_metrics: RunMetrics | None) -> None:
         setup = scenario.setup
-        files = FilesProcess if config.files_process else ServerFiles
-        self._files = files(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
-                            scenario.name, scenario.seed, config.write_msgpack)
+        self._files = ServerFiles(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
+                                  scenario.name, scenario.seed, config.write_msgpack)
         self._out_dir = config.out_dir
         self._exchange = exchange
         self._metrics = run_metrics

@@ -196,21 +196,6 @@ async def test_server_stops_by_itself_at_the_end_of_the_simulated_period(nursery
     assert result.complete is True and result.summary["complete"] is True
 
 
-async def test_files_written_by_a_worker_process_as_by_the_thread(nursery, tmp_path):
-    """`callsim serve` writes its files from a worker process (`files_process`)."""
-    server = await start_server(nursery, tmp_path, files_process=True)
-    client = await server.connect(ACME)
-    await client.send(call("p"))
-    assert (await client.recv())["op"] == "answered"
-    await client.send({"op": "hangup", "ref": "p"})
-    assert (await client.recv())["op"] == "ended"
-    result = await server.stop()
-    assert result.error is None and result.summary["orgs"]["acme"]["calls"] == 1
-    rows = list(csv.DictReader(open(server.out_dir / "cdrs.csv")))
-    assert [(r["call_id"], r["end_reason"], r["billed_s"]) for r in rows] == [("1", "hangup", "60")]
-    assert json.loads((server.out_dir / "summary.json").read_text())["orgs"]["acme"]["calls"] == 1
-
-
 async def test_token_from_the_environment_overrides_the_scenario(nursery, tmp_path):
     server = await start_server(nursery, tmp_path, environ={"CALLSIM_TOKEN_ACME": "from-env"})
     client = await server.connect()
