@@ -168,14 +168,19 @@ class Charger:
         c.col["inc_cost"][free] = due.next_cost[free_idx]
         out.increments += int(due.count[free_idx].sum())
         exhausted = refused & due.credits_ok[idx]
-        if exhausted.any():
-            first = np.full(self.n_orgs, NEVER, dtype=np.int64)
-            _first_per_org(first, org[exhausted], at[exhausted])
-            for o in np.flatnonzero(first < NEVER).tolist():
-                ev = self.ledger.report_exhausted(o, int(first[o]))
-                if ev:
-                    out.events.append(ev)
+        self._report_exhausted(org[exhausted], at[exhausted], out)
         _end_refused(c, rows[refused], at[refused], out)  # the engine sorts the CDRs
+
+    def _report_exhausted(self, org: NDArray[np.int64], t: NDArray[np.int64], out: WindowOutcome) -> None:
+        """balance_exhausted per org at its earliest refused credit charge among (org, t)."""
+        if not len(org):
+            return
+        first = np.full(self.n_orgs, NEVER, dtype=np.int64)
+        _first_per_org(first, org, t)
+        for o in np.flatnonzero(first < NEVER).tolist():
+            ev = self.ledger.report_exhausted(o, int(first[o]))
+            if ev:
+                out.events.append(ev)
 
     def _fail_recharges(self, trying, t0: int, t1: int, other: OrgInstants, attempts: "_Boundaries",
                         out: WindowOutcome) -> None:
@@ -274,12 +279,7 @@ class Charger:
         doomed = np.isin(rows.call, fail_call)
         self._commit_rows(rows, ~doomed, np.where(live, rows.seconds, 0), cost, out)
         refused = fail & rows.credits_ok
-        if refused.any():
-            orgs, at = np.unique(rows.org[refused], return_index=True)
-            for o, t in zip(orgs, rows.t[refused][at]):
-                ev = led.report_exhausted(int(o), int(t))
-                if ev:
-                    out.events.append(ev)
+        self._report_exhausted(rows.org[refused], rows.t[refused], out)
         _end_refused(self.calls, fail_call, fail_t, out)
 
     def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
