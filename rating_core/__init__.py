@@ -17,6 +17,7 @@ from ._model import (
     CallKind,
     CallType,
     CdrBatch,
+    CdrBuffer,
     Credits,
     EndReason,
     LedgerEvent,
@@ -33,7 +34,7 @@ from ._routing import PrefixTable
 
 __all__ = [
     "CALL_TYPE_NAMES", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO",
-    "Arrivals", "CallKind", "CallType", "CdrBatch", "Credits", "EndReason", "LedgerEvent", "Org",
+    "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "LedgerEvent", "Org",
     "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
     "canonical_cdrs", "canonical_events", "format_number", "lot_expiry_ms", "month_starts",
     "parse_number",

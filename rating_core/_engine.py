@@ -18,6 +18,7 @@ from ._calls import CallTable
 from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
 from ._ledger import NEVER, Ledger
 from ._model import (
+    CDR_DTYPES,
     CDR_FIELDS,
     Arrivals,
     CdrBatch,
@@ -257,9 +258,7 @@ class RatingEngine:
 
 
 # An empty batch with the dtypes every CDR part has (shared: nothing writes to empty arrays).
-_NO_CDRS = CdrBatch(*(np.empty(0, dtype=dt) for dt in (
-    np.int64, np.int32, np.int32, np.int8, np.int64, np.int64, np.int32, np.int32,
-    np.int64, np.int64, np.int64, np.int32, np.int64, np.int64, np.int8)))
+_NO_CDRS = CdrBatch(*(np.empty(0, dtype=dt) for dt in CDR_DTYPES))
 
 
 def _concat(parts: list[CdrBatch]) -> CdrBatch:

@@ -237,6 +237,54 @@ CDR_FIELDS = (
     "call_id", "org", "user", "call_type", "from_number", "to_number", "country", "zone",
     "start_ms", "end_ms", "billed_s", "pool", "pool_s", "credits_micro", "end_reason",
 )
+CDR_DTYPES = (
+    np.int64, np.int32, np.int32, np.int8, np.int64, np.int64, np.int32, np.int32,
+    np.int64, np.int64, np.int64, np.int32, np.int64, np.int64, np.int8,
+)
+
+
+class CdrBuffer:
+    """CdrBatches appended one after another, taken back as one batch.
+
+    `CdrBatch.concat` costs about a microsecond per part and column: a second
+    of server ticks (a thousand batches of a few CDRs) took ~20 ms to merge, in
+    one GIL-holding burst that every setup in flight waited out.  Appending
+    to columns that grow by doubling costs the same per batch, spread over
+    the ticks, and `take` hands the filled columns over without copying.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._cols = self._empty(capacity)
+        self._n = 0
+
+    @staticmethod
+    def _empty(capacity: int) -> list[NDArray]:
+        return [np.empty(capacity, dtype=dt) for dt in CDR_DTYPES]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, batch: CdrBatch) -> None:
+        m = len(batch)
+        if not m:
+            return
+        n, end = self._n, self._n + m
+        if end > len(self._cols[0]):
+            grown = self._empty(max(2 * end, self._capacity))
+            for new, old in zip(grown, self._cols):
+                new[:n] = old[:n]
+            self._cols = grown
+        for col, name in zip(self._cols, CDR_FIELDS):
+            col[n:end] = getattr(batch, name)
+        self._n = end
+
+    def take(self) -> CdrBatch:
+        """Everything appended since the last `take`, in order; the buffer starts over empty."""
+        batch = CdrBatch(*(col[: self._n] for col in self._cols))
+        self._cols = self._empty(max(self._capacity, self._n))
+        self._n = 0
+        return batch
 
 
 @dataclass(frozen=True)

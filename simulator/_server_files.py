@@ -1,7 +1,7 @@
 """The output files of `callsim serve`: cdrs.csv, events.jsonl, summary.json (and cdrs.msgpack).
 
 `ServerFiles` buffers what the engine produced, writes the files and builds
-the summary; the server calls it from a worker thread, about once a second,
+the summary; the server calls it from a worker thread, every 0.2 s,
 so the formatting (polars, which releases the GIL for the heavy part) runs
 beside the ticks.  A worker process was tried too: it spares the event loop
 the GIL hand-overs, but its formatting bursts then compete for the two cores

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from rating_core._model import CdrBatch, LedgerEvent, Tables
+from rating_core._model import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
 from simulator._format import (
     epoch_ms,
     format_epoch_ms_iso,
@@ -77,10 +77,7 @@ EXPECTED_CSV = HEADER + (
     "2027-01-01T00:59:00.100Z,3600.000,3600,,0,123456789.012345,USD,simulation_end\n"
 )
 
-_DTYPES = (
-    np.int64, np.int32, np.int32, np.int8, np.int64, np.int64, np.int32, np.int32,
-    np.int64, np.int64, np.int64, np.int32, np.int64, np.int64, np.int8,
-)
+_DTYPES = CDR_DTYPES
 
 
 def make_batch(rows: list[tuple[int, ...]]) -> CdrBatch:
@@ -93,6 +90,26 @@ def write_cdrs(out: Path, batches: list[CdrBatch], currency: str = "USD", buffer
     with CdrWriter(out, TABLES, START, currency, buffer_rows=buffer_rows) as writer:
         for batch in batches:
             writer.write(batch)
+
+
+def _columns(batch: CdrBatch) -> list[list[int]]:
+    return [getattr(batch, f).tolist() for f in CDR_FIELDS]
+
+
+def test_cdr_buffer_gives_back_what_was_appended_in_order_and_starts_over() -> None:
+    # tiny capacity: the columns grow (and are copied) several times
+    buffer = CdrBuffer(capacity=2)
+    parts = [make_batch(ROWS[:3]), make_batch([]), make_batch(ROWS[3:4]), make_batch(ROWS[4:])]
+    for part in parts:
+        buffer.append(part)
+    assert len(buffer) == len(ROWS)
+    taken = buffer.take()
+    assert _columns(taken) == _columns(CdrBatch.concat(parts))
+    assert [getattr(taken, f).dtype for f in CDR_FIELDS] == list(CDR_DTYPES)
+    assert len(buffer) == 0 and len(buffer.take()) == 0
+    buffer.append(make_batch(ROWS[5:]))  # the batch taken above is not overwritten
+    assert _columns(buffer.take()) == _columns(make_batch(ROWS[5:]))
+    assert _columns(taken) == _columns(make_batch(ROWS))
 
 
 # --- formatting helpers ---------------------------------------------------------------------
