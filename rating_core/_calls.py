@@ -4,6 +4,14 @@ Rows are kept in call_id order (calls arrive in call_id order and compaction
 keeps the order), which is the order SPEC §3 charges simultaneous increments
 in.  Ended rows are only flagged; the table compacts itself when they pile up,
 so appending and ending calls stay O(batch), not O(table).
+
+It also keeps a *watch*: the rows that may have something due (an
+increment boundary or a hang-up) before `watch_until`.  Every other live row
+is due at or after it, so a short window (a server tick, a real-time step)
+looks at these few rows instead of the whole table: a tick then costs
+O(due calls), not O(connected calls).  The watch is rebuilt by one pass
+after each window that had to look at every row, kept up to date as rows are
+appended or hung up, and dropped when compaction renumbers the rows.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ COLUMNS: dict[str, type] = {
 }
 
 
+WATCH_MS = 1_000  # how far ahead of a full pass the watch looks
+
+
 class CallTable:
     """Columns are `self.col[name][: self.n]`; use `view(name)` for the live prefix."""
 
@@ -45,6 +56,8 @@ class CallTable:
         self.n = 0
         self.dead = 0
         self.col: dict[str, NDArray] = {k: np.empty(1024, dtype=t) for k, t in COLUMNS.items()}
+        self.watch_until = -1  # no watch yet
+        self._watch = np.empty(0, dtype=np.intp)  # sorted row numbers
 
     def view(self, name: str) -> NDArray:
         return self.col[name][: self.n]
@@ -59,6 +72,9 @@ class CallTable:
                 self.col[k] = grown
         for k, a in self.col.items():
             a[self.n : self.n + m] = rows[k]
+        if self.watch_until >= 0:  # new rows are numbered after every watched one: still sorted
+            new = np.arange(self.n, self.n + m)
+            self._watch = np.concatenate([self._watch, new[self._due_at(new) < self.watch_until]])
         self.n += m
 
     def end(self, idx: NDArray[np.intp]) -> None:
@@ -77,6 +93,44 @@ class CallTable:
         for k, a in self.col.items():
             a[: len(keep)] = a[keep]
         self.n, self.dead = len(keep), 0
+        self.watch_until = -1  # rows renumbered
+
+    # -- the watch ------------------------------------------------------------------------
+    def due_candidates(self, t1: int) -> NDArray[np.intp] | None:
+        """Rows that may have an increment or a hang-up before t1; None: look at every row."""
+        return self._watch if t1 <= self.watch_until else None
+
+    def rewatch(self, t: int) -> None:
+        """After a window that looked at every row: watch the rows due before t + WATCH_MS."""
+        self.watch_until = t + WATCH_MS
+        self._watch = np.flatnonzero(self.view("alive") & (self._due_at() < self.watch_until))
+
+    def prune_watch(self) -> None:
+        """After a window that used the watch: drop the rows that ended or are no longer due."""
+        w = self._watch
+        if len(w):
+            self._watch = w[self.col["alive"][w] & (self._due_at(w) < self.watch_until)]
+
+    def watch(self, rows: NDArray[np.intp]) -> None:
+        """Rows whose hang-up instant was just brought forward."""
+        if self.watch_until >= 0 and len(rows):
+            rows = rows[self._due_at(rows) < self.watch_until]
+            self._watch = np.union1d(self._watch, rows)
+
+    def next_due_bound(self) -> int | None:
+        """From the watch alone, an instant no live row is due before (None: no watch).
+
+        Exact when a watched row is due before `watch_until`; else `watch_until` itself."""
+        if self.watch_until < 0:
+            return None
+        w = self._watch[self.col["alive"][self._watch]]
+        return int(self._due_at(w).min(initial=self.watch_until))
+
+    def _due_at(self, rows: NDArray[np.intp] | None = None) -> NDArray[np.int64]:
+        """min(next boundary, hang-up) of the given rows, or of every row."""
+        if rows is None:
+            return np.minimum(self.view("next_ms"), self.view("hangup_ms"))
+        return np.minimum(self.col["next_ms"][rows], self.col["hangup_ms"][rows])
 
     def active(self) -> NDArray[np.intp]:
         return np.flatnonzero(self.view("alive"))

@@ -67,13 +67,15 @@ class Charger:
         self.n_orgs = n_orgs
 
     # -- entry point ------------------------------------------------------
-    def charge_window(self, t0: int, t1: int, other: OrgInstants) -> WindowOutcome:
+    def charge_window(self, t0: int, t1: int, other: OrgInstants,
+                      candidates: NDArray[np.intp] | None = None) -> WindowOutcome:
+        """Pay every increment due in [t0, t1); `candidates`: the only rows that may be due."""
         out = WindowOutcome()
-        due = _Due(self.calls, t1, np.r_[self.ledger.pool_remaining, 0])
+        due = _Due(self.calls, t1, np.append(self.ledger.pool_remaining, 0), candidates)
         slow, crossing = self._slow_orgs(due)
         # calls paid wholly from a pool that cannot run dry this window are independent of
         # everything else, even in a slow org: only their instants matter (recharge checks)
-        safe = due.live & ~np.r_[crossing, False][due.pool]
+        safe = due.live & ~np.append(crossing, False)[due.pool]
         fast = due.due & (~slow[due.org] | safe)
         if not slow.any():
             self._commit_fast(due, fast, out)
@@ -261,7 +263,7 @@ class Charger:
         bal = led.balance
         bad = led.recharge_on & (bal < led.recharge_below) & (led.retry_until < t1)
         rem = led.pool_remaining
-        live = np.r_[rem, 0][rows.pool] > 0
+        live = np.append(rem, 0)[rows.pool] > 0
         demand = group_sum(rows.pool, np.where(live, rows.seconds, 0), len(rem) + 1)[:-1]
         bad[led.pool_org[demand > rem]] = True
         cost = ceil_cost(rows.rate, rows.seconds)
@@ -271,7 +273,7 @@ class Charger:
 
     def _charge_dead(self, rows: "_Rows", out: WindowOutcome) -> None:
         led = self.ledger
-        live = np.r_[led.pool_remaining, 0][rows.pool] > 0
+        live = np.append(led.pool_remaining, 0)[rows.pool] > 0
         cost = np.where(live, 0, ceil_cost(rows.rate, rows.seconds))
         fail = ~live & (~rows.credits_ok | (cost > 0))
         fail_call, first = np.unique(rows.call[fail], return_index=True)
@@ -326,7 +328,7 @@ class Charger:
     def _pool_and_cost(self, rows: "_Rows") -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Seconds from the pool and credit cost of each row if every row before it is paid."""
         rem = self.ledger.pool_remaining
-        live = np.r_[rem, 0][rows.pool] > 0  # pool -1 reads the 0 sentinel
+        live = np.append(rem, 0)[rows.pool] > 0  # pool -1 reads the 0 sentinel
         p = np.zeros(len(rows.t), dtype=np.int64)
         li = np.flatnonzero(live)
         if len(li):
@@ -372,19 +374,26 @@ class _Due:
     gathered, so a tick costs O(due calls), not O(connected calls).
     """
 
-    def __init__(self, c: CallTable, t1: int, pool_remaining: NDArray[np.int64]) -> None:
-        lim = np.minimum(c.view("hangup_ms"), t1)
-        due = c.view("alive") & (c.view("next_ms") < lim)
-        n_due = int(np.count_nonzero(due))
-        dense = 2 * n_due > c.n
-        idx = np.empty(0, dtype=np.intp) if dense else np.flatnonzero(due)
+    def __init__(self, c: CallTable, t1: int, pool_remaining: NDArray[np.int64],
+                 candidates: NDArray[np.intp] | None = None) -> None:
+        if candidates is None:  # every row may be due
+            lim = np.minimum(c.view("hangup_ms"), t1)
+            due = c.view("alive") & (c.view("next_ms") < lim)
+            n_due = int(np.count_nonzero(due))
+            dense = 2 * n_due > c.n
+            idx = np.empty(0, dtype=np.intp) if dense else np.flatnonzero(due)
+            lim = lim if dense else lim[idx]
+        else:  # only these rows may be (CallTable's watch)
+            lim = np.minimum(c.col["hangup_ms"][candidates], t1)
+            is_due = c.col["alive"][candidates] & (c.col["next_ms"][candidates] < lim)
+            idx, lim, dense = candidates[is_due], lim[is_due], False
+            n_due = len(idx)
         self.sel: slice | NDArray[np.intp] = slice(None) if dense else idx
         self._rows = None if dense else idx
         self._n = c.n
         self.due = due if dense else np.ones(len(idx), dtype=bool)
-        take = (lambda name: c.view(name)) if dense else (lambda name: c.view(name)[idx])
+        take = (lambda name: c.view(name)) if dense else (lambda name: c.col[name][idx])
         nb, self.inc, self.next_s = take("next_ms"), take("inc_s"), take("next_s")
-        lim = lim if dense else lim[idx]
         after_first = nb + 1000 * self.inc
         more = np.flatnonzero(self.due & (lim > after_first))
         self.extra = np.zeros(len(nb), dtype=np.int64)
@@ -484,7 +493,7 @@ def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:
     """Index where each run of equal keys begins (keys grouped contiguously)."""
     if not len(keys):
         return np.empty(0, dtype=np.intp)
-    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
 
 
 def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -89,7 +89,9 @@ class RatingEngine:
         """Set the hang-up instant of connected calls (server mode): one instant for all, or one
         per call (a server tick's hang-ups in one call); no instant may be before `now`."""
         call_ids = np.asarray(call_ids, dtype=np.int64)
-        t = np.broadcast_to(np.asarray(t_ms, dtype=np.int64), call_ids.shape)
+        t = np.asarray(t_ms, dtype=np.int64)
+        if t.ndim == 0:
+            t = np.full(call_ids.shape, t)
         if len(t) and int(t.min()) < self.now:
             raise ValueError("cannot hang up in the past")
         ids = self.calls.view("call_id")
@@ -98,6 +100,7 @@ class RatingEngine:
         pos = np.minimum(np.searchsorted(ids, call_ids), len(ids) - 1)
         ok = (ids[pos] == call_ids) & self.calls.view("alive")[pos]
         np.minimum.at(self.calls.col["hangup_ms"], pos[ok], t[ok])
+        self.calls.watch(pos[ok])
 
     def finish(self, at_ms: int | None = None) -> Step:
         """End of simulation: every call still connected ends at `end_ms`.
@@ -120,7 +123,10 @@ class RatingEngine:
         """The next instant at which something is due without a new arrival (for idle waits)."""
         nxt = self.ledger.next_fixed_after(self.now - 1)
         c = self.calls
-        if c.n > c.dead:  # one pass over the table, no masked copies (a server asks after every tick)
+        bound = c.next_due_bound() if c.watch_until > self.now else None
+        if bound is not None:  # the watch answers without a pass over the table
+            nxt = min(nxt, bound)
+        elif c.n > c.dead:  # one pass over the table, no masked copies
             due = np.minimum(c.view("next_ms"), c.view("hangup_ms"))
             nxt = min(nxt, int(due.min(where=c.view("alive"), initial=NEVER)))
         return min(nxt, self.setup.end_ms)
@@ -175,11 +181,16 @@ class RatingEngine:
             org=np.concatenate([arr.org.astype(np.int64), t_orgs]),
             t=np.concatenate([arr.t_ms, np.full(len(t_orgs), t0, dtype=np.int64)]),
         )
-        outcome = self._charger.charge_window(t0, t1, other)
+        candidates = self.calls.due_candidates(t1)  # after _connect: the new rows are in it
+        outcome = self._charger.charge_window(t0, t1, other, candidates)
         if outcome.ended:
             parts.append(self._failed_cdrs(outcome))
-        parts.append(self._hangup_cdrs(t1))
+        parts.append(self._hangup_cdrs(t1, candidates))
         self.calls.compact()
+        if candidates is None:
+            self.calls.rewatch(t1)
+        else:
+            self.calls.prune_watch()
         cdrs = _concat(parts)
         if len(cdrs) > 1:
             cdrs = cdrs.take(np.lexsort((cdrs.call_id, cdrs.end_ms)))
@@ -234,9 +245,12 @@ class RatingEngine:
         rows, at, reason = (np.array(x) for x in zip(*outcome.ended))
         return self._ended_cdrs(rows, at.astype(np.int64), reason)
 
-    def _hangup_cdrs(self, t1: int) -> CdrBatch:
+    def _hangup_cdrs(self, t1: int, candidates: NDArray[np.intp] | None) -> CdrBatch:
         c = self.calls
-        rows = np.flatnonzero(c.view("alive") & (c.view("hangup_ms") < t1))
+        if candidates is None:
+            rows = np.flatnonzero(c.view("alive") & (c.view("hangup_ms") < t1))
+        else:
+            rows = candidates[c.col["alive"][candidates] & (c.col["hangup_ms"][candidates] < t1)]
         if not len(rows):
             return _NO_CDRS
         cdrs = self._ended_cdrs(rows, c.col["hangup_ms"][rows], np.full(len(rows), EndReason.HANGUP))

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from rating_core._model import Arrivals, CallKind, CdrBatch, RatingSetup
 from reference import (
@@ -25,7 +26,7 @@ from reference import (
     pool_capacities_s,
     run_reference,
 )
-from strategies import rating_cases, windowed_cases
+from strategies import anchors_ms, rating_cases, windowed_cases
 
 EXAMPLES = int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300"))
 CASES = settings(
@@ -89,6 +90,69 @@ def first_difference(what: str, columns: tuple[str, ...], expected: list, actual
         return (f"{what}: reference has {len(expected)} rows, engine {len(actual)}; "
                 f"first extra ({who}): {longer[min(len(expected), len(actual))]}")
     return ""
+
+
+def run_engine_as_server(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
+    """Feed the engine as `callsim serve` does: holding times unknown (FOREVER) at setup, and
+    each hang-up told with `hangup()` before the window it falls in (or, for a call hung up in
+    the window it arrives in, as its holding time, as the exchange does)."""
+    RatingEngine, canonical_cdrs, canonical_events = engine_api()
+    from rating_core import FOREVER_MS
+
+    engine = RatingEngine(setup)
+    hang_at = arrivals.t_ms + arrivals.holding_ms
+    batches, events = [], []
+    t = 0
+    for cut in [*cuts, setup.end_ms]:
+        earlier = np.flatnonzero((arrivals.t_ms < t) & (hang_at >= t) & (hang_at < cut))
+        engine.hangup(arrivals.call_id[earlier], hang_at[earlier])
+        window = arrivals.take(np.flatnonzero((arrivals.t_ms >= t) & (arrivals.t_ms < cut)))
+        window.holding_ms = np.where(window.t_ms + window.holding_ms < cut, window.holding_ms, FOREVER_MS)
+        step = engine.advance(window, cut)
+        batches.append(step.cdrs)
+        events += step.events
+        t = cut
+    at_end = np.flatnonzero(hang_at == setup.end_ms)  # hung up at the very end: `hangup`, not cut
+    engine.hangup(arrivals.call_id[at_end], hang_at[at_end])
+    step = engine.finish()
+    batches.append(step.cdrs)
+    events += step.events
+    return (canonical_cdrs(engine.tables, CdrBatch.concat(batches)),
+            canonical_events(engine.tables, events))
+
+
+@st.composite
+def server_cases(draw):
+    """A rating case cut into many short windows, as a server's ticks cut time, with the
+    call table's watch horizon drawn too (so windows use the watch, outrun it, or rebuild it)."""
+    setup, arrivals = draw(rating_cases())
+    interesting = sorted({t for t in [int(x) for x in arrivals.t_ms] + anchors_ms(setup)
+                          for t in (t, t + 1, t + 1_000, t + 60_000)})
+    cuts = set(draw(st.lists(st.sampled_from(interesting), max_size=40)))
+    cuts |= set(draw(st.lists(st.integers(0, max(setup.end_ms - 1, 0)), max_size=10)))
+    watch_ms = draw(st.sampled_from((1, 1_000, 60_000, 10**9)))
+    return setup, arrivals, sorted(c for c in cuts if 0 < c < setup.end_ms), watch_ms
+
+
+@CASES
+@given(server_cases())
+def test_engine_fed_as_a_server_matches_reference(case):
+    """Hang-ups told as they happen (`RatingEngine.hangup`), many short windows: the path of
+    `callsim serve`, including the call table's watch of rows due soon."""
+    import rating_core._calls as calls
+
+    setup, arrivals, cuts, watch_ms = case
+    engine_api()
+    note(f"cuts={cuts} watch_ms={watch_ms}")
+    want_cdrs, want_events = run_reference(setup, arrivals)
+    saved, calls.WATCH_MS = calls.WATCH_MS, watch_ms
+    try:
+        got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts)
+    finally:
+        calls.WATCH_MS = saved
+    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
+               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
+    assert not problem, problem
 
 
 @CASES
