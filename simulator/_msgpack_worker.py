@@ -1,30 +1,57 @@
 """cdrs.msgpack written by a worker process.
 
 Encoding one msgpack map per CDR is per-row Python (~2.5 us a row with
-msgspec), the largest single cost of a big run after the rating itself.  In a separate process it runs on the
-machine's other core instead of holding the GIL the rating core needs.  The
-bytes are those `CdrWriter` writes in-process (same function, same order).
+msgspec), the largest single cost of a big run after the rating itself.  In a
+separate process it runs on the machine's other core instead of holding the
+GIL the rating core needs.  The bytes are those `CdrWriter` writes in-process
+(same function, same order).
+
+Starting the process costs ~0.6 s of CPU (a fresh interpreter importing numpy,
+polars and msgspec), so `callsim run` starts it as soon as it knows the run is
+big enough (`worth_a_worker`), before importing the rest of itself: the child
+then imports on the core the parent's start-up leaves idle.  This module
+imports nothing heavy at the top for the same reason; the child imports what
+it needs in `_work`.  The file is named, and the tables sent, later (`open`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import signal
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import msgspec
+if TYPE_CHECKING:
+    from datetime import datetime
 
-from rating_core._model import CdrBatch, Tables
+    from rating_core._model import CdrBatch, Tables
 
-from ._cdr_format import CdrLookups, write_msgpack
+    from .scenario import Scenario
+
+MSGPACK_WORKER_CALLS = 200_000  # below this a worker process costs more to start than it saves
 
 
-def _work(conn: Connection, path: str, tables: Tables, start: datetime, currency: str) -> None:
+def worth_a_worker(scenario: "Scenario") -> bool:
+    """Whether a run of this scenario writes cdrs.msgpack faster through a worker process."""
+    from .traffic import expected_calls
+
+    return expected_calls(scenario) >= MSGPACK_WORKER_CALLS
+
+
+def _work(conn: Connection) -> None:
     # Ctrl-C reaches the whole process group: the parent decides when to stop, and then
     # closes the pipe, so this process must drain it rather than die mid-record.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import msgspec
+
+    from ._cdr_format import CdrLookups, write_msgpack
+
+    opened = conn.recv()
+    if opened is None:  # closed before any file was named: the run ended early
+        conn.send("closed")
+        return
+    path, tables, start, currency = opened
     lookups = CdrLookups.build(tables, start, currency)
     encoder = msgspec.msgpack.Encoder()
     with open(path, "wb") as out:
@@ -34,20 +61,21 @@ def _work(conn: Connection, path: str, tables: Tables, start: datetime, currency
 
 
 class MsgpackWorker:
-    """Same interface as an open file for `CdrWriter`: write batches, then close."""
+    """Same interface as an open file for `CdrWriter`: `open`, write batches, then close."""
 
-    def __init__(self, path: Path, tables: Tables, start: datetime, currency: str) -> None:
+    def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(
-            target=_work, args=(child, str(path), tables, start, currency), daemon=True,
-            name="callsim-msgpack",
-        )
+        self._proc = ctx.Process(target=_work, args=(child,), daemon=True, name="callsim-msgpack")
         self._proc.start()
         child.close()
         self.closed = False
 
-    def write(self, batch: CdrBatch) -> None:
+    def open(self, path: Path, tables: "Tables", start: "datetime", currency: str) -> None:
+        """Name the file (created now, by the worker) and give it what formatting needs."""
+        self._conn.send((str(path), tables, start, currency))
+
+    def write(self, batch: "CdrBatch") -> None:
         self._conn.send(batch)  # blocks when the worker falls behind: backpressure
 
     def close(self) -> None:

@@ -166,22 +166,31 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import trio
-
-    from .progress import Progress
-    from .run import RunOptions, run_scenario
+    from ._msgpack_worker import MsgpackWorker, worth_a_worker
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
-    progress = Progress(scenario, quiet=args.quiet)
-    options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe])
-    _serve_metrics(args, options)
-    started = time.perf_counter()
-    with progress:
-        result = trio.run(run_scenario, scenario, options)
+    # Started before the imports below, so that it starts up beside them (see _msgpack_worker).
+    worker = MsgpackWorker() if worth_a_worker(scenario) else None
+    try:
+        import trio
+
+        from .progress import Progress
+        from .run import RunOptions, run_scenario
+
+        progress = Progress(scenario, quiet=args.quiet)
+        options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
+                             msgpack_worker=worker)
+        _serve_metrics(args, options)
+        started = time.perf_counter()
+        with progress:
+            result = trio.run(run_scenario, scenario, options)
+    finally:
+        if worker is not None:
+            worker.close()  # a run that ended normally has closed it already
     progress.print_summary(result, time.perf_counter() - started)
     _linger_and_stop_metrics(args, options)
     if result.complete and args.check:

@@ -81,7 +81,7 @@ class CdrWriter:
         *,
         write_msgpack: bool = True,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
-        msgpack_worker: bool = False,
+        msgpack_worker: "bool | MsgpackWorker" = False,
     ) -> None:
         self._lookups = CdrLookups.build(tables, start, currency)
         self._buffer_rows = buffer_rows
@@ -93,9 +93,12 @@ class CdrWriter:
         self._csv.flush()  # polars may write through the file descriptor, past Python's buffer
         self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack and not msgpack_worker else None
         self._encoder = msgspec.msgpack.Encoder()
-        # big runs: pack msgpack on the other core (see _msgpack_worker)
-        self._worker = (MsgpackWorker(out_dir / CDRS_MSGPACK, tables, start, currency)
-                        if write_msgpack and msgpack_worker else None)
+        # big runs: pack msgpack on the other core (see _msgpack_worker), in a process started
+        # here or (callsim run) already started
+        self._worker: MsgpackWorker | None = None
+        if write_msgpack and msgpack_worker:
+            self._worker = msgpack_worker if isinstance(msgpack_worker, MsgpackWorker) else MsgpackWorker()
+            self._worker.open(out_dir / CDRS_MSGPACK, tables, start, currency)
         self.rows_written = 0
 
     def write(self, batch: CdrBatch) -> None:

@@ -20,11 +20,12 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
+from ._msgpack_worker import MsgpackWorker, worth_a_worker
 from .metrics import DEFAULT_MAX_ORG_LABELS, MetricsServer, RunMetrics
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
-from .traffic import TrafficPlan, expected_calls
+from .traffic import TrafficPlan
 
 
 @dataclass
@@ -38,6 +39,9 @@ class RunOptions:
     # serve the run's metrics (simulator/metrics.py) on this endpoint; None: no metrics
     metrics: MetricsServer | None = None
     metrics_max_orgs: int = DEFAULT_MAX_ORG_LABELS  # orgs beyond this are labelled org="_other"
+    # cdrs.msgpack's worker process, if the caller started it early (see _msgpack_worker);
+    # None: the run starts one itself when the run is big enough to be worth it
+    msgpack_worker: MsgpackWorker | None = None
 
 
 @dataclass
@@ -48,7 +52,6 @@ class RunResult:
 
 
 REALTIME_CDR_BUFFER_ROWS = 256
-MSGPACK_WORKER_CALLS = 200_000  # below this a worker process costs more to start than it saves
 
 
 class _Outputs:
@@ -58,12 +61,15 @@ class _Outputs:
     for about a second while holding the GIL, which would stall the switch.
     """
 
-    def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool) -> None:
+    def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
+                 worker: MsgpackWorker | None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        big = expected_calls(scenario) >= MSGPACK_WORKER_CALLS
-        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, msgpack_worker=big, **buffer)
+        if worker is None and worth_a_worker(scenario):
+            worker = MsgpackWorker()
+        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
+                              msgpack_worker=worker or False, **buffer)
         self.events = EventWriter(out_dir, tables, setup.start)
         self.summary = SummaryBuilder(
             tables, setup.currency, scenario.name, scenario.seed, start=setup.start
@@ -94,7 +100,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     switch.observers += options.observers
     for hook in options.on_switch:
         hook(switch)
-    outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None)
+    outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
+                       worker=options.msgpack_worker)
     send, receive = trio.open_memory_channel[Step](4)
     stop = trio.Event()
     complete = False
