@@ -40,9 +40,18 @@ def worth_a_worker(scenario: "Scenario") -> bool:
 
 
 def _work(conn: Connection) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides when to stop, and then
-    # closes the pipe, so this process must drain it rather than die mid-record.
+    # Ctrl-C, and a SIGTERM sent to the process group (`timeout`, a service manager), reach
+    # this process too: the parent stops cleanly on both and then closes the pipe, so this
+    # process must drain it rather than die mid-record under a parent still writing to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        _encode(conn)
+    except EOFError:  # the parent died without closing the pipe: nothing left to write to
+        pass
+
+
+def _encode(conn: Connection) -> None:
     import msgspec
 
     from ._cdr_format import CdrLookups, write_msgpack

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import msgpack
 
 from test_outputs import START, TABLES, random_batch
 
 from simulator._msgpack_worker import MsgpackWorker
 from simulator.outputs import CdrWriter
+
+ENTERPRISE = Path(__file__).resolve().parents[1] / "scenarios" / "enterprise_month.toml"
 
 
 def test_worker_process_writes_the_same_bytes(tmp_path: Path) -> None:
@@ -42,3 +52,31 @@ def test_a_worker_never_given_a_file_exits_when_closed(tmp_path: Path) -> None:
     worker.close()
     assert worker.closed and not worker._proc.is_alive()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_to_the_process_group_stops_a_big_run_with_complete_files(tmp_path: Path) -> None:
+    """`timeout callsim run ...` or a service manager signals the whole group: the msgpack
+    worker must outlive the parent's clean stop, so cdrs.msgpack holds every CDR of cdrs.csv."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "simulator.cli", "run", str(ENTERPRISE), "--out", str(out),
+           "--speed", "20000", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        csv = out / "cdrs.csv"
+        while not (csv.exists() and csv.stat().st_size > 100_000):  # rows are being written
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is False
+    rows = (out / "cdrs.csv").read_bytes().count(b"\n") - 1
+    with open(out / "cdrs.msgpack", "rb") as stream:
+        records = sum(1 for _ in msgpack.Unpacker(stream))
+    assert rows == records == summary["total"]["calls"] > 0
