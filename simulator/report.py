@@ -4,7 +4,7 @@ The page (OUT_DIR/report.html unless --output says otherwise) embeds its PNGs
 as data URIs, so it can be mailed or attached to a ticket as one file; the
 same PNGs are also written next to it (OUT_DIR/report/*.png) for slides and
 wikis.  It is built from the run's files only -- summary.json, events.jsonl,
-cdrs.msgpack (or cdrs.csv) -- not from the scenario; see docs/report.md for
+cdrs.csv (or cdrs.msgpack) -- not from the scenario; see docs/report.md for
 how to read it and `_report_series` for how the curves are reconstructed.
 
 Layout of the implementation: `_report_data` reads the directory into

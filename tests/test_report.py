@@ -315,9 +315,17 @@ def _same_cdrs(a: Cdrs, b: Cdrs) -> None:
 
 
 def test_msgpack_and_csv_give_the_same_columns(quickstart_run: Path, tmp_path: Path) -> None:
-    for name in ("summary.json", "events.jsonl", "cdrs.csv"):
-        (tmp_path / name).write_bytes((quickstart_run / name).read_bytes())
-    _same_cdrs(load_run(quickstart_run).cdrs, load_run(tmp_path).cdrs)
+    only_msgpack = _copy(quickstart_run, tmp_path / "msgpack", "summary.json", "events.jsonl", "cdrs.msgpack")
+    only_csv = _copy(quickstart_run, tmp_path / "csv", "summary.json", "events.jsonl", "cdrs.csv")
+    from_msgpack, from_csv = load_run(only_msgpack), load_run(only_csv)
+    assert (from_msgpack.cdr_source, from_csv.cdr_source) == ("cdrs.msgpack", "cdrs.csv")
+    assert len(from_csv.cdrs.org) > 0
+    _same_cdrs(from_msgpack.cdrs, from_csv.cdrs)
+
+
+def test_with_both_files_the_report_reads_cdrs_csv(quickstart_run: Path) -> None:
+    """The faster of the two to read (polars); cdrs.msgpack is the fallback."""
+    assert load_run(quickstart_run).cdr_source == "cdrs.csv"
 
 
 def test_a_stream_with_keys_in_another_order_reads_the_same(quickstart_run: Path, tmp_path: Path) -> None:
@@ -330,14 +338,14 @@ def test_a_stream_with_keys_in_another_order_reads_the_same(quickstart_run: Path
     _same_cdrs(load_run(tmp_path).cdrs, load_run(quickstart_run).cdrs)
 
 
-def test_without_msgpack_the_report_reads_cdrs_csv(quickstart_run: Path, tmp_path: Path) -> None:
-    for name in ("summary.json", "events.jsonl", "cdrs.csv"):
+def test_without_cdrs_csv_the_report_reads_cdrs_msgpack(quickstart_run: Path, tmp_path: Path) -> None:
+    for name in ("summary.json", "events.jsonl", "cdrs.msgpack"):
         (tmp_path / name).write_bytes((quickstart_run / name).read_bytes())
     run = load_run(tmp_path)
-    assert run.cdr_source == "cdrs.csv"
+    assert run.cdr_source == "cdrs.msgpack"
     _same_cdrs(run.cdrs, load_run(quickstart_run).cdrs)
     assert run_cli("report", str(tmp_path)) == 0
-    assert "<code>cdrs.csv</code>" in (tmp_path / "report.html").read_text()
+    assert "<code>cdrs.msgpack</code>" in (tmp_path / "report.html").read_text()
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -351,6 +359,10 @@ def _copy(src: Path, dst: Path, *names: str) -> Path:
 
 
 ALL_FILES = ("summary.json", "events.jsonl", "cdrs.msgpack", "cdrs.csv")
+
+
+MSGPACK_CASES = ("truncated cdrs.msgpack", "garbage cdrs.msgpack", "cdrs.msgpack of other data",
+                 "cdrs.msgpack from a different run")
 
 
 def _broken(case: str, good: Path, where: Path) -> Path:
@@ -376,20 +388,16 @@ def _broken(case: str, good: Path, where: Path) -> Path:
         summary = json.loads((d / "summary.json").read_text())
         summary["orgs"]["contoso"]["credits_charged"] = 12
         (d / "summary.json").write_text(json.dumps(summary))
-    elif case == "truncated cdrs.msgpack":
-        data = (d / "cdrs.msgpack").read_bytes()
-        (d / "cdrs.msgpack").write_bytes(data[: len(data) - 7])
-    elif case == "garbage cdrs.msgpack":
-        (d / "cdrs.msgpack").write_bytes(b"\xc1" * 100)
-    elif case == "cdrs.msgpack of other data":
-        (d / "cdrs.msgpack").write_bytes(msgpack.packb([1, 2, 3]) + msgpack.packb({"a": 1}))
-    elif case == "cdrs from a different run":
-        data = (d / "cdrs.msgpack").read_bytes()
-        rows = list(msgpack.Unpacker(open(d / "cdrs.msgpack", "rb")))
-        (d / "cdrs.msgpack").write_bytes(b"".join(msgpack.packb(r) for r in rows[:-1]))
-        assert data
+    elif case in MSGPACK_CASES:
+        (d / "cdrs.csv").unlink()  # with it there, the report reads cdrs.csv (see _read_cdrs)
+        _break_msgpack(case, d)
+    elif case == "cdrs.csv from a different run":
+        lines = (d / "cdrs.csv").read_text().splitlines(keepends=True)
+        (d / "cdrs.csv").write_text("".join(lines[:-1]))
     elif case == "bad cdrs.csv":
         (d / "cdrs.msgpack").unlink()
+        (d / "cdrs.csv").write_text("call_id,org_id\n1,contoso\n")
+    elif case == "bad cdrs.csv, good cdrs.msgpack":  # the CSV is read first, and its problem shown
         (d / "cdrs.csv").write_text("call_id,org_id\n1,contoso\n")
     elif case == "bad events.jsonl":
         (d / "events.jsonl").write_text('{"time": "soon", "org_id": "contoso"}\n')
@@ -401,11 +409,27 @@ def _broken(case: str, good: Path, where: Path) -> Path:
     return d
 
 
+def _break_msgpack(case: str, d: Path) -> None:
+    if case == "truncated cdrs.msgpack":
+        data = (d / "cdrs.msgpack").read_bytes()
+        (d / "cdrs.msgpack").write_bytes(data[: len(data) - 7])
+    elif case == "garbage cdrs.msgpack":
+        (d / "cdrs.msgpack").write_bytes(b"\xc1" * 100)
+    elif case == "cdrs.msgpack of other data":
+        (d / "cdrs.msgpack").write_bytes(msgpack.packb([1, 2, 3]) + msgpack.packb({"a": 1}))
+    elif case == "cdrs.msgpack from a different run":
+        data = (d / "cdrs.msgpack").read_bytes()
+        rows = list(msgpack.Unpacker(open(d / "cdrs.msgpack", "rb")))
+        (d / "cdrs.msgpack").write_bytes(b"".join(msgpack.packb(r) for r in rows[:-1]))
+        assert data
+
+
 @pytest.mark.parametrize("case", [
     "missing directory", "a file, not a directory", "empty directory", "no events.jsonl",
     "no cdrs at all", "summary.json is not JSON", "summary.json is another JSON",
     "summary.json with a wrong type", "truncated cdrs.msgpack", "garbage cdrs.msgpack",
-    "cdrs.msgpack of other data", "cdrs from a different run", "bad cdrs.csv",
+    "cdrs.msgpack of other data", "cdrs.msgpack from a different run", "bad cdrs.csv",
+    "bad cdrs.csv, good cdrs.msgpack", "cdrs.csv from a different run",
     "bad events.jsonl", "events.jsonl names an unknown org",
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(case: str, quickstart_run: Path, tmp_path: Path,
