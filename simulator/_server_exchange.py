@@ -212,8 +212,9 @@ class Exchange:
                 if not self._queue and not self._hangup_ids:
                     self._flush_waiting()
                     # idle: sleep until something comes, or until the engine has work of its own.
-                    # Asked only now, after the yield, because finding the next due instant is a
-                    # pass over every connected call: under load the readers have queued work.
+                    # Asked only now, after the yield: finding the next due instant can take a pass
+                    # over every connected call (when the call table's watch has lapsed), and
+                    # under load the readers have queued work by now anyway.
                     with trio.move_on_at(self.wall(min(self._next_due(), end))):
                         await self._wake.wait()
                     if self._stopping:
