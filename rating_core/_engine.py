@@ -19,7 +19,6 @@ from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
 from ._ledger import NEVER, Ledger
 from ._model import (
     CDR_DTYPES,
-    CDR_FIELDS,
     Arrivals,
     CdrBatch,
     EndReason,

@@ -14,7 +14,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from simulator import _report_data, cli
+from simulator import cli
 from simulator._report_data import Cdrs, ReportError, load_run
 from simulator._report_series import (
     active_calls,
