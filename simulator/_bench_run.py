@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._msgpack_worker import MsgpackWorker, worth_a_worker
+from ._msgpack_worker import MsgpackWorker
 from ._units import parse_duration_ms
 from .scenario import load_scenario
 
@@ -37,7 +37,7 @@ def main() -> None:
         setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
         scenario = dataclasses.replace(scenario, setup=setup)
         label = sys.argv[3]
-    worker = MsgpackWorker() if worth_a_worker(scenario) else None
+    worker = MsgpackWorker.for_scenario(scenario)
     import trio
 
     from .run import RunOptions, run_scenario

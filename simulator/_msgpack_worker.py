@@ -8,7 +8,7 @@ GIL the rating core needs.  The bytes are those `CdrWriter` writes in-process
 
 Starting the process costs ~0.6 s of CPU (a fresh interpreter importing numpy,
 polars and msgspec), so `callsim run` starts it as soon as it knows the run is
-big enough (`worth_a_worker`), before importing the rest of itself: the child
+big enough (`MsgpackWorker.for_scenario`), before importing the rest of itself: the child
 then imports on the core the parent's start-up leaves idle.  This module
 imports nothing heavy at the top for the same reason; the child imports what
 it needs in `_work`.  The file is named, and the tables sent, later (`open`).
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
     from .scenario import Scenario
 
 MSGPACK_WORKER_CALLS = 200_000  # below this a worker process costs more to start than it saves
-
-
-def worth_a_worker(scenario: "Scenario") -> bool:
-    """Whether a run of this scenario writes cdrs.msgpack faster through a worker process."""
-    from .traffic import expected_calls
-
-    return expected_calls(scenario) >= MSGPACK_WORKER_CALLS
 
 
 def _work(conn: Connection) -> None:
@@ -79,6 +72,13 @@ class MsgpackWorker:
         self._proc.start()
         child.close()
         self.closed = False
+
+    @classmethod
+    def for_scenario(cls, scenario: "Scenario") -> "MsgpackWorker | None":
+        """A worker started now if a run of this scenario is big enough to be worth one, else None."""
+        from .traffic import expected_calls
+
+        return cls() if expected_calls(scenario) >= MSGPACK_WORKER_CALLS else None
 
     def open(self, path: Path, tables: "Tables", start: "datetime", currency: str) -> None:
         """Name the file (created now, by the worker) and give it what formatting needs."""

@@ -166,7 +166,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._msgpack_worker import MsgpackWorker, worth_a_worker
+    from ._msgpack_worker import MsgpackWorker
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -174,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
     # Started before the imports below, so that it starts up beside them (see _msgpack_worker).
-    worker = MsgpackWorker() if worth_a_worker(scenario) else None
+    worker = MsgpackWorker.for_scenario(scenario)
     try:
         import trio
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from rating_core._model import CdrBatch, LedgerEvent, Tables
+from rating_core._model import CdrBatch, CdrBuffer, LedgerEvent, Tables
 
 from ._cdr_format import (
     CDR_COLUMNS,
@@ -85,8 +85,7 @@ class CdrWriter:
     ) -> None:
         self._lookups = CdrLookups.build(tables, start, currency)
         self._buffer_rows = buffer_rows
-        self._pending: list[CdrBatch] = []
-        self._pending_rows = 0
+        self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
         self._csv = open(out_dir / CDRS_CSV, "wb")
         self._csv.write(CSV_HEADER)
@@ -103,11 +102,8 @@ class CdrWriter:
 
     def write(self, batch: CdrBatch) -> None:
         """Append one batch (any size, including empty); it reaches the files by `buffer_rows`."""
-        if len(batch) == 0:
-            return
         self._pending.append(batch)
-        self._pending_rows += len(batch)
-        if self._pending_rows >= self._buffer_rows:
+        if len(self._pending) >= self._buffer_rows:
             self._write_pending()
 
     def flush(self) -> None:
@@ -131,11 +127,9 @@ class CdrWriter:
                 self._worker.close()
 
     def _write_pending(self) -> None:
-        if not self._pending:
+        if not len(self._pending):
             return
-        batch = self._pending[0] if len(self._pending) == 1 else CdrBatch.concat(self._pending)
-        self._pending = []
-        self._pending_rows = 0
+        batch = self._pending.take()
         csv_frame(batch, self._lookups).write_csv(self._csv, **CSV_WRITE_OPTIONS)
         if self._worker is not None:
             self._worker.write(batch)

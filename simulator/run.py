@@ -20,7 +20,7 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
-from ._msgpack_worker import MsgpackWorker, worth_a_worker
+from ._msgpack_worker import MsgpackWorker
 from .metrics import DEFAULT_MAX_ORG_LABELS, MetricsServer, RunMetrics
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
@@ -66,8 +66,7 @@ class _Outputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        if worker is None and worth_a_worker(scenario):
-            worker = MsgpackWorker()
+        worker = worker or MsgpackWorker.for_scenario(scenario)
         self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
                               msgpack_worker=worker or False, **buffer)
         self.events = EventWriter(out_dir, tables, setup.start)
