@@ -11,12 +11,13 @@ CdrBatch uses for "none" reads as an empty field without a branch.  For the
 CSV the table entries are quoted once, up front (RFC 4180), and polars writes
 with quoting off: every other field is digits, dots, dashes, colons or names
 we control, so quoting the tables is quoting everything that could need it,
-and the bytes never depend on polars' quoting heuristics.
+and the bytes never depend on polars' quoting heuristics.  The msgpack records
+are built from the same integer columns by `_msgpack_columns`, never through a
+Python object per row.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,9 +30,19 @@ from numpy.typing import NDArray
 
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, MS_PER_S, CdrBatch, Tables
 
+from ._msgpack_columns import (
+    Field,
+    RowJoiner,
+    StringTable,
+    decimals,
+    floats,
+    integers,
+    map_header,
+    prefixed_digits,
+    timestamps,
+)
 from ._format import (
     epoch_ms,
-    format_epoch_ms_iso_array,
     format_epoch_ms_iso_arrays,
     micro_decimal_expr,
     ms_seconds_decimal_expr,
@@ -72,17 +83,14 @@ def _csv_table(texts: Iterable[str]) -> pl.Series:
     return pl.Series([csv_field(t) for t in texts] + [None], dtype=pl.String)
 
 
-def _raw_table(texts: Iterable[str]) -> NDArray[np.object_]:
-    values: list[str | None] = [t if t != "" else None for t in texts]
-    table = np.empty(len(values) + 1, dtype=object)
-    table[:-1] = values
-    table[-1] = None
-    return table
+def _packed_table(texts: Iterable[str]) -> StringTable:
+    """The msgpack strings of a table, "" as nil, plus nil at index -1."""
+    return StringTable([t if t != "" else None for t in texts] + [None])
 
 
 @dataclass(frozen=True)
 class CdrLookups:
-    """Everything per-run the formatters need: string tables (CSV-quoted and raw) and the epoch."""
+    """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch."""
 
     epoch_ms: int
     currency: str
@@ -94,13 +102,13 @@ class CdrLookups:
     csv_pools: pl.Series
     csv_call_types: pl.Series
     csv_end_reasons: pl.Series
-    raw_orgs: NDArray[np.object_]
-    raw_users: NDArray[np.object_]
-    raw_countries: NDArray[np.object_]
-    raw_zones: NDArray[np.object_]
-    raw_pools: NDArray[np.object_]
-    raw_call_types: NDArray[np.object_]
-    raw_end_reasons: NDArray[np.object_]
+    packed_orgs: StringTable
+    packed_users: StringTable
+    packed_countries: StringTable
+    packed_zones: StringTable
+    packed_pools: StringTable
+    packed_call_types: StringTable
+    packed_end_reasons: StringTable
 
     @classmethod
     def build(cls, tables: Tables, start: datetime, currency: str) -> "CdrLookups":
@@ -115,13 +123,13 @@ class CdrLookups:
             csv_pools=_csv_table(tables.pool_names),
             csv_call_types=_csv_table(CALL_TYPE_NAMES),
             csv_end_reasons=_csv_table(END_REASON_NAMES),
-            raw_orgs=_raw_table(tables.org_ids),
-            raw_users=_raw_table(tables.user_ids),
-            raw_countries=_raw_table(tables.countries),
-            raw_zones=_raw_table(tables.zones),
-            raw_pools=_raw_table(tables.pool_names),
-            raw_call_types=_raw_table(CALL_TYPE_NAMES),
-            raw_end_reasons=_raw_table(END_REASON_NAMES),
+            packed_orgs=_packed_table(tables.org_ids),
+            packed_users=_packed_table(tables.user_ids),
+            packed_countries=_packed_table(tables.countries),
+            packed_zones=_packed_table(tables.zones),
+            packed_pools=_packed_table(tables.pool_names),
+            packed_call_types=_packed_table(CALL_TYPE_NAMES),
+            packed_end_reasons=_packed_table(END_REASON_NAMES),
         )
 
 
@@ -195,120 +203,42 @@ def csv_frame(batch: CdrBatch, lookups: CdrLookups) -> pl.DataFrame:
 
 # --- msgpack ----------------------------------------------------------------------------
 
+# Rows encoded at a time: bounds the memory of one batch's fields (~1 KB a row).
+MSGPACK_CHUNK_ROWS = 65_536
 
-class CdrRecord(msgspec.Struct, gc=False):
-    """One cdrs.msgpack record: msgspec encodes a Struct as a map with keys in field order.
 
-    Instants are timezone-aware datetimes, which msgspec encodes as the msgpack
-    Timestamp extension (the same bytes `msgpack.Timestamp` packs).  gc=False:
-    the records hold only strings, numbers and datetimes, so they cannot form
-    cycles, and a chunk of them must not keep triggering the cyclic GC.
+def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
+    """The batch's cdrs.msgpack records as `RowJoiner` parts: map header, then key and value.
+
+    ints stay ints, instants are Timestamps, duration is a float of seconds,
+    numbers and money the same text as the CSV, empty fields nil.
     """
-
-    call_id: int
-    org_id: str
-    user_id: str
-    call_type: str
-    from_number: str | None
-    to_number: str | None
-    destination_country: str | None
-    zone: str | None
-    start_time: datetime
-    end_time: datetime
-    duration_s: float
-    billed_s: int
-    pool: str | None
-    pool_s: int
-    credits_charged: str
-    currency: str
-    end_reason: str
-
-
-assert CdrRecord.__struct_fields__ == CDR_COLUMNS
-
-_INSTANTS = list[datetime]
-
-
-# Below 2**32 s from the epoch (until 2106) a double of seconds is within 0.24 µs of every
-# millisecond instant, so msgspec's rounding to the nearest microsecond gives it exactly.
-_FLOAT_EXACT_MS = 2**32 * MS_PER_S
-
-
-def _instants(epoch_milliseconds: NDArray[np.int64]) -> list[datetime]:
-    """Epoch ms as UTC datetimes, exactly, converted in bulk by msgspec.
-
-    From float seconds where that is exact (see `_FLOAT_EXACT_MS`); beyond,
-    from the CSV's ISO text, three times slower.  tests/test_outputs.py
-    checks both against integer arithmetic.
-    """
-    if len(epoch_milliseconds) == 0:
-        return []
-    if int(np.abs(epoch_milliseconds).max()) < _FLOAT_EXACT_MS:
-        return msgspec.convert((epoch_milliseconds / MS_PER_S).tolist(), _INSTANTS, strict=False)
-    return msgspec.convert(format_epoch_ms_iso_array(epoch_milliseconds).to_list(), _INSTANTS)
-
-
-def msgpack_text(batch: CdrBatch) -> pl.DataFrame:
-    """The batch's numbers and money as text, by the CSV's vectorised expressions (exact money).
-
-    Built once per batch: each polars pass has a fixed cost of a few ms,
-    which would dominate if paid per `MSGPACK_CHUNK_ROWS` chunk.
-    """
-    frame = pl.DataFrame(
-        {"from_number": batch.from_number, "to_number": batch.to_number, "credits": batch.credits_micro}
-    )
-    return frame.select(
-        _phone("from_number"), _phone("to_number"), micro_decimal_expr(pl.col("credits")).cast(pl.String)
-    )
-
-
-def msgpack_columns(batch: CdrBatch, text: pl.DataFrame, lookups: CdrLookups) -> list[list[Any]]:
-    """The batch as Python lists in `CDR_COLUMNS` order, values msgpack-native.
-
-    ints stay ints, instants are UTC datetimes, duration is a float of
-    seconds, numbers and money the same text as the CSV, empty fields None.
-    `text` is `msgpack_text` of the same rows.
-    """
-    return [
-        batch.call_id.tolist(),
-        lookups.raw_orgs[batch.org].tolist(),
-        lookups.raw_users[batch.user].tolist(),
-        lookups.raw_call_types[batch.call_type].tolist(),
-        text["from_number"].to_list(),
-        text["to_number"].to_list(),
-        lookups.raw_countries[batch.country].tolist(),
-        lookups.raw_zones[batch.zone].tolist(),
-        _instants(batch.start_ms + lookups.epoch_ms),
-        _instants(batch.end_ms + lookups.epoch_ms),
-        ((batch.end_ms - batch.start_ms) / MS_PER_S).tolist(),
-        batch.billed_s.tolist(),
-        lookups.raw_pools[used_pool(batch)].tolist(),
-        batch.pool_s.tolist(),
-        text["credits"].to_list(),
-        [lookups.currency] * len(batch),
-        lookups.raw_end_reasons[batch.end_reason].tolist(),
+    values: list[list[bytes | Field]] = [
+        [integers(batch.call_id)],
+        [lookups.packed_orgs.take(batch.org)],
+        [lookups.packed_users.take(batch.user)],
+        [lookups.packed_call_types.take(batch.call_type)],
+        prefixed_digits(batch.from_number, b"+"),
+        prefixed_digits(batch.to_number, b"+"),
+        [lookups.packed_countries.take(batch.country)],
+        [lookups.packed_zones.take(batch.zone)],
+        [timestamps(batch.start_ms + lookups.epoch_ms)],
+        [timestamps(batch.end_ms + lookups.epoch_ms)],
+        [floats((batch.end_ms - batch.start_ms) / MS_PER_S)],
+        [integers(batch.billed_s)],
+        [lookups.packed_pools.take(used_pool(batch))],
+        [integers(batch.pool_s)],
+        decimals(batch.credits_micro, 6),
+        [msgspec.msgpack.encode(lookups.currency)],
+        [lookups.packed_end_reasons.take(batch.end_reason)],
     ]
+    parts: list[bytes | Field] = [map_header(len(CDR_COLUMNS))]
+    for key, value in zip(CDR_COLUMNS, values, strict=True):
+        parts += [msgspec.msgpack.encode(key), *value]
+    return parts
 
 
-@functools.cache
-def _array_header_size(n: int) -> int:
-    """Bytes of the msgpack array header the encoder writes before n elements (asked of msgspec)."""
-    return len(msgspec.msgpack.encode([None] * n)) - n  # each None is one byte
-
-
-def write_msgpack(batch: CdrBatch, lookups: CdrLookups, encoder: msgspec.msgpack.Encoder,
-                  out: BinaryIO) -> None:
-    """Append the batch's cdrs.msgpack records to `out`, `MSGPACK_CHUNK_ROWS` rows at a time.
-
-    Each chunk is encoded as one msgpack array of maps into a reused buffer,
-    and written without its array header: the stream of maps.  One encoder
-    call per chunk instead of per row, and no fresh buffer each time.
-    """
-    text = msgpack_text(batch)
-    buffer = bytearray()
+def write_msgpack(batch: CdrBatch, lookups: CdrLookups, joiner: RowJoiner, out: BinaryIO) -> None:
+    """Append the batch's cdrs.msgpack records to `out` (`joiner` is kept from batch to batch)."""
     for first in range(0, len(batch), MSGPACK_CHUNK_ROWS):
-        chunk = batch.take(slice(first, first + MSGPACK_CHUNK_ROWS))
-        records = list(map(CdrRecord, *msgpack_columns(chunk, text.slice(first, MSGPACK_CHUNK_ROWS), lookups)))
-        encoder.encode_into(records, buffer)
-        with memoryview(buffer) as packed, packed[_array_header_size(len(records)):] as maps:
-            out.write(maps)
+        joiner.write(msgpack_parts(batch.take(slice(first, first + MSGPACK_CHUNK_ROWS)), lookups), out)

@@ -17,7 +17,9 @@ it needs in `_work`.  The file is named, and the tables sent, later (`open`).
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import signal
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from .scenario import Scenario
 
 MSGPACK_WORKER_CALLS = 200_000  # below this a worker process costs more to start than it saves
+QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (a 64k-row batch is ~6 MB)
 
 
 def _work(conn: Connection) -> None:
@@ -45,9 +48,8 @@ def _work(conn: Connection) -> None:
 
 
 def _encode(conn: Connection) -> None:
-    import msgspec
-
     from ._cdr_format import CdrLookups, write_msgpack
+    from ._msgpack_columns import RowJoiner
 
     opened = conn.recv()
     if opened is None:  # closed before any file was named: the run ended early
@@ -55,15 +57,21 @@ def _encode(conn: Connection) -> None:
         return
     path, tables, start, currency = opened
     lookups = CdrLookups.build(tables, start, currency)
-    encoder = msgspec.msgpack.Encoder()
+    joiner = RowJoiner()
     with open(path, "wb") as out:
         while (batch := conn.recv()) is not None:
-            write_msgpack(batch, lookups, encoder, out)
+            write_msgpack(batch, lookups, joiner, out)
     conn.send("closed")
 
 
 class MsgpackWorker:
-    """Same interface as an open file for `CdrWriter`: `open`, write batches, then close."""
+    """Same interface as an open file for `CdrWriter`: `open`, write batches, then close.
+
+    Batches go into the pipe from a thread of ours, through a short queue: a
+    `send` blocks until the worker has read the batch, and the worker reads
+    only between batches, so sending from the caller's thread would hold the
+    CSV writer back for the whole time the worker packs the batch before.
+    """
 
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
@@ -71,6 +79,10 @@ class MsgpackWorker:
         self._proc = ctx.Process(target=_work, args=(child,), daemon=True, name="callsim-msgpack")
         self._proc.start()
         child.close()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUED_BATCHES)
+        self._failure: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_queued, daemon=True, name="callsim-msgpack-send")
+        self._sender.start()
         self.closed = False
 
     @classmethod
@@ -82,17 +94,35 @@ class MsgpackWorker:
 
     def open(self, path: Path, tables: "Tables", start: "datetime", currency: str) -> None:
         """Name the file (created now, by the worker) and give it what formatting needs."""
-        self._conn.send((str(path), tables, start, currency))
+        self._put((str(path), tables, start, currency))
 
     def write(self, batch: "CdrBatch") -> None:
-        self._conn.send(batch)  # blocks when the worker falls behind: backpressure
+        self._put(batch)  # blocks when the worker falls QUEUED_BATCHES behind: backpressure
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._conn.send(None)
-        if self._conn.recv() != "closed":
-            raise RuntimeError("msgpack worker failed")
+        self._queue.put(None)
+        self._sender.join()
+        if self._failure is not None or self._conn.recv() != "closed":
+            raise RuntimeError("msgpack worker failed") from self._failure
         self._proc.join()
         self._conn.close()
+
+    def _put(self, item: object) -> None:
+        if self._failure is not None:
+            raise RuntimeError("msgpack worker failed") from self._failure
+        self._queue.put(item)
+
+    def _send_queued(self) -> None:
+        """Send what is queued, up to and including the None that closes; after a failure, drop it."""
+        while True:
+            item = self._queue.get()
+            if self._failure is None:
+                try:
+                    self._conn.send(item)
+                except OSError as failure:  # the worker died: `write` and `close` report it
+                    self._failure = failure
+            if item is None:
+                return

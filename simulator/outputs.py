@@ -19,8 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import msgspec
-
 from rating_core._model import CdrBatch, CdrBuffer, LedgerEvent, Tables
 
 from ._cdr_format import (
@@ -31,6 +29,7 @@ from ._cdr_format import (
     csv_frame,
     write_msgpack,
 )
+from ._msgpack_columns import RowJoiner
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
 from ._msgpack_worker import MsgpackWorker
 from ._summary import SUMMARY_FILE as SUMMARY_JSON
@@ -91,7 +90,7 @@ class CdrWriter:
         self._csv.write(CSV_HEADER)
         self._csv.flush()  # polars may write through the file descriptor, past Python's buffer
         self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack and not msgpack_worker else None
-        self._encoder = msgspec.msgpack.Encoder()
+        self._joiner = RowJoiner()
         # big runs: pack msgpack on the other core (see _msgpack_worker), in a process started
         # here or (callsim run) already started
         self._worker: MsgpackWorker | None = None
@@ -134,7 +133,7 @@ class CdrWriter:
         if self._worker is not None:
             self._worker.write(batch)
         if self._msgpack is not None:
-            write_msgpack(batch, self._lookups, self._encoder, self._msgpack)
+            write_msgpack(batch, self._lookups, self._joiner, self._msgpack)
         self.rows_written += len(batch)
 
     def __enter__(self) -> "CdrWriter":
