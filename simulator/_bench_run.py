@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._malloc import keep_freed_memory
 from ._msgpack_worker import MsgpackWorker
 from ._units import parse_duration_ms
 from .scenario import load_scenario
@@ -30,6 +31,7 @@ def _peak_rss_mb() -> float:
 
 
 def main() -> None:
+    keep_freed_memory()
     scenario = load_scenario(sys.argv[1])
     label = "as written"
     if len(sys.argv) > 3:

@@ -25,6 +25,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._malloc import keep_freed_memory
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -42,6 +44,7 @@ def _work(conn: Connection) -> None:
     # process must drain it rather than die mid-record under a parent still writing to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    keep_freed_memory()
     try:
         _encode(conn)
     except EOFError:  # the parent died without closing the pipe: nothing left to write to

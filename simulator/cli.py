@@ -166,8 +166,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._malloc import keep_freed_memory
     from ._msgpack_worker import MsgpackWorker
     from .scenario import load_scenario
+
+    keep_freed_memory()
 
     scenario = load_scenario(args.scenario)
     if args.check and not scenario.expect_raw:

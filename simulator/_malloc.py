@@ -1,0 +1,36 @@
+"""glibc's malloc told to keep freed memory for reuse, for big batch runs.
+
+A run allocates and frees numpy arrays of a few MB each window.  By default
+glibc hands large blocks back to the kernel (mmap/munmap above its threshold,
+heap trimming below it) and takes them again as fresh zeroed pages: ~200k page
+faults and ~0.5 s of kernel time in a month of enterprise traffic, about 7 %
+of the run.  Raising both thresholds keeps the blocks in the heap for the next
+window, for ~15 MB more peak RSS.  Only `callsim run`-like entry points call
+this (it changes the whole process); elsewhere, or without glibc, it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 64 << 20  # blocks below this come from the heap...
+TRIM_THRESHOLD = 256 << 20  # ...and this much free heap top is kept, not returned
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds; False where there is no glibc to tell."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only (musl has a no-op mallopt)
+    except (OSError, AttributeError):
+        return False
+    del gnu_get_libc_version
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
