@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ._malloc import keep_freed_memory
+from .cli import exit_now
 from ._msgpack_worker import MsgpackWorker
 from ._units import parse_duration_ms
 from .scenario import load_scenario
@@ -56,3 +57,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now(0)  # as `callsim run` ends
