@@ -114,8 +114,13 @@ class CallTable:
     def watch(self, rows: NDArray[np.intp]) -> None:
         """Rows whose hang-up instant was just brought forward."""
         if self.watch_until >= 0 and len(rows):
-            rows = rows[self._due_at(rows) < self.watch_until]
-            self._watch = np.union1d(self._watch, rows)
+            rows = np.unique(rows[self._due_at(rows) < self.watch_until])
+            w = self._watch
+            at = np.searchsorted(w, rows)
+            new = at == len(w)
+            new[~new] = w[at[~new]] != rows[~new]
+            # a few rows into a sorted watch of thousands: inserted, not sorted again (union1d)
+            self._watch = np.insert(w, at[new], rows[new])
 
     def next_due_bound(self) -> int | None:
         """From the watch alone, an instant no live row is due before (None: no watch).
