@@ -6,7 +6,9 @@ so the formatting (polars, which releases the GIL for the heavy part) runs
 beside the ticks.  A worker process was tried too: it spares the event loop
 the GIL hand-overs, but its formatting bursts then compete for the two cores
 with the server and the load generator, and p99 setup latency at 20,000
-setups/s was 2-4 ms worse than with the thread.
+setups/s was 2-4 ms worse than with the thread.  Tried again on 2026-11-26 with
+the columns sent raw (no pickling under the GIL): no clear change either way
+(docs/server.md §4).
 """
 
 from __future__ import annotations
