@@ -5,18 +5,17 @@ glibc hands large blocks back to the kernel (mmap/munmap above its threshold,
 heap trimming below it) and takes them again as fresh zeroed pages: ~200k page
 faults and ~0.5 s of kernel time in a month of enterprise traffic, about 7 %
 of the run.  Raising both thresholds keeps the blocks in the heap for the next
-window, for ~15 MB more peak RSS.  `callsim serve` does the same: its ticks
-allocate and free small arrays without end, and a page fault in a tick is
-latency for every setup waiting on it (5 alternating pairs at 10k calls: p99
-median 8.7 ms against 9.2, inside this machine's noise).  Only the commands'
-entry points call this (it changes the whole process); without glibc it does
-nothing.
+window, for ~15 MB more peak RSS.  Only the batch entry points call this
+(`callsim run`, the bench's run, the msgpack worker): it changes the whole
+process.  `callsim serve` does not: for it the gain was inside this machine's
+noise (p99 median 8.7 ms against 9.2 over 5 alternating pairs), and a server
+lives long enough for 256 MB of kept free heap to matter.  Without glibc this
+does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
@@ -30,7 +29,7 @@ def keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded, libc's among them
         mallopt = libc.mallopt
         gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only (musl has a no-op mallopt)
     except (OSError, AttributeError):

@@ -33,8 +33,7 @@ _FIXSTR_MAX = 31
 _TIMESTAMP = 0xFF  # the Timestamp extension's type, -1
 _NS_PER_MS = 1_000_000
 _MS_PER_S = 1_000
-_DIGITS = 20  # room for the 19 digits of any int64, in groups of four
-_POWERS_OF_TEN = 10 ** np.arange(1, 19, dtype=np.int64)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 # A field's bytes in a row are one numpy item (a void of the field's width): copying or taking
@@ -165,6 +164,8 @@ def _count_at_least(values: NDArray[np.int64], floors: Sequence[int]) -> NDArray
 
 def integers(values: NDArray[np.integer]) -> Field:
     """Integers in msgpack's smallest form: fixint, else 8/16/32/64-bit, unsigned unless negative."""
+    if values.dtype.kind == "u" and len(values) and int(values.max()) > _INT64_MAX:
+        raise ValueError("integers above 2**63 - 1 are not supported")
     v = values.astype(np.int64, copy=False)
     form = _count_at_least(v, [low for low, _, _ in _INT_FORMS[1:]])
     payload = _INT_PAYLOADS[form]
@@ -254,6 +255,8 @@ def _digits(values: NDArray[np.int64], nil: NDArray[np.bool_] | None = None) -> 
 
 def _fixstr_header(length: NDArray[np.integer], nil: NDArray[np.bool_] | None = None) -> NDArray[np.uint8]:
     """The fixstr header of texts of these lengths (nil where `nil`); every text here is < 32 bytes."""
+    if len(length) and int(length.max()) > _FIXSTR_MAX:
+        raise ValueError(f"a text of {int(length.max())} bytes does not fit a fixstr")
     header = length.astype(np.uint8) | np.uint8(_FIXSTR)
     return header if nil is None else np.where(nil, np.uint8(_NIL), header)
 
@@ -275,6 +278,8 @@ def prefixed_digits(values: NDArray[np.int64], prefix: bytes) -> list[Field]:
 
 def decimals(values: NDArray[np.int64], places: int) -> list[bytes | Field]:
     """Integers in units of 10**-places as text with all `places` decimals: 1 -> "0.000001" (places=6)."""
+    if len(values) and int(values.min()) == _INT64_MIN:
+        raise ValueError("-2**63 has no absolute value in int64")
     negative = values < 0
     whole, fraction = np.divmod(np.abs(values), 10**places)
     digits, count = _digits(whole)

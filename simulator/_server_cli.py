@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-from ._malloc import keep_freed_memory
-
 SWITCH_INTERVAL_S = 0.0005  # `callsim serve`: longest GIL hold by one thread when another waits
 
 
@@ -40,8 +38,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-calls", type=_count, default=100_000, metavar="N",
                        help="calls one connection may have in progress (default: 100000)")
     serve.add_argument("--cdr-msgpack", action="store_true",
-                       help="also write cdrs.msgpack, as `callsim run` does (off by default: it costs "
-                            "~5-10 us of Python per CDR, which shows in setup latency under load)")
+                       help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
+                            "in the server process costs setup latency under load)")
 
     load = sub.add_parser("loadgen", help="measure setups/s and setup latency against `callsim serve`")
     load.add_argument("--host", default="127.0.0.1")
@@ -102,7 +100,6 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         except OSError as err:
             raise usage_error(f"--metrics-port {args.metrics_port}: cannot listen on {args.host} "
                              f"({err.strerror or err})") from None
-    keep_freed_memory()  # ticks allocate and free arrays all the time: no page faults for them
     # Everything loaded so far (modules, scenario) lives as long as the process: keep it out of
     # the collector's full passes, which would otherwise pause every connection for tens of ms.
     gc.freeze()

@@ -123,16 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def entry() -> NoReturn:
-    """The `callsim` command: `main`, then `exit_now`."""
-    exit_now(main())
+    """The `callsim` command: `main`; on success `exit_now`, otherwise a normal exit."""
+    code = main()
+    if code == EXIT_OK:
+        exit_now(code)
+    sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
 
 
 def exit_now(code: int) -> NoReturn:
     """Flush stdout and stderr and end the process without the interpreter's teardown.
 
-    Every file is written and closed by then; what the teardown would do is free
-    numpy, polars and a big scenario's objects one by one, ~0.3 s after a month
-    run that a user timing `callsim run` would wait out for nothing.
+    Only after a command that succeeded: every file it wrote is closed by then,
+    and what the teardown would do is free numpy, polars and a big scenario's
+    objects one by one, ~0.3 s after a month run that a user timing
+    `callsim run` would wait out for nothing.
     """
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -67,8 +67,8 @@ class CdrWriter:
     fixed polars overhead whatever its size, which would dominate batches of
     a few hundred rows.  The bytes do not depend on the batching.
 
-    `write_msgpack=False` exists because the msgpack stream costs several
-    times the CSV per row (see docs/outputs.md); SPEC §4 only promises the CSV.
+    `write_msgpack=False` exists because the msgpack stream costs more than
+    the CSV per row (see docs/outputs.md); SPEC §4 only promises the CSV.
     """
 
     def __init__(

@@ -62,8 +62,8 @@ STEPS_AHEAD = 64
 class _Outputs:
     """The files of one run; `write` is called from a worker thread, with the Steps that are ready.
 
-    At a finite speed CDRs are flushed in small batches: a 64k-row batch packs
-    for about a second while holding the GIL, which would stall the switch.
+    At a finite speed CDRs are flushed in small batches: formatting a 64k-row
+    batch takes ~0.1 s, partly holding the GIL, which would stall the switch.
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,

@@ -37,7 +37,8 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("append"), st.lists(st.tuples(T, T), max_size=6)),
     st.tuples(st.just("rewatch"), T),
     st.tuples(st.just("charge"), st.integers(0, 10**6), T),  # pay due rows: boundaries move later
-    st.tuples(st.just("hangup"), st.integers(0, 10**6), T),  # a hang-up brought forward
+    # hang-ups brought forward, several rows at once as a tick tells them (repeats included)
+    st.tuples(st.just("hangup"), st.lists(st.integers(0, 10**6), min_size=1, max_size=5), T),
     st.tuples(st.just("end"), st.integers(0, 10**6)),
     st.tuples(st.just("compact")),
 ), max_size=40)
@@ -76,13 +77,15 @@ def _apply(table: CallTable, op: tuple) -> None:
         table.rewatch(op[1])
     elif kind == "compact":
         table.compact()
+    elif kind == "hangup" and table.n:
+        rows = [r % table.n for r in op[1]]
+        for row in rows:
+            table.col["hangup_ms"][row] = min(int(table.col["hangup_ms"][row]), op[2])
+        table.watch(np.array(rows))
     elif table.n:
         row = op[1] % table.n
         if kind == "charge":  # what a window does to a row it paid, then prunes
             table.col["next_ms"][row] = max(int(table.col["next_ms"][row]), op[2])
             table.prune_watch()
-        elif kind == "hangup":
-            table.col["hangup_ms"][row] = min(int(table.col["hangup_ms"][row]), op[2])
-            table.watch(np.array([row]))
         elif kind == "end" and table.col["alive"][row]:
             table.end(np.array([row]))

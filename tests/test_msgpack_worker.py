@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,3 +82,43 @@ def test_sigterm_to_the_process_group_stops_a_big_run_with_complete_files(tmp_pa
     with open(out / "cdrs.msgpack", "rb") as stream:
         records = sum(1 for _ in msgpack.Unpacker(stream))
     assert rows == records == summary["total"]["calls"] > 0
+
+
+def close_failure(worker: MsgpackWorker, within_s: float = 60) -> RuntimeError:
+    """What worker.close() raised, failing (not hanging) if it does not return in time."""
+    raised: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            worker.close()
+        except BaseException as failure:
+            raised.append(failure)
+
+    closing = threading.Thread(target=close, daemon=True)
+    closing.start()
+    closing.join(within_s)
+    assert not closing.is_alive(), "close() hung"
+    assert len(raised) == 1 and isinstance(raised[0], RuntimeError), raised
+    return raised[0]
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(tmp_path: Path) -> None:
+    """The worker cannot create its file: close() raises instead of hanging on the pipe."""
+    worker = MsgpackWorker()
+    worker.open(tmp_path / "no such dir" / "cdrs.msgpack", TABLES, START, "USD")
+    with contextlib.suppress(RuntimeError):  # writes may already fail, once the worker is gone
+        for seed in range(20):  # more than the queue and the pipe hold
+            worker.write(random_batch(2_000, seed=seed))
+    assert "msgpack worker failed" in str(close_failure(worker))
+    worker.close()  # a second close is a no-op
+    assert not worker._proc.is_alive()
+
+
+def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_path: Path) -> None:
+    """Whatever the sender thread trips on, close() raises and the worker does not linger."""
+    worker = MsgpackWorker()
+    worker.open(tmp_path / "cdrs.msgpack", TABLES, START, "USD")
+    worker.write(random_batch(100, seed=1))
+    worker.write("not a batch")  # type: ignore[arg-type]  # fails in the thread, not here
+    assert "msgpack worker failed" in str(close_failure(worker))
+    assert not worker._proc.is_alive()
