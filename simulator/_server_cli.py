@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from ._malloc import keep_freed_memory
+
 SWITCH_INTERVAL_S = 0.0005  # `callsim serve`: longest GIL hold by one thread when another waits
 
 
@@ -100,6 +102,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         except OSError as err:
             raise usage_error(f"--metrics-port {args.metrics_port}: cannot listen on {args.host} "
                              f"({err.strerror or err})") from None
+    keep_freed_memory()  # see simulator/_malloc.py: p99 at 100k connected calls
     # Everything loaded so far (modules, scenario) lives as long as the process: keep it out of
     # the collector's full passes, which would otherwise pause every connection for tens of ms.
     gc.freeze()
