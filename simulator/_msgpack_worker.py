@@ -65,9 +65,13 @@ def _encode(conn: Connection) -> None:
     path, tables, start, currency = opened
     lookups = CdrLookups.build(tables, start, currency)
     joiner = RowJoiner()
-    with open(path, "wb") as out:
-        while conn.recv() is not None:  # a batch's columns follow
-            write_msgpack(_receive_batch(conn), lookups, joiner, out)
+    try:
+        with open(path, "wb") as out:
+            while conn.recv() is not None:  # a batch's columns follow
+                write_msgpack(_receive_batch(conn), lookups, joiner, out)
+    except OSError as err:  # disk full, ...: the parent reports it as its own write error
+        conn.send(("failed", err.errno, err.strerror, err.filename or path))
+        return
     conn.send("closed")
 
 
@@ -88,6 +92,13 @@ def _receive_batch(conn: Connection) -> "CdrBatch":
     from rating_core._model import CDR_DTYPES, CdrBatch
 
     return CdrBatch(*(np.frombuffer(conn.recv_bytes(), dtype=dtype) for dtype in CDR_DTYPES))
+
+
+def _write_error(answer: object) -> OSError | None:
+    """The worker's report of a write error (`_encode`), as the OSError it caught."""
+    if isinstance(answer, tuple) and len(answer) == 4 and answer[0] == "failed":
+        return OSError(answer[1], answer[2], answer[3])
+    return None
 
 
 class MsgpackWorker:
@@ -134,14 +145,19 @@ class MsgpackWorker:
         self.closed = True
         self._queue.put(None)
         self._sender.join()
+        report = None
         try:
-            if self._failure is not None:
-                raise self._failure
-            if self._conn.recv() != "closed":
-                raise RuntimeError("unexpected answer")
+            # after a failed send the worker may wait for columns that will never come: ask it
+            # only for what it has already said (a write error of its own)
+            answer = self._conn.recv() if self._failure is None or self._conn.poll(1) else None
+            if answer != "closed":
+                report = _write_error(answer)
+                raise report or self._failure or RuntimeError(f"unexpected answer {answer!r}")
         except BaseException as failure:
-            self._proc.terminate()  # it may wait for columns that will never come
+            self._proc.kill()  # it ignores SIGTERM (see _work)
             self._proc.join()
+            if failure is report:  # the worker could not write its file: that is the error
+                raise failure from None
             raise RuntimeError(f"msgpack worker failed (exit status {self._proc.exitcode})") from failure
         finally:
             self._conn.close()
@@ -149,7 +165,7 @@ class MsgpackWorker:
 
     def _put(self, item: object) -> None:
         if self._failure is not None:
-            raise RuntimeError("msgpack worker failed") from self._failure
+            self.close()  # raises: the worker's write error if it reported one
         self._queue.put(item)
 
     def _send_queued(self) -> None:

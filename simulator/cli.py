@@ -8,6 +8,7 @@ failed expectations (`--check`), 130 for a run stopped by Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -217,6 +218,17 @@ def _run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         with progress:
             result = trio.run(run_scenario, scenario, options)
+    except Exception as err:
+        failure = _write_failure(err)
+        if failure is None:
+            raise
+        if worker is not None:
+            with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
+                worker.close()
+        where = f" ({failure.filename})" if failure.filename else ""
+        print(f"callsim: cannot write the outputs to {args.out}/: {failure.strerror or failure}{where}; "
+              "the files there are incomplete", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     finally:
         if worker is not None:
             worker.close()  # a run that ended normally has closed it already
@@ -244,6 +256,18 @@ def _check(args: argparse.Namespace) -> int:
         return run_into(str(args.out))
     with tempfile.TemporaryDirectory(prefix="callsim-check-") as out:
         return run_into(out)
+
+
+def _write_failure(err: BaseException) -> OSError | None:
+    """The OSError that stopped a run, if it was one (disk full, a file that cannot be created):
+    raised as is, or from inside the run's task groups."""
+    if isinstance(err, OSError):
+        return err
+    if isinstance(err, BaseExceptionGroup):
+        for inner in err.exceptions:
+            if (found := _write_failure(inner)) is not None:
+                return found
+    return None
 
 
 def _serve_metrics(args: argparse.Namespace, options) -> None:

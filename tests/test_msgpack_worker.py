@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import json
 import os
 import signal
@@ -84,34 +84,48 @@ def test_sigterm_to_the_process_group_stops_a_big_run_with_complete_files(tmp_pa
     assert rows == records == summary["total"]["calls"] > 0
 
 
-def close_failure(worker: MsgpackWorker, within_s: float = 60) -> RuntimeError:
-    """What worker.close() raised, failing (not hanging) if it does not return in time."""
+def failure_of(action, within_s: float = 60) -> BaseException:
+    """What `action()` raised, failing (not hanging) if it does not return in time."""
     raised: list[BaseException] = []
 
-    def close() -> None:
+    def run() -> None:
         try:
-            worker.close()
+            action()
         except BaseException as failure:
             raised.append(failure)
 
-    closing = threading.Thread(target=close, daemon=True)
-    closing.start()
-    closing.join(within_s)
-    assert not closing.is_alive(), "close() hung"
-    assert len(raised) == 1 and isinstance(raised[0], RuntimeError), raised
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within_s)
+    assert not thread.is_alive(), "hung"
+    assert len(raised) == 1, "did not fail"
     return raised[0]
 
 
-def test_a_worker_that_dies_is_reported_not_waited_for(tmp_path: Path) -> None:
-    """The worker cannot create its file: close() raises instead of hanging on the pipe."""
+def test_a_worker_that_cannot_write_reports_the_write_error(tmp_path: Path) -> None:
+    """The worker cannot create its file: the parent raises that OSError, and does not hang."""
     worker = MsgpackWorker()
-    worker.open(tmp_path / "no such dir" / "cdrs.msgpack", TABLES, START, "USD")
-    with contextlib.suppress(RuntimeError):  # writes may already fail, once the worker is gone
+    path = tmp_path / "no such dir" / "cdrs.msgpack"
+    worker.open(path, TABLES, START, "USD")
+
+    def write_all() -> None:
         for seed in range(20):  # more than the queue and the pipe hold
             worker.write(random_batch(2_000, seed=seed))
-    assert "msgpack worker failed" in str(close_failure(worker))
-    worker.close()  # a second close is a no-op
+        worker.close()
+
+    failure = failure_of(write_all)
+    assert isinstance(failure, OSError) and failure.errno == errno.ENOENT and failure.filename == str(path)
+    worker.close()  # closed already: a no-op
     assert not worker._proc.is_alive()
+
+
+def test_a_worker_on_a_full_disk_reports_no_space(tmp_path: Path) -> None:
+    (tmp_path / "cdrs.msgpack").symlink_to("/dev/full")
+    worker = MsgpackWorker()
+    worker.open(tmp_path / "cdrs.msgpack", TABLES, START, "USD")
+    worker.write(random_batch(5_000, seed=1))
+    failure = failure_of(worker.close)
+    assert isinstance(failure, OSError) and failure.errno == errno.ENOSPC
 
 
 def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_path: Path) -> None:
@@ -120,5 +134,6 @@ def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_pat
     worker.open(tmp_path / "cdrs.msgpack", TABLES, START, "USD")
     worker.write(random_batch(100, seed=1))
     worker.write("not a batch")  # type: ignore[arg-type]  # fails in the thread, not here
-    assert "msgpack worker failed" in str(close_failure(worker))
+    failure = failure_of(worker.close)
+    assert isinstance(failure, RuntimeError) and "msgpack worker failed" in str(failure)
     assert not worker._proc.is_alive()

@@ -1,0 +1,39 @@
+"""`callsim run` that cannot write its outputs: one line naming the problem, exit 1, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+
+
+def run_into(out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulator.cli", "run", str(QUICKSTART), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "cdrs.csv").symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    done = run_into(tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"callsim: cannot write the outputs to {tmp_path}/: No space left on device; "
+        "the files there are incomplete"
+    ]
+
+
+def test_an_output_file_that_cannot_be_created_is_named(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").mkdir()
+    done = run_into(tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"callsim: cannot write the outputs to {tmp_path}/: ")
+    assert f"({tmp_path / 'events.jsonl'})" in line
