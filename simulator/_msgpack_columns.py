@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import BinaryIO
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import msgspec
 import numpy as np
@@ -95,6 +95,8 @@ class RowJoiner:
     def write(self, parts: Sequence[bytes | Field], out: BinaryIO) -> None:
         """Write the records to `out`, in row order."""
         fields = [p for p in parts if isinstance(p, Field)]
+        if not fields:
+            raise ValueError("a record needs a Field: the number of rows comes from it")
         # a field is its width, and whether it has a mask (one without keeps _prepare's all True)
         shape = tuple(p if isinstance(p, bytes) else (p.width, p.mask is not None) for p in parts)
         if shape != self._shape:
