@@ -18,10 +18,10 @@ Python object per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 
 import msgspec
 import numpy as np
@@ -48,6 +48,8 @@ from ._format import (
     ms_seconds_decimal_expr,
 )
 
+T = TypeVar("T")
+
 CDR_COLUMNS = (
     "call_id", "org_id", "user_id", "call_type", "from_number", "to_number",
     "destination_country", "zone", "start_time", "end_time", "duration_s", "billed_s",
@@ -64,11 +66,6 @@ CSV_WRITE_OPTIONS: dict[str, Any] = {
     "quote_style": "never",
     "null_value": "",
 }
-
-# Rows per msgpack chunk: bounds the Python objects alive at once.  Small enough that the
-# allocator reuses the same memory chunk after chunk (16k rows cost ~10 page faults a row).
-MSGPACK_CHUNK_ROWS = 4_096
-
 
 def csv_field(text: str) -> str | None:
     """One table string as a CSV field (RFC 4180): quoted only if it must be; "" -> None (empty)."""
@@ -89,26 +86,32 @@ def _packed_table(texts: Iterable[str]) -> StringTable:
 
 
 @dataclass(frozen=True)
+class StringTables(Generic[T]):
+    """The string tables of a run in one output format (CSV-quoted Series, msgpack StringTables)."""
+
+    orgs: T
+    users: T
+    countries: T
+    zones: T
+    pools: T
+    call_types: T
+    end_reasons: T
+
+    @classmethod
+    def build(cls, tables: Tables, table: Callable[[Iterable[str]], T]) -> "StringTables[T]":
+        return cls(*map(table, (tables.org_ids, tables.user_ids, tables.countries, tables.zones,
+                                tables.pool_names, CALL_TYPE_NAMES, END_REASON_NAMES)))
+
+
+@dataclass(frozen=True)
 class CdrLookups:
     """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch."""
 
     epoch_ms: int
     currency: str
     csv_currency: str
-    csv_orgs: pl.Series
-    csv_users: pl.Series
-    csv_countries: pl.Series
-    csv_zones: pl.Series
-    csv_pools: pl.Series
-    csv_call_types: pl.Series
-    csv_end_reasons: pl.Series
-    packed_orgs: StringTable
-    packed_users: StringTable
-    packed_countries: StringTable
-    packed_zones: StringTable
-    packed_pools: StringTable
-    packed_call_types: StringTable
-    packed_end_reasons: StringTable
+    csv: StringTables[pl.Series]
+    packed: StringTables[StringTable]
 
     @classmethod
     def build(cls, tables: Tables, start: datetime, currency: str) -> "CdrLookups":
@@ -116,20 +119,8 @@ class CdrLookups:
             epoch_ms=epoch_ms(start),
             currency=currency,
             csv_currency=csv_field(currency) or "",
-            csv_orgs=_csv_table(tables.org_ids),
-            csv_users=_csv_table(tables.user_ids),
-            csv_countries=_csv_table(tables.countries),
-            csv_zones=_csv_table(tables.zones),
-            csv_pools=_csv_table(tables.pool_names),
-            csv_call_types=_csv_table(CALL_TYPE_NAMES),
-            csv_end_reasons=_csv_table(END_REASON_NAMES),
-            packed_orgs=_packed_table(tables.org_ids),
-            packed_users=_packed_table(tables.user_ids),
-            packed_countries=_packed_table(tables.countries),
-            packed_zones=_packed_table(tables.zones),
-            packed_pools=_packed_table(tables.pool_names),
-            packed_call_types=_packed_table(CALL_TYPE_NAMES),
-            packed_end_reasons=_packed_table(END_REASON_NAMES),
+            csv=StringTables.build(tables, _csv_table),
+            packed=StringTables.build(tables, _packed_table),
         )
 
 
@@ -182,22 +173,22 @@ def csv_frame(batch: CdrBatch, lookups: CdrLookups) -> pl.DataFrame:
     )
     return raw.select(
         pl.col("call_id"),
-        _gather(lookups.csv_orgs, "org").alias("org_id"),
-        _gather(lookups.csv_users, "user").alias("user_id"),
-        _gather(lookups.csv_call_types, "call_type").alias("call_type"),
+        _gather(lookups.csv.orgs, "org").alias("org_id"),
+        _gather(lookups.csv.users, "user").alias("user_id"),
+        _gather(lookups.csv.call_types, "call_type").alias("call_type"),
         _phone("from_number").alias("from_number"),
         _phone("to_number").alias("to_number"),
-        _gather(lookups.csv_countries, "country").alias("destination_country"),
-        _gather(lookups.csv_zones, "zone").alias("zone"),
+        _gather(lookups.csv.countries, "country").alias("destination_country"),
+        _gather(lookups.csv.zones, "zone").alias("zone"),
         pl.col("start_time"),
         pl.col("end_time"),
         ms_seconds_decimal_expr(pl.col("duration_ms")).alias("duration_s"),
         pl.col("billed_s"),
-        _gather(lookups.csv_pools, "pool").alias("pool"),
+        _gather(lookups.csv.pools, "pool").alias("pool"),
         pl.col("pool_s"),
         micro_decimal_expr(pl.col("credits_micro")).alias("credits_charged"),
         pl.lit(lookups.csv_currency).alias("currency"),
-        _gather(lookups.csv_end_reasons, "end_reason").alias("end_reason"),
+        _gather(lookups.csv.end_reasons, "end_reason").alias("end_reason"),
     )
 
 
@@ -205,6 +196,9 @@ def csv_frame(batch: CdrBatch, lookups: CdrLookups) -> pl.DataFrame:
 
 # Rows encoded at a time: bounds the memory of one batch's fields (~1 KB a row).
 MSGPACK_CHUNK_ROWS = 65_536
+
+_MAP_HEADER = map_header(len(CDR_COLUMNS))
+_PACKED_KEYS = [msgspec.msgpack.encode(key) for key in CDR_COLUMNS]
 
 
 def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
@@ -215,26 +209,26 @@ def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
     """
     values: list[list[bytes | Field]] = [
         [integers(batch.call_id)],
-        [lookups.packed_orgs.take(batch.org)],
-        [lookups.packed_users.take(batch.user)],
-        [lookups.packed_call_types.take(batch.call_type)],
+        [lookups.packed.orgs.take(batch.org)],
+        [lookups.packed.users.take(batch.user)],
+        [lookups.packed.call_types.take(batch.call_type)],
         prefixed_digits(batch.from_number, b"+"),
         prefixed_digits(batch.to_number, b"+"),
-        [lookups.packed_countries.take(batch.country)],
-        [lookups.packed_zones.take(batch.zone)],
+        [lookups.packed.countries.take(batch.country)],
+        [lookups.packed.zones.take(batch.zone)],
         [timestamps(batch.start_ms + lookups.epoch_ms)],
         [timestamps(batch.end_ms + lookups.epoch_ms)],
         [floats((batch.end_ms - batch.start_ms) / MS_PER_S)],
         [integers(batch.billed_s)],
-        [lookups.packed_pools.take(used_pool(batch))],
+        [lookups.packed.pools.take(used_pool(batch))],
         [integers(batch.pool_s)],
         decimals(batch.credits_micro, 6),
         [msgspec.msgpack.encode(lookups.currency)],
-        [lookups.packed_end_reasons.take(batch.end_reason)],
+        [lookups.packed.end_reasons.take(batch.end_reason)],
     ]
-    parts: list[bytes | Field] = [map_header(len(CDR_COLUMNS))]
-    for key, value in zip(CDR_COLUMNS, values, strict=True):
-        parts += [msgspec.msgpack.encode(key), *value]
+    parts: list[bytes | Field] = [_MAP_HEADER]
+    for key, value in zip(_PACKED_KEYS, values, strict=True):
+        parts += [key, *value]
     return parts
 
 

@@ -26,6 +26,8 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from rating_core._routing import digit_count
+
 _NIL = 0xC0
 _FLOAT64 = 0xCB
 _FIXSTR = 0xA0
@@ -244,11 +246,11 @@ def _zero_padded(values: NDArray[np.int64], quads: int) -> NDArray[np.uint8]:
     return data
 
 
-def _digits(values: NDArray[np.int64], nil: NDArray[np.bool_] | None = None) -> tuple[Field, NDArray[np.int8]]:
+def _digits(values: NDArray[np.int64], nil: NDArray[np.bool_] | None = None) -> tuple[Field, NDArray[np.int64]]:
     """Decimal digits of non-negative values, no leading zeros, right-aligned in as few
     four-digit groups as the largest value needs; and how many digits each has (0 where `nil`)."""
-    places = len(str(int(values.max()))) if len(values) else 1
-    count = 1 + _count_at_least(values, [10**k for k in range(1, places)])
+    count = np.maximum(digit_count(values), 1)  # 0 is written "0"
+    places = int(count.max()) if len(count) else 1
     if nil is not None:
         count[nil] = 0
     quads = -(-places // 4)
