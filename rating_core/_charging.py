@@ -99,32 +99,35 @@ class Charger:
         """Orgs where something special may happen this window, and the pools that run dry."""
         led = self.ledger
         rem = led.pool_remaining
-        demand = group_sum(due.pool, np.where(due.live, due.seconds, 0), len(rem) + 1)[:-1]
+        pool_s = np.where(due.live, due.seconds, 0)
+        demand = group_sum(due.pool, pool_s, len(rem) + 1)[:-1]
         crossing = (demand > rem) & (rem > 0)
         slow = np.zeros(self.n_orgs, dtype=bool)
         slow[led.pool_org[crossing]] = True
         slow[due.org[due.paid & ~due.credits_ok]] = True
-        spend = group_sum(due.org, np.where(due.paid & due.credits_ok, due.cost, 0), self.n_orgs)
+        cost = np.where(due.paid & due.credits_ok, due.cost, 0)
+        spend = group_sum(due.org, cost, self.n_orgs)
         floor = np.where(led.recharge_on, led.recharge_below, 0)
         slow |= led.balance - spend < floor
-        self._totals = (demand, spend)  # reused by _commit_fast when every due call is fast
+        # reused by _commit_fast when every due call is fast (then no paid call lacks credits_ok)
+        self._totals = _Totals(pool_s, demand, cost, spend)
         return slow, crossing
 
     def _commit_fast(self, due: "_Due", fast: NDArray[np.bool_], out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
-        every = bool(fast.all())  # the common case: skip the masking passes
-        live, paid = due.live & fast, due.paid & fast
+        every = bool(fast.all())  # the common case: reuse _slow_orgs' sums, skip the masking
+        totals = self._totals
         seconds = due.seconds if every else np.where(fast, due.seconds, 0)
-        pool_s = np.where(live, due.seconds, 0)
+        pool_s = totals.pool_s if every else np.where(due.live & fast, due.seconds, 0)
         sel = due.sel
         c.view("billed_s")[sel] += seconds
         c.view("pool_s")[sel] += pool_s
-        demand, spend = self._totals
-        led.pool_remaining -= demand if every else group_sum(due.pool, pool_s, len(demand) + 1)[:-1]
+        led.pool_remaining -= totals.demand if every else group_sum(due.pool, pool_s, len(totals.demand) + 1)[:-1]
+        paid = due.paid if every else due.paid & fast
         if paid.any():
-            cost = np.where(paid, due.cost, 0)
+            cost = totals.cost if every else np.where(paid, due.cost, 0)
             c.view("credits_micro")[sel] += cost
-            led.spend_many(spend if every else group_sum(due.org, cost, self.n_orgs))
+            led.spend_many(totals.spend if every else group_sum(due.org, cost, self.n_orgs))
         c.view("next_ms")[sel] += 1000 * seconds
         c.view("inc_s")[sel] = due.next_s if every else np.where(fast, due.next_s, due.inc)
         c.view("inc_cost")[sel] = due.next_cost if every else np.where(fast, due.next_cost, c.view("inc_cost")[sel])
@@ -365,6 +368,16 @@ class Charger:
         stepper.run(t_from, mine)
 
 
+@dataclass
+class _Totals:
+    """_slow_orgs' per-call amounts and their sums, which the bulk commit reuses."""
+
+    pool_s: NDArray[np.int64]  # seconds each due call takes from its pool
+    demand: NDArray[np.int64]  # ... summed per pool
+    cost: NDArray[np.int64]  # micro-units each due call takes from its org's credits
+    spend: NDArray[np.int64]  # ... summed per org
+
+
 class _Due:
     """The calls with an increment due in the window, their increments counted in closed form.
 
@@ -394,26 +407,30 @@ class _Due:
         self.due = due if dense else np.ones(len(idx), dtype=bool)
         take = (lambda name: c.view(name)) if dense else (lambda name: c.col[name][idx])
         nb, self.inc, self.next_s = take("next_ms"), take("inc_s"), take("next_s")
+        self.nb = nb
+        self.first_cost, self.next_cost = take("inc_cost"), take("next_cost")
         after_first = nb + 1000 * self.inc
         more = np.flatnonzero(self.due & (lim > after_first))
-        self.extra = np.zeros(len(nb), dtype=np.int64)
-        if len(more):
-            step = 1000 * self.next_s[more]
-            self.extra[more] = (lim[more] - after_first[more] + step - 1) // step
-        self.nb = nb
-        self.count = self.due + self.extra
         every = n_due == len(nb)
-        self.seconds = self.inc + self.extra * self.next_s
-        self.first_cost = take("inc_cost")
-        self.cost = self.first_cost + self.extra * take("next_cost")
-        if not every:
-            self.seconds = np.where(self.due, self.seconds, 0)
-            self.cost = np.where(self.due, self.cost, 0)
-        self.next_cost = take("next_cost")
+        if len(more):  # calls with several increments in the window
+            extra = np.zeros(len(nb), dtype=np.int64)
+            step = 1000 * self.next_s[more]
+            extra[more] = (lim[more] - after_first[more] + step - 1) // step
+            self.count = self.due + extra
+            self.seconds = self.inc + extra * self.next_s
+            self.cost = self.first_cost + extra * self.next_cost
+            if not every:
+                self.seconds = np.where(self.due, self.seconds, 0)
+                self.cost = np.where(self.due, self.cost, 0)
+        else:  # at most one each (a tick, a single boundary): no arithmetic, just copies
+            self.count = self.due.astype(np.int64)
+            # copies even when every row is due: the commit rewrites the table's columns
+            self.seconds = self.inc.copy() if every else np.where(self.due, self.inc, 0)
+            self.cost = self.first_cost.copy() if every else np.where(self.due, self.first_cost, 0)
         self.org, self.pool = take("org"), take("pool")
         self.rate, self.credits_ok = take("rate"), take("credits_ok")
         # a pool that is already empty pays nothing: such calls are credit-paid in full
-        self.live = self.due & (pool_remaining[self.pool] > 0)
+        self.live = self.due & (pool_remaining > 0)[self.pool]
         self.paid = self.due & ~self.live
 
     @property

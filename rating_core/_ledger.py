@@ -144,7 +144,18 @@ class Ledger:
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
         self.balance[o] -= amount
-        lots = self.lots[o]
+        self._take_from_lots(self.lots[o], amount)
+
+    def spend_many(self, amounts: NDArray[np.int64]) -> None:
+        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments)."""
+        orgs = np.flatnonzero(amounts)
+        self.balance -= amounts
+        lots = self.lots
+        for o, amount in zip(orgs.tolist(), amounts[orgs].tolist()):  # plain ints: no numpy scalars
+            self._take_from_lots(lots[o], amount)
+
+    @staticmethod
+    def _take_from_lots(lots: deque[Lot], amount: int) -> None:
         while amount > 0:
             lot = lots[0]
             take = min(lot.rest_micro, amount)
@@ -152,10 +163,6 @@ class Ledger:
             amount -= take
             if lot.rest_micro == 0:
                 lots.popleft()
-
-    def spend_many(self, amounts: NDArray[np.int64]) -> None:
-        for o in np.flatnonzero(amounts):
-            self.spend(int(o), int(amounts[o]))
 
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
