@@ -192,7 +192,9 @@ class RatingEngine:
             self.calls.prune_watch()
         cdrs = _concat(parts)
         if len(cdrs) > 1:
-            cdrs = cdrs.take(np.lexsort((cdrs.call_id, cdrs.end_ms)))
+            order = np.lexsort((cdrs.call_id, cdrs.end_ms))
+            if not np.array_equal(order, np.arange(len(order))):  # a tick's hang-ups often are
+                cdrs = cdrs.take(order)
         events = events + outcome.events
         events.sort(key=lambda e: (e.time_ms, e.org))  # stable: in-instant order kept
         return cdrs, events, outcome.increments
