@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -21,11 +22,13 @@ from rating_core import RatingEngine, Step
 
 from .clock import SimClock
 from ._msgpack_worker import MsgpackWorker
-from .metrics import DEFAULT_MAX_ORG_LABELS, MetricsServer, RunMetrics
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
 from .traffic import TrafficPlan
+
+if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served (~50-80 ms)
+    from .metrics import MetricsServer
 
 
 @dataclass
@@ -37,8 +40,9 @@ class RunOptions:
     # called with the Switch once it exists (metrics and progress read live state from it)
     on_switch: list[Callable[[Switch], None]] = field(default_factory=list)
     # serve the run's metrics (simulator/metrics.py) on this endpoint; None: no metrics
-    metrics: MetricsServer | None = None
-    metrics_max_orgs: int = DEFAULT_MAX_ORG_LABELS  # orgs beyond this are labelled org="_other"
+    metrics: "MetricsServer | None" = None
+    # orgs beyond this are labelled org="_other" (None: metrics.DEFAULT_MAX_ORG_LABELS)
+    metrics_max_orgs: int | None = None
     # cdrs.msgpack's worker process, if the caller started it early (see _msgpack_worker);
     # None: the run starts one itself when the run is big enough to be worth it
     msgpack_worker: MsgpackWorker | None = None
@@ -101,7 +105,10 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     engine = RatingEngine(scenario.setup)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
     if options.metrics is not None:  # first, so later observers see this window in a scrape
-        RunMetrics.attach(switch, options.metrics.registry, options.metrics_max_orgs)
+        from .metrics import RunMetrics
+
+        limit = {} if options.metrics_max_orgs is None else {"max_org_labels": options.metrics_max_orgs}
+        RunMetrics.attach(switch, options.metrics.registry, **limit)
     switch.observers += options.observers
     for hook in options.on_switch:
         hook(switch)

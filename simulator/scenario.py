@@ -30,7 +30,6 @@ from rating_core._model import (
     User,
     parse_number,
 )
-from simulator import _expect_schema as expect_schema
 from simulator import _scenario_schema as schema
 from simulator._units import format_duration, show
 
@@ -196,9 +195,14 @@ class _Loader:
         end_ms = sim.duration if sim else None
         calls = tuple(self._call(i, item, end_ms) for i, item in enumerate(_items(raw, "calls")))
         org_ids = [names.id for names in self.orgs]
-        context = expect_schema.Context(org_ids, len(_items(raw, "calls")), end_ms)
-        expectations, found = expect_schema.parse_expectations(_items(raw, "expect"), context)
-        self.problems.extend(Problem(p, m) for p, m in found)
+        expect_items = _items(raw, "expect")
+        expectations: list = []
+        if expect_items:  # its pydantic models cost ~45 ms to build: only for scenarios with checks
+            from simulator import _expect_schema as expect_schema
+
+            context = expect_schema.Context(org_ids, len(_items(raw, "calls")), end_ms)
+            expectations, found = expect_schema.parse_expectations(expect_items, context)
+            self.problems.extend(Problem(p, m) for p, m in found)
         if self.problems or sim is None:
             raise ScenarioError(self.problems)
         setup = RatingSetup(
@@ -215,10 +219,11 @@ class _Loader:
             for o, names in enumerate(self.orgs)
             for name, local in names.groups.items()
         }
-        found = expect_schema.pool_problems(expectations, setup)
-        if found:  # an org's pools follow from the whole, valid setup: checked only now
-            raise ScenarioError([Problem(p, m) for p, m in found])
-        expect = tuple(e for e in _items(raw, "expect") if isinstance(e, dict))
+        if expectations:
+            found = expect_schema.pool_problems(expectations, setup)
+            if found:  # an org's pools follow from the whole, valid setup: checked only now
+                raise ScenarioError([Problem(p, m) for p, m in found])
+        expect = tuple(e for e in expect_items if isinstance(e, dict))
         return Scenario(
             name=sim.name,
             seed=sim.seed,
