@@ -131,7 +131,7 @@ class Charger:
         c.view("next_ms")[sel] += 1000 * seconds
         c.view("inc_s")[sel] = due.next_s if every else np.where(fast, due.next_s, due.inc)
         c.view("inc_cost")[sel] = due.next_cost if every else np.where(fast, due.next_cost, c.view("inc_cost")[sel])
-        out.increments += int(due.count.sum() if every else due.count[fast].sum())
+        out.increments += due.increments if every else int(due.count[fast].sum())
 
     # -- 2b. orgs whose balance cannot pay anything this window ---------
     def _dead_at_start(self, due: "_Due", slow, crossing, t0: int, t1: int):
@@ -417,6 +417,7 @@ class _Due:
             step = 1000 * self.next_s[more]
             extra[more] = (lim[more] - after_first[more] + step - 1) // step
             self.count = self.due + extra
+            self._increments: int | None = None  # summed when asked
             self.seconds = self.inc + extra * self.next_s
             self.cost = self.first_cost + extra * self.next_cost
             if not every:
@@ -424,6 +425,7 @@ class _Due:
                 self.cost = np.where(self.due, self.cost, 0)
         else:  # at most one each (a tick, a single boundary): no arithmetic, just copies
             self.count = self.due.astype(np.int64)
+            self._increments = n_due
             # copies even when every row is due: the commit rewrites the table's columns
             self.seconds = self.inc.copy() if every else np.where(self.due, self.inc, 0)
             self.cost = self.first_cost.copy() if every else np.where(self.due, self.first_cost, 0)
@@ -432,6 +434,13 @@ class _Due:
         # a pool that is already empty pays nothing: such calls are credit-paid in full
         self.live = self.due & (pool_remaining > 0)[self.pool]
         self.paid = self.due & ~self.live
+
+    @property
+    def increments(self) -> int:
+        """Increments due in the window, over every call."""
+        if self._increments is None:
+            self._increments = int(self.count.sum())
+        return self._increments
 
     @property
     def rows(self) -> NDArray[np.intp]:
