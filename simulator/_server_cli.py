@@ -110,7 +110,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     # GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
-                          write_msgpack=args.cdr_msgpack, announce=_listening)
+                          write_msgpack=args.cdr_msgpack, files_process=True, announce=_listening)
     if metrics is not None:
         _say(f"callsim: metrics at {metrics.url}")
     try:

@@ -36,7 +36,7 @@ from rating_core import CdrBuffer, LedgerEvent, Step
 from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
-from ._server_files import ServerFiles
+from ._server_files import ServerFiles, ServerFilesProcess
 from .metrics import MetricsServer, RunMetrics, ServerMetrics
 from .scenario import Scenario
 from .switch import WindowReport
@@ -69,6 +69,9 @@ class ServerConfig:
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
     # per-row encoding (~2-3 us a CDR, GIL held) shows up directly in setup latency.
     write_msgpack: bool = False
+    # Write the files from a child process at a lower priority (`callsim serve` does; see
+    # _server_files); False: from a worker thread of this process, as the tests do.
+    files_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     announce: Callable[[str], None] | None = None  # told where the server listens, once it does
 
@@ -96,8 +99,9 @@ class _Outputs:
     def __init__(self, scenario: Scenario, exchange: Exchange, config: ServerConfig,
                  run_metrics: RunMetrics | None) -> None:
         setup = scenario.setup
-        self._files = ServerFiles(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
-                                  scenario.name, scenario.seed, config.write_msgpack)
+        files = ServerFilesProcess if config.files_process else ServerFiles
+        self._files = files(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
+                            scenario.name, scenario.seed, config.write_msgpack)
         self._out_dir = config.out_dir
         self._exchange = exchange
         self._metrics = run_metrics
@@ -127,12 +131,16 @@ class _Outputs:
             try:
                 await self.flush(to_files)
             except OSError as err:
-                self.failed = f"cannot write to {self._out_dir}: {err.strerror or err}"
+                self.fail(err)
                 log.error("%s; stopping", self.failed)
                 self._exchange.stop()
                 return
             if to_files:
                 last_file_flush = trio.current_time()
+
+    def fail(self, err: OSError) -> None:
+        """Note why the files could not be written (the server reports it and exits 1)."""
+        self.failed = _cannot_write(self._out_dir, err)
 
     async def flush(self, to_files: bool = True) -> None:
         """Hand what the engine produced to the writers; `to_files`: format and write it out too."""
@@ -168,11 +176,17 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
     exchange = Exchange(scenario.setup, on_step, latency, tick_s=config.tick_s,
                         on_advance=_advance_observer(metrics))
     run_metrics = RunMetrics(registry, exchange.engine) if config.metrics or config.registry else None
-    outputs = _Outputs(scenario, exchange, config, run_metrics)
-    # Listen before any task starts, so "address in use" reaches the caller as a plain OSError.
+    # Listen before any task starts, so "address in use" reaches the caller as a plain OSError;
+    # and before the files exist, which are closed by the `finally` below once they do.
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     port = listeners[0].socket.getsockname()[1]
     complete = False
+    try:
+        outputs = _Outputs(scenario, exchange, config, run_metrics)
+    except OSError as err:  # the files cannot be created: nothing to serve into
+        for listener in listeners:
+            await listener.aclose()
+        return ServerResult({}, False, 0, _cannot_write(config.out_dir, err))
 
     async def handler(stream: trio.SocketStream) -> None:
         await Connection(stream, exchange, directory, config.limits, metrics).serve()
@@ -197,9 +211,17 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
         summary: dict = {}
         if outputs.failed is None:
             with trio.CancelScope(shield=True):
-                await outputs.flush()
-                summary = await trio.to_thread.run_sync(outputs.close, complete)
+                try:
+                    await outputs.flush()
+                    summary = await trio.to_thread.run_sync(outputs.close, complete)
+                except OSError as err:  # the last rows, or the summary, could not be written
+                    outputs.fail(err)
     return ServerResult(summary, complete, exchange.setups, outputs.failed)
+
+
+def _cannot_write(out_dir: Path, err: OSError) -> str:
+    where = f" ({err.filename})" if err.filename else ""
+    return f"cannot write to {out_dir}: {err.strerror or err}{where}"
 
 
 def _advance_observer(metrics: ServerMetrics):

@@ -135,5 +135,6 @@ def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_pat
     worker.write(random_batch(100, seed=1))
     worker.write("not a batch")  # type: ignore[arg-type]  # fails in the thread, not here
     failure = failure_of(worker.close)
-    assert isinstance(failure, RuntimeError) and "msgpack worker failed" in str(failure)
+    assert isinstance(failure, RuntimeError) and "the callsim-msgpack process failed" in str(failure)
     assert not worker._proc.is_alive()
+
