@@ -11,9 +11,9 @@ time the event loop waits for it: ~30 ms of wall time per hand-over, during
 which ticks are late.  The child gets the columns raw through a pipe and
 runs at a lower priority (nice 10), so on two cores it formats with the CPU
 the event loop and the load generator leave.  At 20,000 setups/s it lowered
-p99 setup latency in 11 of 13 alternating pairs (docs/server.md §4).  Without
-the lower priority it had not helped: its formatting bursts took the CPU
-from the event loop instead.
+p99 setup latency in 9 of 10 runs alternating with the thread (docs/server.md
+§4).  Without the lower priority it had not helped: its formatting bursts took
+the CPU from the event loop instead.
 """
 
 from __future__ import annotations

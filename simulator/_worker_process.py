@@ -123,15 +123,30 @@ class WorkerProcess:
     def receive(self) -> Any:
         """The child's next message to us (a job may answer before the end); raises the child's
         write error as an OSError, and stops it, if that is what it sent."""
-        answer = self._conn.recv()
+        try:
+            answer = self._conn.recv()
+        except (EOFError, OSError) as failure:  # it died before it could say why
+            self._abandon()
+            raise self._failed() from failure
         report = _write_error(answer)
         if report is not None:
-            self.closed = True
-            self._queue.put(None)  # the sender thread ends once it reaches this
-            self._conn.close()
-            self._proc.join()
+            self._abandon()
             raise report
         return answer
+
+    def _abandon(self) -> None:
+        """Stop the child, and the sender thread, without waiting for what is queued."""
+        self.closed = True
+        atexit.unregister(self._kill)
+        self._kill()
+        try:
+            self._queue.put_nowait(None)  # the sender thread ends once it reaches this
+        except queue.Full:  # then it is stuck sending to the dead child, which fails it
+            pass
+        self._conn.close()
+
+    def _failed(self) -> RuntimeError:
+        return RuntimeError(f"the {self._name} process failed (exit status {self._proc.exitcode})")
 
     def close(self) -> Any:
         """Send what is queued, wait for the files to be closed; the job's result.
@@ -153,11 +168,10 @@ class WorkerProcess:
                 report = _write_error(answer)
                 raise report or self._failure or RuntimeError(f"unexpected answer {answer!r}")
         except BaseException as failure:
-            self._proc.kill()  # it ignores SIGTERM (see _work)
-            self._proc.join()
+            self._kill()  # it ignores SIGTERM (see _work)
             if failure is report:  # the child could not write its files: that is the error
                 raise failure from None
-            raise RuntimeError(f"the {self._name} process failed (exit status {self._proc.exitcode})") from failure
+            raise self._failed() from failure
         finally:
             self._conn.close()
         self._proc.join()

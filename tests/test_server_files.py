@@ -91,3 +91,8 @@ def test_a_parent_that_exits_without_closing_the_files_does_not_hang(tmp_path: P
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3, done.stderr
     assert (tmp_path / "cdrs.csv").exists()
+
+
+def test_a_child_that_dies_before_answering_is_a_runtime_error_not_a_hang(tmp_path: Path) -> None:
+    failure = failure_of(lambda: ServerFilesProcess(tmp_path, None, START, "USD", "demo", 7, False))  # type: ignore[arg-type]
+    assert isinstance(failure, RuntimeError) and "the callsim-files process failed" in str(failure)
