@@ -41,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="calls one connection may have in progress (default: 100000)")
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
-                            "in the server process costs setup latency under load)")
+                            "costs CPU the server needs under load)")
 
     load = sub.add_parser("loadgen", help="measure setups/s and setup latency against `callsim serve`")
     load.add_argument("--host", default="127.0.0.1")
@@ -106,8 +106,8 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     # Everything loaded so far (modules, scenario) lives as long as the process: keep it out of
     # the collector's full passes, which would otherwise pause every connection for tens of ms.
     gc.freeze()
-    # The output writer thread runs Python between its polars calls; by default it may keep the
-    # GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
+    # Any other thread (the sender to the files process, trio's thread hops) may by default keep
+    # the GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
                           write_msgpack=args.cdr_msgpack, files_process=True, announce=_listening)

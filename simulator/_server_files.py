@@ -24,10 +24,10 @@ from pathlib import Path
 
 from rating_core import Step, Tables
 
-from ._worker_process import WorkerProcess, receive_batch
+from ._worker_process import WorkerFailed, WorkerProcess, receive_batch
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 
-FILES_QUEUED = 64  # messages (2 per hand-over) the child may fall behind before the server waits
+FILES_QUEUED = 64  # messages (2 per hand-over with rows) the child may fall behind before the server waits
 FILES_NICE = 10  # the child's priority below the server's: the files can wait, setups cannot
 
 
@@ -78,7 +78,8 @@ class ServerFilesProcess:
         self._worker.put((str(out_dir), tables, start, currency, scenario_name, seed, write_msgpack))
         opened = self._worker.receive()  # the files exist, or this raised why they cannot
         if opened != "opened":
-            raise RuntimeError(f"callsim-files answered {opened!r}")
+            self._worker.close()
+            raise WorkerFailed(f"callsim-files answered {opened!r}")
 
     def write(self, step: Step, to_files: bool) -> None:
         self._worker.put(("step", step.events, step.increments, to_files))

@@ -10,7 +10,9 @@ runs a *job*, a module-level function reading that pipe.
 Protocol: the job reads until it receives None, then closes its files and
 answers ("closed", result).  If it cannot write (disk full, no such
 directory) it answers ("failed", errno, strerror, filename) at once and
-stops reading; the parent raises that as an OSError from its next call.
+stops reading; the parent raises that as an OSError from a later call (a
+`put` once the pipe has broken, or `close`).  A child that dies otherwise
+(killed, crashed) is a `WorkerFailed`.
 This module imports nothing heavy: the child imports what its job needs.
 """
 
@@ -77,6 +79,10 @@ def receive_batch(conn: Connection) -> "CdrBatch":
     return CdrBatch(*(np.frombuffer(conn.recv_bytes(), dtype=dtype) for dtype in CDR_DTYPES))
 
 
+class WorkerFailed(RuntimeError):
+    """The child process died, or the pipe to it failed, without a write error to report."""
+
+
 def _write_error(answer: object) -> OSError | None:
     """The child's report of a write error (`_work`), as the OSError it caught."""
     if isinstance(answer, tuple) and len(answer) == 4 and answer[0] == "failed":
@@ -116,6 +122,8 @@ class WorkerProcess:
 
     def put(self, item: "tuple | CdrBatch") -> None:
         """Queue a message (a tuple) or a batch, whose columns the caller must not change."""
+        if self.closed:
+            raise WorkerFailed(f"the {self._name} process is closed")
         if self._failure is not None:
             self.close()  # raises: the child's write error if it reported one
         self._queue.put(item)
@@ -138,15 +146,14 @@ class WorkerProcess:
         """Stop the child, and the sender thread, without waiting for what is queued."""
         self.closed = True
         atexit.unregister(self._kill)
+        self._failure = self._failure or WorkerFailed("abandoned")  # the sender sends nothing more
         self._kill()
-        try:
-            self._queue.put_nowait(None)  # the sender thread ends once it reaches this
-        except queue.Full:  # then it is stuck sending to the dead child, which fails it
-            pass
+        self._queue.put(None)  # room comes: the sender drains (a send to the dead child fails fast)
+        self._sender.join()
         self._conn.close()
 
-    def _failed(self) -> RuntimeError:
-        return RuntimeError(f"the {self._name} process failed (exit status {self._proc.exitcode})")
+    def _failed(self) -> WorkerFailed:
+        return WorkerFailed(f"the {self._name} process failed (exit status {self._proc.exitcode})")
 
     def close(self) -> Any:
         """Send what is queued, wait for the files to be closed; the job's result.

@@ -14,9 +14,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import _server_cli
+
+if TYPE_CHECKING:
+    from ._worker_process import WorkerFailed
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -225,8 +228,9 @@ def _run(args: argparse.Namespace) -> int:
         if worker is not None:
             with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
                 worker.close()
-        where = f" ({failure.filename})" if failure.filename else ""
-        print(f"callsim: cannot write the outputs to {args.out}/: {failure.strerror or failure}{where}; "
+        filename, reason = getattr(failure, "filename", None), getattr(failure, "strerror", None)
+        where = f" ({filename})" if filename else ""
+        print(f"callsim: cannot write the outputs to {args.out}/: {reason or failure}{where}; "
               "the files there are incomplete", file=sys.stderr)
         return EXIT_CHECK_FAILED
     finally:
@@ -258,10 +262,12 @@ def _check(args: argparse.Namespace) -> int:
         return run_into(out)
 
 
-def _write_failure(err: BaseException) -> OSError | None:
-    """The OSError that stopped a run, if it was one (disk full, a file that cannot be created):
-    raised as is, or from inside the run's task groups."""
-    if isinstance(err, OSError):
+def _write_failure(err: BaseException) -> "OSError | WorkerFailed | None":
+    """The error that stopped a run's writing, if it was one (disk full, a file that cannot be
+    created, the msgpack worker killed): raised as is, or from inside the run's task groups."""
+    from ._worker_process import WorkerFailed
+
+    if isinstance(err, OSError | WorkerFailed):
         return err
     if isinstance(err, BaseExceptionGroup):
         for inner in err.exceptions:

@@ -9,8 +9,9 @@ Tasks, all in one nursery (Trio structured concurrency):
   * the exchange (`_server_exchange`): the only task that touches the engine;
   * one handler per connection (`_server_conn`), reader + writer;
   * the output writer: every `file_flush_s` (every `flush_s` with metrics) it
-    hands what the engine produced to the files (`_server_files`) in a worker
-    thread, so formatting runs beside the ticks, not in them;
+    hands what the engine produced to the files (`_server_files`), which
+    format it in a child process (`callsim serve`) or a worker thread (the
+    library's default), beside the ticks, not in them;
   * the signal watcher: Ctrl-C / SIGTERM stops the exchange.
 Stopping: the exchange rates what it has received, ends every call still
 connected as `simulation_end` and tells its client (`disconnected`);
@@ -37,6 +38,7 @@ from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
 from ._server_files import ServerFiles, ServerFilesProcess
+from ._worker_process import WorkerFailed
 from .metrics import MetricsServer, RunMetrics, ServerMetrics
 from .scenario import Scenario
 from .switch import WindowReport
@@ -66,8 +68,8 @@ class ServerConfig:
     file_flush_s: float = 0.2
     grace_s: float = 1.0  # after the stop: time for clients to receive their last messages
     handle_signals: bool = True
-    # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its
-    # per-row encoding (~2-3 us a CDR, GIL held) shows up directly in setup latency.
+    # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its per-row
+    # encoding (~1.3 us a CDR) is CPU the two cores' server and load generator need.
     write_msgpack: bool = False
     # Write the files from a child process at a lower priority (`callsim serve` does; see
     # _server_files); False: from a worker thread of this process, as the tests do.
@@ -120,8 +122,8 @@ class _Outputs:
 
     async def run(self, flush_s: float, file_flush_s: float) -> None:
         """Hand output to the writers every `flush_s` (every `file_flush_s` without metrics: each
-        hand-over to the writer thread contends for the GIL with the event loop); a write error
-        (disk full) stops the server."""
+        hand-over costs the event loop a thread hop, and with the files in a thread, formatting
+        that contends for the GIL); a write error (disk full) stops the server."""
         last_file_flush = trio.current_time()
         while True:
             await trio.sleep(flush_s)
@@ -130,7 +132,7 @@ class _Outputs:
                 continue  # nothing to fold in: hand the steps over once, when the files are written
             try:
                 await self.flush(to_files)
-            except OSError as err:
+            except (OSError, WorkerFailed) as err:
                 self.fail(err)
                 log.error("%s; stopping", self.failed)
                 self._exchange.stop()
@@ -138,7 +140,7 @@ class _Outputs:
             if to_files:
                 last_file_flush = trio.current_time()
 
-    def fail(self, err: OSError) -> None:
+    def fail(self, err: OSError | WorkerFailed) -> None:
         """Note why the files could not be written (the server reports it and exits 1)."""
         self.failed = _cannot_write(self._out_dir, err)
 
@@ -183,7 +185,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
     complete = False
     try:
         outputs = _Outputs(scenario, exchange, config, run_metrics)
-    except OSError as err:  # the files cannot be created: nothing to serve into
+    except (OSError, WorkerFailed) as err:  # the files cannot be created: nothing to serve into
         for listener in listeners:
             await listener.aclose()
         return ServerResult({}, False, 0, _cannot_write(config.out_dir, err))
@@ -214,12 +216,14 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
                 try:
                     await outputs.flush()
                     summary = await trio.to_thread.run_sync(outputs.close, complete)
-                except OSError as err:  # the last rows, or the summary, could not be written
+                except (OSError, WorkerFailed) as err:  # the last rows, or the summary, were not written
                     outputs.fail(err)
     return ServerResult(summary, complete, exchange.setups, outputs.failed)
 
 
-def _cannot_write(out_dir: Path, err: OSError) -> str:
+def _cannot_write(out_dir: Path, err: OSError | WorkerFailed) -> str:
+    if isinstance(err, WorkerFailed):
+        return f"cannot write to {out_dir}: {err}"
     where = f" ({err.filename})" if err.filename else ""
     return f"cannot write to {out_dir}: {err.strerror or err}{where}"
 

@@ -137,4 +137,3 @@ def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_pat
     failure = failure_of(worker.close)
     assert isinstance(failure, RuntimeError) and "the callsim-msgpack process failed" in str(failure)
     assert not worker._proc.is_alive()
-

@@ -4,16 +4,19 @@ that come back as one line, not a hang or a traceback."""
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from rating_core import LedgerEvent, Step
 from test_msgpack_worker import failure_of
 from test_outputs import START, TABLES, random_batch
+from test_server_support import ACME, call, start_server
 
 from simulator._server_files import ServerFiles, ServerFilesProcess
 
@@ -96,3 +99,38 @@ def test_a_parent_that_exits_without_closing_the_files_does_not_hang(tmp_path: P
 def test_a_child_that_dies_before_answering_is_a_runtime_error_not_a_hang(tmp_path: Path) -> None:
     failure = failure_of(lambda: ServerFilesProcess(tmp_path, None, START, "USD", "demo", 7, False))  # type: ignore[arg-type]
     assert isinstance(failure, RuntimeError) and "the callsim-files process failed" in str(failure)
+
+
+async def _scripted_calls(nursery, out: Path, **config) -> dict:
+    """A few calls through a real server (MockClock time): answered, hung up, cut at the stop."""
+    server = await start_server(nursery, out, **config)
+    client = await server.connect(ACME)
+    for ref in range(1, 6):
+        await client.send(call(ref))
+        assert (await client.recv())["op"] == "answered"
+        await trio.sleep(7)
+    for ref in (2, 4):
+        await client.send({"op": "hangup", "ref": ref})
+        assert (await client.recv())["op"] == "ended"
+    await trio.sleep(70)
+    server.exchange.stop()
+    result = await server.stop()
+    assert result.error is None
+    return result.summary
+
+
+async def test_callsim_serve_files_from_the_child_match_the_thread(nursery, tmp_path, autojump_clock):
+    thread = await _scripted_calls(nursery, tmp_path / "thread", write_msgpack=True)
+    child = await _scripted_calls(nursery, tmp_path / "child", write_msgpack=True, files_process=True)
+    assert child == thread and thread["total"]["calls"] == 5
+    for name in FILES:
+        assert (tmp_path / "child" / "out" / name).read_bytes() == (tmp_path / "thread" / "out" / name).read_bytes()
+
+
+async def test_a_files_process_that_dies_stops_the_server_with_one_line(nursery, tmp_path):
+    server = await start_server(nursery, tmp_path, files_process=True)
+    [child] = [p for p in multiprocessing.active_children() if p.name == "callsim-files"]
+    child.kill()
+    with trio.fail_after(30):
+        result = await server.finished()
+    assert result.error == f"cannot write to {server.out_dir}: the callsim-files process failed (exit status -9)"
