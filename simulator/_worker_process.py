@@ -83,6 +83,15 @@ class WorkerFailed(RuntimeError):
     """The child process died, or the pipe to it failed, without a write error to report."""
 
 
+def write_error_text(err: OSError | WorkerFailed) -> str:
+    """Why output could not be written, for a one-line report: the OS's reason and the file
+    (when the error names one), or what became of the child process."""
+    if isinstance(err, WorkerFailed):
+        return str(err)
+    where = f" ({err.filename})" if err.filename else ""
+    return f"{err.strerror or err}{where}"
+
+
 def _write_error(answer: object) -> OSError | None:
     """The child's report of a write error (`_work`), as the OSError it caught."""
     if isinstance(answer, tuple) and len(answer) == 4 and answer[0] == "failed":

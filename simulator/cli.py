@@ -228,9 +228,9 @@ def _run(args: argparse.Namespace) -> int:
         if worker is not None:
             with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
                 worker.close()
-        filename, reason = getattr(failure, "filename", None), getattr(failure, "strerror", None)
-        where = f" ({filename})" if filename else ""
-        print(f"callsim: cannot write the outputs to {args.out}/: {reason or failure}{where}; "
+        from ._worker_process import write_error_text
+
+        print(f"callsim: cannot write the outputs to {args.out}/: {write_error_text(failure)}; "
               "the files there are incomplete", file=sys.stderr)
         return EXIT_CHECK_FAILED
     finally:

@@ -38,7 +38,7 @@ from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
 from ._server_files import ServerFiles, ServerFilesProcess
-from ._worker_process import WorkerFailed
+from ._worker_process import WorkerFailed, write_error_text
 from .metrics import MetricsServer, RunMetrics, ServerMetrics
 from .scenario import Scenario
 from .switch import WindowReport
@@ -222,10 +222,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
 
 
 def _cannot_write(out_dir: Path, err: OSError | WorkerFailed) -> str:
-    if isinstance(err, WorkerFailed):
-        return f"cannot write to {out_dir}: {err}"
-    where = f" ({err.filename})" if err.filename else ""
-    return f"cannot write to {out_dir}: {err.strerror or err}{where}"
+    return f"cannot write to {out_dir}: {write_error_text(err)}"
 
 
 def _advance_observer(metrics: ServerMetrics):
