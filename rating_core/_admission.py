@@ -1,8 +1,13 @@
 """SPEC §3 admission, in bulk: route, check licenses, type the call, pick its funding.
 
-Every arrival of a batch goes through the same array passes; the result says
-for each call whether it is rejected (and why) or which tariff, pool and
-credit permission it is rated with.
+A call's outcome depends on a few facts: its kind, the tariff row its number
+matches (none, or whether the row is plan-excluded and in a dial-out zone),
+its user's licenses, and whether the destination is in the user's country.
+The rules are written once, for one call, as plain functions (`_call_type`,
+`_licensed`, `_pool_kind`), and evaluated at start for every combination of
+those facts (960 of them) into small tables.  A batch then costs a few
+gathers: route, gather the row's and the user's facts, add them into one key
+per call, and read the outcome from the tables.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._ledger import Ledger
-from ._model import Arrivals, CallKind, CallType, EndReason, RatingSetup, parse_number
+from ._model import Arrivals, CallKind, CallType, EndReason, RatingSetup, Tariff, parse_number
 from ._routing import PrefixTable
 
 _LICENSE_BITS = {
@@ -27,6 +32,16 @@ PHONE, DOMESTIC_PLAN, INTL_PLAN, AUDIO, CREDITS = (1, 2, 4, 8, 16)
 _ORG_KEY = 10**15  # toll-free lookup key: org * _ORG_KEY + number (E.164 has at most 15 digits)
 SMALL_BATCH = 256  # batches up to this size are admitted through the memo (see Admission.admit)
 MEMO_SIZE = 65_536  # distinct (org, user, kind, to, from) remembered; forgotten all at once when full
+
+# The funding pool a call draws from, by kind; the pool itself depends on the user (org, country).
+NO_POOL, DOMESTIC_POOL, INTERNATIONAL_POOL, DIAL_OUT_POOL = range(4)
+
+# A tariff row's facts as one code: plan-excluded (1) + in a dial-out zone (2); UNROUTED: no row.
+_EXCLUDED, _DIAL_ZONE, UNROUTED = 1, 2, 4
+# Key of a call into the outcome tables: ((kind * 5 + route) * 32 + license bits) * 2 + same country.
+_KINDS, _ROUTES, _BITS = len(CallKind), UNROUTED + 1, 32
+_POOL_KINDS = 4
+_TOLL_FREE = int(CallKind.TOLL_FREE)  # numpy compares plain ints ~4x faster than IntEnums
 
 
 @dataclass
@@ -44,6 +59,82 @@ class Admitted:
     credits_ok: NDArray[np.bool_]
 
 
+# --- the rules, for one call --------------------------------------------------------------
+
+
+def _call_type(kind: int, routed: bool, same_country: bool) -> int:
+    """Admission step 3."""
+    if kind == CallKind.TOLL_FREE:
+        return CallType.TOLL_FREE
+    if kind == CallKind.CONFERENCE_DIAL_OUT:
+        return CallType.CONFERENCE_DIAL_OUT
+    if not routed:
+        return CallType.OUTBOUND
+    return CallType.DOMESTIC if same_country else CallType.INTERNATIONAL
+
+
+def _licensed(kind: int, bits: int) -> bool:
+    """Admission step 2."""
+    if kind == CallKind.OUTBOUND:
+        return bool(bits & PHONE) and bool(bits & (DOMESTIC_PLAN | INTL_PLAN))
+    if kind == CallKind.CONFERENCE_DIAL_OUT:
+        return bool(bits & AUDIO)
+    return True
+
+
+def _pool_kind(call_type: int, bits: int, route: int) -> int:
+    """Admission step 4, the pool (an unrouted call is rejected and draws from none)."""
+    if route == UNROUTED or route & _EXCLUDED:
+        return NO_POOL
+    if call_type == CallType.DOMESTIC:
+        return DOMESTIC_POOL
+    if call_type == CallType.INTERNATIONAL and bits & INTL_PLAN:
+        return INTERNATIONAL_POOL
+    if call_type == CallType.CONFERENCE_DIAL_OUT and route & _DIAL_ZONE:
+        return DIAL_OUT_POOL
+    return NO_POOL
+
+
+def _reject(kind: int, bits: int, route: int) -> int:
+    """Steps 1 and 2: the end reason of a call that is not charged at all, -1 for the others."""
+    if route == UNROUTED:
+        return EndReason.UNROUTABLE
+    return -1 if _licensed(kind, bits) else EndReason.NOT_LICENSED
+
+
+def _credits_ok(kind: int, bits: int) -> bool:
+    """Step 4, the credits."""
+    return kind == CallKind.TOLL_FREE or bool(bits & CREDITS)
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """The rules evaluated for every key: call type, rejection, pool kind, credits allowed."""
+
+    call_type: NDArray[np.int8]
+    reject: NDArray[np.int8]
+    pool_kind: NDArray[np.int64]
+    credits_ok: NDArray[np.bool_]
+
+    @classmethod
+    def tabulate(cls) -> "_Outcomes":
+        rows = []
+        for kind in range(_KINDS):
+            for route in range(_ROUTES):
+                for bits in range(_BITS):
+                    for same in (False, True):
+                        call_type = _call_type(kind, route != UNROUTED, same)
+                        rows.append((call_type, _reject(kind, bits, route),
+                                     _pool_kind(call_type, bits, route), _credits_ok(kind, bits)))
+        columns = list(zip(*rows))
+        return cls(np.array(columns[0], dtype=np.int8), np.array(columns[1], dtype=np.int8),
+                   np.array(columns[2], dtype=np.int64), np.array(columns[3], dtype=bool))
+
+
+_OUTCOMES = _Outcomes.tabulate()
+_KIND_KEY = np.arange(_KINDS, dtype=np.int64) * (_ROUTES * _BITS * 2)
+
+
 class Admission:
     """Lookup tables built once from the setup; `admit` rates a batch of arrivals."""
 
@@ -56,15 +147,13 @@ class Admission:
         self.countries, self.zones = tuple(countries), tuple(zones)
         cidx = {c: i for i, c in enumerate(countries)}
         zidx = {z: i for i, z in enumerate(zones)}
-        self.user_country = np.array([cidx[u.country] for _, u in users] + [-1], dtype=np.int32)
-        self.user_bits = np.array(
-            [sum(_LICENSE_BITS.get(x, 0) for x in u.effective_licenses) for _, u in users] + [0],
-            dtype=np.int64,
-        )
         self.outbound = PrefixTable(setup.tariffs)
         self.toll_free = PrefixTable(setup.toll_free_tariffs)
-        self._t_arrays = _tariff_arrays(setup.tariffs, cidx, zidx, set(setup.plans.dial_out_zones))
-        self._tf_arrays = _tariff_arrays(setup.toll_free_tariffs, cidx, zidx, set())
+        self._routes = _RouteColumns.build(setup.tariffs, setup.toll_free_tariffs, cidx, zidx,
+                                           set(setup.plans.dial_out_zones))
+        # toll-free match -> row of the combined table (-1, no match, stays -1)
+        n_out, n_tf = len(setup.tariffs), len(setup.toll_free_tariffs)
+        self._tf_row = np.append(np.arange(n_out, n_out + n_tf, dtype=np.int64), -1)
         self._tf_keys = np.sort(
             np.array(
                 [o * _ORG_KEY + parse_number(n) for o, org in enumerate(setup.orgs)
@@ -72,7 +161,7 @@ class Admission:
                 dtype=np.int64,
             )
         )
-        self._pools = _pool_lookup(ledger, len(setup.orgs), cidx)
+        self._users = _UserColumns.build(setup, ledger, cidx)
         # (org, user, kind, to, from) -> row of `_known`, the admissions of the calls remembered
         self._memo: dict[tuple[int, int, int, int, int], int] = {}
         self._known: Admitted | None = None
@@ -122,35 +211,23 @@ class Admission:
             memo[key] = k
 
     def _admit_arrays(self, a: Arrivals) -> Admitted:
-        n = len(a)
-        outbound = a.kind != CallKind.TOLL_FREE
-        tariff = np.where(outbound, self.outbound.match(np.where(outbound, a.to_number, 0)), -1)
-        tf = np.where(~outbound & self._is_toll_free_number(a), self.toll_free.match(a.from_number), -1)
-        routed = np.where(outbound, tariff, tf) >= 0
-        # index -1 (no match, no user) reads the sentinel row at the end of each table
-        rate, first, nxt, country, zone, excluded, dial_zone = (
-            np.where(outbound, x[tariff], y[tf]) for x, y in zip(self._t_arrays, self._tf_arrays)
-        )
-        bits = self.user_bits[a.user]
-        ucountry = self.user_country[a.user]
-        call_type = _call_type(a.kind, routed, country, ucountry)
-        licensed = _licensed(a.kind, bits)
-        reject = np.full(n, -1, dtype=np.int8)
-        reject[~licensed] = EndReason.NOT_LICENSED
-        reject[~routed] = EndReason.UNROUTABLE
-        pool = self._funding_pool(a.org, call_type, ucountry, bits, excluded, dial_zone)
-        credits_ok = (a.kind == CallKind.TOLL_FREE) | ((bits & CREDITS) != 0)
-        keep_geo = routed & outbound
+        tf_row = self._tf_row.take(self.toll_free.match(a.from_number))
+        toll_free = np.where(self._is_toll_free_number(a), tf_row, -1)
+        row = np.where(a.kind != _TOLL_FREE, self.outbound.match(a.to_number), toll_free)  # -1: unrouted
+        r, u = self._routes, self._users
+        country = r.country.take(row)
+        key = (_KIND_KEY.take(a.kind) + r.key.take(row) + u.key.take(a.user)
+               + (country == u.country.take(a.user)))
         return Admitted(
-            reject=reject,
-            call_type=call_type,
-            country=np.where(keep_geo, country, -1).astype(np.int32),
-            zone=np.where(keep_geo, zone, -1).astype(np.int32),
-            rate=rate.astype(np.int64),
-            first_s=first.astype(np.int64),
-            next_s=nxt.astype(np.int64),
-            pool=np.where(routed, pool, -1),
-            credits_ok=credits_ok,
+            reject=_OUTCOMES.reject.take(key),
+            call_type=_OUTCOMES.call_type.take(key),
+            country=country,
+            zone=r.zone.take(row),
+            rate=r.rate.take(row),
+            first_s=r.first_s.take(row),
+            next_s=r.next_s.take(row),
+            pool=u.pools.take(u.pool_base.take(a.user) + _OUTCOMES.pool_kind.take(key)),
+            credits_ok=_OUTCOMES.credits_ok.take(key),
         )
 
     def _is_toll_free_number(self, a: Arrivals) -> NDArray[np.bool_]:
@@ -160,66 +237,69 @@ class Admission:
         pos = np.minimum(np.searchsorted(self._tf_keys, keys), len(self._tf_keys) - 1)
         return self._tf_keys[pos] == keys
 
-    def _funding_pool(self, org, call_type, ucountry, bits, excluded, dial_zone):
-        dom, intl, dial = self._pools
-        pool = np.full(len(org), -1, dtype=np.int64)
-        d = call_type == CallType.DOMESTIC
-        pool[d] = dom[org[d], ucountry[d]]
-        i = (call_type == CallType.INTERNATIONAL) & ((bits & INTL_PLAN) != 0)
-        pool[i] = intl[org[i], ucountry[i]]
-        c = (call_type == CallType.CONFERENCE_DIAL_OUT) & dial_zone
-        pool[c] = dial[org[c]]
-        pool[excluded] = -1
-        return pool
-
 
 _ADMITTED_FIELDS = tuple(f.name for f in fields(Admitted))
 
 
-def _tariff_arrays(tariffs, cidx, zidx, dial_zones):
-    """Column arrays of a tariff table, plus a sentinel row at index -1 for "no match"."""
-    return (
-        np.array([t.per_minute_micro for t in tariffs] + [0], dtype=np.int64),
-        np.array([t.first_s for t in tariffs] + [1], dtype=np.int64),
-        np.array([t.next_s for t in tariffs] + [1], dtype=np.int64),
-        np.array([cidx.get(t.country, -1) for t in tariffs] + [-1], dtype=np.int32),
-        np.array([zidx.get(t.zone, -1) for t in tariffs] + [-1], dtype=np.int32),
-        np.array([t.plan_excluded for t in tariffs] + [False], dtype=bool),
-        np.array([t.zone in dial_zones for t in tariffs] + [False], dtype=bool),
-    )
+@dataclass(frozen=True)
+class _RouteColumns:
+    """Per tariff row (outbound rows, then toll-free rows, then the unrouted row at -1): what a
+    call routed there is rated with, and its part of the outcome key."""
+
+    rate: NDArray[np.int64]
+    first_s: NDArray[np.int64]
+    next_s: NDArray[np.int64]
+    country: NDArray[np.int32]  # -1 for toll-free rows: they have no destination
+    zone: NDArray[np.int32]
+    key: NDArray[np.int64]
+
+    @classmethod
+    def build(cls, tariffs: tuple[Tariff, ...], toll_free: tuple[Tariff, ...], cidx: dict[str, int],
+              zidx: dict[str, int], dial_zones: set[str]) -> "_RouteColumns":
+        def route(t: Tariff, outbound: bool) -> int:
+            return (_EXCLUDED if outbound and t.plan_excluded else 0) | (
+                _DIAL_ZONE if outbound and t.zone in dial_zones else 0)
+
+        rows = [(t, True) for t in tariffs] + [(t, False) for t in toll_free]
+        return cls(
+            rate=np.array([t.per_minute_micro for t, _ in rows] + [0], dtype=np.int64),
+            first_s=np.array([t.first_s for t, _ in rows] + [1], dtype=np.int64),
+            next_s=np.array([t.next_s for t, _ in rows] + [1], dtype=np.int64),
+            country=np.array([cidx.get(t.country, -1) if out else -1 for t, out in rows] + [-1], dtype=np.int32),
+            zone=np.array([zidx.get(t.zone, -1) if out else -1 for t, out in rows] + [-1], dtype=np.int32),
+            key=np.array([route(t, out) for t, out in rows] + [UNROUTED], dtype=np.int64) * (_BITS * 2),
+        )
 
 
-def _pool_lookup(ledger: Ledger, n_orgs: int, cidx: dict[str, int]):
-    dom = np.full((n_orgs, max(len(cidx), 1)), -1, dtype=np.int64)
-    intl = dom.copy()
-    dial = np.full(n_orgs, -1, dtype=np.int64)
-    for p, (o, name) in enumerate(zip(ledger.pool_org, ledger.pool_names)):
-        kind, _, cc = name.partition(":")
-        if kind == "domestic":
-            dom[o, cidx[cc]] = p
-        elif kind == "international":
-            intl[o, cidx[cc]] = p
-        else:
-            dial[o] = p
-    return dom, intl, dial
+@dataclass(frozen=True)
+class _UserColumns:
+    """Per user (then the no-user row at -1, for toll-free calls): country, part of the
+    outcome key (license bits), and where its pools start in `pools`."""
 
+    country: NDArray[np.int32]
+    key: NDArray[np.int64]
+    pool_base: NDArray[np.int64]
+    pools: NDArray[np.int64]  # (org, country, pool kind) -> pool index, -1 for none; flattened
 
-def _call_type(kind, routed, country, ucountry):
-    out = np.where(
-        kind == CallKind.TOLL_FREE,
-        CallType.TOLL_FREE,
-        np.where(kind == CallKind.CONFERENCE_DIAL_OUT, CallType.CONFERENCE_DIAL_OUT, CallType.OUTBOUND),
-    ).astype(np.int8)
-    outbound = (kind == CallKind.OUTBOUND) & routed
-    out[outbound] = np.where(country[outbound] == ucountry[outbound], CallType.DOMESTIC, CallType.INTERNATIONAL)
-    return out
-
-
-def _licensed(kind, bits):
-    has = lambda b: (bits & b) != 0  # noqa: E731
-    outbound_ok = has(PHONE) & (has(DOMESTIC_PLAN) | has(INTL_PLAN))
-    return np.where(
-        kind == CallKind.OUTBOUND,
-        outbound_ok,
-        np.where(kind == CallKind.CONFERENCE_DIAL_OUT, has(AUDIO), True),
-    )
+    @classmethod
+    def build(cls, setup: RatingSetup, ledger: Ledger, cidx: dict[str, int]) -> "_UserColumns":
+        n_countries = max(len(cidx), 1)
+        pools = np.full((len(setup.orgs), n_countries, _POOL_KINDS), -1, dtype=np.int64)
+        for p, (o, name) in enumerate(zip(ledger.pool_org, ledger.pool_names)):
+            kind, _, cc = name.partition(":")
+            if kind == "domestic":
+                pools[o, cidx[cc], DOMESTIC_POOL] = p
+            elif kind == "international":
+                pools[o, cidx[cc], INTERNATIONAL_POOL] = p
+            else:
+                pools[o, :, DIAL_OUT_POOL] = p
+        users = setup.users()
+        bits = [sum(_LICENSE_BITS.get(x, 0) for x in u.effective_licenses) for _, u in users]
+        # the no-user row points at org 0's NO_POOL entries: toll-free calls draw from no pool
+        base = [(o * n_countries + cidx[u.country]) * _POOL_KINDS for o, u in users]
+        return cls(
+            country=np.array([cidx[u.country] for _, u in users] + [-1], dtype=np.int32),
+            key=np.array(bits + [0], dtype=np.int64) * 2,
+            pool_base=np.array(base + [0], dtype=np.int64),
+            pools=pools.reshape(-1),
+        )

@@ -1,14 +1,17 @@
 """Longest-prefix match of E.164 numbers against a tariff table, in bulk.
 
-Numbers travel as int64 digits.  Scaled to 18 digits (4930 -> 493000000000000000),
-the numbers a prefix matches fill one interval, and the intervals of a table
-cut the line into pieces, each covered by one longest prefix: a batch is
-routed by one `searchsorted` over those pieces.  The scaled number forgets how
-many digits it had, so a prefix longer than the number ("4930" for the number
-493) is refused, and those rare numbers (and any of 19 digits) are matched
-the slow way: for each prefix length, longest first, truncated to that many
-leading digits and looked up among the prefixes of that length.  Either way a
-batch costs a handful of array passes, never a Python loop per call.
+Numbers travel as int64 digits.  The numbers of d digits fill the interval
+[10**(d-1), 10**d), and within it a prefix of L <= d digits matches exactly
+one sub-interval (4930 matches [4930 * 10**(d-4), 4931 * 10**(d-4))).  So the
+positive number line cuts into pieces that each have one longest prefix, and
+a batch is routed by one `searchsorted` over the cut points and one gather,
+whatever the numbers.  A prefix longer than a number never covers it: its
+intervals lie among the longer numbers.
+
+The pieces of the numbers of d digits are those of d - 1 digits times ten
+(one more digit keeps every match), with the prefixes of exactly d digits
+painted over them, each on the one number it equals.  Building costs a few
+array passes per digit count, however many prefixes there are.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from numpy.typing import NDArray
 from ._model import Tariff
 
 _POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
-_SCALE = 18  # digits of a scaled number; int64 holds 10**18
+_MAX_DIGITS = 19  # of a positive int64
+_INT64_END = np.uint64(1 << 63)  # the first value past int64
 
 
 def digit_count(numbers: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -30,67 +34,55 @@ def digit_count(numbers: NDArray[np.int64]) -> NDArray[np.int64]:
 
 
 class PrefixTable:
-    """Sorted per-length prefix tables over a list of tariffs."""
+    """Cut points of the positive number line, and the longest prefix of each piece."""
 
     def __init__(self, tariffs: Sequence[Tariff]) -> None:
         self.tariffs = tuple(tariffs)
-        lengths = sorted({len(t.prefix) for t in self.tariffs}, reverse=True)
-        self._levels: list[tuple[int, NDArray[np.int64], NDArray[np.int64]]] = []
-        for length in lengths:
-            rows = [(int(t.prefix), i) for i, t in enumerate(self.tariffs) if len(t.prefix) == length]
-            rows.sort()
-            prefixes = np.array([p for p, _ in rows], dtype=np.int64)
-            index = np.array([i for _, i in rows], dtype=np.int64)
-            self._levels.append((length, prefixes, index))
-        self._edges, self._longest, self._longest_len = _pieces(self.tariffs)
+        self._edges, self._longest = _pieces(self.tariffs)
 
     def match(self, numbers: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Index of the longest matching tariff for each number, -1 when none matches."""
-        numbers = np.asarray(numbers, dtype=np.int64)
-        if not len(numbers):
-            return np.full(0, -1, dtype=np.int64)
-        digits = digit_count(numbers)
-        scalable = (numbers > 0) & (digits <= _SCALE)
-        scaled = numbers * _POW10[np.where(scalable, _SCALE - digits, 0)]
-        piece = np.searchsorted(self._edges, scaled, side="right") - 1
-        result = np.where(scalable, self._longest[piece], -1)
-        slow = (scalable & (self._longest_len[piece] > digits)) | ((numbers > 0) & ~scalable)
-        if slow.any():
-            result[slow] = self._match_by_length(numbers[slow], digits[slow])
-        return result
-
-    def _match_by_length(self, numbers: NDArray[np.int64], digits: NDArray[np.int64]) -> NDArray[np.int64]:
-        """The same match, one prefix length at a time (longest first)."""
-        result = np.full(len(numbers), -1, dtype=np.int64)
-        for length, prefixes, index in self._levels:
-            todo = (result < 0) & (digits >= length)
-            if not todo.any():
-                continue
-            head = numbers[todo] // _POW10[digits[todo] - length]
-            pos = np.searchsorted(prefixes, head)
-            pos_c = np.minimum(pos, len(prefixes) - 1)
-            hit = prefixes[pos_c] == head
-            sub = np.flatnonzero(todo)
-            result[sub[hit]] = index[pos_c[hit]]
-        return result
+        """Per number, the index of the tariff with the longest prefix of its digits (the
+        first of equal prefixes); -1 when none matches or the number is not positive."""
+        piece = np.searchsorted(self._edges, np.asarray(numbers, dtype=np.int64), side="right")
+        return self._longest.take(piece)
 
 
-def _pieces(tariffs: Sequence[Tariff]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Cut points of the 18-digit line, and each piece's longest covering prefix (tariff index,
-    -1 for none) and its length.  Painted shortest prefix first, so longer ones win; within a
-    length the lowest index paints last, as the lookup by length finds it first."""
-    spans = []
+def _pieces(tariffs: Sequence[Tariff]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Ascending cut points, and the tariff (or -1) of each piece.
+
+    With k = the number of cut points <= x, piece k is where x lies; piece 0
+    holds every number below 1.
+    """
+    by_length: dict[int, dict[int, int]] = {}
     for i, t in enumerate(tariffs):
-        length = len(t.prefix)
-        if length <= _SCALE:
-            unit = 10 ** (_SCALE - length)
-            spans.append((length, -i, int(t.prefix) * unit, (int(t.prefix) + 1) * unit, i))
-    edges = np.array(sorted({0, *(lo for _, _, lo, _, _ in spans), *(hi for _, _, _, hi, _ in spans)}),
-                     dtype=np.int64)
-    longest = np.full(len(edges), -1, dtype=np.int64)
-    longest_len = np.zeros(len(edges), dtype=np.int64)
-    for length, _, lo, hi, i in sorted(spans):
-        first, end = np.searchsorted(edges, [lo, hi])
-        longest[first:end] = i
-        longest_len[first:end] = length
-    return edges, longest, longest_len
+        by_length.setdefault(len(t.prefix), {}).setdefault(int(t.prefix), i)  # first row wins
+    # the pieces of the numbers of `digits` digits: their starts (uint64 holds 10**19) and owners
+    starts, owners = np.array([1], dtype=np.uint64), np.array([-1], dtype=np.int64)
+    levels = []
+    for digits in range(1, _MAX_DIGITS + 1):
+        if digits > 1:
+            starts = starts * np.uint64(10)
+        starts, owners = _paint(starts, owners, by_length.get(digits, {}), digits)
+        levels.append((starts, owners))
+    edges = np.concatenate([s for s, _ in levels])
+    longest = np.concatenate([[-1], *(o for _, o in levels)])
+    reachable = edges < _INT64_END
+    return edges[reachable].astype(np.int64), longest[: 1 + int(reachable.sum())]
+
+
+def _paint(starts: NDArray[np.uint64], owners: NDArray[np.int64], prefixes: dict[int, int],
+           digits: int) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """The pieces with each prefix of exactly `digits` digits owning the one number it equals."""
+    low, high = 10 ** (digits - 1), 10**digits
+    points = sorted((p, i) for p, i in prefixes.items() if low <= p < high)  # "01" matches nothing
+    if not points:
+        return starts, owners
+    at = np.array([p for p, _ in points], dtype=np.uint64)
+    index = np.array([i for _, i in points], dtype=np.int64)
+    after = at + np.uint64(1)
+    cuts = np.union1d(starts, np.concatenate([at, after[after < np.uint64(high)]]))
+    below = owners[np.searchsorted(starts, cuts, side="right") - 1]
+    hit = np.minimum(np.searchsorted(at, cuts), len(at) - 1)
+    painted = np.where(at[hit] == cuts, index[hit], below)
+    changes = np.concatenate([[True], painted[1:] != painted[:-1]])  # merge equal neighbours
+    return cuts[changes], painted[changes]
