@@ -43,11 +43,45 @@ def ceil_cost(rate: NDArray[np.int64], seconds: NDArray[np.int64]) -> NDArray[np
     return (rate * seconds + 59) // 60
 
 
+class EndedCalls:
+    """Calls a window ended early: (table row, end instant, EndReason), in no particular order.
+
+    Kept as the arrays the bulk passes produce (a month's blocked calls are
+    ~250k), plus the odd call ended by one-at-a-time stepping.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int8]]] = []
+        self._single: list[tuple[int, int, int]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._parts or self._single)
+
+    def add(self, rows: NDArray[np.intp], at: NDArray[np.int64], reason: NDArray[np.int8]) -> None:
+        if len(rows):
+            self._parts.append((rows, at, reason))
+
+    def add_one(self, row: int, at: int, reason: int) -> None:
+        self._single.append((row, at, reason))
+
+    def arrays(self) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int8]]:
+        """Rows, end instants and reasons of every ended call."""
+        parts = list(self._parts)
+        if self._single:
+            rows, at, reason = zip(*self._single)
+            parts.append((np.array(rows, dtype=np.intp), np.array(at, dtype=np.int64),
+                          np.array(reason, dtype=np.int8)))
+        if not parts:
+            return np.empty(0, np.intp), np.empty(0, np.int64), np.empty(0, np.int8)
+        rows, at, reason = zip(*parts)
+        return np.concatenate(rows), np.concatenate(at), np.concatenate(reason)
+
+
 @dataclass
 class WindowOutcome:
     """What charging one window did, besides updating the ledger and the call table."""
 
-    ended: list[tuple[int, int, int]] = field(default_factory=list)  # (row, end_ms, reason)
+    ended: EndedCalls = field(default_factory=EndedCalls)
     events: list[LedgerEvent] = field(default_factory=list)
     increments: int = 0
 
@@ -532,13 +566,16 @@ def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     rows = np.asarray(rows, dtype=np.intp)
     billed = calls.col["billed_s"][rows]
     calls.end(rows)
-    reason = np.where(billed > 0, EndReason.DROPPED_BALANCE_EXHAUSTED, EndReason.BLOCKED_NO_BALANCE)
-    out.ended += zip(rows.tolist(), np.asarray(at).tolist(), reason.tolist())
+    reason = np.where(billed > 0, _DROPPED, _BLOCKED).astype(np.int8)
+    out.ended.add(rows, np.asarray(at, dtype=np.int64), reason)
+
+
+_DROPPED, _BLOCKED = int(EndReason.DROPPED_BALANCE_EXHAUSTED), int(EndReason.BLOCKED_NO_BALANCE)
 
 
 def _refused_reason(billed_s: int) -> int:
     """A refused call that had paid nothing yet is blocked; one that had is dropped."""
-    return int(EndReason.DROPPED_BALANCE_EXHAUSTED if billed_s else EndReason.BLOCKED_NO_BALANCE)
+    return _DROPPED if billed_s else _BLOCKED
 
 
 def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -630,5 +667,5 @@ class _OrgStepper:
     def _fail(self, i: int, t: int) -> bool:
         """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
         self.c.end_one(i)
-        self.out.ended.append((i, t, _refused_reason(self.c.col["billed_s"][i])))
+        self.out.ended.add_one(i, t, _refused_reason(self.c.col["billed_s"][i]))
         return False

@@ -241,10 +241,7 @@ class RatingEngine:
         )
 
     def _failed_cdrs(self, outcome: WindowOutcome) -> CdrBatch:
-        if not outcome.ended:
-            return self._ended_cdrs(np.empty(0, np.intp), np.empty(0, np.int64), np.empty(0, np.int8))
-        rows, at, reason = (np.array(x) for x in zip(*outcome.ended))
-        return self._ended_cdrs(rows, at.astype(np.int64), reason)
+        return self._ended_cdrs(*outcome.ended.arrays())
 
     def _hangup_cdrs(self, t1: int, candidates: NDArray[np.intp] | None) -> CdrBatch:
         c = self.calls
