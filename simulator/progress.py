@@ -27,7 +27,9 @@ from .scenario import Scenario
 from .switch import WindowReport
 
 PLAIN_EVERY_S = 5.0
-_DROPS = np.array([EndReason.DROPPED_BALANCE_EXHAUSTED, EndReason.BLOCKED_NO_BALANCE], dtype=np.int8)
+# per end reason, whether it counts as a drop or block (a gather, not np.isin: ~0.15 ms a window)
+_IS_DROP = np.zeros(len(END_REASON_NAMES), dtype=bool)
+_IS_DROP[[EndReason.DROPPED_BALANCE_EXHAUSTED, EndReason.BLOCKED_NO_BALANCE]] = True
 
 
 class Progress:
@@ -85,7 +87,7 @@ class Progress:
         cdrs = report.step.cdrs
         self.calls += report.arrivals
         self.ended += len(cdrs)
-        self.drops += int(np.isin(cdrs.end_reason, _DROPS).sum())
+        self.drops += int(np.count_nonzero(_IS_DROP.take(cdrs.end_reason)))
         self.sim_ms = report.t1_ms
         self.active = self.calls - self.ended
         now = self._wall()
