@@ -184,6 +184,20 @@ def test_engine_stepping_fallback_matches_reference(case):
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
 @given(windowed_cases())
+def test_engine_halving_slow_windows_matches_reference(case):
+    """Same, with every window whose slow orgs have more than one increment to expand charged
+    as two halves (big runs do it above SPLIT_ROWS; the cases here are small)."""
+    import rating_core._charging as charging
+
+    saved, charging.SPLIT_ROWS = charging.SPLIT_ROWS, 1
+    try:
+        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
+    finally:
+        charging.SPLIT_ROWS = saved
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_cases())
 def test_engine_with_array_admission_matches_reference(case):
     """Same, with every window admitted by the array passes rather than the small-batch memo
     (the cases here are small, so the memo is what the tests above compare)."""
