@@ -15,15 +15,13 @@ import numpy as np
 import pytest
 
 from rating_core._model import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
+from polars_csv import format_epoch_ms_iso_array, format_micro_array, format_ms_iso_array
 from simulator._format import (
     epoch_ms,
     format_epoch_ms_iso,
-    format_epoch_ms_iso_array,
     format_micro,
-    format_micro_array,
     format_ms,
     format_ms_iso,
-    format_ms_iso_array,
 )
 from simulator import _cdr_format
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
@@ -199,7 +197,7 @@ def test_batching_does_not_change_the_bytes(tmp_path: Path, buffer_rows: int) ->
 def test_flush_writes_buffered_rows(tmp_path: Path) -> None:
     writer = CdrWriter(tmp_path, TABLES, START, "USD", buffer_rows=1_000)
     writer.write(make_batch(ROWS))
-    assert (tmp_path / "cdrs.csv").read_bytes() == HEADER.encode()
+    assert HEADER.encode().startswith((tmp_path / "cdrs.csv").read_bytes())  # no row yet
     writer.flush()
     assert (tmp_path / "cdrs.csv").read_bytes() == EXPECTED_CSV.encode()
     assert writer.rows_written == len(ROWS)
