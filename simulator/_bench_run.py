@@ -2,7 +2,7 @@
 
 Usage: python -m simulator._bench_run SCENARIO OUT_DIR [DURATION]
 Prints one JSON line with calls, wall seconds of the run and peak RSS.  Starts up as
-`callsim run` does: scenario, then the msgpack worker, then the rest of the imports; the
+`callsim run` does: scenario, then the CDR file workers, then the rest of the imports; the
 bench times the whole process from outside too.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ._malloc import keep_freed_memory
 from .cli import exit_now
-from ._msgpack_worker import MsgpackWorker
+from ._cdr_workers import CdrWorkers
 from ._units import parse_duration_ms
 from .scenario import load_scenario
 
@@ -40,13 +40,13 @@ def main() -> None:
         setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
         scenario = dataclasses.replace(scenario, setup=setup)
         label = sys.argv[3]
-    worker = MsgpackWorker.for_scenario(scenario)
+    workers = CdrWorkers.for_scenario(scenario)
     import trio
 
     from .run import RunOptions, run_scenario
 
     started = time.perf_counter()
-    options = RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False, msgpack_worker=worker)
+    options = RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False, cdr_workers=workers)
     result = trio.run(run_scenario, scenario, options)
     wall = time.perf_counter() - started
     calls = result.summary["total"]["calls"]

@@ -101,7 +101,7 @@ class Bound:
     def say(self, value: int) -> str:
         """One value of this unit, as the diff shows it."""
         if self.unit == "money":
-            from simulator._format import format_micro  # polars: not needed just to load a file
+            from simulator._format import format_micro  # rating_core and numpy: not needed to load a file
 
             return format_micro(value)
         if self.unit == "time":

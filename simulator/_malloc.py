@@ -10,7 +10,7 @@ connected calls every full pass over the call table allocates temporaries of
 ~1 MB, and p99 setup latency was 8.3-10.1 ms with it against 10.4-16.1 ms
 without (4 alternating pairs; peak RSS 247 MB against 249 MB).  Only the
 commands' entry points call this (it changes the whole process): `callsim
-run`, the bench's run, the msgpack worker, `callsim serve`.  Without glibc it
+run`, the bench's run, the CDR file workers, `callsim serve`.  Without glibc it
 does nothing.
 """
 

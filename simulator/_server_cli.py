@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from pathlib import Path
 
@@ -73,11 +72,6 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         from .loadgen import LoadOptions, run_loadgen
 
         return run_loadgen(LoadOptions.from_args(args))
-    # Before polars is imported (it sizes its thread pool then): the server formats cdrs.csv
-    # in bursts (once a second when this was measured), and polars' default pool of one thread
-    # per core took the core the event loop runs on for tens of ms each time (+8 ms of p99 setup
-    # latency at 20,000 setups/s).  One thread formats 20,000 rows in ~20 ms a second.
-    os.environ.setdefault("POLARS_MAX_THREADS", "1")
     import trio
 
     from ._server_conn import Limits

@@ -138,7 +138,7 @@ def exit_now(code: int) -> NoReturn:
     """Flush stdout and stderr and end the process without the interpreter's teardown.
 
     Only after a command that succeeded: every file it wrote is closed by then,
-    and what the teardown would do is free numpy, polars and a big scenario's
+    and what the teardown would do is free numpy arrays and a big scenario's
     objects one by one, ~0.3 s after a month run that a user timing
     `callsim run` would wait out for nothing.
     """
@@ -151,6 +151,10 @@ def exit_now(code: int) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before numpy is imported: callsim does no linear algebra, and OpenBLAS's thread pool
+    # (one thread here) would only cost start-up CPU and keep `callsim run` from forking its
+    # file workers (`_worker_process.forkable`).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     from .scenario import ScenarioError
 
@@ -197,7 +201,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
-    from ._msgpack_worker import MsgpackWorker
+    from ._cdr_workers import CdrWorkers
     from .scenario import load_scenario
 
     keep_freed_memory()
@@ -206,8 +210,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
-    # Started before the imports below, so that it starts up beside them (see _msgpack_worker).
-    worker = MsgpackWorker.for_scenario(scenario)
+    # Started before the imports below, so that they start up beside them (see _cdr_workers).
+    workers = CdrWorkers.for_scenario(scenario)
     try:
         import trio
 
@@ -216,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             msgpack_worker=worker)
+                             cdr_workers=workers)
         _serve_metrics(args, options)
         started = time.perf_counter()
         with progress:
@@ -225,17 +229,17 @@ def _run(args: argparse.Namespace) -> int:
         failure = _write_failure(err)
         if failure is None:
             raise
-        if worker is not None:
+        if workers is not None:
             with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
-                worker.close()
+                workers.close()
         from ._worker_process import write_error_text
 
         print(f"callsim: cannot write the outputs to {args.out}/: {write_error_text(failure)}; "
               "the files there are incomplete", file=sys.stderr)
         return EXIT_CHECK_FAILED
     finally:
-        if worker is not None:
-            worker.close()  # a run that ended normally has closed it already
+        if workers is not None:
+            workers.close()  # a run that ended normally has closed them already
     progress.print_summary(result, time.perf_counter() - started)
     _linger_and_stop_metrics(args, options)
     if result.complete and args.check:
@@ -264,7 +268,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _write_failure(err: BaseException) -> "OSError | WorkerFailed | None":
     """The error that stopped a run's writing, if it was one (disk full, a file that cannot be
-    created, the msgpack worker killed): raised as is, or from inside the run's task groups."""
+    created, a CDR file worker killed): raised as is, or from inside the run's task groups."""
     from ._worker_process import WorkerFailed
 
     if isinstance(err, OSError | WorkerFailed):

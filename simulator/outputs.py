@@ -12,8 +12,9 @@ whatever the speed.  Formats are documented in docs/outputs.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -21,16 +22,11 @@ from typing import Any
 
 from rating_core._model import CdrBatch, CdrBuffer, LedgerEvent, Tables
 
-from ._cdr_format import (
-    CDR_COLUMNS,
-    CSV_HEADER,
-    CdrLookups,
-    write_csv,
-    write_msgpack,
-)
-from ._msgpack_columns import RowJoiner
+from ._byte_columns import RowJoiner
+from ._cdr_format import CDR_COLUMNS, CSV_HEADER, CdrLookups, write_csv
+from ._cdr_format import write_msgpack as write_msgpack_records
+from ._cdr_workers import CdrFileWorker, CdrWorkers
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
-from ._msgpack_worker import MsgpackWorker
 from ._summary import SUMMARY_FILE as SUMMARY_JSON
 from ._summary import SummaryBuilder
 
@@ -57,6 +53,24 @@ EVENTS_JSONL = "events.jsonl"
 DEFAULT_BUFFER_ROWS = 65_536
 
 
+class _InlineFile:
+    """One CDR file formatted in this process (`encode`: `write_csv` or `write_msgpack`)."""
+
+    def __init__(self, path: Path, encode: Callable[..., None], lookups: CdrLookups, header: bytes = b"") -> None:
+        self._file = open(path, "wb")
+        self._file.write(header)
+        self._encode, self._lookups, self._joiner = encode, lookups, RowJoiner()
+
+    def write(self, batch: CdrBatch) -> None:
+        self._encode(batch, self._lookups, self._joiner, self._file)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class CdrWriter:
     """Appends CdrBatches to `cdrs.csv` and (unless `write_msgpack=False`) `cdrs.msgpack`.
 
@@ -66,6 +80,8 @@ class CdrWriter:
     fixed numpy overhead whatever its size, which would dominate batches of
     a few hundred rows.  The bytes do not depend on the batching.
 
+    Big runs format in worker processes (`workers`, see _cdr_workers): True
+    starts them here, `callsim run` passes the ones it started early.
     `write_msgpack=False` exists because the msgpack stream costs more than
     the CSV per row (see docs/outputs.md); SPEC §4 only promises the CSV.
     """
@@ -79,23 +95,27 @@ class CdrWriter:
         *,
         write_msgpack: bool = True,
         buffer_rows: int = DEFAULT_BUFFER_ROWS,
-        msgpack_worker: "bool | MsgpackWorker" = False,
+        workers: "bool | CdrWorkers" = False,
     ) -> None:
-        self._lookups = CdrLookups.build(tables, start, currency)
         self._buffer_rows = buffer_rows
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._csv = open(out_dir / CDRS_CSV, "wb")
-        self._csv.write(CSV_HEADER)
-        self._msgpack = open(out_dir / CDRS_MSGPACK, "wb") if write_msgpack and not msgpack_worker else None
-        self._csv_joiner = RowJoiner()
-        self._joiner = RowJoiner()
-        # big runs: pack msgpack on the other core (see _msgpack_worker), in a process started
-        # here or (callsim run) already started
-        self._worker: MsgpackWorker | None = None
-        if write_msgpack and msgpack_worker:
-            self._worker = msgpack_worker if isinstance(msgpack_worker, MsgpackWorker) else MsgpackWorker()
-            self._worker.open(out_dir / CDRS_MSGPACK, tables, start, currency)
+        self._sinks: list[_InlineFile | CdrFileWorker] = []
+        if workers:
+            workers = CdrWorkers() if workers is True else workers
+            workers.csv.open(out_dir / CDRS_CSV, tables, start, currency)
+            self._sinks.append(workers.csv)
+            if write_msgpack:
+                workers.msgpack.open(out_dir / CDRS_MSGPACK, tables, start, currency)
+                self._sinks.append(workers.msgpack)
+            else:
+                workers.msgpack.close()  # never given a file: it just exits
+        else:
+            lookups = CdrLookups.build(tables, start, currency)
+            self._sinks.append(_InlineFile(out_dir / CDRS_CSV, write_csv, lookups, CSV_HEADER))
+            if write_msgpack:
+                self._sinks.append(_InlineFile(out_dir / CDRS_MSGPACK, write_msgpack_records, lookups))
+        self._closed = False
         self.rows_written = 0
 
     def write(self, batch: CdrBatch) -> None:
@@ -105,34 +125,28 @@ class CdrWriter:
             self._write_pending()
 
     def flush(self) -> None:
-        """Format buffered rows and push them to the OS, e.g. for a progress report or on Ctrl-C."""
+        """Format buffered rows and push them to the OS (or to the workers, which write each batch
+        as it comes), e.g. for a progress report or on Ctrl-C."""
         self._write_pending()
-        self._csv.flush()
-        if self._msgpack is not None:
-            self._msgpack.flush()
+        for sink in self._sinks:
+            sink.flush()
 
     def close(self) -> None:
         """Write what is buffered and close; safe to call twice (a cancelled run closes in `finally`)."""
-        if self._csv.closed:
+        if self._closed:
             return
-        try:
+        self._closed = True
+        with contextlib.ExitStack() as closing:  # every file is closed, whatever fails first
+            for sink in self._sinks:
+                closing.callback(sink.close)
             self._write_pending()
-        finally:
-            self._csv.close()
-            if self._msgpack is not None:
-                self._msgpack.close()
-            if self._worker is not None:
-                self._worker.close()
 
     def _write_pending(self) -> None:
         if not len(self._pending):
             return
         batch = self._pending.take()
-        write_csv(batch, self._lookups, self._csv_joiner, self._csv)
-        if self._worker is not None:
-            self._worker.write(batch)
-        if self._msgpack is not None:
-            write_msgpack(batch, self._lookups, self._joiner, self._msgpack)
+        for sink in self._sinks:
+            sink.write(batch)
         self.rows_written += len(batch)
 
     def __enter__(self) -> "CdrWriter":

@@ -21,7 +21,7 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
-from ._msgpack_worker import MsgpackWorker
+from ._cdr_workers import CdrWorkers
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
@@ -43,9 +43,9 @@ class RunOptions:
     metrics: "MetricsServer | None" = None
     # orgs beyond this are labelled org="_other" (None: metrics.DEFAULT_MAX_ORG_LABELS)
     metrics_max_orgs: int | None = None
-    # cdrs.msgpack's worker process, if the caller started it early (see _msgpack_worker);
-    # None: the run starts one itself when the run is big enough to be worth it
-    msgpack_worker: MsgpackWorker | None = None
+    # the CDR files' worker processes, if the caller started them early (see _cdr_workers);
+    # None: the run starts them itself when the run is big enough to be worth it
+    cdr_workers: CdrWorkers | None = None
 
 
 @dataclass
@@ -71,13 +71,13 @@ class _Outputs:
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
-                 worker: MsgpackWorker | None) -> None:
+                 workers: CdrWorkers | None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        worker = worker or MsgpackWorker.for_scenario(scenario)
+        workers = workers or CdrWorkers.for_scenario(scenario)
         self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
-                              msgpack_worker=worker or False, **buffer)
+                              workers=workers or False, **buffer)
         self.events = EventWriter(out_dir, tables, setup.start)
         self.summary = SummaryBuilder(
             tables, setup.currency, scenario.name, scenario.seed, start=setup.start
@@ -113,7 +113,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     for hook in options.on_switch:
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
-                       worker=options.msgpack_worker)
+                       workers=options.cdr_workers)
     send, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
     stop = trio.Event()
     complete = False

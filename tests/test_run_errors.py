@@ -41,7 +41,8 @@ def test_an_output_file_that_cannot_be_created_is_named(tmp_path: Path) -> None:
     assert f"({tmp_path / 'events.jsonl'})" in line
 
 
-def test_a_msgpack_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["csv", "msgpack"])
+def test_a_file_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path, fmt: str) -> None:
     """The OOM killer, say: the run reports that its files are incomplete, without a traceback."""
     big = Path(__file__).resolve().parents[1] / "scenarios" / "enterprise_month.toml"
     proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "run", str(big), "--out", str(tmp_path),
@@ -52,8 +53,8 @@ def test_a_msgpack_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path) 
         while not (tmp_path / "cdrs.msgpack").exists():  # the worker has been given its file
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.02)
-        [worker] = [pid for pid in children.read_text().split()  # not multiprocessing's tracker
-                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        [worker] = [pid for pid in children.read_text().split()  # the workers name themselves
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == f"callsim-{fmt}"]
         os.kill(int(worker), signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -62,5 +63,5 @@ def test_a_msgpack_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path) 
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     [line] = err.strip().splitlines()
-    assert line == (f"callsim: cannot write the outputs to {tmp_path}/: the callsim-msgpack process failed "
+    assert line == (f"callsim: cannot write the outputs to {tmp_path}/: the callsim-{fmt} process failed "
                     "(exit status -9); the files there are incomplete")

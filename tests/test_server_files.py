@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from rating_core import LedgerEvent, Step
-from test_msgpack_worker import failure_of
+from test_cdr_workers import failure_of
 from test_outputs import START, TABLES, random_batch
 from test_server_support import ACME, call, start_server
 
