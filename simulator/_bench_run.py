@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-from ._malloc import keep_freed_memory
-from .cli import exit_now
-from ._cdr_workers import CdrWorkers
-from ._units import parse_duration_ms
-from .scenario import load_scenario
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy, as `callsim run` (see cli.main)
+
+from ._malloc import keep_freed_memory  # noqa: E402
+from .cli import exit_now  # noqa: E402
+from ._cdr_workers import CdrWorkers  # noqa: E402
+from ._units import parse_duration_ms  # noqa: E402
+from .scenario import load_scenario  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -51,8 +54,9 @@ def main() -> None:
     wall = time.perf_counter() - started
     calls = result.summary["total"]["calls"]
     rss = _peak_rss_mb()
+    workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child
     print(json.dumps({"scenario": scenario.name, "duration": label, "calls": calls, "wall_s": wall,
-                      "calls_per_s": calls / wall, "peak_rss_mb": rss}))
+                      "calls_per_s": calls / wall, "peak_rss_mb": rss, "workers_peak_rss_mb": workers_rss}))
 
 
 if __name__ == "__main__":

@@ -131,5 +131,5 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"end to end {r['scenario']} ({r['duration']}): {r['calls']:,} calls in "
                   f"{r['wall_s']:.2f} s = {r['calls_per_s']:,.0f} calls/s "
                   f"(whole process {r['process_s']:.2f} s = {r['calls'] / r['process_s']:,.0f} calls/s), "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB (file workers: {r['workers_peak_rss_mb']:.0f} MB)")
     return 0

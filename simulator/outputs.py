@@ -49,8 +49,11 @@ CDRS_CSV = "cdrs.csv"
 CDRS_MSGPACK = "cdrs.msgpack"
 EVENTS_JSONL = "events.jsonl"
 
-#: CdrWriter formats this many buffered rows at a time (~6 MB of arrays).
+#: CdrWriter formats this many buffered rows at a time (~6 MB of arrays) ...
 DEFAULT_BUFFER_ROWS = 65_536
+#: ... or hands this many to its worker processes: they start formatting sooner, and have less
+#: left to format once the rating is over (a month's run: 0.15 s less wall time, 4 of 5 pairs).
+WORKER_BUFFER_ROWS = 16_384
 
 
 class _InlineFile:
@@ -76,7 +79,8 @@ class CdrWriter:
 
     Batches must arrive in output order, (end_time, call_id): the writer
     formats, it does not sort.  Rows are buffered until `buffer_rows` have
-    accumulated (or `flush`/`close`): formatting a batch costs ~1 ms of
+    accumulated (or `flush`/`close`; by default DEFAULT_BUFFER_ROWS, or
+    WORKER_BUFFER_ROWS with workers): formatting a batch costs ~1 ms of
     fixed numpy overhead whatever its size, which would dominate batches of
     a few hundred rows.  The bytes do not depend on the batching.
 
@@ -94,10 +98,10 @@ class CdrWriter:
         currency: str,
         *,
         write_msgpack: bool = True,
-        buffer_rows: int = DEFAULT_BUFFER_ROWS,
+        buffer_rows: int | None = None,
         workers: "bool | CdrWorkers" = False,
     ) -> None:
-        self._buffer_rows = buffer_rows
+        self._buffer_rows = buffer_rows or (WORKER_BUFFER_ROWS if workers else DEFAULT_BUFFER_ROWS)
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
         self._sinks: list[_InlineFile | CdrFileWorker] = []
