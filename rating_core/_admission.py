@@ -12,6 +12,7 @@ per call, and read the outcome from the tables.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -241,6 +242,11 @@ class Admission:
 _ADMITTED_FIELDS = tuple(f.name for f in fields(Admitted))
 
 
+@functools.cache  # users share a few license sets: 5,000 users cost 5,000 look-ups, not sums
+def _license_bits(licenses: frozenset[str]) -> int:
+    return sum(_LICENSE_BITS.get(x, 0) for x in licenses)
+
+
 @dataclass(frozen=True)
 class _RouteColumns:
     """Per tariff row (outbound rows, then toll-free rows, then the unrouted row at -1): what a
@@ -294,7 +300,7 @@ class _UserColumns:
             else:
                 pools[o, :, DIAL_OUT_POOL] = p
         users = setup.users()
-        bits = [sum(_LICENSE_BITS.get(x, 0) for x in u.effective_licenses) for _, u in users]
+        bits = [_license_bits(u.effective_licenses) for _, u in users]
         # the no-user row points at org 0's NO_POOL entries: toll-free calls draw from no pool
         base = [(o * n_countries + cidx[u.country]) * _POOL_KINDS for o, u in users]
         return cls(

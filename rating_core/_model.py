@@ -12,6 +12,7 @@ milliseconds since the simulation start, increments are whole seconds.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -115,7 +116,7 @@ class User:
     country: str  # ISO 3166 alpha-2
     licenses: frozenset[str]  # as written; `e5` is expanded by `effective_licenses`
 
-    @property
+    @functools.cached_property  # read per user by the pools and the admission tables
     def effective_licenses(self) -> frozenset[str]:
         if "e5" in self.licenses:
             return self.licenses | {"phone_system", "audio_conferencing"}
