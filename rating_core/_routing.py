@@ -23,14 +23,8 @@ from numpy.typing import NDArray
 
 from ._model import Tariff
 
-_POW10 = np.array([10**k for k in range(19)], dtype=np.int64)
 _MAX_DIGITS = 19  # of a positive int64
 _INT64_END = np.uint64(1 << 63)  # the first value past int64
-
-
-def digit_count(numbers: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Number of decimal digits of each positive number (0 for 0)."""
-    return np.searchsorted(_POW10, numbers, side="right").astype(np.int64)
 
 
 class PrefixTable:

@@ -43,7 +43,7 @@ def main() -> None:
         setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
         scenario = dataclasses.replace(scenario, setup=setup)
         label = sys.argv[3]
-    workers = CdrWorkers.for_scenario(scenario)
+    workers = CdrWorkers.for_scenario(scenario, fork=True)
     import trio
 
     from .run import RunOptions, run_scenario

@@ -8,16 +8,18 @@ both files are written beside the rating.  The bytes are those `CdrWriter`
 writes in-process (same functions, same batches, same order).
 
 `callsim run` starts them as soon as it knows the run is big enough
-(`CdrWorkers.for_scenario`), before it has started a thread: the children are
-then forked, copies of a process that has imported numpy and the formatters
-already.  Spawned, each cost ~0.3 s of CPU to start (a fresh interpreter
-importing them), which is what a process with threads has to do instead.
+(`CdrWorkers.for_scenario(..., fork=True)`), before it has started a thread or
+the event loop: the children are then forked, copies of a process that has
+imported numpy and the formatters already.  Spawned, each costs ~0.3 s of CPU
+to start (a fresh interpreter importing them): that is what a library caller's
+run gets, and any process with a thread.
 The files are named, and the tables sent, later (`open`).  The processes and
 their pipes are `_worker_process.WorkerProcess`.
 """
 
 from __future__ import annotations
 
+import importlib
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from .scenario import Scenario
 
 CDR_WORKER_CALLS = 200_000  # below this, worker processes cost more to start than they save
-QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (a 64k-row batch is ~6 MB)
+QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (16k rows, ~1.6 MB each)
 FORMATS = ("csv", "msgpack")
 
 
@@ -60,12 +62,15 @@ def _write_cdrs(conn: Connection) -> None:
 
 
 class CdrFileWorker(WorkerProcess):
-    """One CDR file (`fmt`: "csv" or "msgpack") written by a child: `open`, `write`, `close`."""
+    """One CDR file (`fmt`: "csv" or "msgpack") written by a child: `open`, `write`, `close`.
 
-    def __init__(self, fmt: str) -> None:
+    `fork`: fork the child if this process allows it (`forkable`), else spawn it.
+    """
+
+    def __init__(self, fmt: str, fork: bool = False) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown CDR file format {fmt!r}")
-        super().__init__(_write_cdrs, name=f"callsim-{fmt}", queued=QUEUED_BATCHES, fork=forkable())
+        super().__init__(_write_cdrs, name=f"callsim-{fmt}", queued=QUEUED_BATCHES, fork=fork and forkable())
         self.fmt = fmt
 
     def open(self, path: Path, tables: "Tables", start: "datetime", currency: str) -> None:
@@ -78,31 +83,44 @@ class CdrFileWorker(WorkerProcess):
         self.put(batch)  # blocks when the child falls QUEUED_BATCHES behind: backpressure
 
     def flush(self) -> None:
-        """Nothing to do: the child writes each batch to the OS as soon as it has formatted it."""
+        """Nothing to do here: the child writes each batch as it comes (the last few KB of its
+        file buffer at close, which a stopped run still reaches)."""
 
 
 class CdrWorkers:
-    """The two file workers of one run, started together, written and closed together."""
+    """The two file workers of one run, started together, written and closed together.
 
-    def __init__(self) -> None:
+    `fork=True` is for a program's start-up, before it runs an event loop or a
+    thread (`callsim run` and the bench): the children are then forked.  By
+    default, and whenever the process has a thread, they are spawned.
+    """
+
+    def __init__(self, fork: bool = False) -> None:
+        if fork:  # the formatters loaded before the fork, so that neither child imports them
+            importlib.import_module(f"{__package__}._cdr_format")
         # both children before either sender thread (the first `open` starts them): both forked
-        self.csv = CdrFileWorker("csv")
-        self.msgpack = CdrFileWorker("msgpack")
+        self.csv = CdrFileWorker("csv", fork)
+        self.msgpack = CdrFileWorker("msgpack", fork)
 
     @classmethod
-    def for_scenario(cls, scenario: "Scenario") -> "CdrWorkers | None":
+    def for_scenario(cls, scenario: "Scenario", fork: bool = False) -> "CdrWorkers | None":
         """Workers started now if a run of this scenario is big enough to be worth them, else None."""
         from .traffic import expected_calls
 
-        return cls() if expected_calls(scenario) >= CDR_WORKER_CALLS else None
+        return cls(fork) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
 
     @property
     def closed(self) -> bool:
         return self.csv.closed and self.msgpack.closed
 
     def close(self) -> None:
-        """Wait for both files to be complete; the first failure is raised, after both are closed."""
-        try:
-            self.csv.close()
-        finally:
-            self.msgpack.close()
+        """Wait for both files to be complete; the first failure (the csv worker's, if both
+        fail) is raised once both are closed."""
+        failures = []
+        for worker in (self.csv, self.msgpack):
+            try:
+                worker.close()
+            except BaseException as failure:
+                failures.append(failure)
+        if failures:
+            raise failures[0]

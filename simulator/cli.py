@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def entry() -> NoReturn:
     """The `callsim` command: `main`; on success `exit_now`, otherwise a normal exit."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before `main` handles it: parsing arguments, importing
+        print("callsim: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     if code == EXIT_OK:
         exit_now(code)
     sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
@@ -211,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
     # Started before the imports below, so that they start up beside them (see _cdr_workers).
-    workers = CdrWorkers.for_scenario(scenario)
+    workers = CdrWorkers.for_scenario(scenario, fork=True)
     try:
         import trio
 

@@ -2,9 +2,9 @@
 
 Plain synchronous classes: the Trio switch owns them and calls them from its
 output task, possibly through `trio.to_thread.run_sync`, so nothing here knows
-about Trio.  Each writer opens its files when constructed (an empty run still
-leaves a header-only cdrs.csv and empty streams behind) and appends batch after
-batch; the bytes depend only on the records, never on how they were batched
+about Trio.  Each writer opens its files when constructed, or has its worker
+processes create them (an empty run still leaves a header-only cdrs.csv and
+empty streams behind), and appends batch after batch; the bytes depend only on the records, never on how they were batched
 (CdrWriter even regroups them, see its docstring),
 which is what makes "same scenario and seed => byte-identical outputs" hold
 whatever the speed.  Formats are documented in docs/outputs.md.
@@ -62,6 +62,7 @@ class _InlineFile:
     def __init__(self, path: Path, encode: Callable[..., None], lookups: CdrLookups, header: bytes = b"") -> None:
         self._file = open(path, "wb")
         self._file.write(header)
+        self._file.flush()  # a run stopped before its first batch still leaves the header
         self._encode, self._lookups, self._joiner = encode, lookups, RowJoiner()
 
     def write(self, batch: CdrBatch) -> None:
@@ -101,7 +102,9 @@ class CdrWriter:
         buffer_rows: int | None = None,
         workers: "bool | CdrWorkers" = False,
     ) -> None:
-        self._buffer_rows = buffer_rows or (WORKER_BUFFER_ROWS if workers else DEFAULT_BUFFER_ROWS)
+        if buffer_rows is None:
+            buffer_rows = WORKER_BUFFER_ROWS if workers else DEFAULT_BUFFER_ROWS
+        self._buffer_rows = buffer_rows
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
         self._sinks: list[_InlineFile | CdrFileWorker] = []

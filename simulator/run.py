@@ -10,6 +10,7 @@ every file completely, with `"complete": false` in summary.json.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,10 +76,16 @@ class _Outputs:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        workers = workers or CdrWorkers.for_scenario(scenario)
-        self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
-                              workers=workers or False, **buffer)
-        self.events = EventWriter(out_dir, tables, setup.start)
+        workers = workers or CdrWorkers.for_scenario(scenario)  # spawned: the event loop runs
+        try:
+            self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
+                                  workers=workers or False, **buffer)
+            self.events = EventWriter(out_dir, tables, setup.start)
+        except BaseException:
+            if workers is not None:  # or its children would wait for files that never come
+                with contextlib.suppress(OSError, RuntimeError):
+                    workers.close()
+            raise
         self.summary = SummaryBuilder(
             tables, setup.currency, scenario.name, scenario.seed, start=setup.start
         )

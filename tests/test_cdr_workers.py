@@ -18,7 +18,7 @@ import pytest
 
 from test_outputs import START, TABLES, random_batch
 
-from simulator import _cdr_workers, _worker_process
+from simulator import _cdr_workers
 from simulator._cdr_workers import CdrFileWorker, CdrWorkers
 from simulator.outputs import CdrWriter
 
@@ -34,12 +34,25 @@ def written(out: Path, batches: list, workers: "bool | CdrWorkers", **options) -
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
 def test_workers_write_the_in_process_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
-    monkeypatch.setattr(_cdr_workers, "forkable", lambda: fork)
+    monkeypatch.setattr(_cdr_workers, "forkable", lambda: True)  # pytest may have threads by now
     batches = [random_batch(3_000, seed=s) for s in range(3)]
     inline = written(tmp_path / "inline", batches, False, buffer_rows=1000)
     assert inline.keys() == {"cdrs.csv", "cdrs.msgpack"}
     assert len(inline["cdrs.csv"]) > 9_000 and len(inline["cdrs.msgpack"]) > 9_000
-    assert written(tmp_path / "workers", batches, True, buffer_rows=1000) == inline
+    workers = CdrWorkers(fork=fork)
+    started = {w._proc._popen.method for w in (workers.csv, workers.msgpack)}
+    assert started == {"fork" if fork else "spawn"}
+    assert written(tmp_path / "workers", batches, workers, buffer_rows=1000) == inline
+
+
+def test_workers_fork_only_when_asked_and_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    for asked, allowed, method in ((False, True, "spawn"), (True, False, "spawn"), (True, True, "fork")):
+        monkeypatch.setattr(_cdr_workers, "forkable", lambda: allowed)
+        worker = CdrFileWorker("csv", fork=asked)
+        try:
+            assert worker._proc._popen.method == method
+        finally:
+            worker.close()
 
 
 def test_workers_started_early_write_the_same_bytes(tmp_path: Path) -> None:
@@ -73,27 +86,31 @@ def test_workers_never_given_a_file_exit_when_closed(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+FORKABLE = """
+import threading
+from simulator._worker_process import forkable
+print(forkable())
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+print(forkable())
+stop.set()
+other.join()
+print(forkable())
+"""
+
+
 def test_only_a_single_threaded_process_forks() -> None:
-    assert _worker_process.forkable() == (threading.active_count() == 1 and _threads() == 1)
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait)
-    other.start()
-    try:
-        assert not _worker_process.forkable()
-    finally:
-        stop.set()
-        other.join()
-
-
-def _threads() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+    """What `callsim run` relies on (no OpenBLAS thread, nothing started yet), in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", FORKABLE], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}, check=True)
+    assert done.stdout.split() == ["True", "False", "True"]
 
 
 ORPHAN = """
 import os, sys
 from simulator._cdr_workers import CdrWorkers
-workers = CdrWorkers()
+workers = CdrWorkers(fork=True)
 assert workers.csv._proc._popen.method == "fork", workers.csv._proc._popen.method
 print(workers.csv._proc.pid, workers.msgpack._proc.pid, flush=True)
 os.kill(os.getpid(), 9)
@@ -129,8 +146,8 @@ def _running(pid: int) -> bool:
 
 
 def test_sigterm_to_the_process_group_stops_a_big_run_with_complete_files(tmp_path: Path) -> None:
-    """`timeout callsim run ...` or a service manager signals the whole group: the msgpack
-    worker must outlive the parent's clean stop, so cdrs.msgpack holds every CDR of cdrs.csv."""
+    """`timeout callsim run ...` or a service manager signals the whole group: the file workers
+    must outlive the parent's clean stop, so cdrs.msgpack holds every CDR of cdrs.csv."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "simulator.cli", "run", str(ENTERPRISE), "--out", str(out),
            "--speed", "20000", "--quiet"]
@@ -214,7 +231,7 @@ def test_a_failure_in_the_sender_thread_is_reported_and_stops_the_worker(tmp_pat
 
 
 def test_one_failing_worker_still_lets_the_other_finish_its_file(tmp_path: Path) -> None:
-    """CdrWorkers.close raises the csv worker's error only after cdrs.msgpack is complete."""
+    """CdrWriter.close raises the csv worker's error only after cdrs.msgpack is complete."""
     (tmp_path / "cdrs.csv").symlink_to("/dev/full")
     batches = [random_batch(3_000, seed=2)]
     workers = CdrWorkers()
@@ -226,3 +243,17 @@ def test_one_failing_worker_still_lets_the_other_finish_its_file(tmp_path: Path)
     assert workers.closed
     inline = written(tmp_path / "inline", batches, False)
     assert (tmp_path / "cdrs.msgpack").read_bytes() == inline["cdrs.msgpack"]
+
+
+def test_when_both_workers_fail_the_csv_error_is_raised_after_both_closed(tmp_path: Path) -> None:
+    for name in ("cdrs.csv", "cdrs.msgpack"):
+        (tmp_path / name).symlink_to("/dev/full")
+    workers = CdrWorkers()
+    workers.csv.open(tmp_path / "cdrs.csv", TABLES, START, "USD")
+    workers.msgpack.open(tmp_path / "cdrs.msgpack", TABLES, START, "USD")
+    for worker in (workers.csv, workers.msgpack):
+        worker.write(random_batch(5_000, seed=3))
+    failure = failure_of(workers.close)
+    assert isinstance(failure, OSError) and failure.errno == errno.ENOSPC
+    assert failure.filename == str(tmp_path / "cdrs.csv")
+    assert workers.closed and not workers.msgpack._proc.is_alive()
