@@ -65,3 +65,18 @@ def test_a_file_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path, fmt
     [line] = err.strip().splitlines()
     assert line == (f"callsim: cannot write the outputs to {tmp_path}/: the callsim-{fmt} process failed "
                     "(exit status -9); the files there are incomplete")
+
+
+def test_ctrl_c_before_a_command_runs_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while the CLI parses its arguments or imports (before `main` catches it)."""
+    from simulator import cli
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        cli.entry()
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "callsim: interrupted\n"
