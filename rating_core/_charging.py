@@ -9,7 +9,8 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 3. The other ("slow") orgs have their increments expanded into rows ordered
    by (org, instant, call_id), and grouped cumulative sums per pool and per org
    find each org's first *special* instant: a refused charge or an
-   auto-recharge.  Everything before it is committed in bulk.
+   auto-recharge.  Everything before it is committed in bulk.  A window with
+   more than SPLIT_ROWS such rows is first cut in two (`_charge_halves`).
 4. From its special instant to t1, an org is stepped one increment at a time,
    exactly as the rules read.  That is the rare path: recharges, drops, and
    orgs with an exhausted balance.
