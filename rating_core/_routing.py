@@ -74,7 +74,9 @@ def _paint(starts: NDArray[np.uint64], owners: NDArray[np.int64], prefixes: dict
     at = np.array([p for p, _ in points], dtype=np.uint64)
     index = np.array([i for _, i in points], dtype=np.int64)
     after = at + np.uint64(1)
-    cuts = np.union1d(starts, np.concatenate([at, after[after < np.uint64(high)]]))
+    # sorted and deduplicated by hand: np.union1d imports numpy.ma (~15 ms of every start-up)
+    cuts = np.sort(np.concatenate([starts, at, after[after < np.uint64(high)]]))
+    cuts = cuts[np.concatenate([[True], cuts[1:] != cuts[:-1]])]
     below = owners[np.searchsorted(starts, cuts, side="right") - 1]
     hit = np.minimum(np.searchsorted(at, cuts), len(at) - 1)
     painted = np.where(at[hit] == cuts, index[hit], below)
