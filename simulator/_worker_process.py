@@ -24,6 +24,7 @@ import multiprocessing.util
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -141,6 +142,9 @@ class WorkerProcess:
         # the child would never see the pipe close when this process dies.
         multiprocessing.util.register_after_fork(self, WorkerProcess._close_parent_end)
         self._proc = ctx.Process(target=_work, args=(child, job, nice), daemon=True, name=name)
+        if fork:  # a child that failed would flush its copy of what we had not printed yet
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
         self._proc.start()
         child.close()
         self._name = name
