@@ -16,7 +16,7 @@ it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Generic, TypeVar
@@ -110,10 +110,18 @@ def used_pool(batch: CdrBatch) -> NDArray[np.int32]:
     return np.where(batch.pool_s > 0, batch.pool, -1).astype(np.int32, copy=False)
 
 
-# --- CSV --------------------------------------------------------------------------------
+# Rows encoded at a time: bounds the memory of one batch's fields (~0.5 KB a row for the
+# CSV, ~1 KB for msgpack).
+CHUNK_ROWS = 65_536
 
-# Rows encoded at a time: bounds the memory of one batch's fields (~0.5 KB a row).
-CSV_CHUNK_ROWS = 65_536
+
+def _write_chunks(parts: Callable[[CdrBatch, "CdrLookups"], list[bytes | Field]], batch: CdrBatch,
+                  lookups: "CdrLookups", joiner: RowJoiner, out: BinaryIO) -> None:
+    for first in range(0, len(batch), CHUNK_ROWS):
+        joiner.write(parts(batch.take(slice(first, first + CHUNK_ROWS)), lookups), out)
+
+
+# --- CSV --------------------------------------------------------------------------------
 
 
 def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
@@ -148,14 +156,10 @@ def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
 
 def write_csv(batch: CdrBatch, lookups: CdrLookups, joiner: RowJoiner, out: BinaryIO) -> None:
     """Append the batch's cdrs.csv rows to `out` (`joiner` is kept from batch to batch)."""
-    for first in range(0, len(batch), CSV_CHUNK_ROWS):
-        joiner.write(csv_parts(batch.take(slice(first, first + CSV_CHUNK_ROWS)), lookups), out)
+    _write_chunks(csv_parts, batch, lookups, joiner, out)
 
 
 # --- msgpack ----------------------------------------------------------------------------
-
-# Rows encoded at a time: bounds the memory of one batch's fields (~1 KB a row).
-MSGPACK_CHUNK_ROWS = 65_536
 
 _MAP_HEADER = map_header(len(CDR_COLUMNS))
 _PACKED_KEYS = [msgspec.msgpack.encode(key) for key in CDR_COLUMNS]
@@ -194,5 +198,11 @@ def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
 
 def write_msgpack(batch: CdrBatch, lookups: CdrLookups, joiner: RowJoiner, out: BinaryIO) -> None:
     """Append the batch's cdrs.msgpack records to `out` (`joiner` is kept from batch to batch)."""
-    for first in range(0, len(batch), MSGPACK_CHUNK_ROWS):
-        joiner.write(msgpack_parts(batch.take(slice(first, first + MSGPACK_CHUNK_ROWS)), lookups), out)
+    _write_chunks(msgpack_parts, batch, lookups, joiner, out)
+
+
+#: Each CDR file's format: its encoder and the bytes the file starts with.
+CDR_FILE_FORMATS: dict[str, tuple[Callable[[CdrBatch, CdrLookups, RowJoiner, BinaryIO], None], bytes]] = {
+    "csv": (write_csv, CSV_HEADER),
+    "msgpack": (write_msgpack, b""),
+}

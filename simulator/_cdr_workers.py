@@ -40,24 +40,22 @@ FORMATS = ("csv", "msgpack")
 
 def _write_cdrs(conn: Connection) -> None:
     """A child's job: the file named by the first message, then every batch into it."""
-    from ._byte_columns import RowJoiner
-    from ._cdr_format import CSV_HEADER, CdrLookups, write_csv, write_msgpack
+    from ._cdr_format import CdrLookups
+    from .outputs import CdrFile
 
     opened = conn.recv()
     if opened is None:  # closed before any file was named: the run ended early
         return
     fmt, path, tables, start, currency = opened
-    lookups = CdrLookups.build(tables, start, currency)
-    write = write_csv if fmt == "csv" else write_msgpack
-    joiner = RowJoiner()
     try:
-        with open(path, "wb") as out:
-            if fmt == "csv":
-                out.write(CSV_HEADER)
+        cdr_file = CdrFile(Path(path), fmt, CdrLookups.build(tables, start, currency))
+        try:
             while conn.recv() is not None:  # a batch's length: its columns follow
-                write(receive_batch(conn), lookups, joiner, out)
+                cdr_file.write(receive_batch(conn))
+        finally:
+            cdr_file.close()
     except OSError as err:  # a failed write names no file: this one is the only one
-        err.filename = err.filename or path
+        err.filename = str(err.filename or path)  # one type, whatever the OS error held
         raise
 
 
@@ -97,7 +95,7 @@ class CdrWorkers:
 
     def __init__(self, fork: bool = False) -> None:
         if fork:  # the formatters loaded before the fork, so that neither child imports them
-            importlib.import_module(f"{__package__}._cdr_format")
+            importlib.import_module(f"{__package__}.outputs")
         # both children before either sender thread (the first `open` starts them): both forked
         self.csv = CdrFileWorker("csv", fork)
         self.msgpack = CdrFileWorker("msgpack", fork)

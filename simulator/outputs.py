@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,8 +23,7 @@ from typing import Any
 from rating_core._model import CdrBatch, CdrBuffer, LedgerEvent, Tables
 
 from ._byte_columns import RowJoiner
-from ._cdr_format import CDR_COLUMNS, CSV_HEADER, CdrLookups, write_csv
-from ._cdr_format import write_msgpack as write_msgpack_records
+from ._cdr_format import CDR_COLUMNS, CDR_FILE_FORMATS, CdrLookups
 from ._cdr_workers import CdrFileWorker, CdrWorkers
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
 from ._summary import SUMMARY_FILE as SUMMARY_JSON
@@ -56,14 +55,18 @@ DEFAULT_BUFFER_ROWS = 65_536
 WORKER_BUFFER_ROWS = 16_384
 
 
-class _InlineFile:
-    """One CDR file formatted in this process (`encode`: `write_csv` or `write_msgpack`)."""
+class CdrFile:
+    """One CDR file formatted in this process (`fmt`: "csv" or "msgpack", `CDR_FILE_FORMATS`).
 
-    def __init__(self, path: Path, encode: Callable[..., None], lookups: CdrLookups, header: bytes = b"") -> None:
+    `CdrWriter` writes through it, and so does a worker process (`_cdr_workers`).
+    """
+
+    def __init__(self, path: Path, fmt: str, lookups: CdrLookups) -> None:
+        self._encode, header = CDR_FILE_FORMATS[fmt]
         self._file = open(path, "wb")
         self._file.write(header)
         self._file.flush()  # a run stopped before its first batch still leaves the header
-        self._encode, self._lookups, self._joiner = encode, lookups, RowJoiner()
+        self._lookups, self._joiner = lookups, RowJoiner()
 
     def write(self, batch: CdrBatch) -> None:
         self._encode(batch, self._lookups, self._joiner, self._file)
@@ -107,7 +110,7 @@ class CdrWriter:
         self._buffer_rows = buffer_rows
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._sinks: list[_InlineFile | CdrFileWorker] = []
+        self._sinks: list[CdrFile | CdrFileWorker] = []
         if workers:
             workers = CdrWorkers() if workers is True else workers
             workers.csv.open(out_dir / CDRS_CSV, tables, start, currency)
@@ -119,9 +122,9 @@ class CdrWriter:
                 workers.msgpack.close()  # never given a file: it just exits
         else:
             lookups = CdrLookups.build(tables, start, currency)
-            self._sinks.append(_InlineFile(out_dir / CDRS_CSV, write_csv, lookups, CSV_HEADER))
+            self._sinks.append(CdrFile(out_dir / CDRS_CSV, "csv", lookups))
             if write_msgpack:
-                self._sinks.append(_InlineFile(out_dir / CDRS_MSGPACK, write_msgpack_records, lookups))
+                self._sinks.append(CdrFile(out_dir / CDRS_MSGPACK, "msgpack", lookups))
         self._closed = False
         self.rows_written = 0
 

@@ -246,7 +246,7 @@ def test_rows_are_whole_and_in_order_across_batches_and_joiner_passes(sizes: lis
 def test_csv_rows_do_not_depend_on_the_chunk_size(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
     batch = random_batch(rows, seed=rows)
     whole = numpy_csv([batch], TABLES)
-    monkeypatch.setattr(_cdr_format, "CSV_CHUNK_ROWS", 16)
+    monkeypatch.setattr(_cdr_format, "CHUNK_ROWS", 16)
     assert numpy_csv([batch], TABLES, rows_per_pass=5) == whole == oracle_csv([batch], TABLES)
 
 

@@ -442,7 +442,7 @@ def test_msgpack_records_do_not_depend_on_the_chunk_size(tmp_path: Path, monkeyp
     """Rows split across encoding chunks come out whole, once each, in order: the same bytes."""
     batch = random_batch(rows, seed=rows)
     write_cdrs(tmp_path / "whole", [batch])
-    monkeypatch.setattr(_cdr_format, "MSGPACK_CHUNK_ROWS", 16)
+    monkeypatch.setattr(_cdr_format, "CHUNK_ROWS", 16)
     write_cdrs(tmp_path / "chunked", [batch])
     chunked = (tmp_path / "chunked" / "cdrs.msgpack").read_bytes()
     assert chunked == (tmp_path / "whole" / "cdrs.msgpack").read_bytes()
