@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ._runs import first_of_runs
+
 # name -> dtype of every column
 COLUMNS: dict[str, type] = {
     "call_id": np.int64,
@@ -118,13 +120,13 @@ class CallTable:
         rows = np.sort(rows[self._due_at(rows) < self.watch_until])
         w = self._watch
         if not len(w):
-            self._watch = rows[_first_of_runs(rows)]
+            self._watch = rows[first_of_runs(rows)]
             return
         # A few rows into a sorted watch of thousands: merged, not sorted again (union1d), and
         # not by np.insert or np.unique, whose overheads were most of a server tick's hang-ups.
         at = np.searchsorted(w, rows)
         new = (w[np.minimum(at, len(w) - 1)] != rows) | (at == len(w))
-        new &= _first_of_runs(rows)
+        new &= first_of_runs(rows)
         rows, at = rows[new], at[new]
         merged = np.empty(len(w) + len(rows), dtype=w.dtype)
         dest = at + np.arange(len(rows))  # where each new row lands once the ones before it are in
@@ -151,10 +153,3 @@ class CallTable:
 
     def active(self) -> NDArray[np.intp]:
         return np.flatnonzero(self.view("alive"))
-
-
-def _first_of_runs(sorted_rows: NDArray[np.intp]) -> NDArray[np.bool_]:
-    """True at the first of each run of equal values in a sorted array."""
-    first = np.ones(len(sorted_rows), dtype=bool)
-    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
-    return first

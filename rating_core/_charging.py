@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from ._calls import CallTable
 from ._ledger import NEVER, Ledger
 from ._model import EndReason, LedgerEvent
+from ._runs import first_of_runs
 
 
 MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
@@ -594,9 +595,7 @@ def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
 
 def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:
     """Index where each run of equal keys begins (keys grouped contiguously)."""
-    if not len(keys):
-        return np.empty(0, dtype=np.intp)
-    return np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return np.flatnonzero(first_of_runs(keys))
 
 
 def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._model import Tariff
+from ._runs import first_of_runs
 
 _MAX_DIGITS = 19  # of a positive int64
 _INT64_END = np.uint64(1 << 63)  # the first value past int64
@@ -76,9 +77,9 @@ def _paint(starts: NDArray[np.uint64], owners: NDArray[np.int64], prefixes: dict
     after = at + np.uint64(1)
     # sorted and deduplicated by hand: np.union1d imports numpy.ma (~15 ms of every start-up)
     cuts = np.sort(np.concatenate([starts, at, after[after < np.uint64(high)]]))
-    cuts = cuts[np.concatenate([[True], cuts[1:] != cuts[:-1]])]
+    cuts = cuts[first_of_runs(cuts)]
     below = owners[np.searchsorted(starts, cuts, side="right") - 1]
     hit = np.minimum(np.searchsorted(at, cuts), len(at) - 1)
     painted = np.where(at[hit] == cuts, index[hit], below)
-    changes = np.concatenate([[True], painted[1:] != painted[:-1]])  # merge equal neighbours
+    changes = first_of_runs(painted)  # merge equal neighbours
     return cuts[changes], painted[changes]
