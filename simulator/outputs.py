@@ -116,9 +116,11 @@ class CdrWriter:
             workers.csv.open(out_dir / CDRS_CSV, tables, start, currency)
             self._sinks.append(workers.csv)
             if write_msgpack:
+                if workers.msgpack is None:
+                    raise ValueError("write_msgpack=True with workers started without msgpack")
                 workers.msgpack.open(out_dir / CDRS_MSGPACK, tables, start, currency)
                 self._sinks.append(workers.msgpack)
-            else:
+            elif workers.msgpack is not None:
                 workers.msgpack.close()  # never given a file: it just exits
         else:
             lookups = CdrLookups.build(tables, start, currency)
