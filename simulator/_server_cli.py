@@ -53,7 +53,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
 
     load = command("loadgen", "measure setups/s and setup latency against `callsim serve`",
                    ["callsim loadgen --rate 20000 --concurrent 10000 --no-cdr",
-                    "callsim loadgen --org demo --user alice --token \"$CALLSIM_TOKEN_DEMO\"",
+                    "callsim loadgen --org demo --user agent-0001 --token \"$CALLSIM_TOKEN_DEMO\"",
                     "callsim loadgen --port 7070 --duration 30 --connections 8"],
                    [(EXIT_OK, "the figures are printed, one `key: value` a line"),
                     (EXIT_CHECK_FAILED, "the server refused the login"),
