@@ -23,6 +23,8 @@ from . import _server_cli
 
 if TYPE_CHECKING:
     from ._worker_process import WorkerFailed
+    from .expect import CheckResult
+    from .scenario import Scenario
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DESCRIPTION = ("A telephony call-rating and switch simulator: pooled minutes, communications credits,\n"
@@ -319,7 +321,7 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def scenario_counts(scenario) -> dict[str, int]:
+def scenario_counts(scenario: "Scenario") -> dict[str, int]:
     """What `validate` reports of a valid scenario: orgs, users, traffic sources, explicit calls."""
     setup = scenario.setup
     return {"orgs": len(setup.orgs), "users": sum(len(o.users) for o in setup.orgs),
@@ -390,7 +392,7 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_INTERRUPTED
 
 
-def _check_document(summary: dict, report) -> dict:
+def _check_document(summary: dict, report: "CheckResult | None") -> dict:
     """`--check --json`: the summary and the verdict (None: the run was interrupted, no check)."""
     if report is None:
         return {"summary": summary, "check": None}
@@ -404,8 +406,9 @@ def _check(args: argparse.Namespace) -> int:
 
     def run_into(out: str) -> int:
         run_args = build_parser().parse_args(["run", "--check", "--out", out, "--", str(args.scenario)])
-        for shared in ("speed", "seed", "quiet", "json", "cdr_msgpack"):
-            setattr(run_args, shared, getattr(args, shared))
+        for name, value in vars(args).items():  # the options check shares with run (_add_run_options)
+            if name not in ("command", "out"):
+                setattr(run_args, name, value)
         return _run(run_args)
 
     if args.out is not None:

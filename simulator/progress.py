@@ -71,8 +71,7 @@ def status_line(figures: Figures, width: int) -> tuple[str, int, str]:
     f = figures
     pct = f"{100 * f.done:5.1f}%"
     left = "" if f.left_s is None else f" eta {_hms(round(f.left_s * 1000))}"
-    full = (f"{pct} {f.calls:,} calls ({f.rate:,.0f}/s), {f.active:,} active, "
-            f"{f.drops:,} drops/blocks{left}")
+    full = f"{pct} {_counts(f)}{left}"
     short = f"{_short(f.calls)} calls {_short(f.active)} active {_short(f.drops)} drops"
     with_rate = (f"{_short(f.calls)} calls {_short(round(f.rate))}/s {_short(f.active)} active "
                  f"{_short(f.drops)} drops{left}")
@@ -178,8 +177,7 @@ class Progress:
         return f"callsim: simulated {_hms(self.sim_ms)} ({pct:.1f}%) {self._stats(now)}"
 
     def _stats(self, now: float) -> str:
-        rate = self.calls / max(now - self._wall0, 1e-9)
-        return f"{self.calls:,} calls ({rate:,.0f}/s), {self.active:,} active, {self.drops:,} drops/blocks"
+        return _counts(self.figures(now))
 
     def print_summary(self, result, wall_s: float) -> None:
         """A few lines on stdout: where the files are and what happened."""
@@ -192,6 +190,11 @@ class Progress:
         print("  " + ", ".join(f"{k} {reasons[k]:,}" for k in END_REASON_NAMES if reasons.get(k)))
         print(f"  billed {total['billed_s']:,} s, credits charged {total['credits_charged']}, "
               f"recharges {total['recharges_succeeded']} ok / {total['recharges_failed']} failed")
+
+
+def _counts(f: Figures) -> str:
+    """The counts in full, as the plain lines and a wide status line show them."""
+    return f"{f.calls:,} calls ({f.rate:,.0f}/s), {f.active:,} active, {f.drops:,} drops/blocks"
 
 
 def _hms(ms: int) -> str:
