@@ -110,6 +110,8 @@ class CdrWriter:
         self._buffer_rows = buffer_rows
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not write_msgpack:  # an earlier run's cdrs.msgpack here would pass for this run's
+            (out_dir / CDRS_MSGPACK).unlink(missing_ok=True)
         self._sinks: list[CdrFile | CdrFileWorker] = []
         if workers:
             workers = CdrWorkers() if workers is True else workers

@@ -148,6 +148,12 @@ def test_no_cdr_msgpack_writes_no_msgpack_file(tmp_path: Path, capsys) -> None:
     assert _files(tmp_path / "without") == written  # the other files are untouched
 
 
+def test_no_cdr_msgpack_removes_an_earlier_runs_msgpack(tmp_path: Path, capsys) -> None:
+    assert _run(tmp_path, "--quiet") == cli.EXIT_OK
+    assert _run(tmp_path, "--quiet", "--no-cdr-msgpack", "--seed", "1") == cli.EXIT_OK
+    assert not (tmp_path / "cdrs.msgpack").exists()  # it held the other seed's CDRs
+
+
 def test_no_cdr_msgpack_starts_no_msgpack_worker(tmp_path: Path, monkeypatch, capsys) -> None:
     """A run big enough for file workers (here: any run) starts only cdrs.csv's."""
     started = []
