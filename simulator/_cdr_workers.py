@@ -86,36 +86,41 @@ class CdrFileWorker(WorkerProcess):
 
 
 class CdrWorkers:
-    """The two file workers of one run, started together, written and closed together.
+    """The file workers of one run (cdrs.csv's, and cdrs.msgpack's unless `msgpack=False`),
+    started together, written and closed together.
 
     `fork=True` is for a program's start-up, before it runs an event loop or a
     thread (`callsim run` and the bench): the children are then forked.  By
     default, and whenever the process has a thread, they are spawned.
     """
 
-    def __init__(self, fork: bool = False) -> None:
+    def __init__(self, fork: bool = False, msgpack: bool = True) -> None:
         if fork:  # the formatters loaded before the fork, so that neither child imports them
             importlib.import_module(f"{__package__}.outputs")
         # both children before either sender thread (the first `open` starts them): both forked
         self.csv = CdrFileWorker("csv", fork)
-        self.msgpack = CdrFileWorker("msgpack", fork)
+        self.msgpack = CdrFileWorker("msgpack", fork) if msgpack else None
 
     @classmethod
-    def for_scenario(cls, scenario: "Scenario", fork: bool = False) -> "CdrWorkers | None":
+    def for_scenario(cls, scenario: "Scenario", fork: bool = False, msgpack: bool = True) -> "CdrWorkers | None":
         """Workers started now if a run of this scenario is big enough to be worth them, else None."""
         from .traffic import expected_calls
 
-        return cls(fork) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
+        return cls(fork, msgpack) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
+
+    @property
+    def workers(self) -> tuple[CdrFileWorker, ...]:
+        return (self.csv,) if self.msgpack is None else (self.csv, self.msgpack)
 
     @property
     def closed(self) -> bool:
-        return self.csv.closed and self.msgpack.closed
+        return all(worker.closed for worker in self.workers)
 
     def close(self) -> None:
-        """Wait for both files to be complete; the first failure (the csv worker's, if both
-        fail) is raised once both are closed."""
+        """Wait for every file to be complete; the first failure (the csv worker's, if both
+        fail) is raised once all are closed."""
         failures = []
-        for worker in (self.csv, self.msgpack):
+        for worker in self.workers:
             try:
                 worker.close()
             except BaseException as failure:

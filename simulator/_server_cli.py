@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._malloc import keep_freed_memory
@@ -16,10 +17,18 @@ from ._malloc import keep_freed_memory
 SWITCH_INTERVAL_S = 0.0005  # `callsim serve`: longest GIL hold by one thread when another waits
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .cli import _count, _port, _seconds
+def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """`serve` and `loadgen`, made by cli.py's `command(name, help, examples, exits)`."""
+    from .cli import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, _count, _port, _seconds
 
-    serve = sub.add_parser("serve", help="run the rating core as a TCP server (docs/server.md)")
+    serve = command("serve", "run the rating core as a TCP server (docs/server.md)",
+                    ["callsim serve scenarios/server_demo.toml",
+                     "callsim serve scenarios/server_demo.toml --port 7070 --metrics-port 9464",
+                     "callsim serve my_scenario.toml --host 0.0.0.0 --out /var/lib/callsim/run1"],
+                    [(EXIT_OK, "stopped by Ctrl-C or SIGTERM; every file is complete"),
+                     (EXIT_CHECK_FAILED, "the outputs could not be written"),
+                     (EXIT_BAD_INPUT[0], "bad input: the scenario, an option, or the address "
+                                         "cannot be listened on")])
     serve.add_argument("scenario", type=Path,
                        help="orgs, users, tariffs, plans and credits; traffic and calls are ignored")
     serve.add_argument("--host", default="127.0.0.1",
@@ -42,9 +51,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
                             "costs CPU the server needs under load)")
 
-    load = sub.add_parser("loadgen", help="measure setups/s and setup latency against `callsim serve`")
-    load.add_argument("--host", default="127.0.0.1")
-    load.add_argument("--port", type=_port, default=7060)
+    load = command("loadgen", "measure setups/s and setup latency against `callsim serve`",
+                   ["callsim loadgen --rate 20000 --concurrent 10000 --no-cdr",
+                    "callsim loadgen --org demo --user agent-0001 --token \"$CALLSIM_TOKEN_DEMO\"",
+                    "callsim loadgen --port 7070 --duration 30 --connections 8"],
+                   [(EXIT_OK, "the figures are printed, one `key: value` a line"),
+                    (EXIT_CHECK_FAILED, "the server refused the login"),
+                    (EXIT_BAD_INPUT[0], "bad options, or the server cannot be reached")])
+    load.add_argument("--host", default="127.0.0.1", help="the server's address (default: 127.0.0.1)")
+    load.add_argument("--port", type=_port, default=7060, help="the server's port (default: 7060)")
     load.add_argument("--org", default="bench", help="org to log in as (default: bench)")
     load.add_argument("--token", default=None,
                       help="its token (default: $CALLSIM_TOKEN_<ORG>, else the demo scenario's)")

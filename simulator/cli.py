@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +23,12 @@ from . import _server_cli
 
 if TYPE_CHECKING:
     from ._worker_process import WorkerFailed
+    from .expect import CheckResult
+    from .scenario import Scenario
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DESCRIPTION = ("A telephony call-rating and switch simulator: pooled minutes, communications credits,\n"
+               "auto-recharge, exact CDRs.")
 
 
 class UsageError(Exception):
@@ -67,18 +74,101 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="callsim", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _TopParser(_Parser):
+    """`callsim` itself: its help names the version (read only when the help is printed)."""
 
-    run = sub.add_parser("run", help="simulate a scenario and write CDRs, events and a summary")
-    run.add_argument("scenario", type=Path)
-    run.add_argument("--out", type=Path, required=True, help="output directory")
-    run.add_argument("--speed", type=_speed, default=None, metavar="max|N",
-                     help="simulated seconds per wall second (default: max, virtual time)")
-    run.add_argument("--quiet", action="store_true",
-                     help="no progress bar: plain progress lines every few seconds (as when "
-                          "stderr is not a terminal)")
+    def format_help(self) -> str:
+        from ._version import version
+
+        return f"callsim {version()}\n\n{super().format_help()}"
+
+
+class _Version(argparse.Action):
+    """`--version`: `callsim X.Y.Z` from the installed package's metadata, then exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print callsim's version and exit", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from ._version import version
+
+        print(f"callsim {version()}")  # on stdout, as argparse's own "version" action
+        parser.exit(EXIT_OK)
+
+
+def epilog(examples: Sequence[str], exits: Sequence[tuple[int, str]]) -> str:
+    """A command's help epilog: examples to copy, then what each exit status means."""
+    lines = ["examples:", *(f"  {example}" for example in examples), "", "exit status:"]
+    lines += [textwrap.fill(meaning, 78, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
+              for code, meaning in exits]
+    return "\n".join(lines)
+
+
+#: Exit statuses every command that reads a scenario or its options shares.
+EXIT_BAD_INPUT = (EXIT_USAGE, "bad input: the scenario or an option (one line per problem on stderr)")
+_RUN_EXITS = (
+    (EXIT_OK, "the run is complete (with --check: every expectation passed)"),
+    (EXIT_CHECK_FAILED, "the outputs could not be written (disk full, a file worker killed), "
+                        "or with --check: an expectation failed"),
+    EXIT_BAD_INPUT,
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM): every file is complete up to where the run "
+                       "stopped, summary.json says \"complete\": false"),
+)
+_QUIET_HELP = ("no progress and no summary: print only errors, warnings and failed expectations "
+               "(for plain progress lines instead of the bar, redirect stderr: 2> run.log)")
+_SEED_HELP = ("the seed of the random traffic, instead of the scenario's [simulation] seed "
+              "(summary.json records the one used); same scenario and seed, same files")
+_JSON_HELP = ("print the summary as one JSON document on stdout (summary.json's content; with "
+              "--check, {\"summary\": ..., \"check\": ...}) and nothing else there")
+_MSGPACK_HELP = ("write cdrs.msgpack beside cdrs.csv (default: yes); --no-cdr-msgpack skips it and "
+                 "its file worker (docs/outputs.md)")
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit() or int(text) > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f'expected a whole number 0 to 2**63-1, got "{text}"')
+    return int(text)
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """The options `run` and `check` share (check runs `run --check`)."""
+    command.add_argument("scenario", type=Path, metavar="SCENARIO", help="the scenario file (.toml)")
+    command.add_argument("--speed", type=_speed, default=None, metavar="max|N",
+                         help="simulated seconds per wall second (default: max, virtual time)")
+    command.add_argument("--seed", type=_seed, default=None, metavar="N", help=_SEED_HELP)
+    command.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    command.add_argument("--json", action="store_true", help=_JSON_HELP)
+    command.add_argument("--cdr-msgpack", action=argparse.BooleanOptionalAction, default=True,
+                         help=_MSGPACK_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _TopParser(
+        prog="callsim", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(["callsim run scenarios/quickstart.toml --out out/quickstart",
+                       "callsim validate my_scenario.toml",
+                       "callsim run --help        (every command has its own --help)"],
+                      [(EXIT_OK, "success"),
+                       (EXIT_CHECK_FAILED, "failed expectations, or outputs that could not be written"),
+                       (EXIT_USAGE, "bad input: a scenario, an option, or no command"),
+                       (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)")]))
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str, examples: Sequence[str], exits: Sequence[tuple[int, str]]):
+        return sub.add_parser(name, help=help, description=help, epilog=epilog(examples, exits),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    run = command("run", "simulate a scenario and write CDRs, events and a summary",
+                  ["callsim run scenarios/quickstart.toml --out out/quickstart",
+                   "callsim run my_scenario.toml --out out/mine --seed 7 --no-cdr-msgpack --quiet",
+                   "callsim run my_scenario.toml --out out/live --speed 600 --metrics-port 9464"],
+                  _RUN_EXITS)
+    _add_run_options(run)
+    run.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help="output directory: cdrs.csv, cdrs.msgpack, events.jsonl, summary.json")
     run.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://HOST:PORT/metrics during the run "
                           "(default: off; 0 picks a free port)")
@@ -96,33 +186,55 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after the run, check the scenario's [[expect]] tables: exit 1 and "
                           "print every failed expectation (docs/expectations.md)")
 
-    check = sub.add_parser("check", help="run a scenario and check its [[expect]] tables "
-                                         "(exit 0: all passed, 1: some failed)")
-    check.add_argument("scenario", type=Path)
-    check.add_argument("--out", type=Path, default=None,
+    check = command("check", "run a scenario and check its [[expect]] tables (docs/expectations.md)",
+                    ["callsim check scenarios/quickstart.toml",
+                     "callsim check scenarios/enterprise_month.toml --out out/month --quiet",
+                     "callsim check my_scenario.toml --json > verdict.json"],
+                    [(EXIT_OK, "every expectation passed"),
+                     (EXIT_CHECK_FAILED, "an expectation failed (each is printed), or the outputs "
+                                         "could not be written"),
+                     (EXIT_USAGE, "bad input: the scenario, an option, or no [[expect]] tables"),
+                     _RUN_EXITS[3]])
+    _add_run_options(check)
+    check.add_argument("--out", type=Path, default=None, metavar="DIR",
                        help="keep the run's files here (default: a temporary directory, "
                             "removed afterwards)")
-    check.add_argument("--speed", type=_speed, default=None, metavar="max|N",
-                       help="simulated seconds per wall second (default: max, virtual time)")
-    check.add_argument("--quiet", action="store_true", help="plain progress lines, no bar")
 
-    val = sub.add_parser("validate", help="check a scenario file and exit")
-    val.add_argument("scenario", type=Path)
+    val = command("validate", "check a scenario file without running it",
+                  ["callsim validate scenarios/quickstart.toml",
+                   "callsim validate my_scenario.toml --json"],
+                  [(EXIT_OK, "the scenario is valid (one line with its counts)"), EXIT_BAD_INPUT])
+    val.add_argument("scenario", type=Path, metavar="SCENARIO", help="the scenario file (.toml)")
+    val.add_argument("--json", action="store_true",
+                     help="print the counts as one JSON document on stdout (problems still go to "
+                          "stderr, one a line)")
 
-    report = sub.add_parser("report", help="turn a finished run's files into an HTML report with "
-                                           "charts (docs/report.md)")
+    report = command("report", "turn a finished run's files into an HTML report with charts "
+                               "(docs/report.md)",
+                     ["callsim report out/quickstart",
+                      "callsim report out/month --output /tmp/month.html"],
+                     [(EXIT_OK, "the report is written (its path is printed)"),
+                      (EXIT_USAGE, "OUT_DIR is not a finished run's directory, or the page "
+                                   "cannot be written")])
     report.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the --out directory of a run")
     report.add_argument("--output", type=Path, default=None, metavar="FILE.html",
                         help="where to write the page (default: OUT_DIR/report.html); the PNGs "
                              "go in a folder named after it (OUT_DIR/report/)")
 
-    bench = sub.add_parser("bench", help="measure rating-core and end-to-end throughput")
-    bench.add_argument("--calls", type=int, default=1_000_000, help="due increments in the core batch")
-    bench.add_argument("--orgs", type=int, default=1_000)
-    bench.add_argument("--scenario", type=Path, default=None,
+    bench = command("bench", "measure rating-core and end-to-end throughput",
+                    ["callsim bench",
+                     "callsim bench --skip-e2e --calls 200000",
+                     "callsim bench --scenario my_scenario.toml"],
+                    [(EXIT_OK, "the figures are printed"), EXIT_BAD_INPUT])
+    bench.add_argument("--calls", type=int, default=1_000_000, metavar="N",
+                       help="due increments in the rating core's batch (default: 1000000)")
+    bench.add_argument("--orgs", type=int, default=1_000, metavar="N",
+                       help="orgs the core batch's calls are spread over (default: 1000)")
+    bench.add_argument("--scenario", type=Path, default=None, metavar="SCENARIO",
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
-    bench.add_argument("--skip-e2e", action="store_true")
-    _server_cli.add_parsers(sub)  # serve, loadgen
+    bench.add_argument("--skip-e2e", action="store_true",
+                       help="only the rating core and the reference: no end-to-end runs")
+    _server_cli.add_parsers(command)  # serve, loadgen
     return parser
 
 
@@ -159,7 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (one thread here) would only cost start-up CPU and keep `callsim run` from forking its
     # file workers (`_worker_process.forkable`).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # as argparse does for a missing required argument: usage, exit 2
+        print(parser.format_help(), end="", file=sys.stderr)
+        return EXIT_USAGE
     from .scenario import ScenarioError
 
     try:
@@ -196,11 +312,20 @@ def _validate(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    setup = scenario.setup
-    users = sum(len(o.users) for o in setup.orgs)
-    print(f"{args.scenario}: ok ({len(setup.orgs)} orgs, {users} users, "
-          f"{len(scenario.traffic)} traffic sources, {len(scenario.calls)} calls)")
+    counts = scenario_counts(scenario)
+    if args.json:
+        print(json.dumps({"scenario": str(args.scenario), "ok": True, **counts}, indent=2))
+    else:
+        print(f"{args.scenario}: ok ({counts['orgs']} orgs, {counts['users']} users, "
+              f"{counts['traffic_sources']} traffic sources, {counts['calls']} calls)")
     return EXIT_OK
+
+
+def scenario_counts(scenario: "Scenario") -> dict[str, int]:
+    """What `validate` reports of a valid scenario: orgs, users, traffic sources, explicit calls."""
+    setup = scenario.setup
+    return {"orgs": len(setup.orgs), "users": sum(len(o.users) for o in setup.orgs),
+            "traffic_sources": len(scenario.traffic), "calls": len(scenario.calls)}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -211,11 +336,13 @@ def _run(args: argparse.Namespace) -> int:
     keep_freed_memory()
 
     scenario = load_scenario(args.scenario)
+    if args.seed is not None:
+        scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
     # Started before the imports below, so that they start up beside them (see _cdr_workers).
-    workers = CdrWorkers.for_scenario(scenario, fork=True)
+    workers = CdrWorkers.for_scenario(scenario, fork=True, msgpack=args.cdr_msgpack)
     try:
         import trio
 
@@ -224,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             cdr_workers=workers)
+                             cdr_workers=workers, write_msgpack=args.cdr_msgpack)
         _serve_metrics(args, options)
         started = time.perf_counter()
         with progress:
@@ -244,15 +371,33 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if workers is not None:
             workers.close()  # a run that ended normally has closed them already
-    progress.print_summary(result, time.perf_counter() - started)
+    if args.quiet or args.json:
+        if not result.complete:  # stdout stays clean (--json), but an interruption is news
+            print(f"callsim: interrupted: partial run in {result.out_dir}/", file=sys.stderr)
+    else:
+        progress.print_summary(result, time.perf_counter() - started)
     _linger_and_stop_metrics(args, options)
+    report = None
     if result.complete and args.check:
         from .expect import check_run, format_report
 
         report = check_run(scenario, args.out)
-        print("\n" + format_report(report), end="", flush=True)
+        if not args.json and not (args.quiet and report.passed):
+            print(("" if args.quiet else "\n") + format_report(report), end="", flush=True)
+    if args.json:
+        print(json.dumps(result.summary if not args.check else _check_document(result.summary, report),
+                         indent=2, ensure_ascii=False))
+    if report is not None:
         return EXIT_OK if report.passed else EXIT_CHECK_FAILED
     return EXIT_OK if result.complete else EXIT_INTERRUPTED
+
+
+def _check_document(summary: dict, report: "CheckResult | None") -> dict:
+    """`--check --json`: the summary and the verdict (None: the run was interrupted, no check)."""
+    if report is None:
+        return {"summary": summary, "check": None}
+    check = {"passed": report.passed, **dataclasses.asdict(report)}
+    return {"summary": summary, "check": check}
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -260,9 +405,11 @@ def _check(args: argparse.Namespace) -> int:
     import tempfile
 
     def run_into(out: str) -> int:
-        argv = ["run", "--check", "--speed", str(args.speed or "max"), "--out", out]
-        argv += ["--quiet"] if args.quiet else []
-        return _run(build_parser().parse_args([*argv, "--", str(args.scenario)]))
+        run_args = build_parser().parse_args(["run", "--check", "--out", out, "--", str(args.scenario)])
+        for name, value in vars(args).items():  # the options check shares with run (_add_run_options)
+            if name not in ("command", "out"):
+                setattr(run_args, name, value)
+        return _run(run_args)
 
     if args.out is not None:
         return run_into(str(args.out))
@@ -307,8 +454,9 @@ def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
         return
     try:
         if args.metrics_linger > 0:
-            print(f"callsim: serving the final metrics for {args.metrics_linger:g} s "
-                  "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+            if not args.quiet:
+                print(f"callsim: serving the final metrics for {args.metrics_linger:g} s "
+                      "(Ctrl-C to stop)", file=sys.stderr, flush=True)
             time.sleep(args.metrics_linger)
     except KeyboardInterrupt:
         pass  # the run is complete: stopping the linger early is not an interruption

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -33,6 +33,22 @@ if TYPE_CHECKING:
     from .switch import Switch, WindowReport
 
 OTHER_ORGS = "_other"
+
+
+def declare_build_info(registry: CollectorRegistry, scenario: str, seed: int) -> Info:
+    """`callsim_build_info{version, scenario, seed} 1`: which callsim runs what.
+
+    The usual Prometheus info metric: join on it (`* on(instance) group_left(scenario)
+    callsim_build_info`) to label a dashboard, or tell two runs apart after an upgrade.
+    `scenario` is the scenario's name, `seed` the one the traffic is drawn from
+    (`--seed` included).  Bounded: one series per process.
+    """
+    from ._version import version
+
+    info = Info("callsim_build", "The callsim version, and the scenario name and seed this process "
+                                 "runs; always 1.", registry=registry)
+    info.info({"version": version(), "scenario": scenario, "seed": str(seed)})
+    return info
 
 
 class ServerMetrics:

@@ -110,15 +110,19 @@ class CdrWriter:
         self._buffer_rows = buffer_rows
         self._pending = CdrBuffer()
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not write_msgpack:  # an earlier run's cdrs.msgpack here would pass for this run's
+            (out_dir / CDRS_MSGPACK).unlink(missing_ok=True)
         self._sinks: list[CdrFile | CdrFileWorker] = []
         if workers:
             workers = CdrWorkers() if workers is True else workers
             workers.csv.open(out_dir / CDRS_CSV, tables, start, currency)
             self._sinks.append(workers.csv)
             if write_msgpack:
+                if workers.msgpack is None:
+                    raise ValueError("write_msgpack=True with workers started without msgpack")
                 workers.msgpack.open(out_dir / CDRS_MSGPACK, tables, start, currency)
                 self._sinks.append(workers.msgpack)
-            else:
+            elif workers.msgpack is not None:
                 workers.msgpack.close()  # never given a file: it just exits
         else:
             lookups = CdrLookups.build(tables, start, currency)

@@ -47,6 +47,8 @@ class RunOptions:
     # the CDR files' worker processes, if the caller started them early (see _cdr_workers);
     # None: the run starts them itself when the run is big enough to be worth it
     cdr_workers: CdrWorkers | None = None
+    # cdrs.msgpack beside cdrs.csv (`callsim run --no-cdr-msgpack`: False)
+    write_msgpack: bool = True
 
 
 @dataclass
@@ -72,14 +74,15 @@ class _Outputs:
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
-                 workers: CdrWorkers | None) -> None:
+                 workers: CdrWorkers | None, write_msgpack: bool = True) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        workers = workers or CdrWorkers.for_scenario(scenario)  # spawned: the event loop runs
+        # spawned: the event loop runs
+        workers = workers or CdrWorkers.for_scenario(scenario, msgpack=write_msgpack)
         try:
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
-                                  workers=workers or False, **buffer)
+                                  write_msgpack=write_msgpack, workers=workers or False, **buffer)
             self.events = EventWriter(out_dir, tables, setup.start)
         except BaseException:
             if workers is not None:  # or its children would wait for files that never come
@@ -112,15 +115,16 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     engine = RatingEngine(scenario.setup)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
     if options.metrics is not None:  # first, so later observers see this window in a scrape
-        from .metrics import RunMetrics
+        from .metrics import RunMetrics, declare_build_info
 
         limit = {} if options.metrics_max_orgs is None else {"max_org_labels": options.metrics_max_orgs}
         RunMetrics.attach(switch, options.metrics.registry, **limit)
+        declare_build_info(options.metrics.registry, scenario.name, scenario.seed)
     switch.observers += options.observers
     for hook in options.on_switch:
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
-                       workers=options.cdr_workers)
+                       workers=options.cdr_workers, write_msgpack=options.write_msgpack)
     send, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
     stop = trio.Event()
     complete = False

@@ -39,7 +39,7 @@ from ._server_directory import Directory
 from ._server_exchange import Exchange
 from ._server_files import ServerFiles, ServerFilesProcess
 from ._worker_process import WorkerFailed, write_error_text
-from .metrics import MetricsServer, RunMetrics, ServerMetrics
+from .metrics import MetricsServer, RunMetrics, ServerMetrics, declare_build_info
 from .scenario import Scenario
 from .switch import WindowReport
 
@@ -170,6 +170,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
     directory = Directory(scenario.setup, config.environ)
     registry = config.metrics.registry if config.metrics else config.registry or CollectorRegistry()
     metrics = ServerMetrics(registry)
+    declare_build_info(registry, scenario.name, scenario.seed)
     latency = metrics.setup_latency.observe
 
     def on_step(step: Step) -> None:

@@ -76,7 +76,7 @@ def check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], base: str, expect: str
 ) -> tuple[int, str]:
     """`callsim check` of `base` plus `expect`: (exit status, the report on stdout or stderr)."""
-    status = cli.main(["check", str(scenario_file(tmp_path, base, expect)), "--quiet"])
+    status = cli.main(["check", str(scenario_file(tmp_path, base, expect))])
     captured = capsys.readouterr()
     if status == cli.EXIT_USAGE:
         return status, captured.err
@@ -479,7 +479,7 @@ def test_check_out_keeps_the_files(tmp_path, capsys) -> None:
 
 
 def test_bundled_quickstart_passes_callsim_check(capsys) -> None:
-    status = cli.main(["check", str(SCENARIOS / "quickstart.toml"), "--quiet"])
+    status = cli.main(["check", str(SCENARIOS / "quickstart.toml")])
     out = capsys.readouterr().out
     assert status == cli.EXIT_OK, out
     assert out.endswith("expectations passed\n")

@@ -8,6 +8,8 @@ expiries, same final balances and pool remainders.  Orgs beyond
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import json
 import socket
 import urllib.request
@@ -37,7 +39,7 @@ from rating_core import (
     User,
 )
 from simulator import cli
-from simulator.metrics import OTHER_ORGS, MetricsServer, RunMetrics
+from simulator.metrics import OTHER_ORGS, MetricsServer, RunMetrics, declare_build_info
 from simulator.run import RunOptions, run_scenario
 from simulator.scenario import parse_scenario
 from simulator.switch import WindowReport
@@ -340,6 +342,30 @@ async def test_series_exist_from_the_first_scrape_with_zero_values(tmp_path: Pat
     ended = [s for f in registry.collect() if f.name == "callsim_calls_ended" for s in f.samples]
     assert len(ended) == len(CALL_TYPE_NAMES) * len(END_REASON_NAMES)
     assert {s.value for s in ended} == {0}
+
+
+async def test_build_info_names_the_version_the_scenario_and_the_seed_used(tmp_path: Path) -> None:
+    scenario = dataclasses.replace(parse_scenario(MIX), name="mix", seed=4242)  # as --seed does
+    server = MetricsServer("127.0.0.1", 0)
+    with server:
+        await run_scenario(scenario, RunOptions(out_dir=tmp_path, metrics=server, handle_sigint=False))
+        [family] = [f for f in text_string_to_metric_families(
+            urllib.request.urlopen(server.url, timeout=10).read().decode()) if f.name == "callsim_build_info"]
+    [sample] = family.samples
+    assert family.type == "gauge" and family.documentation
+    assert sample.labels == {"version": importlib.metadata.version("callsim"), "scenario": "mix",
+                             "seed": "4242"}
+    assert sample.value == 1
+
+
+def test_build_info_is_declared_once_per_registry() -> None:
+    registry = CollectorRegistry()
+    declare_build_info(registry, "quickstart", 7)
+    assert registry.get_sample_value(
+        "callsim_build_info", {"version": importlib.metadata.version("callsim"), "scenario": "quickstart",
+                               "seed": "7"}) == 1
+    with pytest.raises(ValueError):  # a second one in the same registry is a bug, not a new series
+        declare_build_info(registry, "other", 8)
 
 
 def test_metric_names_follow_prometheus_conventions() -> None:

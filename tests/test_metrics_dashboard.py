@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.samples import Sample
 
 from rating_core import RatingEngine
 from simulator.metrics import RunMetrics
@@ -20,10 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = json.loads((REPO / "docs" / "grafana" / "callsim.json").read_text())
 
 
-def _exported_sample_names() -> set[str]:
+def _exported_samples() -> list[Sample]:
     registry = CollectorRegistry()
     RunMetrics(registry, RatingEngine(load_scenario(REPO / "scenarios" / "quickstart.toml").setup))
-    return {s.name for family in registry.collect() for s in family.samples}
+    return [s for family in registry.collect() for s in family.samples]
+
+
+def _exported_sample_names() -> set[str]:
+    return {s.name for s in _exported_samples()}
 
 
 def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
@@ -63,3 +68,31 @@ def test_rates_use_grafanas_rate_interval() -> None:
         for target in panel["targets"]:
             for window in re.findall(r"\[([^\]]+)\]", target["expr"]):
                 assert window == "$__rate_interval", (panel["title"], window)
+
+
+def _org_labelled_metrics() -> set[str]:
+    """The exported sample names that carry an `org` label (per-org metrics)."""
+    return {s.name for s in _exported_samples() if "org" in s.labels}
+
+
+def test_org_variable_lists_the_orgs_of_an_org_labelled_metric() -> None:
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    org = variables["org"]
+    assert org["type"] == "query"
+    assert org["datasource"]["uid"] == "${datasource}"
+    match = re.fullmatch(r"label_values\((callsim_[a-z_]+), org\)", org["query"])
+    assert match and match.group(1) in _org_labelled_metrics(), org["query"]
+    assert org["definition"] == org["query"]
+    assert org["multi"] and org["includeAll"] and org["allValue"] == ".*"  # "All" matches _other too
+
+
+def test_every_per_org_query_filters_by_the_org_variable() -> None:
+    per_org = _org_labelled_metrics()
+    filtered = 0
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            for name, selector in re.findall(r"\b(callsim_[a-z_]+)(\{[^}]*\})?", target["expr"]):
+                if name in per_org:
+                    assert 'org=~"$org"' in selector, (panel["title"], target["expr"])
+                    filtered += 1
+    assert filtered >= 3  # pools, balances, recharges

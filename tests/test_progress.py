@@ -1,20 +1,23 @@
-"""Progress output (simulator/progress.py): a rich bar on a terminal, plain lines otherwise.
+"""Progress output (simulator/progress.py): a live status line on a terminal, plain lines otherwise.
 
-`--quiet` and a stderr that is not a terminal both fall back to one plain
-line every PLAIN_EVERY_S wall seconds.  The wall clock is injected, so the
-pacing is tested without sleeping.
+A stderr that is not a terminal falls back to one plain line every
+PLAIN_EVERY_S wall seconds; `--quiet` prints no progress at all.  The wall
+clock is injected, so the pacing is tested without sleeping.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 from pathlib import Path
 
+import pytest
 import trio
+from rich.console import Console
 
 from simulator import cli
-from simulator.progress import PLAIN_EVERY_S, Progress
+from simulator.progress import PLAIN_EVERY_S, Figures, Progress, status_line
 from simulator.run import RunOptions, run_scenario
 from simulator.scenario import load_scenario
 from simulator.switch import WindowReport
@@ -56,15 +59,12 @@ def _feed(progress: Progress, wall: FakeWall, step_s: float) -> None:
             progress.observe(report)
 
 
-def test_quiet_prints_plain_lines_every_period_even_on_a_terminal() -> None:
+def test_quiet_prints_no_progress_even_on_a_terminal() -> None:
     stream, wall = Terminal(), FakeWall()
     progress = Progress(load_scenario(QUICKSTART), quiet=True, stream=stream, wall=wall)
     assert not progress.rich
-    _feed(progress, wall, step_s=1.0)  # 25 reports, one wall second apart
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == len(WINDOWS) // PLAIN_EVERY_S
-    assert all(line.startswith("callsim: simulated ") for line in lines)
-    assert "\x1b" not in stream.getvalue()  # no terminal control codes
+    _feed(progress, wall, step_s=PLAIN_EVERY_S)  # a plain line every window, were it not quiet
+    assert stream.getvalue() == ""
 
 
 def test_not_a_terminal_prints_plain_lines() -> None:
@@ -82,7 +82,7 @@ def test_not_a_terminal_prints_plain_lines() -> None:
 
 def test_short_runs_print_no_progress_line() -> None:
     stream, wall = io.StringIO(), FakeWall()
-    _feed(Progress(load_scenario(QUICKSTART), quiet=True, stream=stream, wall=wall), wall, step_s=0.1)
+    _feed(Progress(load_scenario(QUICKSTART), stream=stream, wall=wall), wall, step_s=0.1)
     assert stream.getvalue() == ""
 
 
@@ -102,13 +102,70 @@ def test_terminal_gets_a_rich_bar_on_the_same_stream() -> None:
     assert progress.rich
     _feed(progress, wall, step_s=1.0)
     text = stream.getvalue()
-    assert "simulated" in text and "active" in text and "drops/blocks" in text
+    assert "1d 00:00:00" in text and "304 calls" in text and "active" in text and "drops" in text
     assert "\x1b" in text  # drawn with terminal control codes, then cleared (transient)
 
 
-def test_cli_quiet_run_writes_summary_on_stdout_and_no_bar(tmp_path: Path, capsys) -> None:
-    assert cli.main(["run", str(QUICKSTART), "--out", str(tmp_path), "--quiet"]) == cli.EXIT_OK
+def test_cli_run_writes_summary_on_stdout_and_plain_lines_on_a_non_terminal_stderr(tmp_path: Path,
+                                                                                    capsys) -> None:
+    assert cli.main(["run", str(QUICKSTART), "--out", str(tmp_path)]) == cli.EXIT_OK
     captured = capsys.readouterr()
     assert captured.out.startswith("callsim: complete: 304 calls in ")
     assert "\x1b" not in captured.err
     assert all(line.startswith("callsim: simulated ") for line in captured.err.splitlines())
+
+
+# -- the status line on a terminal: readable at 80 columns and less --------------------------
+
+MONTH = Figures(sim_ms=(23 * 24 + 4) * 3_600_000, done=0.77, calls=1_123_456, rate=412_345.0,
+                active=105_000, drops=12_345, left_s=62.0)
+DAY = Figures(sim_ms=3_600_000, done=0.04, calls=12, rate=1_200.0, active=3, drops=0, left_s=None)
+#: what the line must always show of MONTH, whatever the width
+MONTH_ESSENTIALS = ("23d 04:00:00", "77.0%", "1.12M calls", "105k active", "12.3k drops")
+
+
+def _drawn(figures: Figures, width: int) -> list[str]:
+    """The status line as a terminal `width` columns wide shows it."""
+    progress = Progress(load_scenario(QUICKSTART), stream=io.StringIO(), wall=FakeWall())
+    for name in ("sim_ms", "calls", "active", "drops"):
+        setattr(progress, name, getattr(figures, name))
+    progress.end_ms = round(figures.sim_ms / figures.done)
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(progress.render(width))
+    return console.export_text().splitlines()
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_status_line_fits_a_narrow_terminal_on_one_line_with_every_essential(width: int) -> None:
+    head, bar, tail = status_line(MONTH, width)
+    assert len(head) + len(tail) + (bar + 1 if bar else 0) + 1 <= width
+    text = f"{head} {tail}"
+    for essential in MONTH_ESSENTIALS:
+        assert essential in text, (width, essential, text)
+    if width >= 80:
+        assert bar >= 8  # the bar stays at 80 columns
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_status_line_is_drawn_on_one_line(width: int) -> None:
+    [line] = _drawn(DAY, width)
+    assert len(line) <= width
+    assert re.search(r"\b1:00:00 .*4\.0% 12 calls", line), line
+
+
+def test_status_line_shows_every_figure_in_full_on_a_wide_terminal() -> None:
+    head, bar, tail = status_line(MONTH, 150)
+    assert head == "simulated 23d 04:00:00" and bar == 40
+    assert tail == " 77.0% 1,123,456 calls (412,345/s), 105,000 active, 12,345 drops/blocks eta 0:01:02"
+
+
+def test_terminal_at_80_columns_gets_one_line_that_fits(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what rich reads for a terminal's width
+    stream, wall = Terminal(), FakeWall()
+    progress = Progress(load_scenario(QUICKSTART), stream=stream, wall=wall)
+    _feed(progress, wall, step_s=1.0)
+    visible = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())  # colours, cursor moves
+    lines = [line for line in re.split(r"[\r\n]", visible) if line.strip()]
+    assert lines and all(len(line) <= 80 for line in lines), lines
+    assert all(re.search(r"\d:\d\d:\d\d .*%.* calls .* active .* drops", line) for line in lines), lines
+    assert "1d 00:00:00" in lines[-1] and "100.0% 304 calls" in lines[-1]

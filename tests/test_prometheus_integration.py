@@ -38,6 +38,7 @@ DOC = REPO / "docs" / "prometheus.md"
 SPEED = 600
 SIM_SECONDS = 2 * 3600  # 12 s of wall time at SPEED
 RATE_INTERVAL = "1m"  # stands in for Grafana's $__rate_interval: the whole run fits in it
+ORG_ALL = ".*"  # the dashboard's $org variable with "All" selected (its allValue)
 
 SCENARIO = """
 [simulation]
@@ -210,7 +211,8 @@ def _dashboard_queries() -> list[tuple[str, str]]:
     docs = re.findall(r"```promql\n(.*?)```", DOC.read_text(), flags=re.S)
     assert docs, "docs/prometheus.md has no promql blocks"
     queries += [(f"{DOC.name} block {i + 1}", expr.strip()) for i, expr in enumerate(docs)]
-    return [(title, expr.replace("$__rate_interval", RATE_INTERVAL)) for title, expr in queries]
+    return [(title, expr.replace("$__rate_interval", RATE_INTERVAL).replace("$org", ORG_ALL))
+            for title, expr in queries]
 
 
 def test_real_prometheus_scrapes_a_speed_run(tmp_path: Path) -> None:
