@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -75,11 +76,16 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     import trio
 
     from ._server_conn import Limits
+    from ._server_directory import TokenConflict, resolve_tokens
     from .metrics import MetricsServer
     from .scenario import load_scenario
     from .server import ServerConfig, serve
 
     scenario = load_scenario(args.scenario)
+    try:  # before anything is created: a scenario whose orgs would share a credential is not served
+        resolve_tokens(scenario.setup, os.environ)
+    except TokenConflict as err:
+        raise usage_error(f"{args.scenario}: {err}") from None
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
     if out.exists() and not out.is_dir():
         raise usage_error(f"--out {out}: exists and is not a directory")
