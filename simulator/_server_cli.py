@@ -70,9 +70,13 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     from .cli import EXIT_CHECK_FAILED, EXIT_OK
 
     if args.command == "loadgen":
-        from .loadgen import LoadOptions, run_loadgen
+        from .loadgen import LoadError, LoadOptions, run_loadgen
 
-        return run_loadgen(LoadOptions.from_args(args))
+        try:
+            options = LoadOptions.from_args(args)
+        except LoadError as err:
+            raise usage_error(f"loadgen: {err}") from None
+        return run_loadgen(options)
     import trio
 
     from ._server_conn import Limits

@@ -253,6 +253,11 @@ def _digits(value: object) -> int | None:
     return digits
 
 
+def is_e164(text: str) -> bool:
+    """Whether `text` is a number `setup` accepts in `to` / `from` (clients check theirs with it)."""
+    return _E164.fullmatch(text) is not None
+
+
 def _number(msg: dict[str, Any], key: str, ref: int | str, required: bool) -> int:
     value = msg.get(key)
     if value is None and not required:
