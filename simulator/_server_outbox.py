@@ -7,9 +7,9 @@ otherwise by the connection's writer task (`send`).  `buffered` counts the
 packed bytes the kernel has not taken yet; messages are packed as soon as
 `PACK_AT` of them are waiting, so unpacked objects never hold more than a few
 hundred kilobytes and `buffered` is the connection's output memory.  The
-connection compares it with its budget (`Limits.max_output_buffer`): over it
-the client's requests are not read (backpressure), and well over it the
-client is dropped.
+connection compares it with its budget (`Limits.max_output_buffer`): past
+half of it the client's requests are not read (backpressure), past all of it
+the client is dropped.
 """
 
 from __future__ import annotations
