@@ -37,7 +37,7 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
-async def reader_that_never_reads(port: int, stop: trio.Event) -> None:
+async def client_that_never_reads(port: int, stop: trio.Event) -> None:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(pack_frame([{"op": "hello", "org": "bench", "token": "bench-token"}]))
     ref = 0
@@ -97,7 +97,7 @@ async def main() -> None:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         for _ in range(args.readers):
-            nursery.start_soon(reader_that_never_reads, port, stop)
+            nursery.start_soon(client_that_never_reads, port, stop)
         for _ in range(args.announcers):
             nursery.start_soon(announcer, port, stop)
         end = trio.current_time() + args.seconds
