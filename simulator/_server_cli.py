@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 from ._malloc import keep_freed_memory
 
 SWITCH_INTERVAL_S = 0.0005  # `callsim serve`: longest GIL hold by one thread when another waits
+DEFAULT_MAX_CONNECTIONS = 10_000
+FD_RESERVE = 64  # descriptors kept for everything but client connections
 
 
 def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -47,6 +50,14 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                        help="setups one connection may have awaiting an answer (default: 10000)")
     serve.add_argument("--max-calls", type=_count, default=100_000, metavar="N",
                        help="calls one connection may have in progress (default: 100000)")
+    serve.add_argument("--max-connections", type=_count, default=None, metavar="N",
+                       help="connections open at once; more are refused (default: 10000, fewer if the "
+                            "open-files limit is lower)")
+    serve.add_argument("--max-output-buffer", type=_count, default=8 << 20, metavar="BYTES",
+                       help="replies waiting for one client: past half, its requests wait until it "
+                            "reads; past all, it is disconnected and its calls hung up (default: 8388608)")
+    serve.add_argument("--login-timeout", type=_seconds, default=10.0, metavar="S",
+                       help="close a connection that has not logged in after S seconds (default: 10)")
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
                             "costs CPU the server needs under load)")
@@ -84,17 +95,26 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     from .cli import EXIT_CHECK_FAILED, EXIT_OK
 
     if args.command == "loadgen":
-        from .loadgen import LoadOptions, run_loadgen
+        from .loadgen import LoadError, LoadOptions, run_loadgen
 
-        return run_loadgen(LoadOptions.from_args(args))
+        try:
+            options = LoadOptions.from_args(args)
+        except LoadError as err:
+            raise usage_error(f"loadgen: {err}") from None
+        return run_loadgen(options)
     import trio
 
     from ._server_conn import Limits
+    from ._server_directory import TokenConflict, resolve_tokens
     from .metrics import MetricsServer
     from .scenario import load_scenario
     from .server import ServerConfig, serve
 
     scenario = load_scenario(args.scenario)
+    try:  # before anything is created: a scenario whose orgs would share a credential is not served
+        resolve_tokens(scenario.setup, os.environ)
+    except TokenConflict as err:
+        raise usage_error(f"{args.scenario}: {err}") from None
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
     if out.exists() and not out.is_dir():
         raise usage_error(f"--out {out}: exists and is not a directory")
@@ -103,7 +123,10 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     except OSError as err:
         raise usage_error(f"--out {out}: cannot create directory ({err.strerror})") from None
     limits = Limits(max_frame=max(args.max_frame, 64), idle_timeout_s=args.idle_timeout or 1e9,
-                    max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1))
+                    max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1),
+                    max_output_buffer=max(args.max_output_buffer, 1 << 16),
+                    max_connections=max(_connection_limit(args.max_connections), 1),
+                    login_timeout_s=args.login_timeout or 1e9)
     metrics = None
     if args.metrics_port is not None:
         try:
@@ -138,6 +161,32 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
          f"{total['billed_s']} s billed, {total['credits_charged']} credits charged; "
          f"outputs in {out}/")
     return EXIT_OK
+
+
+def _connection_limit(asked: int | None) -> int:
+    """--max-connections, or the default: 10,000, fewer if the open-files limit cannot hold them.
+
+    The soft limit is raised toward the hard one first (Linux often starts
+    processes at 1,024).  FD_RESERVE descriptors stay for the output files,
+    the files process's pipe, the metrics endpoint and the listeners.
+    """
+    wanted = DEFAULT_MAX_CONNECTIONS if asked is None else asked
+    try:
+        import resource
+    except ImportError:  # not a Unix: no limit to consult
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if asked is None and soft != resource.RLIM_INFINITY:
+        return min(wanted, max(soft - FD_RESERVE, 1))
+    return wanted
 
 
 def _listening(text: str) -> None:

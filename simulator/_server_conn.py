@@ -6,6 +6,11 @@ into one frame per wake-up, so replies batch the way requests do).  The
 exchange reports each call's outcome through the `CallSink` methods, which
 only append to the outbox: they never block the exchange.
 
+Resources: a connection holds at most its output budget
+(`Limits.max_output_buffer`, see `_server_outbox`) and one frame of input.
+Before `hello` is answered a frame may be `max_login_frame` bytes, and the
+client has `login_timeout_s` to log in.
+
 Containment: under `trio.serve_listeners` an exception escaping a handler
 would take the whole server down, so `serve` catches everything but
 cancellation.  A peer reset, a closed stream, a decode error or a bug ends
@@ -26,12 +31,14 @@ import trio
 from . import _server_messages as msgs
 from ._server_directory import Directory, Tenant
 from ._server_exchange import Exchange
+from ._server_outbox import Outbox
 from ._wire import (
     ALREADY_AUTHENTICATED,
     BAD_TOKEN,
     DUPLICATE_REF,
     FLOOD,
     IDLE_TIMEOUT,
+    LOGIN_TIMEOUT,
     NOT_AUTHENTICATED,
     SERVER_ERROR,
     SLOW_CONSUMER,
@@ -46,7 +53,6 @@ from ._wire import (
     decode_calls,
     decode_payload,
     op_of,
-    pack_frame,
     parse_hello,
     parse_setup,
     ref_of,
@@ -57,7 +63,7 @@ log = logging.getLogger("callsim.server")
 
 RECEIVE_BYTES = 1 << 16
 FLUSH_S = 2.0  # how long a closing connection may take to deliver its last messages
-MAX_MESSAGES_PER_FRAME = 8192  # replies are split so a client with the default limit can read them
+PRE_LOGIN_OUTPUT = 64 << 10  # output budget before `hello` is answered (pongs and errors)
 
 
 def _keepalive(stream: trio.abc.Stream) -> None:
@@ -81,14 +87,19 @@ def _keepalive(stream: trio.abc.Stream) -> None:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection limits (docs/protocol.md "Limits"); every one has a `callsim serve` option."""
+    """The server's limits (docs/protocol.md "Limits"); most have a `callsim serve` option."""
 
     max_frame: int = 1 << 20
     idle_timeout_s: float = 120.0
     max_inflight: int = 10_000  # setups queued and not yet answered
     max_calls: int = 100_000  # calls in progress (queued or connected)
     max_errors: int = 100  # error replies before the connection is closed
-    max_outbox: int = 200_000  # messages waiting to be sent before the client is dropped
+    # Bytes of replies waiting for a client: past half of it its requests are not read until it
+    # reads (backpressure); past all of it, or paused for `idle_timeout_s`, it is dropped.
+    max_output_buffer: int = 8 << 20
+    max_connections: int = 10_000  # open at once; more are refused (`too_many_connections`)
+    max_login_frame: int = 4096  # frame payload before `hello` is answered: hello needs a few hundred
+    login_timeout_s: float = 10.0  # from the connection to `hello`
 
 
 class Connection:
@@ -108,12 +119,10 @@ class Connection:
         self._hanging: set[int | str] = set()  # refs whose hangup was queued
         self.inflight = 0
         self.errors = 0
-        self._outbox: list[msgs.Message] = []
-        self._wake = trio.Event()
-        self._rest = b""  # bytes of a frame `flush` handed the kernel only in part
-        self._sending = False  # the writer task is in send_all: `flush` must not interleave bytes
         sock = getattr(stream, "socket", None)
-        self._fd = sock.fileno() if sock is not None else -1
+        self._outbox = Outbox(sock.fileno() if sock is not None else -1)
+        self._wake = trio.Event()
+        self._frames = FrameReader(min(limits.max_login_frame, limits.max_frame))
         self._closing = False  # no more requests; answer the setups in flight, deliver, close
         self._gone = False  # nothing can be delivered any more
         self._scope: trio.CancelScope | None = None
@@ -154,11 +163,15 @@ class Connection:
 
     # -- reading ----------------------------------------------------------------------------
     async def _reader(self) -> None:
-        frames = FrameReader(self._limits.max_frame)
-        deadline = trio.current_time() + self._limits.idle_timeout_s
+        frames, lim = self._frames, self._limits
+        now = trio.current_time()
+        deadline = now + lim.idle_timeout_s
+        login_deadline = now + lim.login_timeout_s
         while not self._closing:
+            if self._outbox.buffered > self._budget() // 2 and not await self._paused(login_deadline):
+                return
             data = b""
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline if self.tenant else min(deadline, login_deadline)):
                 try:
                     data = await self._stream.receive_some(RECEIVE_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -166,22 +179,43 @@ class Connection:
                 if not data:
                     return  # the client closed its side
             if not data:
+                if self.tenant is None and trio.current_time() >= login_deadline:
+                    self._fatal(ProtocolError(LOGIN_TIMEOUT, f"no login within {lim.login_timeout_s:g} s"))
+                    return
                 if self.calls:  # calls in progress: the connection is not idle, it is holding them
-                    deadline = trio.current_time() + self._limits.idle_timeout_s
+                    deadline = trio.current_time() + lim.idle_timeout_s
                     continue
-                self._fatal(ProtocolError(IDLE_TIMEOUT, f"no message for {self._limits.idle_timeout_s:g} s"))
+                self._fatal(ProtocolError(IDLE_TIMEOUT, f"no message for {lim.idle_timeout_s:g} s"))
                 return
             frames.feed(data)
             now = trio.current_time()
             try:
                 for payload in frames.frames():
-                    deadline = now + self._limits.idle_timeout_s
+                    deadline = now + lim.idle_timeout_s
                     self._frame(payload, now)
                     if self._closing:
                         return
             except ProtocolError as err:  # oversize: the stream cannot be resynchronised
                 self._fatal(err)
                 return
+
+    async def _paused(self, login_deadline: float) -> bool:
+        """Backpressure: read nothing more until the client has read its replies down to half the
+        budget.  False when it has not within the idle timeout (before login: by the login
+        deadline): it is then dropped."""
+        lim = self._limits
+        until = trio.current_time() + lim.idle_timeout_s
+        with trio.move_on_at(until if self.tenant else min(until, login_deadline)):
+            await self._outbox.wait_below(self._budget() // 2)
+            return True
+        self._fatal(ProtocolError(SLOW_CONSUMER, "replies not read"))
+        return False
+
+    def _budget(self) -> int:
+        """Bytes of replies this client may leave unread: before login, only what pings can make
+        in the few seconds it has (a pre-login client must not hold what a logged-in one may)."""
+        budget = self._limits.max_output_buffer
+        return budget if self.tenant is not None else min(budget, PRE_LOGIN_OUTPUT)
 
     def _frame(self, payload: bytes, now: float) -> None:
         """Handle one frame's messages in order; its setups join the exchange's queue together.
@@ -264,6 +298,7 @@ class Connection:
         self.tenant = tenant
         self.wants_cdr = hello.cdr
         lim = self._limits
+        self._frames.max_frame = lim.max_frame
         self._push(msgs.welcome(tenant.id, self._exchange.setup.currency, lim.max_frame,
                                 lim.max_inflight, lim.idle_timeout_s))
 
@@ -359,29 +394,14 @@ class Connection:
         switch and Trio's send path.  The socket is non-blocking, so this never
         blocks: what the kernel does not take, the writer task sends when it can.
         """
-        if self._sending or self._rest or self._gone or self._fd < 0 or self._closing:
-            self._wake.set()  # the writer has bytes in flight, or must see the close through
-            return
-        while self._outbox:
-            data = pack_frame(self._outbox[:MAX_MESSAGES_PER_FRAME])
-            del self._outbox[:MAX_MESSAGES_PER_FRAME]
-            try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:  # reset by the peer: the writer task's error path ends the connection
-                self._rest = data
-                self._wake.set()
-                return
-            if sent < len(data):
-                self._rest = data[sent:]
-                self._wake.set()
-                return
+        outbox = self._outbox
+        if self._gone or self._closing or outbox.sending or not outbox.write_nowait() or outbox:
+            self._wake.set()  # the writer has bytes in flight or left over, or must see the close through
 
     # -- writing ----------------------------------------------------------------------------
     def _push(self, message: msgs.Message) -> None:
         if not self._gone:
-            self._outbox.append(message)
+            self._outbox.add(message)
             self._queued(wake=True)
 
     def _push_many(self, messages: list[msgs.Message], wake: bool = True) -> None:
@@ -390,14 +410,22 @@ class Connection:
             self._queued(wake)
 
     def _queued(self, wake: bool) -> None:
-        """Wake the writer, or drop a client that does not read rather than buffer without bound."""
-        if len(self._outbox) > self._limits.max_outbox:
-            self._metrics.protocol_errors.labels(SLOW_CONSUMER).inc()
-            self._gone = True
-            self._outbox.clear()
-            if self._scope is not None:
-                self._scope.cancel()
-            return
+        """Wake the writer, or drop a client that does not read rather than buffer past the budget.
+
+        The server's stop is exempt: it ends every call at once, and closes
+        every connection a moment later anyway.
+        """
+        outbox, budget = self._outbox, self._budget()
+        if outbox.buffered > budget and not self._exchange.finished:
+            outbox.write_nowait()  # a burst the kernel may still take
+            if outbox.buffered > budget:
+                self._metrics.protocol_errors.labels(SLOW_CONSUMER).inc()
+                self._gone = True
+                outbox.abandon(ProtocolError(SLOW_CONSUMER, f"more than {budget} bytes of replies "
+                                                            f"not read").reply())
+                if self._scope is not None:
+                    self._scope.cancel()
+                return
         if wake:
             self._wake.set()
 
@@ -405,21 +433,12 @@ class Connection:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
-            while self._rest or self._outbox:
-                if self._rest:  # the end of a frame `flush` could only partly send
-                    data, self._rest = self._rest, b""
-                else:
-                    data = pack_frame(self._outbox[:MAX_MESSAGES_PER_FRAME])
-                    del self._outbox[:MAX_MESSAGES_PER_FRAME]
-                self._sending = True
-                try:
-                    await self._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    self._gone = True
-                    if self._scope is not None:
-                        self._scope.cancel()
-                    return
-                finally:
-                    self._sending = False
+            try:
+                await self._outbox.send(self._stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self._gone = True
+                if self._scope is not None:
+                    self._scope.cancel()
+                return
             if self._closing and self.inflight <= 0:  # every accepted setup has had its answer
                 return

@@ -9,6 +9,10 @@ Tokens come from the scenario (`[[orgs]] token`) or, overriding it, from the
 environment variable `CALLSIM_TOKEN_<ORG>` (the org id upper-cased, every
 character other than A-Z and 0-9 replaced by `_`), so that real credentials
 need not live in a scenario file.  An org with neither cannot be logged into.
+
+One credential opens one org: the server refuses to start (`TokenConflict`)
+when two org ids map to the same variable (`acme-eu`, `acme_eu`), or when two
+orgs end up with the same token, wherever each came from.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from rating_core import RatingSetup
 
 TOKEN_ENV_PREFIX = "CALLSIM_TOKEN_"
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+class TokenConflict(ValueError):
+    """Two orgs would share a credential; the message names both and where their tokens come from."""
 
 
 def token_env_var(org_id: str) -> str:
@@ -43,13 +51,14 @@ class Directory:
     """Orgs by id, with their resolved tokens; built once at server start."""
 
     def __init__(self, setup: RatingSetup, environ: Mapping[str, str]) -> None:
+        """Raises TokenConflict when one credential would open two orgs (see `resolve_tokens`)."""
         self._tenants: dict[str, Tenant] = {}
+        tokens = resolve_tokens(setup, environ)
         users = setup.users()
         first = 0
-        for o, org in enumerate(setup.orgs):
+        for o, (org, token) in enumerate(zip(setup.orgs, tokens)):
             n = len(org.users)
             local = {u.id: first + k for k, (_, u) in enumerate(users[first : first + n])}
-            token = environ.get(token_env_var(org.id)) or org.token
             self._tenants[org.id] = Tenant(o, org.id, token, local)
             first += n
 
@@ -67,3 +76,33 @@ class Directory:
     def without_token(self) -> list[str]:
         """Org ids nobody can log into (no token in the scenario nor the environment)."""
         return [t.id for t in self._tenants.values() if not t.token]
+
+
+def resolve_tokens(setup: RatingSetup, environ: Mapping[str, str]) -> list[str | None]:
+    """Each org's token (None: nobody can log into it), checked to open that org only.
+
+    Raises TokenConflict, naming both orgs, when two org ids map to one
+    environment variable (set or not: whoever sets it later would log into
+    both), or when two orgs have the same token.  Token values are never
+    put in the message.
+    """
+    var_owner: dict[str, str] = {}
+    token_owner: dict[str, tuple[str, str]] = {}  # token -> (org id, where it came from)
+    tokens: list[str | None] = []
+    for org in setup.orgs:
+        var = token_env_var(org.id)
+        other = var_owner.setdefault(var, org.id)
+        if other != org.id:
+            raise TokenConflict(f"orgs {other!r} and {org.id!r} both take their token from {var}: "
+                                f"rename one so that each org has its own variable")
+        from_env = environ.get(var)
+        token = from_env or org.token
+        tokens.append(token or None)
+        if not token:
+            continue
+        source = var if from_env else f"the scenario's token of {org.id!r}"
+        seen = token_owner.setdefault(token, (org.id, source))
+        if seen[0] != org.id:
+            raise TokenConflict(f"orgs {seen[0]!r} and {org.id!r} have the same token ({seen[1]}, "
+                                f"{source}): one credential would log into both; give each org its own")
+    return tokens

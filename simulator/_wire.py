@@ -45,14 +45,16 @@ UNKNOWN_CALL = "unknown_call"  # hangup of a ref with no call in progress on thi
 FLOOD = "flood"  # too many setups awaiting an answer, or too many calls, on this connection
 TOO_MANY_ERRORS = "too_many_errors"  # fatal
 IDLE_TIMEOUT = "idle_timeout"  # fatal
+LOGIN_TIMEOUT = "login_timeout"  # fatal: no hello soon enough after connecting
 SLOW_CONSUMER = "slow_consumer"  # fatal: the client does not read its replies
+TOO_MANY_CONNECTIONS = "too_many_connections"  # fatal: the server is at its connection limit
 UNAVAILABLE = "unavailable"  # the server is stopping, or the simulated period is over
 SERVER_ERROR = "server_error"  # fatal: a bug in the server; the connection is dropped
 
 ERROR_CODES = (
     MALFORMED, OVERSIZE, UNKNOWN_OP, BAD_FIELD, NOT_AUTHENTICATED, BAD_TOKEN,
     ALREADY_AUTHENTICATED, UNKNOWN_USER, DUPLICATE_REF, UNKNOWN_CALL, FLOOD, TOO_MANY_ERRORS,
-    IDLE_TIMEOUT, SLOW_CONSUMER, UNAVAILABLE, SERVER_ERROR,
+    IDLE_TIMEOUT, LOGIN_TIMEOUT, SLOW_CONSUMER, TOO_MANY_CONNECTIONS, UNAVAILABLE, SERVER_ERROR,
 )
 
 CLIENT_OPS = ("hello", "setup", "hangup", "ping")
@@ -251,6 +253,11 @@ def _digits(value: object) -> int | None:
             _NUMBERS.clear()
         digits = _NUMBERS[value] = int(value[1:])
     return digits
+
+
+def is_e164(text: str) -> bool:
+    """Whether `text` is a number `setup` accepts in `to` / `from` (clients check theirs with it)."""
+    return _E164.fullmatch(text) is not None
 
 
 def _number(msg: dict[str, Any], key: str, ref: int | str, required: bool) -> int:

@@ -13,6 +13,10 @@ up the server carries a steady `concurrent` connected calls while taking
 connection never has more setups awaiting an answer than the server's
 `max_inflight` (from `welcome`): a server that cannot keep up shows as a
 lower achieved rate and a higher latency, not as a pile of `flood` errors.
+
+What stops a load early (no server, a refused login, a user the org does not
+have, the server closing a connection) is a `LoadError`: one line and an exit
+status, 2 when the command line is at fault.
 """
 
 from __future__ import annotations
@@ -33,10 +37,20 @@ import numpy as np
 import trio
 
 from ._server_directory import token_env_var
-from ._wire import FrameReader, decode_payload, pack_frame
+from ._wire import BAD_FIELD, BAD_TOKEN, UNAVAILABLE, UNKNOWN_USER, FrameReader, decode_payload, is_e164, pack_frame
 
 DEMO_TOKENS = {"demo": "demo-token", "bench": "bench-token", "rival": "rival-token"}  # server_demo.toml
 TICK_S = 0.001
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class LoadError(Exception):
+    """Why the load could not run or went on no longer: one line for the user, and the exit status
+    (EXIT_USAGE when an option is at fault: --org, --token, --user, --to, --host, --port)."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -56,6 +70,14 @@ class LoadOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "LoadOptions":
+        """The options of `callsim loadgen`; raises LoadError (EXIT_USAGE) for values the server
+        would refuse on every setup."""
+        if not is_e164(args.to):
+            raise LoadError(f'--to {args.to!r}: expected an E.164 number like "+3225550100"', EXIT_USAGE)
+        if not args.user:
+            raise LoadError("--user: expected the id of one of the org's users", EXIT_USAGE)
+        if args.duration <= 0:
+            raise LoadError("--duration: expected a number of seconds > 0", EXIT_USAGE)
         token = args.token or os.environ.get(token_env_var(args.org)) or DEMO_TOKENS.get(args.org, "")
         return cls(args.host, args.port, args.org, token, args.user, args.to, args.concurrent,
                    max(args.rate, 1), args.duration, args.warmup, max(args.connections, 1),
@@ -104,14 +126,36 @@ class _Conn:
         self.base = {"op": "setup", "user": opt.user, "type": "outbound", "to": opt.to}
         self.start = trio.current_time()
         self.sent = 0
+        self.last_error: tuple[str, str] = ("", "")  # the server's last `error`: (code, message)
 
     async def hello(self) -> None:
-        hello = {"op": "hello", "org": self.opt.org, "token": self.opt.token, "cdr": self.opt.cdr}
-        await self.stream.send_all(pack_frame([hello]))
-        msg = await _read_one(self.stream, self.frames)
-        if not isinstance(msg, dict) or msg.get("op") != "welcome":
-            raise SystemExit(f"callsim loadgen: login refused: {msg}")
-        self.max_inflight = int(msg.get("max_inflight", self.max_inflight))
+        """Log in; raises LoadError when the server refuses or closes the connection."""
+        opt = self.opt
+        hello = {"op": "hello", "org": opt.org, "token": opt.token, "cdr": opt.cdr}
+        try:
+            await self.stream.send_all(pack_frame([hello]))
+            msg = await _read_one(self.stream, self.frames)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            msg = None
+        if isinstance(msg, dict) and msg.get("op") == "welcome":
+            self.max_inflight = int(msg.get("max_inflight", self.max_inflight))
+            return
+        if not isinstance(msg, dict):
+            raise LoadError("the server closed the connection before answering hello")
+        if msg.get("code") == BAD_TOKEN:
+            raise LoadError(f"login refused: no org {opt.org!r} on the server, or not this token "
+                            f"(--org; --token or ${token_env_var(opt.org)})", EXIT_USAGE)
+        raise LoadError(f"login refused: {msg.get('code')}: {msg.get('message')}")
+
+    def closed(self) -> LoadError:
+        """The error for a connection the server closed (or reset) while the load was running."""
+        code, message = self.last_error
+        if code == UNAVAILABLE:
+            return LoadError("the server stopped taking calls during the load "
+                             "(it is stopping, or its scenario's duration is over)")
+        if code:
+            return LoadError(f"the server closed a connection during the load: {code}: {message}")
+        return LoadError("the server closed a connection during the load")
 
     def due_frame(self, now: float) -> tuple[list[dict[str, Any]], range]:
         """The setups this connection owes by `now` (at its share of the rate) and the hangups due;
@@ -140,7 +184,10 @@ class _Conn:
         server's and the network's, not the time this client spent building frames."""
         payload = pack_frame(frame)
         self.sent_at.update(dict.fromkeys(setups, trio.current_time()))
-        await self.stream.send_all(payload)
+        try:
+            await self.stream.send_all(payload)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            raise self.closed() from None
 
     def finished(self, now: float) -> bool:
         return now >= self.t_end + 5.0 or (now >= self.t_end and not self.due and not self.sent_at)
@@ -156,9 +203,12 @@ class _Conn:
         t_measure, t_end = self.t_measure, self.t_end
         receive = _Receiver(self.stream.socket)
         while True:
-            data, now = await receive()
-            if not data:
-                return
+            try:
+                data, now = await receive()
+            except OSError:
+                data = b""
+            if not data:  # the load is not over (`measure` cancels this task when it is)
+                raise self.closed()
             self.frames.feed(data)
             answered = ended = 0
             for payload in self.frames.frames():
@@ -186,10 +236,23 @@ class _Conn:
                         code = msg.code or "?"
                         s.errors[code] = s.errors.get(code, 0) + 1
                         sent_at.pop(msg.ref, None)
+                        self.last_error = (code, msg.message or "")
+                        self._check_error(code, msg.message or "")
             s.answered += answered
             s.ended += ended
             if t_measure <= now < t_end:
                 s.answered_measured += answered
+
+
+    def _check_error(self, code: str, message: str) -> None:
+        """Stop the load on an error every setup would get: the options are wrong."""
+        opt = self.opt
+        if code == UNKNOWN_USER:
+            raise LoadError(f"no user {opt.user!r} in org {opt.org!r} on the server: "
+                            f"name one of its users with --user", EXIT_USAGE)
+        if code == BAD_FIELD:
+            raise LoadError(f"the server refuses the setups (--user {opt.user!r}, --to {opt.to!r}): "
+                            f"{message}", EXIT_USAGE)
 
 
 class _Receiver:
@@ -234,6 +297,7 @@ class _Reply(msgspec.Struct, gc=False):
     op: str
     ref: Union[int, str, None] = None
     code: Union[str, None] = None
+    message: Union[str, None] = None
 
 
 _REPLIES = msgspec.msgpack.Decoder(Union[list[_Reply], _Reply])
@@ -256,16 +320,54 @@ async def _read_one(stream: trio.SocketStream, frames: FrameReader) -> object:
 
 
 async def measure(opt: LoadOptions) -> dict:
-    """Run the load and return the figures (also used by tests with a tiny load)."""
+    """Run the load and return the figures (also used by tests with a tiny load).
+
+    Raises LoadError: the server cannot be reached, refuses the login or the
+    setups, or closes a connection before the load is over.
+    """
     conns: list[_Conn] = []
+    try:
+        return await _measure(opt, conns)
+    except BaseExceptionGroup as group:  # tasks of the load's nursery failed: say the first reason
+        failed = group.subgroup(LoadError) or group.subgroup(KeyboardInterrupt)
+        if failed is None:
+            raise
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+        raise failed from None
+    finally:
+        for conn in conns:
+            await conn.stream.aclose()
+
+
+async def _connect(opt: LoadOptions) -> trio.SocketStream:
+    try:
+        return await trio.open_tcp_stream(opt.host, opt.port)
+    except OSError as err:
+        raise LoadError(f"cannot connect to {opt.host}:{opt.port} ({_reason(err)}); "
+                        f"is `callsim serve` running there? (--host, --port)", EXIT_USAGE) from None
+
+
+def _reason(err: OSError) -> str:
+    """The system's words for a failed connect; Trio reports "all attempts failed", with each
+    attempt's error (connection refused, ...) as the cause."""
+    cause = err.__cause__
+    while isinstance(cause, BaseExceptionGroup):
+        cause = cause.exceptions[0]
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno).lower()
+    return err.strerror or str(err)
+
+
+async def _measure(opt: LoadOptions, conns: list[_Conn]) -> dict:
     t0 = trio.current_time()
     t_measure = t0 + opt.warmup
     t_end = t_measure + opt.duration_s
     for _ in range(opt.connections):
-        stream = await trio.open_tcp_stream(opt.host, opt.port)
+        stream = await _connect(opt)
         conn = _Conn(stream, opt, opt.rate / opt.connections, t_measure, t_end)
-        await conn.hello()
         conns.append(conn)
+        await conn.hello()
     async def pace() -> None:
         """One task paces every connection: each millisecond one frame, on the connections in turn.
 
@@ -304,8 +406,6 @@ async def measure(opt: LoadOptions) -> dict:
             while any(c.stats.ended + c.stats.disconnected < c.stats.answered for c in conns):
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-    for conn in conns:
-        await conn.stream.aclose()
     lat = np.array([x for c in conns for x in c.stats.latencies]) * 1000
     errors: dict[str, int] = {}
     for c in conns:
@@ -337,10 +437,9 @@ def run_loadgen(opt: LoadOptions) -> int:
           f"warm-up {opt.warmup:.1f} s, measuring {opt.duration_s:g} s", file=sys.stderr, flush=True)
     try:
         result = trio.run(measure, opt)
-    except OSError as err:  # connecting (the server is not there): not a traceback
-        print(f"callsim loadgen: cannot connect to {opt.host}:{opt.port} ({err.strerror or err})",
-              file=sys.stderr)
-        return 2
+    except LoadError as err:
+        print(f"callsim loadgen: {err}", file=sys.stderr)
+        return err.status
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0

@@ -12,7 +12,11 @@ Tasks, all in one nursery (Trio structured concurrency):
     hands what the engine produced to the files (`_server_files`), which
     format it in a child process (`callsim serve`) or a worker thread (the
     library's default), beside the ticks, not in them;
-  * the signal watcher: Ctrl-C / SIGTERM stops the exchange.
+  * the signal watcher: Ctrl-C / SIGTERM stops the exchange;
+  * the memory keeper: once connections have closed, it gives the memory
+    their buffers took back to the kernel (`return_freed_memory`).
+Connections beyond `Limits.max_connections` are refused at once: an `error`
+`too_many_connections` written without waiting, then closed.
 Stopping: the exchange rates what it has received, ends every call still
 connected as `simulation_end` and tells its client (`disconnected`);
 connections get `grace_s` to deliver that, then are closed; the files are
@@ -34,10 +38,12 @@ from prometheus_client import CollectorRegistry
 
 from rating_core import CdrBuffer, LedgerEvent, Step
 
+from ._malloc import return_freed_memory
 from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
 from ._server_files import ServerFiles, ServerFilesProcess
+from ._wire import TOO_MANY_CONNECTIONS, ProtocolError, pack_frame
 from ._worker_process import WorkerFailed, write_error_text
 from .metrics import MetricsServer, RunMetrics, ServerMetrics, declare_build_info
 from .scenario import Scenario
@@ -76,6 +82,9 @@ class ServerConfig:
     files_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     announce: Callable[[str], None] | None = None  # told where the server listens, once it does
+    # called (in a thread) once connections have closed: `return_freed_memory`; tests count calls
+    return_memory: Callable[[], object] = return_freed_memory
+    return_memory_after_s: float = 1.0  # after a close, wait for the others of its wave first
 
 
 @dataclass(frozen=True)
@@ -191,8 +200,17 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
             await listener.aclose()
         return ServerResult({}, False, 0, _cannot_write(config.out_dir, err))
 
+    gate = _ConnectionGate(config.limits.max_connections, metrics, config.return_memory,
+                           config.return_memory_after_s)
+
     async def handler(stream: trio.SocketStream) -> None:
-        await Connection(stream, exchange, directory, config.limits, metrics).serve()
+        if not gate.admit(stream):
+            await stream.aclose()
+            return
+        try:
+            await Connection(stream, exchange, directory, config.limits, metrics).serve()
+        finally:
+            gate.leave()
 
     async def drive(nursery: trio.Nursery, *, task_status: trio.TaskStatus[None]) -> None:
         nonlocal complete
@@ -205,6 +223,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
             await nursery.start(drive, nursery)
             nursery.start_soon(trio.serve_listeners, handler, listeners)
             nursery.start_soon(outputs.run, config.flush_s, config.file_flush_s)
+            nursery.start_soon(gate.return_memory)
             if config.handle_signals:
                 nursery.start_soon(_stop_on_signal, exchange)
             if config.announce is not None:
@@ -220,6 +239,48 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
                 except (OSError, WorkerFailed) as err:  # the last rows, or the summary, were not written
                     outputs.fail(err)
     return ServerResult(summary, complete, exchange.setups, outputs.failed)
+
+
+class _ConnectionGate:
+    """Counts open connections, refuses those past the limit, and returns memory after closes."""
+
+    def __init__(self, limit: int, metrics: ServerMetrics, return_memory: Callable[[], object],
+                 return_after_s: float) -> None:
+        self._limit = limit
+        self._metrics = metrics
+        self._return_memory = return_memory
+        self._return_after_s = return_after_s
+        self.open = 0
+        self._closed = trio.Event()
+        refusal = ProtocolError(TOO_MANY_CONNECTIONS, f"the server has {limit} connections, its limit; "
+                                                      f"try again later")
+        self._refusal = pack_frame([refusal.reply()])
+
+    def admit(self, stream: trio.SocketStream) -> bool:
+        """True if `stream` may be served; otherwise it has been told why (if its socket took the
+        bytes at once: a refused client is never waited for) and the caller closes it."""
+        if self.open < self._limit:
+            self.open += 1
+            return True
+        self._metrics.protocol_errors.labels(TOO_MANY_CONNECTIONS).inc()
+        try:
+            os.write(stream.socket.fileno(), self._refusal)
+        except OSError:
+            pass
+        return False
+
+    def leave(self) -> None:
+        self.open -= 1
+        self._closed.set()
+
+    async def return_memory(self) -> None:
+        """After each wave of closes, once: the freed buffers go back to the kernel, not kept by
+        malloc for a load that has gone (`keep_freed_memory` keeps them otherwise)."""
+        while True:
+            await self._closed.wait()
+            await trio.sleep(self._return_after_s)
+            self._closed = trio.Event()
+            await trio.to_thread.run_sync(self._return_memory)
 
 
 def _cannot_write(out_dir: Path, err: OSError | WorkerFailed) -> str:

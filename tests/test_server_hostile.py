@@ -255,7 +255,7 @@ async def test_idle_connection_times_out(nursery, tmp_path, autojump_clock):
 
 async def test_trickling_bytes_do_not_keep_a_connection_alive(nursery, tmp_path, autojump_clock):
     server = await start_server(nursery, tmp_path, limits=Limits(idle_timeout_s=30))
-    client = await server.connect()
+    client = await server.connect(ACME)
     started = trio.current_time()
     frame = struct.pack(">I", 100) + b"\x00" * 99
     for byte in frame:  # slowloris: a byte every 10 s, never a whole frame
@@ -296,22 +296,6 @@ async def test_peer_reset_mid_frame_hangs_up_its_calls_and_the_server_goes_on(nu
     result = await server.stop()
     by_reason = result.summary["orgs"]["acme"]["calls_by_end_reason"]
     assert by_reason["hangup"] == 2 and result.summary["orgs"]["acme"]["billed_s"] == 120
-
-
-async def test_client_that_never_reads_is_dropped(nursery, tmp_path):
-    server = await start_server(nursery, tmp_path, limits=Limits(max_outbox=50, max_inflight=10_000))
-    client = await server.connect(ACME)
-    # pings are answered, never read: once 50 replies are waiting, the server drops the client
-    # (the socket buffers absorb some first, so send until the server has had enough)
-    with trio.move_on_after(10):
-        while not server.errors("slow_consumer"):
-            try:
-                await client.send(*({"op": "ping"} for _ in range(2000)))
-            except trio.BrokenResourceError:
-                break
-            await trio.sleep(0.01)
-    assert server.errors("slow_consumer") == 1
-    await assert_still_serving(server)
 
 
 async def test_hostile_client_never_touches_another_orgs_balance(nursery, tmp_path, autojump_clock):
