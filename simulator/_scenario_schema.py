@@ -28,6 +28,9 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_GROUP_COUNT = 1_000_000  # users are objects: a typo in count must not eat the memory
 MAX_PLAN_MINUTES = 1_000_000  # per user per month; keeps pool seconds far inside int64
+# Over 100 years this is under 10^15 calls: call ids and counters stay far inside int64.
+# Whether the machine can run that many is the work estimate's question (`estimate`).
+MAX_CALLS_PER_HOUR = 1e9
 
 
 def _bounded(parse: Callable[[object], int], low: int, inclusive: bool) -> PlainValidator:
@@ -65,7 +68,10 @@ def _licenses(value: object) -> list[str]:
     if unknown:
         # One line per field, as in SPEC §2: `orgs[0].users[1].licenses: unknown license "foo"`.
         words = "license" if len(unknown) == 1 else "licenses"
-        raise ValueError(f"unknown {words} " + ", ".join(show(v) for v in unknown))
+        valid = ", ".join(sorted(LICENSES))
+        raise ValueError(
+            f"unknown {words} " + ", ".join(show(v) for v in unknown) + f" (valid: {valid})"
+        )
     return value
 
 
@@ -75,6 +81,8 @@ def _calls_per_hour(value: object) -> float:
     rate = float(value)  # type: ignore[arg-type]
     if not (math.isfinite(rate) and rate > 0):
         raise ValueError(f"must be a number greater than 0, got {show(value)}")
+    if rate > MAX_CALLS_PER_HOUR:
+        raise ValueError(f"too large: must be at most {MAX_CALLS_PER_HOUR:.0e}, got {show(value)}")
     return rate
 
 

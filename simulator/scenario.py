@@ -16,7 +16,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ __all__ = [
 
 GROUP_ID_DIGITS = 4  # sales-0001: at least this many digits, more when count needs them
 _DEFAULT_DOMESTIC_MINUTES = 3000
+LATEST_END = datetime(9998, 12, 1, tzinfo=timezone.utc)  # see _Loader._simulation
 
 
 @dataclass(frozen=True)
@@ -244,10 +245,18 @@ class _Loader:
         if sim is None:
             return None
         try:
-            sim.start + timedelta(milliseconds=sim.duration)
+            end = sim.start + timedelta(milliseconds=sim.duration)
         except OverflowError:
-            # Calendar rules (refills, lot expiry) need every instant to be a real date.
-            self.report("simulation.duration", "the simulation would end after the year 9999")
+            end = datetime.max.replace(tzinfo=timezone.utc)
+        if end > LATEST_END:
+            # Calendar rules need every instant they touch to be a real date: a lot bought just
+            # before the end expires 12 months later, and the refill after it is a month on.
+            place = "simulation.start" if sim.start >= LATEST_END else "simulation.duration"
+            self.report(
+                place,
+                f"the simulation must end by {LATEST_END:%Y-%m-%d} (lots bought during it expire "
+                "12 months later, and the calendar ends with the year 9999)",
+            )
             return None
         return sim
 

@@ -322,7 +322,11 @@ def test_unknown_top_level_and_nested_keys_are_errors() -> None:
 
 def test_unknown_license_names_the_user_place_as_in_spec() -> None:
     text = variant('licenses = ["e5", "domestic_calling_plan"]', 'licenses = ["e5", "foo"]')
-    assert only_problem(text) == 'orgs[0].users[1].licenses: unknown license "foo"'
+    assert only_problem(text) == (
+        'orgs[0].users[1].licenses: unknown license "foo" (valid: audio_conferencing, '
+        "communications_credits, domestic_calling_plan, e5, international_calling_plan, "
+        "phone_system)"
+    )
 
 
 def test_money_as_a_float_is_refused() -> None:
@@ -596,7 +600,7 @@ def test_absurd_sizes_are_refused_before_they_overflow_or_exhaust_memory() -> No
     assert problems(text) == [
         'simulation.duration: must be at most 36525d (100 years), got "36526d"',
         'tariff[0].increment: increments must be at most 3600 seconds, got "3601/60"',
-        'orgs[0].credits.initial: must be at most "1000000000", got "1000000000.000001"',
+        'orgs[0].credits.initial: too large: must be at most "1000000000", got "1000000000.000001"',
         "orgs[0].users[1].count: must be at most 1000000, got 1000001",
     ]
 
@@ -656,7 +660,9 @@ def test_several_problems_are_reported_together() -> None:
     assert [str(p) for p in info.value.problems] == [
         "simulation.seed: must be at least 0, got -1",
         'tariff[0].per_minute: expected a decimal string like "0.02", got 0.02',
-        'orgs[0].users[1].licenses: unknown licenses "foo", "bar"',
+        'orgs[0].users[1].licenses: unknown licenses "foo", "bar" (valid: audio_conferencing, '
+        "communications_credits, domestic_calling_plan, e5, international_calling_plan, "
+        "phone_system)",
         'calls[0].org: unknown org "nobody"',
     ]
     assert str(info.value) == "\n".join(str(p) for p in info.value.problems)
