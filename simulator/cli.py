@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report.main(args, UsageError)
     except ScenarioError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            print(problem.located(), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as err:
         print(f"callsim: {err}", file=sys.stderr)

@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from rating_core._model import (
     parse_number,
 )
 from simulator import _scenario_schema as schema
+from simulator._toml_lines import lines_of
 from simulator._units import format_duration, show
 
 __all__ = [
@@ -50,13 +51,26 @@ LATEST_END = datetime(9998, 12, 1, tzinfo=timezone.utc)  # see _Loader._simulati
 
 @dataclass(frozen=True)
 class Problem:
-    """One user mistake: where it is (`orgs[0].users[1].licenses`) and what is wrong."""
+    """One user mistake: where it is (`orgs[0].users[1].licenses`) and what is wrong.
+
+    `file` and `line` say where the place was written, when known: `located()` is the line
+    printed for people, `str()` the place and problem alone.
+    """
 
     place: str
     problem: str
+    file: str = ""
+    line: int | None = None
 
     def __str__(self) -> str:
         return f"{self.place}: {self.problem}"
+
+    def located(self) -> str:
+        """`scenario.toml:12: orgs[0].users[1].licenses: unknown license "foo"`."""
+        if not self.file:
+            return str(self)
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self}"
 
 
 class ScenarioError(Exception):
@@ -136,7 +150,29 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
         raise ScenarioError([Problem(source, _syntax_problem(exc))]) from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ScenarioError([Problem(source, "TOML nested too deeply")]) from None
-    return _Loader(source).load(raw)
+    except ValueError as exc:  # int() of a number longer than Python converts (4300 digits)
+        raise ScenarioError([Problem(source, _value_problem(text, exc))]) from None
+    try:
+        return _Loader(source).load(raw)
+    except ScenarioError as err:
+        raise ScenarioError(_located(err.problems, text, source)) from None
+
+
+def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
+    """The problems with the file and, when it can be found, the line of each place."""
+    lines = lines_of(text, [p.place for p in problems])
+    return [replace(p, file=source, line=line) for p, line in zip(problems, lines)]
+
+
+_LONG_NUMBER = re.compile(r"[0-9A-Fa-f_]{4000,}")
+
+
+def _value_problem(text: str, exc: ValueError) -> str:
+    m = _LONG_NUMBER.search(text)
+    if m is None:
+        return f"TOML value cannot be read: {exc}"
+    line = text.count("\n", 0, m.start()) + 1
+    return f"number too large at line {line}: {m.end() - m.start()} digits"
 
 
 _TOML_WHERE = re.compile(r"(?P<what>.*) \((?P<where>at line \d+, column \d+|at end of document)\)")

@@ -703,3 +703,81 @@ def test_a_file_that_is_not_utf8_is_a_scenario_error(tmp_path: Path) -> None:
 def test_problem_prints_as_place_colon_problem() -> None:
     assert str(Problem("orgs[0].id", "required")) == "orgs[0].id: required"
     assert str(ScenarioError([Problem("a", "b"), Problem("c", "d")])) == "a: b\nc: d"
+
+
+# -- limits of the calendar and of numbers -----------------------------------------------
+
+
+def test_a_card_valid_through_9999_12_31_never_expires_in_the_run() -> None:
+    from rating_core._calendar import card_valid_until_ms
+
+    s = parse_scenario(variant('card_expires = "2027-06-30"', 'card_expires = "9999-12-31"'))
+    credits = s.setup.orgs[0].credits
+    assert credits is not None and credits.card_expires == date(9999, 12, 31)
+    until = card_valid_until_ms(s.setup.start, credits.card_expires)
+    assert until is not None and until > s.setup.end_ms
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "place"),
+    [
+        ("9999-01-01T00:00:00Z", "1d", "simulation.start"),
+        ("9998-11-30T00:00:00Z", "2d", "simulation.duration"),
+        ("9990-01-01T00:00:00Z", "36500d", "simulation.duration"),
+    ],
+)
+def test_a_run_must_end_where_its_lots_can_still_expire(start, duration, place) -> None:
+    text = variant('start = "2026-11-01T00:00:00Z"', f'start = "{start}"')
+    text = variant('duration = "1d"  ', f'duration = "{duration}"  ', text)
+    assert only_problem(text) == (
+        f"{place}: the simulation must end by 9998-12-01 (lots bought during it expire 12 "
+        "months later, and the calendar ends with the year 9999)"
+    )
+
+
+def test_the_latest_end_is_accepted_and_its_lots_expiry_is_representable() -> None:
+    from rating_core._calendar import lot_expiry_ms, month_starts
+
+    text = variant('start = "2026-11-01T00:00:00Z"', 'start = "9998-11-30T00:00:00Z"')
+    setup = parse_scenario(text).setup
+    assert lot_expiry_ms(setup.start, setup.end_ms - 1) > setup.end_ms
+    assert month_starts(setup.start, setup.end_ms) == []
+
+
+def test_a_number_too_long_for_python_is_one_line_with_its_line() -> None:
+    text = variant("seed = 7 ", "seed = " + "9" * 5000 + " ")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "scenario.toml")
+    assert [p.located() for p in info.value.problems] == [
+        "scenario.toml: number too large at line 3: 5000 digits"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ('initial = "100.00"', 'initial = "' + "9" * 5000 + '"',
+         'orgs[0].credits.initial: too large: must be at most "1000000000", got "9999999999999'),
+        ('holding_mean = "3m"', 'holding_mean = "' + "9" * 30 + 'h"',
+         "traffic[0].holding_mean: must be at most 36525d (100 years), got "),
+        ('increment = "60/60"              ', 'increment = "60/' + "9" * 40 + '" ',
+         "tariff[0].increment: increments must be at most 3600 seconds, got "),
+        ("calls_per_hour = 120", "calls_per_hour = 1e12",
+         "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 1000000000000.0"),
+    ],
+    ids=["money", "duration", "increment", "rate"],
+)
+def test_huge_numbers_are_too_large_not_malformed(old: str, new: str, line: str) -> None:
+    found = only_problem(variant(old, new))
+    assert found.startswith(line), found
+    assert len(found) < 200  # the value is shortened: one readable line
+
+
+def test_problems_name_the_file_and_line_of_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(variant('licenses = ["e5", "domestic_calling_plan"]', 'licenses = ["e6"]'))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.line) == (str(path), 48)
+    assert problem.located().startswith(f"{path}:48: orgs[0].users[1].licenses: unknown license")
