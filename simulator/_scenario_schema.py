@@ -27,6 +27,7 @@ from simulator._units import show
 M = TypeVar("M", bound=BaseModel)
 
 MAX_GROUP_COUNT = 1_000_000  # users are objects: a typo in count must not eat the memory
+MAX_USERS = 2_000_000  # in all groups together, checked by the loader before it expands any
 MAX_PLAN_MINUTES = 1_000_000  # per user per month; keeps pool seconds far inside int64
 # Over 100 years this is under 10^15 calls: call ids and counters stay far inside int64.
 # Whether the machine can run that many is the work estimate's question (`estimate`).
@@ -75,7 +76,8 @@ def _licenses(value: object) -> list[str]:
     return value
 
 
-def _calls_per_hour(value: object) -> float:
+def calls_per_hour(value: object) -> float:
+    """A rate of calls per hour: an integer or finite float, above 0, at most the maximum."""
     if not (_units.is_integer(value) or isinstance(value, float)):
         raise ValueError(f"expected a number of calls per hour, got {show(value)}")
     rate = float(value)  # type: ignore[arg-type]
@@ -109,7 +111,7 @@ Prefix = Annotated[str, PlainValidator(_units.parse_prefix)]
 Country = Annotated[str, PlainValidator(_units.parse_country)]
 Currency = Annotated[str, PlainValidator(_units.parse_currency)]
 Licenses = Annotated[list[str], PlainValidator(_licenses)]
-CallsPerHour = Annotated[float, PlainValidator(_calls_per_hour)]
+CallsPerHour = Annotated[float, PlainValidator(calls_per_hour)]
 DomesticKey = Annotated[str, PlainValidator(_domestic_key)]
 Text = Annotated[str, Field(min_length=1)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_PLAN_MINUTES)]

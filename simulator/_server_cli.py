@@ -17,7 +17,7 @@ SWITCH_INTERVAL_S = 0.0005  # `callsim serve`: longest GIL hold by one thread wh
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from .cli import _count, _port, _seconds
+    from .cli import _count, _port, _seconds, add_force_argument
 
     serve = sub.add_parser("serve", help="run the rating core as a TCP server (docs/server.md)")
     serve.add_argument("scenario", type=Path,
@@ -38,6 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="setups one connection may have awaiting an answer (default: 10000)")
     serve.add_argument("--max-calls", type=_count, default=100_000, metavar="N",
                        help="calls one connection may have in progress (default: 100000)")
+    add_force_argument(serve)
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
                             "costs CPU the server needs under load)")
@@ -76,10 +77,11 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
 
     from ._server_conn import Limits
     from .metrics import MetricsServer
-    from .scenario import load_scenario
     from .server import ServerConfig, serve
 
-    scenario = load_scenario(args.scenario)
+    from .cli import load_checked
+
+    scenario = load_checked(args.scenario, args.force, serving=True)
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
     if out.exists() and not out.is_dir():
         raise usage_error(f"--out {out}: exists and is not a directory")

@@ -106,8 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulated seconds per wall second (default: max, virtual time)")
     check.add_argument("--quiet", action="store_true", help="plain progress lines, no bar")
 
-    val = sub.add_parser("validate", help="check a scenario file and exit")
+    val = sub.add_parser("validate", help="check a scenario file, print its estimated work "
+                                          "and exit")
     val.add_argument("scenario", type=Path)
+    for command in (run, check, val):
+        add_force_argument(command)
 
     report = sub.add_parser("report", help="turn a finished run's files into an HTML report with "
                                            "charts (docs/report.md)")
@@ -124,6 +127,38 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-e2e", action="store_true")
     _server_cli.add_parsers(sub)  # serve, loadgen
     return parser
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="accept a scenario whose estimated memory or output exceeds this "
+                             "machine (also CALLSIM_FORCE=1; README: Scenarios)")
+
+
+def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False):
+    """The scenario at `path`, refused when its estimated work exceeds this machine (unless
+    forced), with its warnings printed to stderr; raises `ScenarioError`.
+
+    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed.
+    """
+    from dataclasses import replace
+
+    from . import estimate
+    from .scenario import Problem, ScenarioError, load_scenario
+
+    machine = None if estimate.forced(force) else estimate.this_machine(out)
+    if not serving:
+        scenario = load_scenario(path, machine)
+        for warning in scenario.warnings:
+            print(f"warning: {warning.located()}", file=sys.stderr)
+        return scenario
+    scenario = load_scenario(path)
+    if machine is not None and scenario.workload is not None:
+        users_only = replace(scenario.workload, sources=(), explicit_calls=0)
+        found = estimate.refusals(users_only, replace(machine, disk_bytes=None))
+        if found:
+            raise ScenarioError([Problem(p, m, file=str(path)) for p, m in found])
+    return scenario
 
 
 def entry() -> NoReturn:
@@ -193,24 +228,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .scenario import load_scenario
+    from .estimate import estimate
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_checked(args.scenario, args.force)
     setup = scenario.setup
     users = sum(len(o.users) for o in setup.orgs)
     print(f"{args.scenario}: ok ({len(setup.orgs)} orgs, {users} users, "
           f"{len(scenario.traffic)} traffic sources, {len(scenario.calls)} calls)")
+    if scenario.workload is not None:
+        print(f"  estimate: {estimate(scenario.workload).describe()}")
     return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
     from ._cdr_workers import CdrWorkers
-    from .scenario import load_scenario
 
     keep_freed_memory()
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_checked(args.scenario, args.force, args.out)
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     _check_out_dir(args.out)
@@ -262,6 +298,7 @@ def _check(args: argparse.Namespace) -> int:
     def run_into(out: str) -> int:
         argv = ["run", "--check", "--speed", str(args.speed or "max"), "--out", out]
         argv += ["--quiet"] if args.quiet else []
+        argv += ["--force"] if args.force else []
         return _run(build_parser().parse_args([*argv, "--", str(args.scenario)]))
 
     if args.out is not None:

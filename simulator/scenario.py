@@ -31,7 +31,9 @@ from rating_core._model import (
     parse_number,
 )
 from simulator import _scenario_schema as schema
+from simulator import estimate
 from simulator._toml_lines import lines_of
+from simulator import _units
 from simulator._units import format_duration, show
 
 __all__ = [
@@ -121,10 +123,18 @@ class Scenario:
     groups: Mapping[tuple[int, str], tuple[int, ...]]  # (org index, group) -> global user indices
     expect_raw: tuple[dict[str, Any], ...]  # `[[expect]]` tables as written, already checked
     source: str  # the path, or "<string>"
+    workload: estimate.Workload | None = None  # what it asks of the machine (`estimate`)
+    warnings: tuple[Problem, ...] = ()  # valid, but something in it does nothing or is slow
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Read and check a scenario file; every user mistake raises `ScenarioError`."""
+def load_scenario(
+    path: str | os.PathLike[str], machine: estimate.Machine | None = None
+) -> Scenario:
+    """Read and check a scenario file; every user mistake raises `ScenarioError`.
+
+    With a `machine`, a scenario whose estimated work exceeds it is refused too, before its
+    groups are expanded (`estimate.refusals`); without one only the fixed limits apply.
+    """
     source = os.fspath(path)
     try:
         data = Path(source).read_bytes()
@@ -139,11 +149,17 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ScenarioError([Problem(source, f"not UTF-8 text (line {line})")]) from None
-    return parse_scenario(text, source)
+    return parse_scenario(text, source, machine)
 
 
-def parse_scenario(text: str, source: str = "<string>") -> Scenario:
-    """Check scenario TOML text; `source` names it in syntax errors and in `Scenario.source`."""
+def parse_scenario(
+    text: str, source: str = "<string>", machine: estimate.Machine | None = None
+) -> Scenario:
+    """Check scenario TOML text; `source` names it in problems and in `Scenario.source`.
+
+    Raises `ScenarioError` with every problem found, each with its file and, when it can be
+    found, its line; `machine` as for `load_scenario`.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -153,9 +169,10 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
     except ValueError as exc:  # int() of a number longer than Python converts (4300 digits)
         raise ScenarioError([Problem(source, _value_problem(text, exc))]) from None
     try:
-        return _Loader(source).load(raw)
+        scenario = _Loader(source, machine).load(raw)
     except ScenarioError as err:
         raise ScenarioError(_located(err.problems, text, source)) from None
+    return replace(scenario, warnings=tuple(_located(list(scenario.warnings), text, source)))
 
 
 def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
@@ -201,9 +218,12 @@ class _OrgNames:
 class _Loader:
     """One pass over a parsed TOML document, collecting problems as it goes."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, machine: estimate.Machine | None = None) -> None:
         self.source = source
+        self.machine = machine
+        self.expand = True  # False: too big to run, so groups are not expanded into users
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.orgs: list[_OrgNames] = []
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
 
@@ -218,6 +238,8 @@ class _Loader:
     def load(self, raw: dict[str, Any]) -> Scenario:
         self.check(schema.DocumentModel, raw, "")
         sim = self._simulation(raw)
+        workload = _workload(raw, sim.duration if sim else 0)
+        self._check_size(workload)
         plans = self._plans(raw.get("plans"))
         tariffs = self._tariffs(_items(raw, "tariff"), "tariff", schema.TariffModel)
         toll_free = self._tariffs(
@@ -251,6 +273,7 @@ class _Loader:
             toll_free_tariffs=toll_free,
             orgs=tuple(o for o in orgs if o is not None),
         )
+        self._warn_idle(raw, setup, traffic, calls)
         groups = {
             (o, name): tuple(names.offset + u for u in local)
             for o, names in enumerate(self.orgs)
@@ -270,7 +293,57 @@ class _Loader:
             groups=groups,
             expect_raw=expect,
             source=self.source,
+            workload=workload,
+            warnings=tuple(self.warnings),
         )
+
+    def _check_size(self, workload: estimate.Workload) -> None:
+        """Refuse, before expanding anything, what no run could hold or this machine cannot."""
+        found: list[tuple[str, str]] = []
+        if workload.users > schema.MAX_USERS:
+            found.append((workload.biggest_users, f"{workload.users:,} users in all, more than "
+                          f"the limit of {schema.MAX_USERS:,}"))
+        elif self.machine is not None:
+            found.extend(estimate.refusals(workload, self.machine))
+        self.problems.extend(Problem(p, m) for p, m in found)
+        self.expand = not found
+        self.warnings.extend(Problem(p, m) for p, m in estimate.warnings(workload))
+
+    def _warn_idle(
+        self,
+        raw: dict[str, Any],
+        setup: RatingSetup,
+        traffic: tuple[TrafficSpec | None, ...],
+        calls: tuple[CallSpec | None, ...],
+    ) -> None:
+        """Warn about parts of a valid file that can do nothing, most likely by mistake."""
+        warn = self.warnings.append
+        if not traffic and not calls:
+            warn(Problem("traffic", "no [[traffic]] and no [[calls]]: `callsim run` makes no "
+                                        "calls (`callsim serve` ignores both)"))
+        zones = {t.zone for t in setup.tariffs}
+        written = raw.get("plans", {}).get("dial_out_zones", [])
+        for k, zone in enumerate(written):
+            if zone not in zones:
+                warn(Problem(f"plans.dial_out_zones[{k}]",
+                             f"no [[tariff]] has zone {show(zone)}: the dial-out pool never pays "
+                             "for it"))
+        for i, spec in enumerate(traffic):
+            if spec is None:
+                continue
+            place, org = f"traffic[{i}]", setup.orgs[spec.org]
+            toll_free = spec.type == "toll_free"
+            if toll_free and not org.toll_free_numbers:
+                warn(Problem(f"{place}.type", f"org {show(org.id)} has no toll_free_numbers: "
+                                              "this traffic makes no calls"))
+            tariffs = setup.toll_free_tariffs if toll_free else setup.tariffs
+            table = "[[toll_free_tariff]]" if toll_free else "[[tariff]]"
+            for k, prefix in enumerate(spec.destinations or ()):
+                if not any(prefix.startswith(t.prefix) or t.prefix.startswith(prefix)
+                           for t in tariffs):
+                    warn(Problem(f"{place}.destinations[{k}]",
+                                 f"no {table} prefix routes {show(prefix)}: its calls are all "
+                                 "unroutable"))
 
     # -- [simulation], [plans], [[tariff]], [[toll_free_tariff]] ----------------------------
 
@@ -407,6 +480,9 @@ class _Loader:
             place = f"{org_place}.users[{j}]"
             model = self.check(schema.UserModel, item, place)
             if model is None or not self._user_keys_ok(place, model):
+                names.complete = False
+                continue
+            if not self.expand:  # refused for its size: the problem is reported already
                 names.complete = False
                 continue
             first = len(users)
@@ -565,3 +641,43 @@ def _items(raw: dict[str, Any], key: str) -> list[Any]:
     """An array of tables, or [] when absent or malformed (DocumentModel reported that)."""
     value = raw.get(key)
     return value if isinstance(value, list) else []
+
+
+def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
+    """What the file asks for, read from the raw tables before any group is expanded.
+
+    Values that do not check are left out: their problems are reported by the tables' own
+    checks, and the estimate is of what would run once they are mended.
+    """
+    users, biggest, most = 0, "", 0
+    for i, org in enumerate(_items(raw, "orgs")):
+        items = org.get("users") if isinstance(org, dict) else None
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            count, place = 1, f"orgs[{i}].users[{j}]"
+            if "group" in item:
+                count = item.get("count")
+                if not (_units.is_integer(count) and 1 <= count <= schema.MAX_GROUP_COUNT):
+                    continue
+                place += ".count"
+            users += count
+            if count > most:
+                biggest, most = place, count
+    sources = []
+    for i, item in enumerate(_items(raw, "traffic")):
+        if not isinstance(item, dict):
+            continue
+        try:
+            rate = schema.calls_per_hour(item.get("calls_per_hour"))
+            holding = _units.parse_duration_ms(item.get("holding_mean"))
+        except ValueError:
+            continue
+        sources.append(estimate.Source(f"traffic[{i}]", rate, max(holding, 0)))
+    return estimate.Workload(
+        duration_ms=duration_ms,
+        users=users,
+        biggest_users=biggest,
+        sources=tuple(sources),
+        explicit_calls=len(_items(raw, "calls")),
+    )

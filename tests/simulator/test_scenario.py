@@ -781,3 +781,55 @@ def test_problems_name_the_file_and_line_of_their_place(tmp_path: Path) -> None:
     (problem,) = info.value.problems
     assert (problem.file, problem.line) == (str(path), 48)
     assert problem.located().startswith(f"{path}:48: orgs[0].users[1].licenses: unknown license")
+
+
+# -- warnings: valid parts that do nothing --------------------------------------------------
+
+
+def warnings_of(text: str) -> list[str]:
+    return [str(w) for w in parse_scenario(text).warnings]
+
+
+def test_the_spec_example_has_no_warnings() -> None:
+    assert warnings_of(SPEC_EXAMPLE) == []
+
+
+def test_a_scenario_without_calls_is_warned_about() -> None:
+    assert warnings_of(MINIMAL) == [
+        "traffic: no [[traffic]] and no [[calls]]: `callsim run` makes no calls "
+        "(`callsim serve` ignores both)"
+    ]
+
+
+def test_toll_free_traffic_of_an_org_without_toll_free_numbers_is_warned_about() -> None:
+    text = variant('toll_free_numbers = ["+18005550100"]', "toll_free_numbers = []")
+    text += '[[traffic]]\norg = "contoso"\ntype = "toll_free"\ncalls_per_hour = 1\nholding_mean = 60\n'
+    assert warnings_of(text) == [
+        'traffic[1].type: org "contoso" has no toll_free_numbers: this traffic makes no calls'
+    ]
+
+
+def test_dial_out_zones_no_tariff_has_are_warned_about() -> None:
+    text = variant('dial_out_zones = ["A"]', 'dial_out_zones = ["A", "Z"]')
+    assert warnings_of(text) == [
+        'plans.dial_out_zones[1]: no [[tariff]] has zone "Z": the dial-out pool never pays for it'
+    ]
+
+
+def test_destinations_no_tariff_routes_are_warned_about() -> None:
+    text = variant('destinations = ["1212", "1415"]', 'destinations = ["1212", "33", "12"]')
+    text += '[[traffic]]\norg = "contoso"\ntype = "toll_free"\ncalls_per_hour = 1\n'
+    text += 'holding_mean = 60\ndestinations = ["44", "49"]\n'
+    assert warnings_of(text) == [  # "12" is routed in part (by "1"): not warned about
+        'traffic[0].destinations[1]: no [[tariff]] prefix routes "33": its calls are all '
+        "unroutable",
+        'traffic[1].destinations[1]: no [[toll_free_tariff]] prefix routes "49": its calls are '
+        "all unroutable",
+    ]
+
+
+def test_warnings_name_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(variant('dial_out_zones = ["A"]', 'dial_out_zones = ["Z"]'))
+    (warning,) = load_scenario(path).warnings
+    assert warning.located().startswith(f"{path}:12: plans.dial_out_zones[0]: ")
