@@ -26,19 +26,22 @@ MAX_DURATION_MS = 36_525 * MS_PER_UNIT["d"]  # 100 years
 MAX_MONEY_MICRO = 1_000_000_000 * MICRO
 MAX_INCREMENT_S = 3_600
 
+# Patterns are ASCII: `\d` alone would take any script's digits ("١٢"), which int() reads too.
 # Digit runs are measured before int() sees them: beyond 4300 digits int() refuses, and a
 # number that long is "too large", not "not a number".
 _MAX_DIGITS = 20
-_DURATION = re.compile(r"(\d+)(?:\.(\d+))?(ms|s|m|h|d)")
-_MONEY = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
-_INCREMENT = re.compile(r"(\d+)/(\d+)")
-_E164 = re.compile(r"\+[1-9]\d{1,14}")
-_PREFIX = re.compile(r"[1-9]\d{0,14}")
-_COUNTRY = re.compile(r"[A-Z]{2}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DURATION = re.compile(r"(\d+)(?:\.(\d+))?(ms|s|m|h|d)", re.ASCII)
+_MONEY = re.compile(r"(-?)(\d+)(?:\.(\d+))?", re.ASCII)
+_INCREMENT = re.compile(r"(\d+)/(\d+)", re.ASCII)
+_E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)
+_PREFIX = re.compile(r"[1-9]\d{0,14}", re.ASCII)
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # RFC 3339 proper: datetime.fromisoformat alone would also take "2026-11-01" or "20261101T00".
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
 
 
 SHOWN_CHARS = 40  # a value longer than this is shortened in messages, which stay one line
@@ -150,9 +153,9 @@ def parse_money_micro(value: object) -> int:
             return micro
     example = "0.02"
     if is_integer(value) or (isinstance(value, float) and math.isfinite(value)):
-        written = repr(value)
+        written = show(value)
         if _MONEY.fullmatch(written) and not written.startswith("-"):
-            example = written  # suggest quoting exactly what they wrote
+            example = written  # suggest quoting exactly what they wrote (when it is short)
     raise ValueError(f'expected a decimal string like "{example}", got {show(value)}')
 
 
