@@ -139,25 +139,20 @@ def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool
     """The scenario at `path`, refused when its estimated work exceeds this machine (unless
     forced), with its warnings printed to stderr; raises `ScenarioError`.
 
-    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed.
+    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
+    warnings about them would mislead.
     """
     from dataclasses import replace
 
     from . import estimate
-    from .scenario import Problem, ScenarioError, load_scenario
+    from .scenario import load_scenario
 
     machine = None if estimate.forced(force) else estimate.this_machine(out)
-    if not serving:
-        scenario = load_scenario(path, machine)
-        for warning in scenario.warnings:
-            print(f"warning: {warning.located()}", file=sys.stderr)
-        return scenario
-    scenario = load_scenario(path)
-    if machine is not None and scenario.workload is not None:
-        users_only = replace(scenario.workload, sources=(), explicit_calls=0)
-        found = estimate.refusals(users_only, replace(machine, disk_bytes=None))
-        if found:
-            raise ScenarioError([Problem(p, m, file=str(path)) for p, m in found])
+    if machine is not None and serving:
+        machine = replace(machine, disk_bytes=None, runs_traffic=False)
+    scenario = load_scenario(path, machine)
+    for warning in () if serving else scenario.warnings:
+        print(f"warning: {warning.located()}", file=sys.stderr)
     return scenario
 
 

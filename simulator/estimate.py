@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from simulator._units import format_duration
@@ -107,12 +107,14 @@ class WorkEstimate:
 class Machine:
     """What a run may use: bytes of memory and of disk under the output directory.
 
-    None means unknown (then nothing is refused for it).
+    None means unknown (then nothing is refused for it).  `runs_traffic` is False for
+    `callsim serve`, which ignores the scenario's traffic and calls: only its users count.
     """
 
     memory_bytes: int | None
     disk_bytes: int | None = None
     disk_path: str = ""
+    runs_traffic: bool = True
 
 
 def estimate(work: Workload) -> WorkEstimate:
@@ -156,6 +158,8 @@ def refusals(work: Workload, machine: Machine) -> list[tuple[str, str]]:
     knows what to lower.
     """
     found: list[tuple[str, str]] = []
+    if not machine.runs_traffic:
+        work = replace(work, sources=(), explicit_calls=0)
     est = estimate(work)
     force = f"(--force or {FORCE_ENV}=1 to run anyway)"
     if machine.memory_bytes is not None and est.memory_bytes > machine.memory_bytes * MEMORY_SHARE:

@@ -198,3 +198,15 @@ def test_warnings_go_to_stderr_from_validate_and_run(tmp_path: Path, capsys) -> 
     assert capsys.readouterr().err.splitlines() == [expected]
     assert cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == cli.EXIT_OK
     assert capsys.readouterr().err.splitlines()[0] == expected
+
+
+def test_serve_weighs_only_the_users(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(estimate, "this_machine", lambda out=None: Machine(memory_bytes=512 << 20))
+    path = tmp_path / "s.toml"
+    path.write_text(HUGE)  # its traffic is ignored by `callsim serve`
+    assert cli.load_checked(path, force=False, serving=True).workload.users == 50
+    path.write_text(scenario_text(count=900_000))
+    with pytest.raises(ScenarioError) as info:
+        cli.load_checked(path, force=False, serving=True)
+    (problem,) = info.value.problems
+    assert problem.located().startswith(f"{path}:19: orgs[0].users[0].count: 900,000 users in all")

@@ -30,7 +30,7 @@ from simulator import estimate
 from simulator.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.toml"))
-DEFAULT_EXAMPLES = 1_500
+DEFAULT_EXAMPLES = 1_000
 EXAMPLES = int(os.environ.get("CALLSIM_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 FIRST_SEED = int(os.environ.get("CALLSIM_FUZZ_SEED", 0))
 MACHINE = estimate.Machine(memory_bytes=4 << 30, disk_bytes=10 << 30, disk_path="out")
