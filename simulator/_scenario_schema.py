@@ -14,6 +14,7 @@ messages are meant for people; `problems_from` turns pydantic's errors into
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -227,6 +228,9 @@ def problems_from(error: ValidationError, base: str) -> list[tuple[str, str]]:
     ]
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
 def _place(base: str, loc: tuple[int | str, ...]) -> str:
     place = base
     for part in loc:
@@ -235,7 +239,9 @@ def _place(base: str, loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             place += f"[{part}]"
         else:
-            place = f"{place}.{part}" if place else part
+            # A key TOML had to quote is quoted here too: it may hold a newline or a dot.
+            key = part if _BARE_KEY.fullmatch(part) else show(part)
+            place = f"{place}.{key}" if place else key
     return place
 
 

@@ -833,3 +833,11 @@ def test_warnings_name_their_file_and_line(tmp_path: Path) -> None:
     path.write_text(variant('dial_out_zones = ["A"]', 'dial_out_zones = ["Z"]'))
     (warning,) = load_scenario(path).warnings
     assert warning.located().startswith(f"{path}:12: plans.dial_out_zones[0]: ")
+
+
+def test_a_quoted_key_is_shown_quoted_so_its_problem_stays_one_line() -> None:
+    text = variant("[simulation]\n", '[simulation]\n"a\\nb" = 1\n"x.y" = 2\n')
+    assert problems(text) == [
+        'simulation."a\\nb": unknown key',
+        'simulation."x.y": unknown key',
+    ]

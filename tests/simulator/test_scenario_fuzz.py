@@ -51,6 +51,8 @@ ODD_VALUES: list[Any] = [
     "domestic", "toll_free", "outbound", "conference_dial_out", "USD", "US", "A",
 ]
 
+ODD_KEYS = ["typo", "Seed", "users ", "expect", "a\nb", "x.y", "", "é", "calls", "id"]
+
 
 def odd_value(rng: random.Random, near: Any) -> Any:
     """An odd value, or one of the same kind as `near` pushed to an edge."""
@@ -86,7 +88,7 @@ def mutate_document(rng: random.Random, doc: dict[str, Any]) -> None:
     elif how < 0.3 and isinstance(node, list):
         node.insert(key, json.loads(json.dumps(node[key], default=str)))  # a deep copy
     elif how < 0.35 and isinstance(node, dict):
-        node[rng.choice(["typo", "Seed", "users ", "expect"])] = odd_value(rng, None)
+        node[rng.choice(ODD_KEYS)] = odd_value(rng, None)
     elif how < 0.4:
         node[key] = [node[key]] if rng.random() < 0.5 else {"value": node[key]}
     else:
