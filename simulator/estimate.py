@@ -49,7 +49,8 @@ EXPLICIT_CALL_BYTES = 300  # an explicit [[calls]] entry is an object for the wh
 WINDOW_MS = 3_600_000  # a window of virtual time ...
 WINDOW_CALLS = 1_000_000  # ... holds at most this many arrivals
 CDR_BYTES = 400  # per call on disk: cdrs.csv ~126 B + cdrs.msgpack ~265 B a row
-CALLS_PER_SECOND = 200_000  # end-to-end rating speed the run time is estimated with
+CALLS_PER_SECOND = 200_000  # end-to-end rating speed the run time is estimated with ...
+WINDOW_SECONDS = 0.0003  # ... plus this per window: 100 years of 1 h windows, 833 calls: 229 s
 LONG_RUN_S = 3_600  # a run estimated to take longer than this gets a warning
 MEMORY_SHARE = 0.8  # refuse beyond this share of the available memory: the rest is a margin
 DISK_SHARE = 0.9  # ... and of the free disk space under --out
@@ -141,7 +142,7 @@ def estimate(work: Workload) -> WorkEstimate:
         window_calls=window,
         memory_bytes=memory,
         disk_bytes=calls * CDR_BYTES,
-        run_seconds=calls / CALLS_PER_SECOND,
+        run_seconds=calls / CALLS_PER_SECOND + work.duration_ms / WINDOW_MS * WINDOW_SECONDS,
     )
 
 
@@ -178,6 +179,7 @@ def refusals(work: Workload, machine: Machine) -> list[tuple[str, str]]:
 def warnings(work: Workload) -> list[tuple[str, str]]:
     """(place, message) for a run that fits but would take very long."""
     est = estimate(work)
+    # Stepping through windows is at most minutes (100 years): a long run is many calls.
     if est.run_seconds <= LONG_RUN_S or not work.sources:
         return []
     return [(_busiest(work).place + ".calls_per_hour",

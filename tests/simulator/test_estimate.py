@@ -210,3 +210,4 @@ def test_serve_weighs_only_the_users(tmp_path: Path, monkeypatch) -> None:
         cli.load_checked(path, force=False, serving=True)
     (problem,) = info.value.problems
     assert problem.located().startswith(f"{path}:19: orgs[0].users[0].count: 900,000 users in all")
+
