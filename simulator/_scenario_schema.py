@@ -81,12 +81,12 @@ def calls_per_hour(value: object) -> float:
     """A rate of calls per hour: an integer or finite float, above 0, at most the maximum."""
     if not (_units.is_integer(value) or isinstance(value, float)):
         raise ValueError(f"expected a number of calls per hour, got {show(value)}")
-    rate = float(value)  # type: ignore[arg-type]
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"must be a number greater than 0, got {show(value)}")
-    if rate > MAX_CALLS_PER_HOUR:
+    # Compared before float(), which overflows on TOML integers past 1e308.
+    if value > MAX_CALLS_PER_HOUR:  # type: ignore[operator]
         raise ValueError(f"too large: must be at most {MAX_CALLS_PER_HOUR:.0e}, got {show(value)}")
-    return rate
+    if not value > 0:  # type: ignore[operator]  # zero, negative or NaN
+        raise ValueError(f"must be a number greater than 0, got {show(value)}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _domestic_key(value: object) -> str:

@@ -764,8 +764,11 @@ def test_a_number_too_long_for_python_is_one_line_with_its_line() -> None:
          "tariff[0].increment: increments must be at most 3600 seconds, got "),
         ("calls_per_hour = 120", "calls_per_hour = 1e12",
          "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 1000000000000.0"),
+        ("calls_per_hour = 120", "calls_per_hour = 1" + "0" * 400,  # float() overflows on it
+         "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 10000000000000000000"
+         "… (401 digits)"),
     ],
-    ids=["money", "duration", "increment", "rate"],
+    ids=["money", "duration", "increment", "rate", "integer-rate"],
 )
 def test_huge_numbers_are_too_large_not_malformed(old: str, new: str, line: str) -> None:
     found = only_problem(variant(old, new))
