@@ -844,3 +844,16 @@ def test_a_quoted_key_is_shown_quoted_so_its_problem_stays_one_line() -> None:
         'simulation."a\\nb": unknown key',
         'simulation."x.y": unknown key',
     ]
+
+
+def test_a_run_with_a_card_valid_through_9999_12_31_recharges(tmp_path: Path) -> None:
+    import json
+
+    from simulator import cli
+
+    path = tmp_path / "s.toml"
+    path.write_text(variant('card_expires = "2027-06-30"', 'card_expires = "9999-12-31"'))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet"]) == cli.EXIT_OK
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is True
