@@ -5,6 +5,11 @@ place and never a traceback (SPEC §2).  So loading never stops at the first mis
 table is validated on its own (`_scenario_schema`), then the rules that relate tables are
 checked here, and every problem found is raised together in one `ScenarioError`.
 
+Before any group is expanded into users, the file's work is weighed (`estimate`): a file of a
+few lines can ask for ten million users or 10^13 calls, and that must be refused in a second,
+not found out by an out-of-memory kill.  Parts of a valid file that can do nothing are
+returned as `Scenario.warnings`.
+
 The result speaks the rating core's language (`rating_core._model`): money in micro-units,
 time in ms since start, users expanded from groups and numbered globally in file order.
 """
@@ -31,9 +36,8 @@ from rating_core._model import (
     parse_number,
 )
 from simulator import _scenario_schema as schema
-from simulator import estimate
+from simulator import _units, estimate
 from simulator._toml_lines import lines_of
-from simulator import _units
 from simulator._units import format_duration, show
 
 __all__ = [
