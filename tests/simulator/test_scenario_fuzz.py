@@ -14,6 +14,7 @@ reproduces it.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -61,7 +62,7 @@ def odd_value(rng: random.Random, near: Any) -> Any:
     if rng.random() < 0.3 and isinstance(near, str):
         return rng.choice([near * rng.randint(2, 300), near[: rng.randint(0, len(near))],
                            near + rng.choice("0.9-/+é "), near.upper(), near.lower()])
-    return rng.choice(ODD_VALUES)
+    return copy.deepcopy(rng.choice(ODD_VALUES))  # a fresh one: mutations must not share it
 
 
 # -- mutations of the parsed document ------------------------------------------------------
@@ -86,7 +87,7 @@ def mutate_document(rng: random.Random, doc: dict[str, Any]) -> None:
     if how < 0.15:
         del node[key]
     elif how < 0.3 and isinstance(node, list):
-        node.insert(key, json.loads(json.dumps(node[key], default=str)))  # a deep copy
+        node.insert(key, copy.deepcopy(node[key]))
     elif how < 0.35 and isinstance(node, dict):
         node[rng.choice(ODD_KEYS)] = odd_value(rng, None)
     elif how < 0.4:
