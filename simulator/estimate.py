@@ -208,8 +208,9 @@ def _busiest(work: Workload) -> Source:
 
 
 def this_machine(out_dir: str | os.PathLike[str] | None = None) -> Machine:
-    """Available memory (/proc/meminfo's MemAvailable, else free physical pages), and the free
-    space of the file system `out_dir` would be on (its nearest existing ancestor)."""
+    """Available memory (/proc/meminfo's MemAvailable, else free physical pages, and no more
+    than a cgroup v2 limit leaves), and the free space of the file system `out_dir` would be on
+    (its nearest existing ancestor)."""
     disk, where = None, ""
     if out_dir is not None:
         path = Path(out_dir).absolute()
@@ -223,6 +224,23 @@ def this_machine(out_dir: str | os.PathLike[str] | None = None) -> Machine:
 
 
 def _available_memory() -> int | None:
+    """The smaller of the system's and this container's (cgroup v2) memory still free."""
+    found = [m for m in (_system_memory(), _cgroup_memory()) if m is not None]
+    return min(found) if found else None
+
+
+def _cgroup_memory() -> int | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        return max(int(limit) - int(used), 0)
+    except (OSError, ValueError):
+        return None
+
+
+def _system_memory() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
