@@ -169,7 +169,7 @@ def refusals(work: Workload, machine: Machine) -> list[tuple[str, str]]:
                              f"{MEMORY_SHARE:.0%} of this machine's "
                              f"{_bytes(machine.memory_bytes)} available {force}"))
     if machine.disk_bytes is not None and est.disk_bytes > machine.disk_bytes * DISK_SHARE:
-        found.append((_busiest(work).place + ".calls_per_hour",
+        found.append((_calls_place(work, est),
                       f"~{_count(est.calls)} calls write ~{_bytes(est.disk_bytes)} of CDRs, more "
                       f"than {DISK_SHARE:.0%} of the {_bytes(machine.disk_bytes)} free at "
                       f"{machine.disk_path} {force}"))
@@ -201,6 +201,13 @@ def _memory_cause(work: Workload, est: WorkEstimate) -> tuple[str, str]:
             f"~{_count(est.peak_connected)} connected at peak",
         )
     return work.biggest_users or "orgs", f"{work.users:,} users in all"
+
+
+def _calls_place(work: Workload, est: WorkEstimate) -> str:
+    """The field that asks for most of the calls: the busiest source, or the explicit calls."""
+    if work.sources and est.calls - work.explicit_calls >= work.explicit_calls:
+        return _busiest(work).place + ".calls_per_hour"
+    return "calls"
 
 
 def _busiest(work: Workload) -> Source:

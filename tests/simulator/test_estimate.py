@@ -211,3 +211,12 @@ def test_serve_weighs_only_the_users(tmp_path: Path, monkeypatch) -> None:
     (problem,) = info.value.problems
     assert problem.located().startswith(f"{path}:19: orgs[0].users[0].count: 900,000 users in all")
 
+
+
+def test_explicit_calls_alone_are_named_when_their_output_is_too_big() -> None:
+    work = Workload(DAY_MS, 1, "orgs[0].users[0]", (), 30_000)
+    machine = Machine(memory_bytes=64 * GIB, disk_bytes=10 << 20, disk_path="out")
+    assert estimate.refusals(work, machine) == [
+        ("calls", "~30,000 calls write ~11.4 MiB of CDRs, more than 90% of the 10.0 MiB free at "
+                  "out (--force or CALLSIM_FORCE=1 to run anyway)")
+    ]
