@@ -57,6 +57,8 @@ def show(value: object) -> str:
             return f'{head[:-1]}…" ({len(value)} characters)'
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int):
+        if value.bit_length() > 13_000:  # over ~3,900 digits: str() refuses past 4,300
+            return f"an integer of ~{int(value.bit_length() * math.log10(2)) + 1:,} digits"
         text = str(value)
         if len(text) > SHOWN_CHARS:
             return f"{text[:SHOWN_CHARS // 2]}… ({len(text.lstrip('-'))} digits)"

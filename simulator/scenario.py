@@ -185,15 +185,16 @@ def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
     return [replace(p, file=source, line=line) for p, line in zip(problems, lines)]
 
 
-_LONG_NUMBER = re.compile(r"[0-9A-Fa-f_]{4000,}")
+# A value, not digits inside a string: it follows "=", "[", "," or "{" (and spaces).
+_LONG_NUMBER = re.compile(r"(?:^|[=\[,{])\s*[+-]?(?:0[xob])?([0-9A-Fa-f_]{4000,})", re.MULTILINE)
 
 
 def _value_problem(text: str, exc: ValueError) -> str:
     m = _LONG_NUMBER.search(text)
     if m is None:
         return f"TOML value cannot be read: {exc}"
-    line = text.count("\n", 0, m.start()) + 1
-    return f"number too large at line {line}: {m.end() - m.start()} digits"
+    line = text.count("\n", 0, m.start(1)) + 1
+    return f"number too large at line {line}: {len(m[1])} digits"
 
 
 _TOML_WHERE = re.compile(r"(?P<what>.*) \((?P<where>at line \d+, column \d+|at end of document)\)")

@@ -767,8 +767,10 @@ def test_a_number_too_long_for_python_is_one_line_with_its_line() -> None:
         ("calls_per_hour = 120", "calls_per_hour = 1" + "0" * 400,  # float() overflows on it
          "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 10000000000000000000"
          "… (401 digits)"),
+        ("seed = 7 ", "seed = 0x" + "f" * 5000 + " ",  # tomllib reads it; str() cannot
+         "simulation.seed: must be at most 9223372036854775807, got an integer of ~6,021 digits"),
     ],
-    ids=["money", "duration", "increment", "rate", "integer-rate"],
+    ids=["money", "duration", "increment", "rate", "integer-rate", "hex-seed"],
 )
 def test_huge_numbers_are_too_large_not_malformed(old: str, new: str, line: str) -> None:
     found = only_problem(variant(old, new))

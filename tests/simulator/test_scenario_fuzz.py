@@ -38,6 +38,7 @@ MACHINE = estimate.Machine(memory_bytes=4 << 30, disk_bytes=10 << 30, disk_path=
 
 ODD_VALUES: list[Any] = [
     0, -1, 1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**20, 10**4000, 999_999, 1_000_001,
+    16**5000 - 1,  # TOML hex: beyond what str() converts
     0.0, -0.0, 0.5, 1e-300, 1e308, 1e12, math.nan, math.inf, -math.inf,
     True, False, "", " ", "x" * 10_000, "🙂", "\u0000", "\n", "é" * 50, "١٢٣", "+", "-1",
     "0", "1.5", "1e9", "99999999999999999999999", "9" * 5_000, "0." + "0" * 30 + "1",
@@ -113,7 +114,7 @@ def toml_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, int):
-        return str(value)
+        return hex(value) if value.bit_length() > 13_000 else str(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (datetime, date, time)):
