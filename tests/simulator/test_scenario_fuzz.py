@@ -134,6 +134,8 @@ def toml_document(doc: dict[str, Any]) -> str:
 
 
 def mutate_text(rng: random.Random, data: bytes) -> bytes:
+    if not data:  # truncated to nothing already
+        return data
     lines = data.split(b"\n")
     how = rng.random()
     if how < 0.3:
