@@ -44,9 +44,16 @@ def lot_expiry_ms(start: datetime, purchased_ms: int) -> int:
     return to_ms(start, add_months(at_ms(start, purchased_ms), 12))
 
 
+MS_PER_DAY = 86_400_000
+
+
 def card_valid_until_ms(start: datetime, card_expires: date | None) -> int | None:
-    """First instant at which the card is no longer valid (it is valid through its last day)."""
+    """First instant at which the card is no longer valid (it is valid through its last day).
+
+    Counted in ms from the card's last day rather than as a datetime of the day after, which
+    the calendar cannot hold for the usual "never expires" date 9999-12-31.
+    """
     if card_expires is None:
         return None
-    after = datetime(card_expires.year, card_expires.month, card_expires.day, tzinfo=timezone.utc)
-    return to_ms(start, after + timedelta(days=1))
+    d = card_expires
+    return to_ms(start, datetime(d.year, d.month, d.day, tzinfo=timezone.utc)) + MS_PER_DAY

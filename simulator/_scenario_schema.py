@@ -14,6 +14,7 @@ messages are meant for people; `problems_from` turns pydantic's errors into
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -27,7 +28,11 @@ from simulator._units import show
 M = TypeVar("M", bound=BaseModel)
 
 MAX_GROUP_COUNT = 1_000_000  # users are objects: a typo in count must not eat the memory
+MAX_USERS = 2_000_000  # in all groups together, checked by the loader before it expands any
 MAX_PLAN_MINUTES = 1_000_000  # per user per month; keeps pool seconds far inside int64
+# Over 100 years this is under 10^15 calls: call ids and counters stay far inside int64.
+# Whether the machine can run that many is the work estimate's question (`estimate`).
+MAX_CALLS_PER_HOUR = 1e9
 
 
 def _bounded(parse: Callable[[object], int], low: int, inclusive: bool) -> PlainValidator:
@@ -65,17 +70,23 @@ def _licenses(value: object) -> list[str]:
     if unknown:
         # One line per field, as in SPEC §2: `orgs[0].users[1].licenses: unknown license "foo"`.
         words = "license" if len(unknown) == 1 else "licenses"
-        raise ValueError(f"unknown {words} " + ", ".join(show(v) for v in unknown))
+        valid = ", ".join(sorted(LICENSES))
+        raise ValueError(
+            f"unknown {words} " + ", ".join(show(v) for v in unknown) + f" (valid: {valid})"
+        )
     return value
 
 
-def _calls_per_hour(value: object) -> float:
+def calls_per_hour(value: object) -> float:
+    """A rate of calls per hour: an integer or finite float, above 0, at most the maximum."""
     if not (_units.is_integer(value) or isinstance(value, float)):
         raise ValueError(f"expected a number of calls per hour, got {show(value)}")
-    rate = float(value)  # type: ignore[arg-type]
-    if not (math.isfinite(rate) and rate > 0):
+    # Compared before float(), which overflows on TOML integers past 1e308.
+    if value > MAX_CALLS_PER_HOUR:  # type: ignore[operator]
+        raise ValueError(f"too large: must be at most {MAX_CALLS_PER_HOUR:.0e}, got {show(value)}")
+    if not value > 0:  # type: ignore[operator]  # zero, negative or NaN
         raise ValueError(f"must be a number greater than 0, got {show(value)}")
-    return rate
+    return float(value)  # type: ignore[arg-type]
 
 
 def _domestic_key(value: object) -> str:
@@ -101,7 +112,7 @@ Prefix = Annotated[str, PlainValidator(_units.parse_prefix)]
 Country = Annotated[str, PlainValidator(_units.parse_country)]
 Currency = Annotated[str, PlainValidator(_units.parse_currency)]
 Licenses = Annotated[list[str], PlainValidator(_licenses)]
-CallsPerHour = Annotated[float, PlainValidator(_calls_per_hour)]
+CallsPerHour = Annotated[float, PlainValidator(calls_per_hour)]
 DomesticKey = Annotated[str, PlainValidator(_domestic_key)]
 Text = Annotated[str, Field(min_length=1)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_PLAN_MINUTES)]
@@ -217,6 +228,9 @@ def problems_from(error: ValidationError, base: str) -> list[tuple[str, str]]:
     ]
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
 def _place(base: str, loc: tuple[int | str, ...]) -> str:
     place = base
     for part in loc:
@@ -225,7 +239,9 @@ def _place(base: str, loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             place += f"[{part}]"
         else:
-            place = f"{place}.{part}" if place else part
+            # A key TOML had to quote is quoted here too: it may hold a newline or a dot.
+            key = part if _BARE_KEY.fullmatch(part) else show(part)
+            place = f"{place}.{key}" if place else key
     return place
 
 

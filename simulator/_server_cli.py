@@ -22,7 +22,7 @@ FD_RESERVE = 64  # descriptors kept for everything but client connections
 
 def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     """`serve` and `loadgen`, made by cli.py's `command(name, help, examples, exits)`."""
-    from .cli import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, _count, _port, _seconds
+    from .cli import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, _count, _port, _seconds, add_force_argument
 
     serve = command("serve", "run the rating core as a TCP server (docs/server.md)",
                     ["callsim serve scenarios/server_demo.toml",
@@ -58,6 +58,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                             "reads; past all, it is disconnected and its calls hung up (default: 8388608)")
     serve.add_argument("--login-timeout", type=_seconds, default=10.0, metavar="S",
                        help="close a connection that has not logged in after S seconds (default: 10)")
+    add_force_argument(serve)
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
                             "costs CPU the server needs under load)")
@@ -107,10 +108,11 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     from ._server_conn import Limits
     from ._server_directory import TokenConflict, resolve_tokens
     from .metrics import MetricsServer
-    from .scenario import load_scenario
     from .server import ServerConfig, serve
 
-    scenario = load_scenario(args.scenario)
+    from .cli import load_checked
+
+    scenario = load_checked(args.scenario, args.force, serving=True)
     try:  # before anything is created: a scenario whose orgs would share a credential is not served
         resolve_tokens(scenario.setup, os.environ)
     except TokenConflict as err:

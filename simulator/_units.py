@@ -26,17 +26,25 @@ MAX_DURATION_MS = 36_525 * MS_PER_UNIT["d"]  # 100 years
 MAX_MONEY_MICRO = 1_000_000_000 * MICRO
 MAX_INCREMENT_S = 3_600
 
-# Digit counts are bounded so that no text reaches int() beyond its 4300-digit limit.
-_DURATION = re.compile(r"(\d{1,20})(?:\.(\d{1,20}))?(ms|s|m|h|d)")
-_MONEY = re.compile(r"(-?)(\d{1,20})(?:\.(\d+))?")
-_INCREMENT = re.compile(r"(\d{1,9})/(\d{1,9})")
-_E164 = re.compile(r"\+[1-9]\d{1,14}")
-_PREFIX = re.compile(r"[1-9]\d{0,14}")
-_COUNTRY = re.compile(r"[A-Z]{2}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Patterns are ASCII: `\d` alone would take any script's digits ("١٢"), which int() reads too.
+# Digit runs are measured before int() sees them: beyond 4300 digits int() refuses, and a
+# number that long is "too large", not "not a number".
+_MAX_DIGITS = 20
+_DURATION = re.compile(r"(\d+)(?:\.(\d+))?(ms|s|m|h|d)", re.ASCII)
+_MONEY = re.compile(r"(-?)(\d+)(?:\.(\d+))?", re.ASCII)
+_INCREMENT = re.compile(r"(\d+)/(\d+)", re.ASCII)
+_E164 = re.compile(r"\+[1-9]\d{1,14}", re.ASCII)
+_PREFIX = re.compile(r"[1-9]\d{0,14}", re.ASCII)
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # RFC 3339 proper: datetime.fromisoformat alone would also take "2026-11-01" or "20261101T00".
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
+
+
+SHOWN_CHARS = 40  # a value longer than this is shortened in messages, which stay one line
 
 
 def show(value: object) -> str:
@@ -44,8 +52,18 @@ def show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if len(value) > SHOWN_CHARS:
+            head = json.dumps(value[:SHOWN_CHARS], ensure_ascii=False)
+            return f'{head[:-1]}…" ({len(value)} characters)'
         return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if value.bit_length() > 13_000:  # over ~3,900 digits: str() refuses past 4,300
+            return f"an integer of ~{int(value.bit_length() * math.log10(2)) + 1:,} digits"
+        text = str(value)
+        if len(text) > SHOWN_CHARS:
+            return f"{text[:SHOWN_CHARS // 2]}… ({len(text.lstrip('-'))} digits)"
+        return text
+    if isinstance(value, float):
         return repr(value)
     if isinstance(value, (date, datetime)):
         return value.isoformat()
@@ -79,9 +97,13 @@ def _duration_ms(value: object) -> int:
     if isinstance(value, str):
         m = _DURATION.fullmatch(value)
         if m:
-            whole, frac, unit = m[1], m[2] or "", m[3]
+            whole, frac, unit = m[1].lstrip("0"), (m[2] or "").rstrip("0"), m[3]
+            if len(whole) > _MAX_DIGITS:
+                return MAX_DURATION_MS + 1  # too large, said by the caller with its limit
+            if len(frac) > _MAX_DIGITS:  # no unit has 10^20 ms: not whole ms
+                raise ValueError(f"{show(value)} is not a whole number of milliseconds")
             # Integer arithmetic: exact for any number of digits, unlike Decimal's 28.
-            scaled = int(whole + frac) * MS_PER_UNIT[unit]
+            scaled = int(whole + frac or "0") * MS_PER_UNIT[unit]
             scale = 10 ** len(frac)
             if scaled % scale:
                 raise ValueError(f"{show(value)} is not a whole number of milliseconds")
@@ -90,6 +112,13 @@ def _duration_ms(value: object) -> int:
         f'expected a duration like "90s", "15m", "2h", "1d" or an integer of seconds, '
         f"got {show(value)}"
     )
+
+
+def _capped_int(digits: str, cap: int) -> int:
+    """int(digits), or cap + 1 for a run of digits too long to be at most `cap` (and maybe too
+    long for int() itself)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(cap)) else cap + 1
 
 
 def format_duration(ms: int) -> str:
@@ -116,15 +145,19 @@ def parse_money_micro(value: object) -> int:
                 raise ValueError(
                     f"at most {MONEY_DECIMALS} decimals (micro-units), got {show(value)}"
                 )
-            micro = int(whole) * MICRO + int(frac.ljust(MONEY_DECIMALS, "0"))
+            whole = whole.lstrip("0")
+            too_large = f'too large: must be at most "{MAX_MONEY_MICRO // MICRO}", got {show(value)}'
+            if len(whole) > _MAX_DIGITS:
+                raise ValueError(too_large)
+            micro = int(whole or "0") * MICRO + int(frac.ljust(MONEY_DECIMALS, "0"))
             if micro > MAX_MONEY_MICRO:
-                raise ValueError(f'must be at most "{MAX_MONEY_MICRO // MICRO}", got {show(value)}')
+                raise ValueError(too_large)
             return micro
     example = "0.02"
     if is_integer(value) or (isinstance(value, float) and math.isfinite(value)):
-        written = repr(value)
+        written = show(value)
         if _MONEY.fullmatch(written) and not written.startswith("-"):
-            example = written  # suggest quoting exactly what they wrote
+            example = written  # suggest quoting exactly what they wrote (when it is short)
     raise ValueError(f'expected a decimal string like "{example}", got {show(value)}')
 
 
@@ -178,7 +211,7 @@ def parse_increment(value: object) -> tuple[int, int]:
     if isinstance(value, str):
         m = _INCREMENT.fullmatch(value)
         if m:
-            first, nxt = int(m[1]), int(m[2])
+            first, nxt = (_capped_int(d, MAX_INCREMENT_S) for d in (m[1], m[2]))
             if first < 1 or nxt < 1:
                 raise ValueError(f"increments must be at least 1 second, got {show(value)}")
             if first > MAX_INCREMENT_S or nxt > MAX_INCREMENT_S:

@@ -203,11 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     val = command("validate", "check a scenario file without running it",
                   ["callsim validate scenarios/quickstart.toml",
                    "callsim validate my_scenario.toml --json"],
-                  [(EXIT_OK, "the scenario is valid (one line with its counts)"), EXIT_BAD_INPUT])
+                  [(EXIT_OK, "the scenario is valid (one line with its counts, one with the work estimate)"), EXIT_BAD_INPUT])
     val.add_argument("scenario", type=Path, metavar="SCENARIO", help="the scenario file (.toml)")
     val.add_argument("--json", action="store_true",
                      help="print the counts as one JSON document on stdout (problems still go to "
                           "stderr, one a line)")
+    for command_parser in (run, check, val):
+        add_force_argument(command_parser)
 
     report = command("report", "turn a finished run's files into an HTML report with charts "
                                "(docs/report.md)",
@@ -236,6 +238,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the rating core and the reference: no end-to-end runs")
     _server_cli.add_parsers(command)  # serve, loadgen
     return parser
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="accept a scenario whose estimated memory or output exceeds this "
+                             "machine (also CALLSIM_FORCE=1; README: Scenarios)")
+
+
+def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False):
+    """The scenario at `path`, refused when its estimated work exceeds this machine (unless
+    forced), with its warnings printed to stderr; raises `ScenarioError`.
+
+    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
+    warnings about them would mislead.
+    """
+    from dataclasses import replace
+
+    from . import estimate
+    from .scenario import load_scenario
+
+    machine = None if estimate.forced(force) else estimate.this_machine(out)
+    if machine is not None and serving:
+        machine = replace(machine, disk_bytes=None, runs_traffic=False)
+    scenario = load_scenario(path, machine)
+    for warning in () if serving else scenario.warnings:
+        print(f"warning: {warning.located()}", file=sys.stderr)
+    return scenario
 
 
 def entry() -> NoReturn:
@@ -297,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report.main(args, UsageError)
     except ScenarioError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            print(problem.located(), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as err:
         print(f"callsim: {err}", file=sys.stderr)
@@ -309,15 +338,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .scenario import load_scenario
+    from .estimate import estimate
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_checked(args.scenario, args.force)
     counts = scenario_counts(scenario)
+    work = estimate(scenario.workload) if scenario.workload is not None else None
     if args.json:
-        print(json.dumps({"scenario": str(args.scenario), "ok": True, **counts}, indent=2))
+        extra = {"estimate": dataclasses.asdict(work)} if work is not None else {}
+        print(json.dumps({"scenario": str(args.scenario), "ok": True, **counts, **extra}, indent=2))
     else:
         print(f"{args.scenario}: ok ({counts['orgs']} orgs, {counts['users']} users, "
               f"{counts['traffic_sources']} traffic sources, {counts['calls']} calls)")
+        if work is not None:
+            print(f"  estimate: {work.describe()}")
     return EXIT_OK
 
 
@@ -331,11 +364,10 @@ def scenario_counts(scenario: "Scenario") -> dict[str, int]:
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
     from ._cdr_workers import CdrWorkers
-    from .scenario import load_scenario
 
     keep_freed_memory()
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_checked(args.scenario, args.force, args.out)
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.check and not scenario.expect_raw:

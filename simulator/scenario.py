@@ -5,6 +5,11 @@ place and never a traceback (SPEC §2).  So loading never stops at the first mis
 table is validated on its own (`_scenario_schema`), then the rules that relate tables are
 checked here, and every problem found is raised together in one `ScenarioError`.
 
+Before any group is expanded into users, the file's work is weighed (`estimate`): a file of a
+few lines can ask for ten million users or 10^13 calls, and that must be refused in a second,
+not found out by an out-of-memory kill.  Parts of a valid file that can do nothing are
+returned as `Scenario.warnings`.
+
 The result speaks the rating core's language (`rating_core._model`): money in micro-units,
 time in ms since start, users expanded from groups and numbered globally in file order.
 """
@@ -15,8 +20,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,8 @@ from rating_core._model import (
     parse_number,
 )
 from simulator import _scenario_schema as schema
+from simulator import _units, estimate
+from simulator._toml_lines import lines_of
 from simulator._units import format_duration, show
 
 __all__ = [
@@ -45,17 +52,31 @@ __all__ = [
 
 GROUP_ID_DIGITS = 4  # sales-0001: at least this many digits, more when count needs them
 _DEFAULT_DOMESTIC_MINUTES = 3000
+LATEST_END = datetime(9998, 12, 1, tzinfo=timezone.utc)  # see _Loader._simulation
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One user mistake: where it is (`orgs[0].users[1].licenses`) and what is wrong."""
+    """One user mistake: where it is (`orgs[0].users[1].licenses`) and what is wrong.
+
+    `file` and `line` say where the place was written, when known: `located()` is the line
+    printed for people, `str()` the place and problem alone.
+    """
 
     place: str
     problem: str
+    file: str = ""
+    line: int | None = None
 
     def __str__(self) -> str:
         return f"{self.place}: {self.problem}"
+
+    def located(self) -> str:
+        """`scenario.toml:12: orgs[0].users[1].licenses: unknown license "foo"`."""
+        if not self.file:
+            return str(self)
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self}"
 
 
 class ScenarioError(Exception):
@@ -106,10 +127,18 @@ class Scenario:
     groups: Mapping[tuple[int, str], tuple[int, ...]]  # (org index, group) -> global user indices
     expect_raw: tuple[dict[str, Any], ...]  # `[[expect]]` tables as written, already checked
     source: str  # the path, or "<string>"
+    workload: estimate.Workload | None = None  # what it asks of the machine (`estimate`)
+    warnings: tuple[Problem, ...] = ()  # valid, but something in it does nothing or is slow
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Read and check a scenario file; every user mistake raises `ScenarioError`."""
+def load_scenario(
+    path: str | os.PathLike[str], machine: estimate.Machine | None = None
+) -> Scenario:
+    """Read and check a scenario file; every user mistake raises `ScenarioError`.
+
+    With a `machine`, a scenario whose estimated work exceeds it is refused too, before its
+    groups are expanded (`estimate.refusals`); without one only the fixed limits apply.
+    """
     source = os.fspath(path)
     try:
         data = Path(source).read_bytes()
@@ -124,18 +153,48 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ScenarioError([Problem(source, f"not UTF-8 text (line {line})")]) from None
-    return parse_scenario(text, source)
+    return parse_scenario(text, source, machine)
 
 
-def parse_scenario(text: str, source: str = "<string>") -> Scenario:
-    """Check scenario TOML text; `source` names it in syntax errors and in `Scenario.source`."""
+def parse_scenario(
+    text: str, source: str = "<string>", machine: estimate.Machine | None = None
+) -> Scenario:
+    """Check scenario TOML text; `source` names it in problems and in `Scenario.source`.
+
+    Raises `ScenarioError` with every problem found, each with its file and, when it can be
+    found, its line; `machine` as for `load_scenario`.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([Problem(source, _syntax_problem(exc))]) from None
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ScenarioError([Problem(source, "TOML nested too deeply")]) from None
-    return _Loader(source).load(raw)
+    except ValueError as exc:  # int() of a number longer than Python converts (4300 digits)
+        raise ScenarioError([Problem(source, _value_problem(text, exc))]) from None
+    try:
+        scenario = _Loader(source, machine).load(raw)
+    except ScenarioError as err:
+        raise ScenarioError(_located(err.problems, text, source)) from None
+    return replace(scenario, warnings=tuple(_located(list(scenario.warnings), text, source)))
+
+
+def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
+    """The problems with the file and, when it can be found, the line of each place."""
+    lines = lines_of(text, [p.place for p in problems])
+    return [replace(p, file=source, line=line) for p, line in zip(problems, lines)]
+
+
+# A value, not digits inside a string: it follows "=", "[", "," or "{" (and spaces).
+_LONG_NUMBER = re.compile(r"(?:^|[=\[,{])\s*[+-]?(?:0[xob])?([0-9A-Fa-f_]{4000,})", re.MULTILINE)
+
+
+def _value_problem(text: str, exc: ValueError) -> str:
+    m = _LONG_NUMBER.search(text)
+    if m is None:
+        return f"TOML value cannot be read: {exc}"
+    line = text.count("\n", 0, m.start(1)) + 1
+    return f"number too large at line {line}: {len(m[1])} digits"
 
 
 _TOML_WHERE = re.compile(r"(?P<what>.*) \((?P<where>at line \d+, column \d+|at end of document)\)")
@@ -164,10 +223,14 @@ class _OrgNames:
 class _Loader:
     """One pass over a parsed TOML document, collecting problems as it goes."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, machine: estimate.Machine | None = None) -> None:
         self.source = source
+        self.machine = machine
+        self.expand = True  # False: too big to run, so groups are not expanded into users
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.orgs: list[_OrgNames] = []
+        self.org_index: dict[str, int] = {}  # org id -> index of the first org with it
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
 
     def report(self, place: str, problem: str) -> None:
@@ -181,6 +244,8 @@ class _Loader:
     def load(self, raw: dict[str, Any]) -> Scenario:
         self.check(schema.DocumentModel, raw, "")
         sim = self._simulation(raw)
+        workload = _workload(raw, sim.duration if sim else 0)
+        self._check_size(workload)
         plans = self._plans(raw.get("plans"))
         tariffs = self._tariffs(_items(raw, "tariff"), "tariff", schema.TariffModel)
         toll_free = self._tariffs(
@@ -214,6 +279,7 @@ class _Loader:
             toll_free_tariffs=toll_free,
             orgs=tuple(o for o in orgs if o is not None),
         )
+        self._warn_idle(raw, setup, traffic, calls)
         groups = {
             (o, name): tuple(names.offset + u for u in local)
             for o, names in enumerate(self.orgs)
@@ -233,7 +299,57 @@ class _Loader:
             groups=groups,
             expect_raw=expect,
             source=self.source,
+            workload=workload,
+            warnings=tuple(self.warnings),
         )
+
+    def _check_size(self, workload: estimate.Workload) -> None:
+        """Refuse, before expanding anything, what no run could hold or this machine cannot."""
+        found: list[tuple[str, str]] = []
+        if workload.users > schema.MAX_USERS:
+            found.append((workload.biggest_users, f"{workload.users:,} users in all, more than "
+                          f"the limit of {schema.MAX_USERS:,}"))
+        elif self.machine is not None:
+            found.extend(estimate.refusals(workload, self.machine))
+        self.problems.extend(Problem(p, m) for p, m in found)
+        self.expand = not found
+        self.warnings.extend(Problem(p, m) for p, m in estimate.warnings(workload))
+
+    def _warn_idle(
+        self,
+        raw: dict[str, Any],
+        setup: RatingSetup,
+        traffic: tuple[TrafficSpec | None, ...],
+        calls: tuple[CallSpec | None, ...],
+    ) -> None:
+        """Warn about parts of a valid file that can do nothing, most likely by mistake."""
+        warn = self.warnings.append
+        if not traffic and not calls:
+            warn(Problem("traffic", "no [[traffic]] and no [[calls]]: `callsim run` makes no "
+                                        "calls (`callsim serve` ignores both)"))
+        zones = {t.zone for t in setup.tariffs}
+        written = raw.get("plans", {}).get("dial_out_zones", [])
+        for k, zone in enumerate(written):
+            if zone not in zones:
+                warn(Problem(f"plans.dial_out_zones[{k}]",
+                             f"no [[tariff]] has zone {show(zone)}: the dial-out pool never pays "
+                             "for it"))
+        for i, spec in enumerate(traffic):
+            if spec is None:
+                continue
+            place, org = f"traffic[{i}]", setup.orgs[spec.org]
+            toll_free = spec.type == "toll_free"
+            if toll_free and not org.toll_free_numbers:
+                warn(Problem(f"{place}.type", f"org {show(org.id)} has no toll_free_numbers: "
+                                              "this traffic makes no calls"))
+            tariffs = setup.toll_free_tariffs if toll_free else setup.tariffs
+            table = "[[toll_free_tariff]]" if toll_free else "[[tariff]]"
+            for k, prefix in enumerate(spec.destinations or ()):
+                if not any(prefix.startswith(t.prefix) or t.prefix.startswith(prefix)
+                           for t in tariffs):
+                    warn(Problem(f"{place}.destinations[{k}]",
+                                 f"no {table} prefix routes {show(prefix)}: its calls are all "
+                                 "unroutable"))
 
     # -- [simulation], [plans], [[tariff]], [[toll_free_tariff]] ----------------------------
 
@@ -244,10 +360,18 @@ class _Loader:
         if sim is None:
             return None
         try:
-            sim.start + timedelta(milliseconds=sim.duration)
+            end = sim.start + timedelta(milliseconds=sim.duration)
         except OverflowError:
-            # Calendar rules (refills, lot expiry) need every instant to be a real date.
-            self.report("simulation.duration", "the simulation would end after the year 9999")
+            end = datetime.max.replace(tzinfo=timezone.utc)
+        if end > LATEST_END:
+            # Calendar rules need every instant they touch to be a real date: a lot bought just
+            # before the end expires 12 months later, and the refill after it is a month on.
+            place = "simulation.start" if sim.start >= LATEST_END else "simulation.duration"
+            self.report(
+                place,
+                f"the simulation must end by {LATEST_END:%Y-%m-%d} (lots bought during it expire "
+                "12 months later, and the calendar ends with the year 9999)",
+            )
             return None
         return sim
 
@@ -307,6 +431,8 @@ class _Loader:
         )
         if model is not None:
             self._check_org_identity(place, model)
+        if names.id is not None:
+            self.org_index.setdefault(names.id, len(self.orgs))
         self.orgs.append(names)
         # Users are checked even when the org table is not, so that all problems show at once.
         raw_users = raw.get("users") if isinstance(raw, dict) else None
@@ -323,12 +449,9 @@ class _Loader:
 
     def _check_org_identity(self, place: str, model: schema.OrgModel) -> None:
         """Org ids and server-mode tokens must each name one org."""
-        for o, earlier in enumerate(self.orgs):
-            if earlier.id == model.id:
-                self.report(
-                    f"{place}.id", f"duplicate org id {show(model.id)} (first at orgs[{o}].id)"
-                )
-                break
+        o = self.org_index.get(model.id)  # a dict: files with 10,000 orgs are normal
+        if o is not None:
+            self.report(f"{place}.id", f"duplicate org id {show(model.id)} (first at orgs[{o}].id)")
         if model.token is None:
             return
         if model.token in self.tokens:
@@ -362,6 +485,9 @@ class _Loader:
             place = f"{org_place}.users[{j}]"
             model = self.check(schema.UserModel, item, place)
             if model is None or not self._user_keys_ok(place, model):
+                names.complete = False
+                continue
+            if not self.expand:  # refused for its size: the problem is reported already
                 names.complete = False
                 continue
             first = len(users)
@@ -428,9 +554,9 @@ class _Loader:
     # -- [[traffic]] and [[calls]] ----------------------------------------------------------
 
     def _find_org(self, place: str, org_id: str) -> tuple[int, _OrgNames] | None:
-        for o, names in enumerate(self.orgs):
-            if names.id == org_id:
-                return o, names
+        o = self.org_index.get(org_id)
+        if o is not None:
+            return o, self.orgs[o]
         self.report(place, f"unknown org {show(org_id)}")
         return None
 
@@ -520,3 +646,43 @@ def _items(raw: dict[str, Any], key: str) -> list[Any]:
     """An array of tables, or [] when absent or malformed (DocumentModel reported that)."""
     value = raw.get(key)
     return value if isinstance(value, list) else []
+
+
+def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
+    """What the file asks for, read from the raw tables before any group is expanded.
+
+    Values that do not check are left out: their problems are reported by the tables' own
+    checks, and the estimate is of what would run once they are mended.
+    """
+    users, biggest, most = 0, "", 0
+    for i, org in enumerate(_items(raw, "orgs")):
+        items = org.get("users") if isinstance(org, dict) else None
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            count, place = 1, f"orgs[{i}].users[{j}]"
+            if "group" in item:
+                count = item.get("count")
+                if not (_units.is_integer(count) and 1 <= count <= schema.MAX_GROUP_COUNT):
+                    continue
+                place += ".count"
+            users += count
+            if count > most:
+                biggest, most = place, count
+    sources = []
+    for i, item in enumerate(_items(raw, "traffic")):
+        if not isinstance(item, dict):
+            continue
+        try:
+            rate = schema.calls_per_hour(item.get("calls_per_hour"))
+            holding = _units.parse_duration_ms(item.get("holding_mean"))
+        except ValueError:
+            continue
+        sources.append(estimate.Source(f"traffic[{i}]", rate, max(holding, 0)))
+    return estimate.Workload(
+        duration_ms=duration_ms,
+        users=users,
+        biggest_users=biggest,
+        sources=tuple(sources),
+        explicit_calls=len(_items(raw, "calls")),
+    )

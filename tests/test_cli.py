@@ -114,10 +114,16 @@ def test_check_json_prints_the_summary_and_the_verdict(tmp_path: Path, capsys) -
     assert document["check"] == {"passed": True, "checked": 14, "failures": []}
 
 
-def test_validate_json_prints_the_counts(capsys) -> None:
+def test_validate_json_prints_the_counts_and_the_estimate(capsys) -> None:
     assert cli.main(["validate", str(QUICKSTART), "--json"]) == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out) == {
+    document = json.loads(capsys.readouterr().out)
+    work = document.pop("estimate")
+    assert document == {
         "scenario": str(QUICKSTART), "ok": True, "orgs": 1, "users": 8, "traffic_sources": 4, "calls": 7}
+    assert work["users"] == 8
+    assert set(work) == {"users", "calls", "peak_connected", "window_calls", "memory_bytes",
+                         "disk_bytes", "run_seconds"}
+    assert 0 < work["calls"] < 10_000 and work["memory_bytes"] > 0
 
 
 # -- --quiet -----------------------------------------------------------------------------------

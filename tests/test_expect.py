@@ -6,6 +6,7 @@ Most scenarios here are SPEC §5's worked examples, whose CDRs and events the SP
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -76,12 +77,18 @@ def check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], base: str, expect: str
 ) -> tuple[int, str]:
     """`callsim check` of `base` plus `expect`: (exit status, the report on stdout or stderr)."""
-    status = cli.main(["check", str(scenario_file(tmp_path, base, expect))])
+    path = scenario_file(tmp_path, base, expect)
+    status = cli.main(["check", str(path)])
     captured = capsys.readouterr()
     if status == cli.EXIT_USAGE:
-        return status, captured.err
+        return status, without_file_and_line(captured.err, path)
     report = captured.out[captured.out.index("\n\n") + 2:]  # after the run's own summary lines
     return status, report
+
+
+def without_file_and_line(err: str, path: Path) -> str:
+    """Problem lines start with `FILE:LINE: `; these tests are about what follows."""
+    return re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", err, flags=re.MULTILINE)
 
 
 def passes(tmp_path: Path, capsys: pytest.CaptureFixture[str], base: str, expect: str) -> None:
@@ -445,7 +452,7 @@ def test_invalid_expectations_are_reported_together_and_nothing_runs(tmp_path, c
     """)
     out = tmp_path / "out"
     assert cli.main(["check", str(path), "--out", str(out)]) == cli.EXIT_USAGE
-    assert capsys.readouterr().err.splitlines() == [
+    assert without_file_and_line(capsys.readouterr().err, path).splitlines() == [
         'expect[0].end_at: expected a duration like "90s", "15m", "2h", "1d" or an integer of '
         'seconds, got "1 h"',
         "expect[1].count: expected a whole number, got \"2\"",

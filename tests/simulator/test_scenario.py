@@ -322,7 +322,11 @@ def test_unknown_top_level_and_nested_keys_are_errors() -> None:
 
 def test_unknown_license_names_the_user_place_as_in_spec() -> None:
     text = variant('licenses = ["e5", "domestic_calling_plan"]', 'licenses = ["e5", "foo"]')
-    assert only_problem(text) == 'orgs[0].users[1].licenses: unknown license "foo"'
+    assert only_problem(text) == (
+        'orgs[0].users[1].licenses: unknown license "foo" (valid: audio_conferencing, '
+        "communications_credits, domestic_calling_plan, e5, international_calling_plan, "
+        "phone_system)"
+    )
 
 
 def test_money_as_a_float_is_refused() -> None:
@@ -596,7 +600,7 @@ def test_absurd_sizes_are_refused_before_they_overflow_or_exhaust_memory() -> No
     assert problems(text) == [
         'simulation.duration: must be at most 36525d (100 years), got "36526d"',
         'tariff[0].increment: increments must be at most 3600 seconds, got "3601/60"',
-        'orgs[0].credits.initial: must be at most "1000000000", got "1000000000.000001"',
+        'orgs[0].credits.initial: too large: must be at most "1000000000", got "1000000000.000001"',
         "orgs[0].users[1].count: must be at most 1000000, got 1000001",
     ]
 
@@ -656,7 +660,9 @@ def test_several_problems_are_reported_together() -> None:
     assert [str(p) for p in info.value.problems] == [
         "simulation.seed: must be at least 0, got -1",
         'tariff[0].per_minute: expected a decimal string like "0.02", got 0.02',
-        'orgs[0].users[1].licenses: unknown licenses "foo", "bar"',
+        'orgs[0].users[1].licenses: unknown licenses "foo", "bar" (valid: audio_conferencing, '
+        "communications_credits, domestic_calling_plan, e5, international_calling_plan, "
+        "phone_system)",
         'calls[0].org: unknown org "nobody"',
     ]
     assert str(info.value) == "\n".join(str(p) for p in info.value.problems)
@@ -697,3 +703,159 @@ def test_a_file_that_is_not_utf8_is_a_scenario_error(tmp_path: Path) -> None:
 def test_problem_prints_as_place_colon_problem() -> None:
     assert str(Problem("orgs[0].id", "required")) == "orgs[0].id: required"
     assert str(ScenarioError([Problem("a", "b"), Problem("c", "d")])) == "a: b\nc: d"
+
+
+# -- limits of the calendar and of numbers -----------------------------------------------
+
+
+def test_a_card_valid_through_9999_12_31_never_expires_in_the_run() -> None:
+    from rating_core._calendar import card_valid_until_ms
+
+    s = parse_scenario(variant('card_expires = "2027-06-30"', 'card_expires = "9999-12-31"'))
+    credits = s.setup.orgs[0].credits
+    assert credits is not None and credits.card_expires == date(9999, 12, 31)
+    until = card_valid_until_ms(s.setup.start, credits.card_expires)
+    assert until is not None and until > s.setup.end_ms
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "place"),
+    [
+        ("9999-01-01T00:00:00Z", "1d", "simulation.start"),
+        ("9998-11-30T00:00:00Z", "2d", "simulation.duration"),
+        ("9990-01-01T00:00:00Z", "36500d", "simulation.duration"),
+    ],
+)
+def test_a_run_must_end_where_its_lots_can_still_expire(start, duration, place) -> None:
+    text = variant('start = "2026-11-01T00:00:00Z"', f'start = "{start}"')
+    text = variant('duration = "1d"  ', f'duration = "{duration}"  ', text)
+    assert only_problem(text) == (
+        f"{place}: the simulation must end by 9998-12-01 (lots bought during it expire 12 "
+        "months later, and the calendar ends with the year 9999)"
+    )
+
+
+def test_the_latest_end_is_accepted_and_its_lots_expiry_is_representable() -> None:
+    from rating_core._calendar import lot_expiry_ms, month_starts
+
+    text = variant('start = "2026-11-01T00:00:00Z"', 'start = "9998-11-30T00:00:00Z"')
+    setup = parse_scenario(text).setup
+    assert lot_expiry_ms(setup.start, setup.end_ms - 1) > setup.end_ms
+    assert month_starts(setup.start, setup.end_ms) == []
+
+
+def test_a_number_too_long_for_python_is_one_line_with_its_line() -> None:
+    text = variant("seed = 7 ", "seed = " + "9" * 5000 + " ")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "scenario.toml")
+    assert [p.located() for p in info.value.problems] == [
+        "scenario.toml: number too large at line 3: 5000 digits"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ('initial = "100.00"', 'initial = "' + "9" * 5000 + '"',
+         'orgs[0].credits.initial: too large: must be at most "1000000000", got "9999999999999'),
+        ('holding_mean = "3m"', 'holding_mean = "' + "9" * 30 + 'h"',
+         "traffic[0].holding_mean: must be at most 36525d (100 years), got "),
+        ('increment = "60/60"              ', 'increment = "60/' + "9" * 40 + '" ',
+         "tariff[0].increment: increments must be at most 3600 seconds, got "),
+        ("calls_per_hour = 120", "calls_per_hour = 1e12",
+         "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 1000000000000.0"),
+        ("calls_per_hour = 120", "calls_per_hour = 1" + "0" * 400,  # float() overflows on it
+         "traffic[0].calls_per_hour: too large: must be at most 1e+09, got 10000000000000000000"
+         "… (401 digits)"),
+        ("seed = 7 ", "seed = 0x" + "f" * 5000 + " ",  # tomllib reads it; str() cannot
+         "simulation.seed: must be at most 9223372036854775807, got an integer of ~6,021 digits"),
+    ],
+    ids=["money", "duration", "increment", "rate", "integer-rate", "hex-seed"],
+)
+def test_huge_numbers_are_too_large_not_malformed(old: str, new: str, line: str) -> None:
+    found = only_problem(variant(old, new))
+    assert found.startswith(line), found
+    assert len(found) < 200  # the value is shortened: one readable line
+
+
+def test_problems_name_the_file_and_line_of_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(variant('licenses = ["e5", "domestic_calling_plan"]', 'licenses = ["e6"]'))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.line) == (str(path), 48)
+    assert problem.located().startswith(f"{path}:48: orgs[0].users[1].licenses: unknown license")
+
+
+# -- warnings: valid parts that do nothing --------------------------------------------------
+
+
+def warnings_of(text: str) -> list[str]:
+    return [str(w) for w in parse_scenario(text).warnings]
+
+
+def test_the_spec_example_has_no_warnings() -> None:
+    assert warnings_of(SPEC_EXAMPLE) == []
+
+
+def test_a_scenario_without_calls_is_warned_about() -> None:
+    assert warnings_of(MINIMAL) == [
+        "traffic: no [[traffic]] and no [[calls]]: `callsim run` makes no calls "
+        "(`callsim serve` ignores both)"
+    ]
+
+
+def test_toll_free_traffic_of_an_org_without_toll_free_numbers_is_warned_about() -> None:
+    text = variant('toll_free_numbers = ["+18005550100"]', "toll_free_numbers = []")
+    text += '[[traffic]]\norg = "contoso"\ntype = "toll_free"\ncalls_per_hour = 1\nholding_mean = 60\n'
+    assert warnings_of(text) == [
+        'traffic[1].type: org "contoso" has no toll_free_numbers: this traffic makes no calls'
+    ]
+
+
+def test_dial_out_zones_no_tariff_has_are_warned_about() -> None:
+    text = variant('dial_out_zones = ["A"]', 'dial_out_zones = ["A", "Z"]')
+    assert warnings_of(text) == [
+        'plans.dial_out_zones[1]: no [[tariff]] has zone "Z": the dial-out pool never pays for it'
+    ]
+
+
+def test_destinations_no_tariff_routes_are_warned_about() -> None:
+    text = variant('destinations = ["1212", "1415"]', 'destinations = ["1212", "33", "12"]')
+    text += '[[traffic]]\norg = "contoso"\ntype = "toll_free"\ncalls_per_hour = 1\n'
+    text += 'holding_mean = 60\ndestinations = ["44", "49"]\n'
+    assert warnings_of(text) == [  # "12" is routed in part (by "1"): not warned about
+        'traffic[0].destinations[1]: no [[tariff]] prefix routes "33": its calls are all '
+        "unroutable",
+        'traffic[1].destinations[1]: no [[toll_free_tariff]] prefix routes "49": its calls are '
+        "all unroutable",
+    ]
+
+
+def test_warnings_name_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(variant('dial_out_zones = ["A"]', 'dial_out_zones = ["Z"]'))
+    (warning,) = load_scenario(path).warnings
+    assert warning.located().startswith(f"{path}:12: plans.dial_out_zones[0]: ")
+
+
+def test_a_quoted_key_is_shown_quoted_so_its_problem_stays_one_line() -> None:
+    text = variant("[simulation]\n", '[simulation]\n"a\\nb" = 1\n"x.y" = 2\n')
+    assert problems(text) == [
+        'simulation."a\\nb": unknown key',
+        'simulation."x.y": unknown key',
+    ]
+
+
+def test_a_run_with_a_card_valid_through_9999_12_31_recharges(tmp_path: Path) -> None:
+    import json
+
+    from simulator import cli
+
+    path = tmp_path / "s.toml"
+    path.write_text(variant('card_expires = "2027-06-30"', 'card_expires = "9999-12-31"'))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet"]) == cli.EXIT_OK
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] is True
