@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES
 
+from ._format import format_micro_grouped
 from ._report_data import ReportError, RunData, load_run, micro
 from ._report_series import (
     active_calls,
@@ -155,19 +155,14 @@ def _selection_note(shown: int, of: int, which: str, by: str) -> str:
             "the table below lists more.")
 
 
-def _money(text: str) -> str:
-    """summary.json money for a chart title: cents, thousands separators."""
-    return f"{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
-
-
 def _balance_title(run: RunData, org: int, axis: Any) -> str:
     s, currency = _section(run, org), run.currency
     failed = f" ({s['recharges_failed']:,} failed)" if s["recharges_failed"] else ""
     exhausted = run.events.time_ms[run.events.of("balance_exhausted", org)]
     first_exhausted = f" · exhausted {axis.label(int(exhausted[0]))}" if len(exhausted) else ""
-    return (f"{run.org_ids[org]}: {_money(s['credits_charged'])} {currency} charged · "
+    return (f"{run.org_ids[org]}: {format_micro_grouped(micro(s['credits_charged']))} {currency} charged · "
             f"{s['recharges_succeeded']:,} recharges{failed} · "
-            f"final {_money(s['final_balance'])} {currency}{first_exhausted}")
+            f"final {format_micro_grouped(micro(s['final_balance']))} {currency}{first_exhausted}")
 
 
 def _pool_title(run: RunData, org: int) -> str:
