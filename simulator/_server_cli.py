@@ -74,6 +74,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         return run_loadgen(LoadOptions.from_args(args))
     import trio
 
+    from ._out_dir import claim_for_command
     from ._server_conn import Limits
     from .metrics import MetricsServer
     from .scenario import load_scenario
@@ -81,12 +82,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
 
     scenario = load_scenario(args.scenario)
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
-    if out.exists() and not out.is_dir():
-        raise usage_error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise usage_error(f"--out {out}: cannot create directory ({err.strerror})") from None
+    claim = claim_for_command(out, usage_error)  # the server's until it returns (_out_dir)
     limits = Limits(max_frame=max(args.max_frame, 64), idle_timeout_s=args.idle_timeout or 1e9,
                     max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1))
     metrics = None
@@ -94,6 +90,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         try:
             metrics = MetricsServer(args.host, args.metrics_port)
         except OSError as err:
+            claim.release()
             raise usage_error(f"--metrics-port {args.metrics_port}: cannot listen on {args.host} "
                              f"({err.strerror or err})") from None
     keep_freed_memory()  # see simulator/_malloc.py: p99 at 100k connected calls
@@ -112,6 +109,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     except OSError as err:
         raise usage_error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
     finally:
+        claim.release()
         if metrics is not None:
             metrics.close()
     if result.error is not None:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, NoReturn
 from . import _server_cli
 
 if TYPE_CHECKING:
+    from ._out_dir import OutDir
     from ._worker_process import WorkerFailed
+    from .scenario import Scenario
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -160,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # file workers (`_worker_process.forkable`).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
+    from ._out_dir import RunNotFinished
     from .scenario import ScenarioError
 
     try:
@@ -183,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as err:
+    except (UsageError, RunNotFinished) as err:
         print(f"callsim: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -205,7 +208,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
-    from ._cdr_workers import CdrWorkers
     from .scenario import load_scenario
 
     keep_freed_memory()
@@ -213,7 +215,14 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
-    _check_out_dir(args.out)
+    with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
+        return _run_owned(args, scenario, claim)
+
+
+def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:
+    """`callsim run` once the --out directory is this run's (`claim`, see simulator/_out_dir.py)."""
+    from ._cdr_workers import CdrWorkers
+
     # Started before the imports below, so that they start up beside them (see _cdr_workers).
     workers = CdrWorkers.for_scenario(scenario, fork=True)
     try:
@@ -224,7 +233,7 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             cdr_workers=workers)
+                             cdr_workers=workers, out_dir_claim=claim)
         _serve_metrics(args, options)
         started = time.perf_counter()
         with progress:
@@ -316,13 +325,11 @@ def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
         options.metrics.close()
 
 
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out {out}: cannot create directory ({err.strerror})") from None
+def _check_out_dir(out: Path) -> "OutDir":
+    """Claim --out for this run (simulator/_out_dir.py); a problem is a UsageError."""
+    from ._out_dir import claim_for_command
+
+    return claim_for_command(out, UsageError)
 
 
 if __name__ == "__main__":

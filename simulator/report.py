@@ -26,6 +26,7 @@ import numpy as np
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES
 
 from ._format import format_micro_grouped
+from ._out_dir import REPORT_HTML, RunNotFinished, reading
 from ._report_data import ReportError, RunData, load_run, micro
 from ._report_series import (
     active_calls,
@@ -37,7 +38,7 @@ from ._report_series import (
 
 __all__ = ["DEFAULT_HTML", "Report", "ReportError", "build_report", "main"]
 
-DEFAULT_HTML = "report.html"
+DEFAULT_HTML = REPORT_HTML
 #: orgs drawn in the per-org charts (one panel each); the table lists more.
 MAX_ORG_PANELS = 6
 MAX_TABLE_ORGS = 25
@@ -60,8 +61,18 @@ def build_report(out_dir: Path, output: Path | None = None) -> Report:
     """Read the run in `out_dir`, write the HTML page and its PNGs, return where they are.
 
     Raises `ReportError` (path: problem) for input that is not a finished run
-    or an output that cannot be written.
+    (a run still writing there, or one killed before its summary.json, is said
+    so in those words) or an output that cannot be written.  No run can start
+    in `out_dir` while the report reads it (`_out_dir.reading`).
     """
+    try:
+        with reading(out_dir):
+            return _build_report(out_dir, output)
+    except RunNotFinished as err:
+        raise ReportError(err.path, err.problem) from None
+
+
+def _build_report(out_dir: Path, output: Path | None) -> Report:
     started = time.perf_counter()
     from . import _report_charts as charts  # matplotlib: imported only when a report is made
     from ._report_html import Chart, render_page
