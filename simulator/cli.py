@@ -21,7 +21,6 @@ from . import _server_cli
 if TYPE_CHECKING:
     from ._out_dir import OutDir
     from ._worker_process import WorkerFailed
-    from .scenario import Scenario
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -162,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # file workers (`_worker_process.forkable`).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
-    from ._out_dir import RunNotFinished
     from .scenario import ScenarioError
+    from ._out_dir import RunNotFinished
 
     try:
         if args.command == "validate":
@@ -233,8 +232,9 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             cdr_workers=workers, out_dir_claim=claim)
+                             cdr_workers=workers)
         _serve_metrics(args, options)
+        options.out_dir_claim = claim  # held by `_run` until it returns, --check included
         started = time.perf_counter()
         with progress:
             result = trio.run(run_scenario, scenario, options)

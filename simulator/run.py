@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
 @dataclass
 class RunOptions:
     out_dir: Path
+    # the caller's claim on out_dir (simulator/_out_dir.py), held for longer than the run;
+    # None: run_scenario claims the directory itself for the run's life
+    out_dir_claim: OutDir | None = None
     speed: float | None = None  # None: as fast as possible (virtual time)
     handle_sigint: bool = True
     observers: list[Callable[[WindowReport], None]] = field(default_factory=list)
@@ -48,9 +51,6 @@ class RunOptions:
     # the CDR files' worker processes, if the caller started them early (see _cdr_workers);
     # None: the run starts them itself when the run is big enough to be worth it
     cdr_workers: CdrWorkers | None = None
-    # the caller's claim on out_dir (simulator/_out_dir.py), held for longer than the run;
-    # None: run_scenario claims the directory itself for the run's life
-    out_dir_claim: OutDir | None = None
 
 
 @dataclass
