@@ -479,6 +479,18 @@ def test_check_out_keeps_the_files(tmp_path, capsys) -> None:
     assert (out / "summary.json").exists()
 
 
+def test_bundled_quickstart_passes_callsim_check(capsys) -> None:
+    status = cli.main(["check", str(SCENARIOS / "quickstart.toml"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == cli.EXIT_OK, out
+    assert out.endswith("expectations passed\n")
+
+
+def test_bundled_toll_free_campaign_passes_callsim_check(capsys) -> None:
+    status = cli.main(["check", str(SCENARIOS / "toll_free_campaign.toml"), "--quiet"])
+    assert status == cli.EXIT_OK, capsys.readouterr().out
+
+
 def _bundled_with_expectations() -> list[str]:
     """Every scenario in scenarios/ that has [[expect]] tables (read as TOML, not run)."""
     return sorted(p.name for p in SCENARIOS.glob("*.toml")
