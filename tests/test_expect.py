@@ -506,7 +506,7 @@ def test_the_bundled_scenarios_with_expectations_are_found() -> None:
 @pytest.mark.parametrize("name", _bundled_with_expectations())
 def test_every_bundled_scenario_passes_callsim_check(name, capsys) -> None:
     """Each bundled scenario's expectations hold (the month takes a few seconds)."""
-    status = cli.main(["check", str(SCENARIOS / name), "--quiet"])
+    status = cli.main(["check", str(SCENARIOS / name)])
     out = capsys.readouterr().out
     assert status == cli.EXIT_OK, out
     assert out.endswith("expectations passed\n")
