@@ -2,18 +2,19 @@
 
 The promises (docs/outputs.md, "The output directory"):
 
-1. A run owns its directory for its whole life: `OutDir.claim` takes an exclusive `flock` on
-   DIR/.callsim.lock and writes the run's pid into it.  A second run into the same directory is
-   refused at once (`OutDirBusy`, naming that pid), so two runs never interleave their files.
-   The kernel drops the lock when the process ends, however it ends.
+1. A run owns its directory for its whole life: `OutDir.claim` takes an exclusive `flock` on the
+   directory itself and writes the run's pid to DIR/.callsim.running.  A second run into the
+   same directory is refused at once (`OutDirBusy`, naming that pid), so two runs never
+   interleave their files.  The kernel drops the lock when the process ends, however it ends.
 2. Before anything is written, the claim removes what an earlier run left there under callsim's
    own names (`STREAMS`, `REPLACED`, the report's charts) and nothing else, so a run that fails
    never sits beside a previous run's summary.json or report.
 3. summary.json is written last, to a temporary name then renamed (`_summary.SummaryBuilder.write`),
-   and a run that ends normally empties the lock file.  So a directory without summary.json holds
-   a run that did not finish: still running (the lock is held), killed (the lock file still
-   names its pid), or failed.  `unfinished` says which, in one line, for `callsim report` and
-   `callsim check`; `reading` holds a shared lock while a report reads, so no run starts over it.
+   and a run that ends, however it ends short of being killed, removes .callsim.running.  So a
+   directory without summary.json holds a run that did not finish: still running (the lock is
+   held), killed (.callsim.running is left, naming its pid) or failed.  `unfinished` says which,
+   in one line, for `callsim report` and `callsim check`; `reading` holds a shared lock while a
+   report reads, so no run starts over it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-LOCK_FILE = ".callsim.lock"
+RUNNING = ".callsim.running"  # the pid of the run that owns the directory, while it does
 CDRS_CSV = "cdrs.csv"
 CDRS_MSGPACK = "cdrs.msgpack"
 EVENTS_JSONL = "events.jsonl"
@@ -97,17 +98,16 @@ class OutDir:
         OSError when it cannot be created, locked or cleared.
         """
         path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise OutDirBusy(path, _pid_in(fd)) from None
+                raise OutDirBusy(path, _running_pid(path)) from None
             except OSError as err:
                 if err.errno not in _NO_LOCKING:
                     raise
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            (path / RUNNING).write_text(f"{os.getpid()}\n", encoding="ascii")
             remove_outputs(path)
         except BaseException:
             os.close(fd)
@@ -117,13 +117,13 @@ class OutDir:
         return claim
 
     def release(self) -> None:
-        """Mark the run as ended (an empty lock file) and unlock; safe to call twice."""
+        """Mark the run as ended (no .callsim.running) and unlock; safe to call twice."""
         if self._fd < 0:
             return
         _held.discard(self)
         fd, self._fd = self._fd, -1
         try:
-            os.ftruncate(fd, 0)
+            (self.path / RUNNING).unlink(missing_ok=True)
             fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:
             pass  # closing below unlocks all the same
@@ -171,11 +171,12 @@ def unfinished(path: Path) -> str | None:
     (or when nothing of a run is there at all: the caller says "not a run directory")."""
     if (path / SUMMARY_JSON).exists():
         return None
-    held, pid = _lock_state(path)
-    if held:
+    pid = _running_pid(path)
+    if _locked(path):
         return _still_writing(pid)
-    if pid:
-        return (f"no {SUMMARY_JSON}: the run (pid {pid}) ended before it finished (killed?); "
+    if (path / RUNNING).exists():
+        who = f" (pid {pid})" if pid else ""
+        return (f"no {SUMMARY_JSON}: the run{who} ended before it finished (killed?); "
                 "its files are incomplete")
     if any((path / name).exists() for name in STREAMS):
         return f"no {SUMMARY_JSON}: the run that wrote it did not finish; its files are incomplete"
@@ -187,15 +188,15 @@ def reading(path: Path) -> Iterator[None]:
     """Hold a shared lock on `path` while a finished run's files are read (a run waiting to
     start there is refused meanwhile); raise `RunNotFinished` if the run did not finish."""
     try:
-        fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:  # no lock file (a directory copied without it), or not ours to open
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:  # not a directory: the caller says so
         fd = -1
     try:
         if fd >= 0:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RunNotFinished(path, _still_writing(_pid_in(fd))) from None
+                raise RunNotFinished(path, _still_writing(_running_pid(path))) from None
             except OSError:
                 pass  # a filesystem without locks: read it unlocked
         problem = unfinished(path)
@@ -212,28 +213,26 @@ def _still_writing(pid: int | None) -> str:
     return f"a callsim run{who} is still writing it; its files are incomplete until it ends"
 
 
-def _lock_state(path: Path) -> tuple[bool, int | None]:
-    """(another process holds the lock, the pid written in the lock file)."""
+def _locked(path: Path) -> bool:
+    """Whether another process holds the directory's lock (a run writing there)."""
     try:
-        fd = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return False, None
+        return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            held = False
-        except BlockingIOError:
-            held = True
-        except OSError:
-            held = False
-        return held, _pid_in(fd)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
     finally:
         os.close(fd)
 
 
-def _pid_in(fd: int) -> int | None:
+def _running_pid(path: Path) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii").strip()
+        text = (path / RUNNING).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator._out_dir import LOCK_FILE, OutDir, OutDirBusy, RunNotFinished, reading, unfinished
+from simulator._out_dir import RUNNING, OutDir, OutDirBusy, RunNotFinished, reading, unfinished
 from simulator.expect import check_run
 from simulator.outputs import SummaryBuilder
 from simulator.scenario import load_scenario
@@ -38,7 +38,7 @@ def _one_line(err: str) -> str:
 def test_a_second_run_into_a_held_directory_is_refused_at_once(
         command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The lock is held here, as by another run: refused before anything is touched, naming the
-    holder's pid (flock locks are per open file, so a claim in this process conflicts too)."""
+    holder's pid (flock locks belong to an open file, so a claim in this process conflicts too)."""
     out = tmp_path / "out"
     with OutDir.claim(out):
         (out / "summary.json").write_text('{"complete": true}')  # the other run's files
@@ -70,7 +70,8 @@ def test_a_claim_removes_callsims_earlier_outputs_and_nothing_else(tmp_path: Pat
         (tmp_path / name).write_text("old")
     with OutDir.claim(tmp_path):
         left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-        assert left == sorted([*theirs, LOCK_FILE])
+        assert left == sorted([*theirs, RUNNING])  # the pid of the run that owns it
+    assert not (tmp_path / RUNNING).exists()  # released: the run ended
     (tmp_path / "report/my_chart.png").unlink()
     (tmp_path / "report/calls_ended.png").write_text("old")
     OutDir.claim(tmp_path).release()
@@ -81,6 +82,8 @@ def test_a_failed_run_does_not_sit_beside_the_previous_runs_summary_or_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The issue's case: a reused --out kept summary.json (complete: true) and report.html."""
     assert cli.main(["run", str(QUICKSTART), "--quiet", "--out", str(tmp_path)]) == cli.EXIT_OK
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # a finished run leaves no marker
+        "cdrs.csv", "cdrs.msgpack", "events.jsonl", "summary.json"]
     assert cli.main(["report", str(tmp_path)]) == cli.EXIT_OK
     (tmp_path / "cdrs.csv").unlink()
     (tmp_path / "cdrs.csv").symlink_to("/dev/full")  # the next run's writes fail: ENOSPC
@@ -164,7 +167,7 @@ def test_a_run_killed_mid_way_leaves_a_directory_that_says_so(
             run.kill()
         run.stderr.close()
     assert not (out / "summary.json").exists()
-    assert (out / LOCK_FILE).read_text() == f"{run.pid}\n"  # the run that never ended
+    assert (out / RUNNING).read_text() == f"{run.pid}\n"  # the run that never ended
     # every step's events are pushed out before its CDRs: the purchase at 0 s is there
     first = (out / "events.jsonl").read_text().splitlines()[0]
     assert json.loads(first)["event"] == "credits_purchased"
