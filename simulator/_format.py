@@ -42,6 +42,16 @@ def format_micro(micro: int) -> str:
     return f"{sign}{whole}.{frac:06d}"
 
 
+def format_micro_grouped(micro: int) -> str:
+    """`format_micro` with thousands separators, for people: 61499999500 -> "61,499.999500".
+
+    Reports and summaries show money exactly, as the files hold it: rounding to cents would
+    turn a balance of 0.000500 into 0.00."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), MICRO)
+    return f"{sign}{whole:,}.{frac:06d}"
+
+
 def format_ms(ms: int) -> str:
     """Integer milliseconds -> seconds with 3 decimals: 1500 -> "1.500" (durations)."""
     sign = "-" if ms < 0 else ""

@@ -1,9 +1,10 @@
 """The report page: one HTML file, CSS inline, charts as base64 PNG data URIs.
 
 Every string that comes from the run (org ids, pool names, scenario name) is
-escaped.  Money in the table is summary.json's exact text; the headline
-numbers are rounded for reading, with the exact figures in the table's total
-row.
+escaped.  Money is shown exactly wherever it appears (`money_text`: all six
+decimals of summary.json, thousands separated), since a report that says
+0.00 where 0.000500 is left is wrong for a billing check; hours and other
+derived quantities are rounded for reading.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from ._report_charts import MAX_JUMPS_DRAWN
-from ._report_data import RunData
+from ._format import format_micro_grouped
+from ._report_data import RunData, micro
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -166,8 +167,10 @@ def _meta(run: RunData) -> str:
             f'{_plural(len(run.org_ids), "org")} · from <code>{html.escape(str(run.out_dir))}</code></p>')
 
 
-def _cents(text: str) -> str:
-    return f"{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+def money_text(text: str) -> str:
+    """summary.json money as the report shows it: exact, six decimals, thousands separated
+    (`"61499.999500"` -> `61,499.999500`); the digits go through integers, never floats."""
+    return format_micro_grouped(micro(text))
 
 
 def _glance(run: RunData, peak: tuple[int, int], axis: Any) -> str:
@@ -178,10 +181,10 @@ def _glance(run: RunData, peak: tuple[int, int], axis: Any) -> str:
         (f"{peak[0]:,}", f"peak connected calls, {axis.label(peak[1])}"),
         (f"{total['billed_s'] / 3600:,.1f} h", "billed"),
         (f"{sum(total['pool_s_by_pool'].values()) / 3600:,.1f} h", "paid from pools"),
-        (f"{_cents(total['credits_charged'])} {currency}", "credits charged"),
+        (f"{money_text(total['credits_charged'])} {currency}", "credits charged"),
         (f"{total['recharges_succeeded']:,} ok / {total['recharges_failed']:,} failed",
          "auto-recharges"),
-        (f"{_cents(total['final_balance'])} {currency}", "final balance, all orgs"),
+        (f"{money_text(total['final_balance'])} {currency}", "final balance, all orgs"),
         (f"{reasons.get('dropped_balance_exhausted', 0):,}", "calls dropped: balance exhausted"),
         (f"{reasons.get('blocked_no_balance', 0):,}", "calls blocked: no balance"),
         (f"{reasons.get('not_licensed', 0) + reasons.get('unroutable', 0):,}",
@@ -216,9 +219,9 @@ def table_cells(section: dict[str, Any]) -> list[str]:
         "blocked": f"{section['calls_by_end_reason'].get('blocked_no_balance', 0):,}",
     }
     cells = []
-    for _, field, _money in _COLUMNS:
+    for _, field, money in _COLUMNS:
         value = values[field] if field in values else section[field]
-        cells.append(f"{value:,}" if isinstance(value, int) else str(value))
+        cells.append(money_text(value) if money else f"{value:,}" if isinstance(value, int) else str(value))
     return cells
 
 

@@ -105,6 +105,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         return run_loadgen(options)
     import trio
 
+    from ._out_dir import claim_for_command
     from ._server_conn import Limits
     from ._server_directory import TokenConflict, resolve_tokens
     from .metrics import MetricsServer
@@ -118,12 +119,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     except TokenConflict as err:
         raise usage_error(f"{args.scenario}: {err}") from None
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
-    if out.exists() and not out.is_dir():
-        raise usage_error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise usage_error(f"--out {out}: cannot create directory ({err.strerror})") from None
+    claim = claim_for_command(out, usage_error)  # the server's until it returns (_out_dir)
     limits = Limits(max_frame=max(args.max_frame, 64), idle_timeout_s=args.idle_timeout or 1e9,
                     max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1),
                     max_output_buffer=max(args.max_output_buffer, 1 << 16),
@@ -134,6 +130,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         try:
             metrics = MetricsServer(args.host, args.metrics_port)
         except OSError as err:
+            claim.release()
             raise usage_error(f"--metrics-port {args.metrics_port}: cannot listen on {args.host} "
                              f"({err.strerror or err})") from None
     keep_freed_memory()  # see simulator/_malloc.py: p99 at 100k connected calls
@@ -152,6 +149,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     except OSError as err:
         raise usage_error(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
     finally:
+        claim.release()
         if metrics is not None:
             metrics.close()
     if result.error is not None:

@@ -44,8 +44,8 @@ class ServerFiles:
 
     def write(self, step: Step, to_files: bool) -> None:
         """Take a step; `to_files`: also format what is buffered and push it to the OS."""
+        self.events.write(step.events)  # first: a killed server's events cover its CDRs
         self.cdrs.write(step.cdrs)  # buffered: formatted in big batches, at flush or when full
-        self.events.write(step.events)
         self.summary.add_cdrs(step.cdrs)
         self.summary.add_events(step.events)
         if to_files:

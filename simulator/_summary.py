@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, LedgerEvent, Tables
 
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
+from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
 
-SUMMARY_FILE = "summary.json"
 
 _N_REASONS = len(END_REASON_NAMES)
 _N_TYPES = len(CALL_TYPE_NAMES)
@@ -131,9 +131,15 @@ class SummaryBuilder:
 
     @staticmethod
     def write(out_dir: Path, summary: dict[str, Any]) -> None:
-        """Write `summary` to out_dir/summary.json: indent 2, keys in insertion order, UTF-8."""
+        """Write `summary` to out_dir/summary.json: indent 2, keys in insertion order, UTF-8.
+
+        Written whole under a temporary name, then renamed: summary.json is the sign that a
+        run finished (docs/outputs.md), so it never exists half-written.
+        """
         text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
-        (out_dir / SUMMARY_FILE).write_text(text, encoding="utf-8", newline="\n")
+        partial = out_dir / SUMMARY_PARTIAL
+        partial.write_text(text, encoding="utf-8", newline="\n")
+        partial.replace(out_dir / SUMMARY_JSON)
 
     # --- sections ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn
 from . import _server_cli
 
 if TYPE_CHECKING:
+    from ._out_dir import OutDir
     from ._worker_process import WorkerFailed
     from .expect import CheckResult
     from .scenario import Scenario
@@ -306,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(parser.format_help(), end="", file=sys.stderr)
         return EXIT_USAGE
     from .scenario import ScenarioError
+    from ._out_dir import RunNotFinished
 
     try:
         if args.command == "validate":
@@ -328,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(problem.located(), file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as err:
+    except (UsageError, RunNotFinished) as err:
         print(f"callsim: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -363,7 +365,6 @@ def scenario_counts(scenario: "Scenario") -> dict[str, int]:
 
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
-    from ._cdr_workers import CdrWorkers
 
     keep_freed_memory()
 
@@ -372,7 +373,14 @@ def _run(args: argparse.Namespace) -> int:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.check and not scenario.expect_raw:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
-    _check_out_dir(args.out)
+    with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
+        return _run_owned(args, scenario, claim)
+
+
+def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:
+    """`callsim run` once the --out directory is this run's (`claim`, see simulator/_out_dir.py)."""
+    from ._cdr_workers import CdrWorkers
+
     # Started before the imports below, so that they start up beside them (see _cdr_workers).
     workers = CdrWorkers.for_scenario(scenario, fork=True, msgpack=args.cdr_msgpack)
     try:
@@ -385,6 +393,7 @@ def _run(args: argparse.Namespace) -> int:
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
                              cdr_workers=workers, write_msgpack=args.cdr_msgpack)
         _serve_metrics(args, options)
+        options.out_dir_claim = claim  # held by `_run` until it returns, --check included
         started = time.perf_counter()
         with progress:
             result = trio.run(run_scenario, scenario, options)
@@ -496,13 +505,11 @@ def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
         options.metrics.close()
 
 
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"--out {out}: cannot create directory ({err.strerror})") from None
+def _check_out_dir(out: Path) -> "OutDir":
+    """Claim --out for this run (simulator/_out_dir.py); a problem is a UsageError."""
+    from ._out_dir import claim_for_command
+
+    return claim_for_command(out, UsageError)
 
 
 if __name__ == "__main__":

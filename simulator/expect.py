@@ -35,6 +35,7 @@ from simulator._expect_schema import (
     say_ms,
 )
 from simulator._format import format_ms_iso
+from simulator._out_dir import RunNotFinished, unfinished
 from simulator._units import parse_money_micro, show
 from simulator.outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON
 from simulator.scenario import Scenario
@@ -84,7 +85,15 @@ def expectations_of(scenario: Scenario) -> list[Expectation]:
 
 
 def check_run(scenario: Scenario, out_dir: Path) -> CheckResult:
-    """Compare the run in `out_dir` (cdrs.csv, events.jsonl, summary.json) with `scenario`."""
+    """Compare the run in `out_dir` (cdrs.csv, events.jsonl, summary.json) with `scenario`.
+
+    Raises `RunNotFinished` (one line: where, and why) for a directory without summary.json:
+    its other files are those of a run killed or still going, and checking them would report
+    failures that are only the missing rest.
+    """
+    if not (out_dir / SUMMARY_JSON).exists():
+        raise RunNotFinished(out_dir, unfinished(out_dir) or f"no {SUMMARY_JSON}: not the "
+                                                             "output directory of a run")
     expectations = expectations_of(scenario)
     calls = [e for e in expectations if isinstance(e, CallExpectation)]
     events = [e for e in expectations if isinstance(e, EventExpectation)]

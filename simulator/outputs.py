@@ -26,7 +26,7 @@ from ._byte_columns import RowJoiner
 from ._cdr_format import CDR_COLUMNS, CDR_FILE_FORMATS, CdrLookups
 from ._cdr_workers import CdrFileWorker, CdrWorkers
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro
-from ._summary import SUMMARY_FILE as SUMMARY_JSON
+from ._out_dir import CDRS_CSV, CDRS_MSGPACK, EVENTS_JSONL, SUMMARY_JSON
 from ._summary import SummaryBuilder
 
 __all__ = [
@@ -44,9 +44,6 @@ __all__ = [
     "event_record",
 ]
 
-CDRS_CSV = "cdrs.csv"
-CDRS_MSGPACK = "cdrs.msgpack"
-EVENTS_JSONL = "events.jsonl"
 
 #: CdrWriter formats this many buffered rows at a time (~6 MB of arrays) ...
 DEFAULT_BUFFER_ROWS = 65_536
@@ -70,6 +67,7 @@ class CdrFile:
 
     def write(self, batch: CdrBatch) -> None:
         self._encode(batch, self._lookups, self._joiner, self._file)
+        self._file.flush()  # a killed run's file ends at a batch, not inside a buffered row
 
     def flush(self) -> None:
         self._file.flush()
@@ -225,9 +223,13 @@ class EventWriter:
         self.events_written = 0
 
     def write(self, events: Iterable[LedgerEvent]) -> None:
-        """Append events (already in SPEC order: time, org, in-instant order)."""
+        """Append events (already in SPEC order: time, org, in-instant order) and push them to
+        the OS at once: they are few, and the run writes a step's events before its CDRs, so
+        the files of a killed run have every event up to its last CDR (docs/outputs.md)."""
         lines = [event_line(event_record(e, self._tables, self._start_epoch_ms)) for e in events]
-        self._file.write("".join(lines))
+        if lines:
+            self._file.write("".join(lines))
+            self._file.flush()
         self.events_written += len(lines)
 
     def flush(self) -> None:

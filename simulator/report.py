@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import numpy as np
 
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES
 
+from ._format import format_micro_grouped
+from ._out_dir import REPORT_HTML, RunNotFinished, reading
 from ._report_data import ReportError, RunData, load_run, micro
 from ._report_series import (
     active_calls,
@@ -37,7 +38,7 @@ from ._report_series import (
 
 __all__ = ["DEFAULT_HTML", "Report", "ReportError", "build_report", "main"]
 
-DEFAULT_HTML = "report.html"
+DEFAULT_HTML = REPORT_HTML
 #: orgs drawn in the per-org charts (one panel each); the table lists more.
 MAX_ORG_PANELS = 6
 MAX_TABLE_ORGS = 25
@@ -60,8 +61,18 @@ def build_report(out_dir: Path, output: Path | None = None) -> Report:
     """Read the run in `out_dir`, write the HTML page and its PNGs, return where they are.
 
     Raises `ReportError` (path: problem) for input that is not a finished run
-    or an output that cannot be written.
+    (a run still writing there, or one killed before its summary.json, is said
+    so in those words) or an output that cannot be written.  No run can start
+    in `out_dir` while the report reads it (`_out_dir.reading`).
     """
+    try:
+        with reading(out_dir):
+            return _build_report(out_dir, output)
+    except RunNotFinished as err:
+        raise ReportError(err.path, err.problem) from None
+
+
+def _build_report(out_dir: Path, output: Path | None) -> Report:
     started = time.perf_counter()
     from . import _report_charts as charts  # matplotlib: imported only when a report is made
     from ._report_html import Chart, render_page
@@ -155,19 +166,14 @@ def _selection_note(shown: int, of: int, which: str, by: str) -> str:
             "the table below lists more.")
 
 
-def _money(text: str) -> str:
-    """summary.json money for a chart title: cents, thousands separators."""
-    return f"{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
-
-
 def _balance_title(run: RunData, org: int, axis: Any) -> str:
     s, currency = _section(run, org), run.currency
     failed = f" ({s['recharges_failed']:,} failed)" if s["recharges_failed"] else ""
     exhausted = run.events.time_ms[run.events.of("balance_exhausted", org)]
     first_exhausted = f" · exhausted {axis.label(int(exhausted[0]))}" if len(exhausted) else ""
-    return (f"{run.org_ids[org]}: {_money(s['credits_charged'])} {currency} charged · "
+    return (f"{run.org_ids[org]}: {format_micro_grouped(micro(s['credits_charged']))} {currency} charged · "
             f"{s['recharges_succeeded']:,} recharges{failed} · "
-            f"final {_money(s['final_balance'])} {currency}{first_exhausted}")
+            f"final {format_micro_grouped(micro(s['final_balance']))} {currency}{first_exhausted}")
 
 
 def _pool_title(run: RunData, org: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,7 @@ from rating_core import RatingEngine, Step
 
 from .clock import SimClock
 from ._cdr_workers import CdrWorkers
+from ._out_dir import OutDir
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
 from .scenario import Scenario
 from .switch import Switch, WindowReport
@@ -35,6 +36,9 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
 @dataclass
 class RunOptions:
     out_dir: Path
+    # the caller's claim on out_dir (simulator/_out_dir.py), held for longer than the run;
+    # None: run_scenario claims the directory itself for the run's life
+    out_dir_claim: OutDir | None = None
     speed: float | None = None  # None: as fast as possible (virtual time)
     handle_sigint: bool = True
     observers: list[Callable[[WindowReport], None]] = field(default_factory=list)
@@ -96,8 +100,8 @@ class _Outputs:
 
     def write(self, steps: list[Step]) -> None:
         for step in steps:
+            self.events.write(step.events)  # first: a killed run's events cover its CDRs
             self.cdrs.write(step.cdrs)
-            self.events.write(step.events)
             self.summary.add_cdrs(step.cdrs)
             self.summary.add_events(step.events)
 
@@ -112,6 +116,10 @@ class _Outputs:
 
 
 async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
+    """Run `scenario` into `options.out_dir`; raises OutDirBusy when another run holds it."""
+    if options.out_dir_claim is None:  # one run at a time in a directory, and no stale files
+        with OutDir.claim(options.out_dir) as claim:
+            return await run_scenario(scenario, replace(options, out_dir_claim=claim))
     engine = RatingEngine(scenario.setup)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
     if options.metrics is not None:  # first, so later observers see this window in a scrape

@@ -87,7 +87,7 @@ def test_workers_never_given_a_file_exit_when_closed(tmp_path: Path) -> None:
 
 
 FORKABLE = """
-import threading
+import os, threading, time
 from simulator._worker_process import forkable
 print(forkable())
 stop = threading.Event()
@@ -96,12 +96,18 @@ other.start()
 print(forkable())
 stop.set()
 other.join()
+# join() returns once the thread's Python code is done; the kernel drops the thread a moment
+# later, and forkable() counts the kernel's threads: wait for that, not for a length of time
+deadline = time.monotonic() + 30
+while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+    time.sleep(0.001)
 print(forkable())
 """
 
 
 def test_only_a_single_threaded_process_forks() -> None:
-    """What `callsim run` relies on (no OpenBLAS thread, nothing started yet), in a fresh process."""
+    """What `callsim run` relies on (no OpenBLAS thread, nothing started yet), in a fresh process:
+    forkable() reads the thread count when asked, so it changes as threads come and go."""
     done = subprocess.run([sys.executable, "-c", FORKABLE], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}, check=True)
     assert done.stdout.split() == ["True", "False", "True"]

@@ -24,7 +24,9 @@ from simulator._report_series import (
     spread_cumulative,
     time_grid,
 )
-from simulator.report import MAX_ORG_PANELS, build_report, rank_orgs
+from simulator._format import format_micro, format_micro_grouped
+from simulator._report_charts import TimeAxis
+from simulator.report import MAX_ORG_PANELS, _balance_title, build_report, rank_orgs
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
@@ -175,14 +177,57 @@ def test_top_orgs_table_shows_summary_json_figures(quickstart_run: Path, quickst
     assert [row[1] for row in body] == list(summary["orgs"])
     for row, section in [(r, summary["orgs"][r[1]]) for r in body] + [(total, summary["total"])]:
         assert row[column["calls"]] == f"{section['calls']:,}"
-        assert row[column["credits charged (USD)"]] == section["credits_charged"]
-        assert row[column["credits purchased (USD)"]] == section["credits_purchased"]
-        assert row[column["final balance (USD)"]] == section["final_balance"]
+        for money in ("credits charged", "credits purchased", "final balance"):
+            field = money.replace(" ", "_")
+            assert row[column[f"{money} (USD)"]].replace(",", "") == section[field]
         assert row[column["recharges ok"]] == str(section["recharges_succeeded"])
         assert row[column["recharges failed"]] == str(section["recharges_failed"])
         assert row[column["billed (h)"]] == f"{section['billed_s'] / 3600:,.1f}"
         assert row[column["dropped: balance exhausted"]] == \
             str(section["calls_by_end_reason"]["dropped_balance_exhausted"])
+
+
+def _glance(page: Path) -> dict[str, str]:
+    """The At-a-glance cells of a report page: label -> value."""
+    section = re.search(r'<section id="at-a-glance">(.*?)</section>', page.read_text(encoding="utf-8"))
+    assert section is not None
+    return {label: value for value, label in
+            re.findall(r"<div><b>(.*?)</b><span>(.*?)</span></div>", section.group(1))}
+
+
+def test_money_is_shown_exactly_at_a_glance_in_the_table_and_in_panel_titles(
+        quickstart_run: Path, tmp_path: Path) -> None:
+    """The figures of a month whose balance ran out: 61499.999500 charged, 0.000500 left, never
+    rounded to 61,500.00 and 0.00."""
+    run = _copy(quickstart_run, tmp_path / "run", *ALL_FILES)
+    summary = json.loads((run / "summary.json").read_text())
+    for section in (summary["orgs"]["contoso"], summary["total"]):
+        section.update(credits_charged="61499.999500", credits_purchased="61500.000000",
+                       final_balance="0.000500")
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert run_cli("report", str(run)) == 0
+    glance = _glance(run / "report.html")
+    assert glance["credits charged"] == "61,499.999500 USD"
+    assert glance["final balance, all orgs"] == "0.000500 USD"
+    rows = parse_page(run / "report.html").rows
+    column = {name: i for i, name in enumerate(rows[0])}
+    for row in rows[1:]:
+        assert row[column["credits charged (USD)"]] == "61,499.999500"
+        assert row[column["credits purchased (USD)"]] == "61,500.000000"
+        assert row[column["final balance (USD)"]] == "0.000500"
+    data = load_run(run)
+    title = _balance_title(data, data.org_ids.index("contoso"), TimeAxis(data.start, data.duration_ms))
+    assert "61,499.999500 USD charged" in title and "final 0.000500 USD" in title
+
+
+@pytest.mark.parametrize(("micro", "text"), [
+    (0, "0.000000"), (500, "0.000500"), (-500, "-0.000500"), (999_999_999, "999.999999"),
+    (1_000_000_000, "1,000.000000"), (61_499_999_500, "61,499.999500"),
+    (-1_234_567_000_001, "-1,234,567.000001"), (2**63 - 1, "9,223,372,036,854.775807"),
+])
+def test_money_for_people_is_exact_with_thousands_separators(micro: int, text: str) -> None:
+    assert format_micro_grouped(micro) == text
+    assert format_micro_grouped(micro).replace(",", "") == format_micro(micro)
 
 
 def test_output_option_puts_page_and_pngs_where_asked(quickstart_run: Path, tmp_path: Path) -> None:
