@@ -70,12 +70,11 @@ class Ledger:
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
         self.recharge_amount = [c.recharge_amount_micro if c else 0 for c in credits]
+        self.recharge_amounts = np.array(self.recharge_amount, dtype=np.int64)  # for bulk passes
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
-        self.card_until = [
-            (card_valid_until_ms(setup.start, c.card_expires) if c else None) for c in credits
-        ]
-        # the same as an array (NEVER: no card expiry), for bulk checks
-        self.card_until_ms = np.array([NEVER if u is None else u for u in self.card_until], dtype=np.int64)
+        # first instant at which the card is no longer valid (NEVER: it never expires)
+        until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
+        self.card_until_ms = np.array([NEVER if u is None else u for u in until], dtype=np.int64)
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
@@ -164,19 +163,40 @@ class Ledger:
             if lot.rest_micro == 0:
                 lots.popleft()
 
+    # -- auto-recharge (SPEC §3 Credits) ----------------------------------
+    # "Auto-recharge: after all events of an instant for an org, if enabled and the balance is
+    # strictly below `recharge_below` and no retry wait is pending, one attempt: on or before
+    # `card_expires` it adds a lot of `recharge_amount`, else it fails and no attempt is made
+    # before `retry_after` has passed."  The three predicates below are that sentence; the
+    # stepping check (`recharge_check`) and the bulk paths of the charging all ask them.
+
+    def wants_recharge(self, balance, orgs=slice(None)):
+        """Whether an org with this balance asks for a recharge: enabled and strictly below the
+        trigger.  `balance` and `orgs` are an org's (scalars) or arrays of the same shape."""
+        return self.recharge_on[orgs] & (balance < self.recharge_below[orgs])
+
+    def may_attempt(self, t, orgs=slice(None)):
+        """No retry wait is pending at instant `t` (scalars or arrays, as `wants_recharge`)."""
+        return t >= self.retry_until[orgs]
+
+    def card_valid(self, t, orgs=slice(None)):
+        """An attempt at `t` succeeds: the card is valid through the end of its last day."""
+        return t < self.card_until_ms[orgs]
+
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
-        if not self.recharge_on[o] or self.balance[o] >= self.recharge_below[o]:
+        if not (self.wants_recharge(self.balance[o], o) and self.may_attempt(t, o)):
             return None
-        if t < self.retry_until[o]:
-            return None
-        card_until = self.card_until[o]
-        if card_until is None or t < card_until:
-            amount = self.recharge_amount[o]
-            self.add_lot(o, t, amount)
-            return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
+        if self.card_valid(t, o):
+            return self.recharge(o, t)
         self.retry_until[o] = t + self.retry_after[o]
         return LedgerEvent(t, o, "recharge_failed", int(self.balance[o]), reason="card_expired")
+
+    def recharge(self, o: int, t: int) -> LedgerEvent:
+        """A successful attempt at `t`: a lot of `recharge_amount`."""
+        amount = self.recharge_amount[o]
+        self.add_lot(o, t, amount)
+        return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
 
     def recharge_pending(self, t0: int, t1: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """Orgs whose recharge check may run in [t0, t1), and those of them for which it must fail.
@@ -184,8 +204,8 @@ class Ledger:
         A check that fails (the card has expired by the earliest instant it
         can run) leaves the balance as it is: it only reports and waits.
         """
-        pending = self.recharge_on & (self.balance < self.recharge_below) & (self.retry_until < t1)
-        fails = pending & (np.maximum(self.retry_until, t0) >= self.card_until_ms)
+        pending = self.wants_recharge(self.balance) & self.may_attempt(t1 - 1)
+        fails = pending & ~self.card_valid(np.maximum(self.retry_until, t0))
         return pending, fails
 
     def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:
