@@ -36,7 +36,7 @@ from ._runs import first_of_runs
 
 
 MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
-SPLIT_ROWS = 4_096  # increments to expand (step 3) above which a window is charged as two halves
+SPLIT_ROWS = 65_536  # increments to expand (step 3) above which a window is charged as two halves
 
 
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
@@ -317,10 +317,15 @@ class Charger:
         costs more than the balance then, so it never reaches that lot.
         """
         led = self.ledger
-        for o, t, balance in zip(recharges.org.tolist(), recharges.t.tolist(), recharges.balance.tolist()):
+        org = recharges.org
+        if not len(org):
+            return
+        for start, end in zip(*_run_bounds(org)):
+            o = int(org[start])
             amount = led.recharge_amount[o]
-            led.add_lot(o, t, amount)
-            out.events.append(LedgerEvent(t, o, "recharge_succeeded", balance, amount))
+            led.add_lots(o, recharges.t[start:end], amount)
+            out.events += [LedgerEvent(t, o, "recharge_succeeded", balance, amount) for t, balance in
+                           zip(recharges.t[start:end].tolist(), recharges.balance[start:end].tolist())]
 
     def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
         """Charge org o's increments due at t one by one, then run its recharge check."""
@@ -658,6 +663,12 @@ def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
         packed <<= width
         packed |= key - low
     return np.argsort(packed)
+
+
+def _run_bounds(keys: NDArray[np.int64]) -> tuple[list[int], list[int]]:
+    """(starts, ends) of the runs of equal keys (grouped contiguously)."""
+    starts = np.flatnonzero(first_of_runs(keys))
+    return starts.tolist(), [*starts[1:].tolist(), len(keys)]
 
 
 def _distinct(keys: NDArray[np.int64]) -> NDArray[np.int64]:

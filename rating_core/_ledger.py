@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
+from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
 from ._model import LedgerEvent, RatingSetup
 
 NEVER = np.iinfo(np.int64).max
@@ -139,6 +139,15 @@ class Ledger:
         self.balance[o] += amount
         self.exhausted_reported[o] = False
         heapq.heappush(self._expiries, (expires, o))
+
+    def add_lots(self, o: int, t: NDArray[np.int64], amount: int) -> None:
+        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org."""
+        expires = lot_expiries_ms(self.setup.start, t).tolist()
+        self.lots[o].extend([Lot(e, amount) for e in expires])
+        self.balance[o] += amount * len(expires)
+        self.exhausted_reported[o] = False
+        for e in expires:
+            heapq.heappush(self._expiries, (e, o))
 
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""

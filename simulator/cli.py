@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenario", type=Path, default=None,
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
     bench.add_argument("--skip-e2e", action="store_true")
+    bench.add_argument("--skip-stress", action="store_true",
+                       help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
     _server_cli.add_parsers(sub)  # serve, loadgen
     return parser
 
