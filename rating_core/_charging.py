@@ -313,8 +313,7 @@ class Charger:
         """The lots and events of recharges found in bulk, before the charges between them.
 
         Adding a window's lots first and then spending its charges leaves
-        the lots as the interleaved order would: no charge before a recharge
-        costs more than the balance then, so it never reaches that lot.
+        the lots as the interleaved order would (see `Ledger.spend_many`).
         """
         led = self.ledger
         org = recharges.org

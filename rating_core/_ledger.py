@@ -65,7 +65,9 @@ class Ledger:
         self.pool_remaining = self.pool_capacity.copy()
         n = len(setup.orgs)
         self.balance = np.zeros(n, dtype=np.int64)
-        self.lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        self._lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        # spent from the balance, not yet taken from the lots (see `spend_many`)
+        self._unsettled = np.zeros(n, dtype=np.int64)
         credits = [org.credits for org in setup.orgs]
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
@@ -122,7 +124,7 @@ class Ledger:
 
     def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
         events = []
-        lots = self.lots[o]
+        lots = self.lots_of(o)
         while lots and lots[0].expires_ms <= t:
             lot = lots.popleft()
             if lot.rest_micro > 0:
@@ -135,7 +137,7 @@ class Ledger:
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
         expires = lot_expiry_ms(self.setup.start, t)
-        self.lots[o].append(Lot(expires, amount))
+        self.lots_of(o).append(Lot(expires, amount))
         self.balance[o] += amount
         self.exhausted_reported[o] = False
         heapq.heappush(self._expiries, (expires, o))
@@ -143,7 +145,7 @@ class Ledger:
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int) -> None:
         """`add_lot` at each instant of `t` (ascending): a window's recharges of one org."""
         expires = lot_expiries_ms(self.setup.start, t).tolist()
-        self.lots[o].extend([Lot(e, amount) for e in expires])
+        self.lots_of(o).extend([Lot(e, amount) for e in expires])
         self.balance[o] += amount * len(expires)
         self.exhausted_reported[o] = False
         for e in expires:
@@ -152,15 +154,27 @@ class Ledger:
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
         self.balance[o] -= amount
-        self._take_from_lots(self.lots[o], amount)
+        self._unsettled[o] += amount
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
-        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments)."""
-        orgs = np.flatnonzero(amounts)
+        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments).
+
+        The lots are not walked here (10,000 orgs would be 10,000 Python steps a window):
+        what was spent is taken from the front of the lots when they are next looked at
+        (`lots_of`).  That leaves them as spending at once would, lots added in between
+        included: no charge ever costs more than the balance, so what was spent before a
+        lot was added never reaches that lot.
+        """
         self.balance -= amounts
-        lots = self.lots
-        for o, amount in zip(orgs.tolist(), amounts[orgs].tolist()):  # plain ints: no numpy scalars
-            self._take_from_lots(lots[o], amount)
+        self._unsettled += amounts
+
+    def lots_of(self, o: int) -> deque[Lot]:
+        """Org o's lots, the one expiring first first, with all it spent taken from them."""
+        lots = self._lots[o]
+        if self._unsettled[o]:
+            self._take_from_lots(lots, int(self._unsettled[o]))
+            self._unsettled[o] = 0
+        return lots
 
     @staticmethod
     def _take_from_lots(lots: deque[Lot], amount: int) -> None:

@@ -63,7 +63,7 @@ def check_against_reference(setup, arrivals, cuts) -> tuple[list[tuple], list[tu
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
     for o, org in enumerate(setup.orgs):
-        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots[o] if lot.rest_micro > 0]
+        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
         assert lots == state.lots[org.id]
     return want_cdrs, want_events
 

@@ -191,7 +191,7 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
     for o, org in enumerate(setup.orgs):
-        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots[o] if lot.rest_micro > 0]
+        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
         assert lots == state.lots[org.id], org.id
         assert engine.ledger.balance[o] == state.balances_micro[org.id]
 
