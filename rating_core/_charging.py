@@ -36,7 +36,7 @@ from ._runs import first_of_runs
 
 
 MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
-SPLIT_ROWS = 65_536  # increments to expand (step 3) above which a window is charged as two halves
+SPLIT_ROWS = 16_384  # increments to expand (step 3) above which a window is charged as two halves
 
 
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
