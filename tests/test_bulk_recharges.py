@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 
 import rating_core._charging as charging
-from rating_core import RatingEngine
 from rating_core._ledger import Ledger
 from rating_core._model import Credits, Org, Plans, RatingSetup, Tariff, User
-from reference import run_reference
 from strategies import arrivals_from_rows
-from test_differential import CDR_COLUMNS, EVENT_COLUMNS, first_difference, run_engine_in_windows
+from test_differential import engine_matches_reference_with_lots
 
 START = datetime(2026, 11, 1, 23, 55, tzinfo=timezone.utc)  # the card of 2026-11-01 expires 5 minutes in
 LICENSES = frozenset({"phone_system", "domestic_calling_plan", "communications_credits"})
@@ -54,24 +52,10 @@ def no_stepping(monkeypatch):
 CUTS = ([], [60_000, 61_000, 300_000], list(range(30_000, 900_000, 30_000)))
 
 
-def check_against_reference(setup, arrivals, cuts) -> tuple[list[tuple], list[tuple]]:
-    """Engine (fed in windows cut at `cuts`) and reference agree, lots included; the events."""
-    want_cdrs, want_events, state = run_reference(setup, arrivals, return_state=True)
-    engine = RatingEngine(setup)
-    got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts, engine)
-    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
-               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
-    assert not problem, problem
-    for o, org in enumerate(setup.orgs):
-        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
-        assert lots == state.lots[org.id]
-    return want_cdrs, want_events
-
-
 @pytest.mark.parametrize("amount", [100_000, 20_000])  # ~8 and ~2 increments' worth
 @pytest.mark.parametrize("cuts", CUTS)
 def test_frequent_recharges_are_found_in_bulk_and_match_the_reference(no_stepping, amount, cuts):
-    _, events = check_against_reference(busy_org(amount), busy_calls(), cuts)
+    _, events = engine_matches_reference_with_lots(busy_org(amount), busy_calls(), cuts)
     kinds = [e[2] for e in events]
     assert kinds.count("recharge_succeeded") > 50 and "balance_exhausted" not in kinds
 
@@ -81,12 +65,12 @@ def test_frequent_recharges_are_found_in_bulk_and_match_the_reference(no_steppin
 def test_recharges_trailing_the_cost_match_the_reference(amount, cuts):
     """The balance trails the trigger: every instant recharges once, until charges are refused
     (each refusal a special instant, stepped) and calls are dropped."""
-    _, events = check_against_reference(busy_org(amount), busy_calls(), cuts)
+    _, events = engine_matches_reference_with_lots(busy_org(amount), busy_calls(), cuts)
     kinds = [e[2] for e in events]
     assert kinds.count("recharge_succeeded") > 100 and "balance_exhausted" in kinds
 
 
-def test_a_card_expiring_mid_run_is_stepped_once_and_the_rest_found_in_bulk(monkeypatch):
+def test_a_card_expiring_mid_run_steps_only_its_failed_attempts_and_refusals(monkeypatch):
     """The card is valid through 2026-11-01: the recharge attempt due after midnight fails (a
     special instant, stepped), then the org waits `retry_after` and fails again; the
     recharges before midnight are found in bulk."""
@@ -94,7 +78,7 @@ def test_a_card_expiring_mid_run_is_stepped_once_and_the_rest_found_in_bulk(monk
     step_instant = charging.Charger._step_instant
     monkeypatch.setattr(charging.Charger, "_step_instant",
                         lambda self, o, t, *a: steps.append(t) or step_instant(self, o, t, *a))
-    cdrs, events = check_against_reference(busy_org(100_000, card=date(2026, 11, 1)), busy_calls(), [])
+    cdrs, events = engine_matches_reference_with_lots(busy_org(100_000, card=date(2026, 11, 1)), busy_calls(), [])
     kinds = [e[2] for e in events]
     assert kinds.count("recharge_succeeded") > 10 and kinds.count("recharge_failed") >= 1
     failures = [e[0] for e in events if e[2] == "recharge_failed"]

@@ -180,10 +180,15 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
     """Orgs whose credits recharge every few increments, beside dead and exhausted ones: the
     bulk recharges (`rating_core._recharges`) against the reference, lots included (each
     recharge is a lot; charges spend from the front)."""
-    from rating_core import RatingEngine
-
     setup, arrivals, cuts = case
     note(f"cuts={cuts}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts)
+
+
+def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
+    """Assert that the engine fed in windows gives the reference's CDRs, events, final balances
+    and lots (those with a rest, in order); returns the reference's (cdrs, events)."""
+    RatingEngine, _, _ = engine_api()
     want_cdrs, want_events, state = run_reference(setup, arrivals, return_state=True)
     engine = RatingEngine(setup)
     got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts, engine)
@@ -194,6 +199,7 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
         lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
         assert lots == state.lots[org.id], org.id
         assert engine.ledger.balance[o] == state.balances_micro[org.id]
+    return want_cdrs, want_events
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
