@@ -166,7 +166,7 @@ def run_bench(args: argparse.Namespace) -> int:
                   f"{r['wall_s']:.2f} s = {r['calls_per_s']:,.0f} calls/s "
                   f"(whole process {r['process_s']:.2f} s = {r['calls'] / r['process_s']:,.0f} calls/s), "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB (file workers: {r['workers_peak_rss_mb']:.0f} MB)")
-    if not args.skip_stress:
+    if not (args.skip_e2e or args.skip_stress):  # the stress rows are end-to-end runs too
         stress = bench_stress()
         if stress is None:
             print("stress rows: benchmarks/ not found (not a source checkout)")

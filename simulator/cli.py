@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
     bench.add_argument("--skip-e2e", action="store_true")
     bench.add_argument("--skip-stress", action="store_true",
-                       help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
+                       help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs), "
+                            "which --skip-e2e leaves out too")
     _server_cli.add_parsers(sub)  # serve, loadgen
     return parser
 
