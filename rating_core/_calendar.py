@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import calendar
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 def to_ms(start: datetime, instant: datetime) -> int:
@@ -41,7 +45,28 @@ def add_months(instant: datetime, months: int) -> datetime:
 
 def lot_expiry_ms(start: datetime, purchased_ms: int) -> int:
     """A lot bought at `purchased_ms` expires 12 calendar months later."""
-    return to_ms(start, add_months(at_ms(start, purchased_ms), 12))
+    bought = at_ms(start, purchased_ms)
+    return purchased_ms + _twelve_months_ms(bought.date())
+
+
+def lot_expiries_ms(start: datetime, purchased_ms: NDArray[np.int64]) -> NDArray[np.int64]:
+    """`lot_expiry_ms` of many purchases (a busy org's recharges): one calendar step per day."""
+    day_ms = 86_400_000
+    offset = to_ms(datetime(start.year, start.month, start.day, tzinfo=timezone.utc), start)
+    days = (purchased_ms + offset) // day_ms  # whole UTC days since the start's midnight
+    distinct, which = np.unique(days, return_inverse=True)
+    first = start.date()
+    later = np.array([_twelve_months_ms(first + timedelta(days=int(d))) for d in distinct], dtype=np.int64)
+    return purchased_ms + later[which.reshape(-1)]
+
+
+@lru_cache(maxsize=4096)
+def _twelve_months_ms(day: date) -> int:
+    """ms from any instant of `day` to the same time 12 months later (the day clamped to the
+    month's end): the time of day is kept, so one figure per day, cached (a busy org buys a lot
+    every few seconds)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return to_ms(midnight, add_months(midnight, 12))
 
 
 MS_PER_DAY = 86_400_000

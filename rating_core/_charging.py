@@ -7,13 +7,17 @@ For one window [t0, t1) with no refill or lot expiry inside it:
    mid-window, no charge can be refused, the balance cannot fall below the
    recharge threshold) pay everything at once: grouped sums, no ordering.
 3. The other ("slow") orgs have their increments expanded into rows ordered
-   by (org, instant, call_id), and grouped cumulative sums per pool and per org
-   find each org's first *special* instant: a refused charge or an
-   auto-recharge.  Everything before it is committed in bulk.  A window with
-   more than SPLIT_ROWS such rows is first cut in two (`_charge_halves`).
-4. From its special instant to t1, an org is stepped one increment at a time,
-   exactly as the rules read.  That is the rare path: recharges, drops, and
-   orgs with an exhausted balance.
+   by (org, instant, call_id).  Grouped cumulative sums per pool and per org
+   give each row's cost, the auto-recharges follow from the cumulative cost
+   (`_recharges.recharges_along`), and together they find each org's first
+   *special* instant: a refused charge or a failing recharge attempt.
+   Everything before it, recharges included, is committed in bulk; the
+   special instant is stepped alone, and the search goes on after it.  A
+   window with more than SPLIT_ROWS such rows is first cut in two
+   (`_charge_halves`).
+4. An org with more than MAX_SPECIALS special instants in a window is stepped
+   one increment at a time for the rest of it, exactly as the rules read.
+   That is the rare path: many drops, and orgs with an exhausted balance.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from numpy.typing import NDArray
 from ._calls import CallTable
 from ._ledger import NEVER, Ledger
 from ._model import EndReason, LedgerEvent
+from ._recharges import recharges_along
 from ._runs import first_of_runs
 
 
 MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
-SPLIT_ROWS = 4_096  # increments to expand (step 3) above which a window is charged as two halves
+SPLIT_ROWS = 16_384  # increments to expand (step 3) above which a window is charged as two halves
 
 
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
@@ -167,8 +172,8 @@ class Charger:
         slow[due.org[due.paid & ~due.credits_ok]] = True
         cost = np.where(due.paid & due.credits_ok, due.cost, 0)
         spend = group_sum(due.org, cost, self.n_orgs)
-        floor = np.where(led.recharge_on, led.recharge_below, 0)
-        slow |= led.balance - spend < floor
+        left = led.balance - spend
+        slow |= (left < 0) | led.wants_recharge(left)
         # reused by _commit_fast when every due call is fast (then no paid call lacks credits_ok)
         self._totals = _Totals(pool_s, demand, cost, spend)
         return slow, crossing
@@ -285,7 +290,8 @@ class Charger:
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
         for _ in range(MAX_SPECIALS):
-            special, p, cost = self._first_special(cursor, t1, rows, slow, other, safe)
+            special, p, cost, recharges = self._first_special(cursor, t1, rows, slow, other, safe)
+            self._add_recharges(recharges, out)  # first: spending takes from the front of the lots
             committed = rows.t < special[rows.org]
             self._commit_rows(rows, committed, p, cost, out)
             rows = rows.take(~committed)
@@ -302,6 +308,23 @@ class Charger:
             rows = rows.take(keep & self.calls.col["alive"][rows.call])
         for o in np.flatnonzero(slow):
             self._step_org(int(o), int(cursor[o]), t1, other, safe, out)
+
+    def _add_recharges(self, recharges: "_Recharges", out: WindowOutcome) -> None:
+        """The lots and events of recharges found in bulk, before the charges between them.
+
+        Adding a window's lots first and then spending its charges leaves
+        the lots as the interleaved order would (see `Ledger.spend_many`).
+        """
+        led = self.ledger
+        org = recharges.org
+        if not len(org):
+            return
+        for start, end in zip(*_run_bounds(org)):
+            o = int(org[start])
+            amount = led.recharge_amount[o]
+            led.add_lots(o, recharges.t[start:end], amount)
+            out.events += [LedgerEvent(t, o, "recharge_succeeded", balance, amount) for t, balance in
+                           zip(recharges.t[start:end].tolist(), recharges.balance[start:end].tolist())]
 
     def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
         """Charge org o's increments due at t one by one, then run its recharge check."""
@@ -324,7 +347,7 @@ class Charger:
         """
         led = self.ledger
         bal = led.balance
-        bad = led.recharge_on & (bal < led.recharge_below) & (led.retry_until < t1)
+        bad = led.wants_recharge(bal) & led.may_attempt(t1 - 1)
         rem = led.pool_remaining
         live = np.append(rem, 0)[rows.pool] > 0
         demand = group_sum(rows.pool, np.where(live, rows.seconds, 0), len(rem) + 1)[:-1]
@@ -348,37 +371,69 @@ class Charger:
         _end_refused(self.calls, fail_call, fail_t, out)
 
     def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
-        """Per org, the first instant with a refused charge or an auto-recharge (NEVER if none).
+        """Per org, the first instant the bulk cannot prove (NEVER if none): a refused charge or
+        a recharge attempt that fails (the card has expired).
 
-        Also returns each row's pool seconds and credit cost, valid up to that instant.
+        Also returns each row's pool seconds and credit cost, valid before that
+        instant, and the recharges that succeed before it (`_Recharges`).
+        Recharges follow from the cumulative cost (`recharges_along`); a
+        charge is refused when it costs more than the balance before it
+        (SPEC §3 "Paying one increment"), that balance counting the
+        recharges of the org's earlier instants.
         """
         led = self.ledger
         p, cost = self._pool_and_cost(rows)
         r = rows.seconds - p
         cum = _grouped_cumsum(cost, rows.org_start)
-        bal_before = led.balance[rows.org] - (cum - cost)
-        fail = (r > 0) & (~rows.credits_ok | (cost > bal_before))
-        special = np.full(self.n_orgs, NEVER, dtype=np.int64)
-        _first_per_org(special, rows.org[fail], rows.t[fail])
-        # auto-recharge: the balance is (or falls) below the threshold ...
-        below_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
-        below_at[led.balance < led.recharge_below] = cursor[led.balance < led.recharge_below]
-        sinks = (led.balance[rows.org] - cum) < led.recharge_below[rows.org]
-        _first_per_org(below_at, rows.org[sinks], rows.t[sinks])
-        below_at[~led.recharge_on | ~slow] = NEVER
-        # ... and the check runs at the org's first instant once no retry wait is pending
-        ready = np.maximum(below_at, led.retry_until)
+        base = int(cursor.min())
+        width = t1 - base + 1
+        row_key = rows.org * width + (rows.t - base)
+        paid = np.concatenate([[0], np.cumsum(cost)])
         hang_org, hang_t = self._hangups(t1, slow)
         org_all = np.concatenate([rows.org, other.org, hang_org])
         t_all = np.concatenate([rows.t, other.t, hang_t])
-        ready = np.maximum(ready, cursor)
-        ok = (below_at[org_all] < NEVER) & (t_all >= ready[org_all])
-        recharge_at = np.full(self.n_orgs, NEVER, dtype=np.int64)
-        _first_per_org(recharge_at, org_all[ok], t_all[ok])
-        waiting = below_at < NEVER
-        if waiting.any():
-            safe.first_at_or_after(np.where(waiting, ready, NEVER), recharge_at)
-        return np.minimum(special, recharge_at), p, cost
+        extra = slice(len(rows.t), None)  # the instants besides charges: only slow orgs', from the cursor
+        ok = np.ones(len(t_all), dtype=bool)
+        ok[extra] = slow[org_all[extra]] & (t_all[extra] >= cursor[org_all[extra]]) & (t_all[extra] < t1)
+        keys = _distinct(org_all[ok] * width + (t_all[ok] - base))
+        run, keys = self._recharges(keys, width, base, row_key, paid, cursor, t1, slow, safe)
+        inst_org, inst_t = keys // width, keys % width + base
+        # the balance before each row: its org's start, the recharges of earlier instants, the costs before it
+        before = run.before[np.searchsorted(keys, row_key)]
+        bal_before = led.balance[rows.org] + before * led.recharge_amounts[rows.org] - (cum - cost)
+        fail = (r > 0) & (~rows.credits_ok | (cost > bal_before))
+        special = np.full(self.n_orgs, NEVER, dtype=np.int64)
+        _first_per_org(special, rows.org[fail], rows.t[fail])
+        valid = led.card_valid(inst_t, inst_org)
+        fails = run.checks & ~valid
+        _first_per_org(special, inst_org[fails], inst_t[fails])
+        done = run.checks & valid & (inst_t < special[inst_org])
+        spent = paid[np.searchsorted(row_key, keys[done], side="right")] - paid[
+            np.searchsorted(row_key, inst_org[done] * width, side="left")]
+        balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
+                   - spent)
+        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance)
+
+    def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries"):
+        """`recharges_along` the instants `keys` (org * width + t - base, sorted); with the
+        boundaries of calls paid in bulk added for orgs that lag (only then can an instant
+        without a charge of its own recharge)."""
+        led = self.ledger
+        added = ~slow
+        while True:
+            org = keys // width
+            spent = paid[np.searchsorted(row_key, keys, side="right")] - paid[
+                np.searchsorted(row_key, org * width, side="left")]
+            run = recharges_along(led, org, keys % width + base, spent)
+            lagging = np.zeros(self.n_orgs, dtype=bool)
+            lagging[org[run.lagging]] = True
+            lagging |= led.wants_recharge(led.balance)  # below the trigger from the cursor on
+            lagging &= led.may_attempt(t1 - 1)  # else no check runs before t1 anyway
+            more_org, more_t = safe.times_for(lagging & ~added, cursor)
+            added |= lagging
+            if not len(more_t):
+                return run, keys
+            keys = _distinct(np.concatenate([keys, more_org * width + (more_t - base)]))
 
     def _hangups(self, t1: int, slow: NDArray[np.bool_]):
         """Hang-up instants before t1 of the slow orgs' connected calls (callers filter by cursor)."""
@@ -436,6 +491,15 @@ class _Totals:
     demand: NDArray[np.int64]  # ... summed per pool
     cost: NDArray[np.int64]  # micro-units each due call takes from its org's credits
     spend: NDArray[np.int64]  # ... summed per org
+
+
+@dataclass
+class _Recharges:
+    """Recharges found in bulk (`recharges_along`), in (org, instant) order."""
+
+    org: NDArray[np.int64]
+    t: NDArray[np.int64]
+    balance: NDArray[np.int64]  # the org's balance right after each
 
 
 class _Due:
@@ -527,12 +591,19 @@ class _Boundaries:
         _first_per_org(out, self.org[ok], first[ok])
 
     def times_of(self, o: int, t_from: int) -> NDArray[np.int64]:
-        m = self.org == o
+        return self._times(self.org == o, t_from)[1]
+
+    def times_for(self, orgs: NDArray[np.bool_], t_from: NDArray[np.int64]):
+        """(org, instant) of every boundary of the orgs in `orgs`, from t_from[org] on."""
+        return self._times(orgs[self.org], t_from)
+
+    def _times(self, m: NDArray[np.bool_], t_from) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         k = self.count[m]
         j = _offsets_within(k)
-        nb, after, step = (np.repeat(a[m], k) for a in (self.nb, self.after, self.step))
+        org, nb, after, step = (np.repeat(a[m], k) for a in (self.org, self.nb, self.after, self.step))
         t = np.where(j == 0, nb, after + (j - 1) * step)
-        return t[t >= t_from]
+        keep = t >= (t_from if np.ndim(t_from) == 0 else t_from[org])
+        return org[keep], t[keep]
 
 
 class _Rows:
@@ -591,6 +662,18 @@ def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
         packed <<= width
         packed |= key - low
     return np.argsort(packed)
+
+
+def _run_bounds(keys: NDArray[np.int64]) -> tuple[list[int], list[int]]:
+    """(starts, ends) of the runs of equal keys (grouped contiguously)."""
+    starts = np.flatnonzero(first_of_runs(keys))
+    return starts.tolist(), [*starts[1:].tolist(), len(keys)]
+
+
+def _distinct(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The distinct keys, sorted (a sort and a pass: np.unique's hashing is slower here)."""
+    keys = np.sort(keys)
+    return keys[first_of_runs(keys)]
 
 
 def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:

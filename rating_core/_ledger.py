@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
+from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
 from ._model import LedgerEvent, RatingSetup
 
 NEVER = np.iinfo(np.int64).max
@@ -65,17 +65,18 @@ class Ledger:
         self.pool_remaining = self.pool_capacity.copy()
         n = len(setup.orgs)
         self.balance = np.zeros(n, dtype=np.int64)
-        self.lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        self._lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        # spent from the balance, not yet taken from the lots (see `spend_many`)
+        self._unsettled = np.zeros(n, dtype=np.int64)
         credits = [org.credits for org in setup.orgs]
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
         self.recharge_amount = [c.recharge_amount_micro if c else 0 for c in credits]
+        self.recharge_amounts = np.array(self.recharge_amount, dtype=np.int64)  # for bulk passes
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
-        self.card_until = [
-            (card_valid_until_ms(setup.start, c.card_expires) if c else None) for c in credits
-        ]
-        # the same as an array (NEVER: no card expiry), for bulk checks
-        self.card_until_ms = np.array([NEVER if u is None else u for u in self.card_until], dtype=np.int64)
+        # first instant at which the card is no longer valid (NEVER: it never expires)
+        until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
+        self.card_until_ms = np.array([NEVER if u is None else u for u in until], dtype=np.int64)
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
@@ -123,7 +124,7 @@ class Ledger:
 
     def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
         events = []
-        lots = self.lots[o]
+        lots = self.lots_of(o)
         while lots and lots[0].expires_ms <= t:
             lot = lots.popleft()
             if lot.rest_micro > 0:
@@ -136,23 +137,44 @@ class Ledger:
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
         expires = lot_expiry_ms(self.setup.start, t)
-        self.lots[o].append(Lot(expires, amount))
+        self.lots_of(o).append(Lot(expires, amount))
         self.balance[o] += amount
         self.exhausted_reported[o] = False
         heapq.heappush(self._expiries, (expires, o))
 
+    def add_lots(self, o: int, t: NDArray[np.int64], amount: int) -> None:
+        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org."""
+        expires = lot_expiries_ms(self.setup.start, t).tolist()
+        self.lots_of(o).extend([Lot(e, amount) for e in expires])
+        self.balance[o] += amount * len(expires)
+        self.exhausted_reported[o] = False
+        for e in expires:
+            heapq.heappush(self._expiries, (e, o))
+
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
         self.balance[o] -= amount
-        self._take_from_lots(self.lots[o], amount)
+        self._unsettled[o] += amount
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
-        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments)."""
-        orgs = np.flatnonzero(amounts)
+        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments).
+
+        The lots are not walked here (10,000 orgs would be 10,000 Python steps a window):
+        what was spent is taken from the front of the lots when they are next looked at
+        (`lots_of`).  That leaves them as spending at once would, lots added in between
+        included: no charge ever costs more than the balance, so what was spent before a
+        lot was added never reaches that lot.
+        """
         self.balance -= amounts
-        lots = self.lots
-        for o, amount in zip(orgs.tolist(), amounts[orgs].tolist()):  # plain ints: no numpy scalars
-            self._take_from_lots(lots[o], amount)
+        self._unsettled += amounts
+
+    def lots_of(self, o: int) -> deque[Lot]:
+        """Org o's lots, the one expiring first first, with all it spent taken from them."""
+        lots = self._lots[o]
+        if self._unsettled[o]:
+            self._take_from_lots(lots, int(self._unsettled[o]))
+            self._unsettled[o] = 0
+        return lots
 
     @staticmethod
     def _take_from_lots(lots: deque[Lot], amount: int) -> None:
@@ -164,19 +186,40 @@ class Ledger:
             if lot.rest_micro == 0:
                 lots.popleft()
 
+    # -- auto-recharge (SPEC §3 Credits) ----------------------------------
+    # "Auto-recharge: after all events of an instant for an org, if enabled and the balance is
+    # strictly below `recharge_below` and no retry wait is pending, one attempt: on or before
+    # `card_expires` it adds a lot of `recharge_amount`, else it fails and no attempt is made
+    # before `retry_after` has passed."  The three predicates below are that sentence; the
+    # stepping check (`recharge_check`) and the bulk paths of the charging all ask them.
+
+    def wants_recharge(self, balance, orgs=slice(None)):
+        """Whether an org with this balance asks for a recharge: enabled and strictly below the
+        trigger.  `balance` and `orgs` are an org's (scalars) or arrays of the same shape."""
+        return self.recharge_on[orgs] & (balance < self.recharge_below[orgs])
+
+    def may_attempt(self, t, orgs=slice(None)):
+        """No retry wait is pending at instant `t` (scalars or arrays, as `wants_recharge`)."""
+        return t >= self.retry_until[orgs]
+
+    def card_valid(self, t, orgs=slice(None)):
+        """An attempt at `t` succeeds: the card is valid through the end of its last day."""
+        return t < self.card_until_ms[orgs]
+
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
-        if not self.recharge_on[o] or self.balance[o] >= self.recharge_below[o]:
+        if not (self.wants_recharge(self.balance[o], o) and self.may_attempt(t, o)):
             return None
-        if t < self.retry_until[o]:
-            return None
-        card_until = self.card_until[o]
-        if card_until is None or t < card_until:
-            amount = self.recharge_amount[o]
-            self.add_lot(o, t, amount)
-            return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
+        if self.card_valid(t, o):
+            return self.recharge(o, t)
         self.retry_until[o] = t + self.retry_after[o]
         return LedgerEvent(t, o, "recharge_failed", int(self.balance[o]), reason="card_expired")
+
+    def recharge(self, o: int, t: int) -> LedgerEvent:
+        """A successful attempt at `t`: a lot of `recharge_amount`."""
+        amount = self.recharge_amount[o]
+        self.add_lot(o, t, amount)
+        return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
 
     def recharge_pending(self, t0: int, t1: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """Orgs whose recharge check may run in [t0, t1), and those of them for which it must fail.
@@ -184,8 +227,8 @@ class Ledger:
         A check that fails (the card has expired by the earliest instant it
         can run) leaves the balance as it is: it only reports and waits.
         """
-        pending = self.recharge_on & (self.balance < self.recharge_below) & (self.retry_until < t1)
-        fails = pending & (np.maximum(self.retry_until, t0) >= self.card_until_ms)
+        pending = self.wants_recharge(self.balance) & self.may_attempt(t1 - 1)
+        fails = pending & ~self.card_valid(np.maximum(self.retry_until, t0))
         return pending, fails
 
     def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:

@@ -236,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenario", type=Path, default=None, metavar="SCENARIO",
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
     bench.add_argument("--skip-e2e", action="store_true",
-                       help="only the rating core and the reference: no end-to-end runs")
+                       help="only the rating core and the reference: no end-to-end runs (the "
+                            "stress rows included)")
+    bench.add_argument("--skip-stress", action="store_true",
+                       help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
     _server_cli.add_parsers(command)  # serve, loadgen
     return parser
 

@@ -203,6 +203,7 @@ class ReferenceState:
 
     balances_micro: dict[str, int]
     pools_left_s: dict[str, dict[str, int]]
+    lots: dict[str, list[tuple[int, int]]]  # (expires_ms, rest_micro) of each lot with a rest, in order
 
 
 # --------------------------------------------------------------------------- simulation
@@ -461,6 +462,8 @@ class ReferenceSim:
         return ReferenceState(
             {lg.org.id: lg.balance_micro for lg in self.ledgers},
             {lg.org.id: dict(lg.pool_left_s) for lg in self.ledgers},
+            {lg.org.id: [(lot.expires_ms, lot.rest_micro) for lot in lg.lots if lot.rest_micro > 0]
+             for lg in self.ledgers},
         )
 
 

@@ -301,6 +301,80 @@ def rating_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     return setup, arrivals_from_rows(rows)
 
 
+# --------------------------------------------------------------------------- frequent recharges
+
+RECHARGE_INCREMENTS = ((1, 1), (6, 6), (30, 6), (60, 60))
+RECHARGE_STARTS = (  # the card, valid through its day, expires a minute or a second into the run
+    datetime(2026, 11, 1, 23, 59, tzinfo=timezone.utc),
+    datetime(2027, 2, 28, 23, 59, 59, tzinfo=timezone.utc),
+    datetime(2026, 11, 2, 9, tzinfo=timezone.utc),
+)
+
+
+def draw_recharge_credits(draw: Draw, start: datetime, cost: int) -> Credits | None:
+    """Credits that recharge every few increments: amounts around one increment's `cost`, a
+    trigger near the balance; or the credits of a dead (card expired, nothing left) or an
+    exhausted (nothing left, no recharge) org."""
+    how = integer(draw, 0, 9)
+    if how == 0:
+        return None  # a balance of 0, never topped up
+    if how == 1:  # dead: the card expired before the start
+        return Credits(integer(draw, 0, cost), True, integer(draw, 0, 3 * cost), integer(draw, 1, 3 * cost),
+                       start.date() - timedelta(days=1), pick(draw, RETRY_AFTER_MS))
+    if how == 2:  # exhausted: a little, no recharge
+        return Credits(integer(draw, 0, 2 * cost), False, 0, 0, None, 1)
+    below = integer(draw, 0, 4 * cost)
+    return Credits(
+        initial_micro=max(0, below + integer(draw, -cost, 3 * cost)),
+        auto_recharge=True,
+        recharge_below_micro=below,
+        # mostly a few increments' worth; sometimes less than one (the balance trails the trigger)
+        recharge_amount_micro=integer(draw, 1, cost) if chance(draw, 4) else integer(draw, cost, 8 * cost),
+        card_expires=pick(draw, (None, None, start.date() + timedelta(days=1), start.date())),
+        retry_after_ms=pick(draw, RETRY_AFTER_MS),
+    )
+
+
+@st.composite
+def recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """Busy orgs whose credits recharge every few increments (SPEC §3 "Credits"), mixed with
+    dead, exhausted and healthy ones: up to 40 overlapping calls over an hour or two, tiny
+    pools, recharge amounts near one increment's cost, thresholds near the balance, cards
+    that expire mid-run.  The bulk recharges of the rating core against the reference."""
+    start = pick(draw, RECHARGE_STARTS)
+    end_ms = integer(draw, 60_000, 2 * 3_600_000)
+    first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
+    rate = integer(draw, 1_000, 60_000)
+    cost = -(-rate * next_s // 60)  # one later increment, paid from credits
+    orgs = []
+    for i in range(integer(draw, 1, 4)):
+        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1] if u or not chance(draw, 4) else COMMON_LICENSES[0])
+                      for u in range(integer(draw, 1, 3)))
+        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 2) else (),
+                        draw_recharge_credits(draw, start, cost)))
+    setup = RatingSetup(
+        start=start, end_ms=end_ms, currency="USD",
+        plans=Plans({"default": pick(draw, (0, 600, 1, 2))}, 0, 0, ()),  # 600: calls the pool pays throughout
+        tariffs=(Tariff("1", rate, first_s, next_s, "US", "A"),),
+        toll_free_tariffs=(Tariff("1", integer(draw, 0, 2) * rate, first_s, next_s),),
+        orgs=tuple(orgs),
+    )
+    users = setup.users()
+    rows = []
+    bases = [0, 1000, 60_000]
+    for _ in range(integer(draw, 1, 40)):
+        t = draw_arrival_ms(draw, setup, bases)
+        org = integer(draw, 0, len(orgs) - 1)
+        if orgs[org].toll_free_numbers and chance(draw, 3):
+            row = (t, org, -1, int(CallKind.TOLL_FREE), 18005550100, 12125550199)
+        else:
+            user = pick(draw, [u for u, (o, _) in enumerate(users) if o == org])
+            row = (t, org, user, int(CallKind.OUTBOUND), 12125550100, 0)
+        rows.append(row + (integer(draw, 0, 20 * 60_000),))
+        bases.append(t)
+    return setup, arrivals_from_rows(rows)
+
+
 @st.composite
 def window_cuts(draw: Draw, setup: RatingSetup, arrivals: Arrivals) -> list[int]:
     """Sorted distinct cut points in (0, end_ms), often on arrivals, refills or boundaries."""

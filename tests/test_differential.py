@@ -26,7 +26,7 @@ from reference import (
     pool_capacities_s,
     run_reference,
 )
-from strategies import anchors_ms, rating_cases, windowed_cases
+from strategies import anchors_ms, rating_cases, recharge_cases, window_cuts, windowed_cases
 
 EXAMPLES = int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300"))
 CASES = settings(
@@ -59,10 +59,10 @@ def engine_api():
     return RatingEngine, canonical_cdrs, canonical_events
 
 
-def run_engine_in_windows(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
+def run_engine_in_windows(setup: RatingSetup, arrivals: Arrivals, cuts: list[int], engine=None):
     """Feed the engine window by window: arrivals in [t, cut), then advance to `cut`."""
     RatingEngine, canonical_cdrs, canonical_events = engine_api()
-    engine = RatingEngine(setup)
+    engine = engine or RatingEngine(setup)
     batches, events = [], []
     t = 0
     for cut in [*cuts, setup.end_ms]:
@@ -166,6 +166,40 @@ def test_engine_matches_reference_in_any_windows(case):
     problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
+
+
+@st.composite
+def windowed_recharge_cases(draw):
+    setup, arrivals = draw(recharge_cases())
+    return setup, arrivals, draw(window_cuts(setup, arrivals))
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 2, 50))
+@given(windowed_recharge_cases())
+def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
+    """Orgs whose credits recharge every few increments, beside dead and exhausted ones: the
+    bulk recharges (`rating_core._recharges`) against the reference, lots included (each
+    recharge is a lot; charges spend from the front)."""
+    setup, arrivals, cuts = case
+    note(f"cuts={cuts}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts)
+
+
+def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
+    """Assert that the engine fed in windows gives the reference's CDRs, events, final balances
+    and lots (those with a rest, in order); returns the reference's (cdrs, events)."""
+    RatingEngine, _, _ = engine_api()
+    want_cdrs, want_events, state = run_reference(setup, arrivals, return_state=True)
+    engine = RatingEngine(setup)
+    got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts, engine)
+    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
+               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
+    assert not problem, problem
+    for o, org in enumerate(setup.orgs):
+        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
+        assert lots == state.lots[org.id], org.id
+        assert engine.ledger.balance[o] == state.balances_micro[org.id]
+    return want_cdrs, want_events
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
