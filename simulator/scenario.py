@@ -168,6 +168,7 @@ class _Loader:
         self.source = source
         self.problems: list[Problem] = []
         self.orgs: list[_OrgNames] = []
+        self.org_index: dict[str, int] = {}  # org id -> index of its first org (lookups by id)
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
 
     def report(self, place: str, problem: str) -> None:
@@ -307,6 +308,8 @@ class _Loader:
         )
         if model is not None:
             self._check_org_identity(place, model)
+        if names.id is not None:
+            self.org_index.setdefault(names.id, len(self.orgs))
         self.orgs.append(names)
         # Users are checked even when the org table is not, so that all problems show at once.
         raw_users = raw.get("users") if isinstance(raw, dict) else None
@@ -323,12 +326,9 @@ class _Loader:
 
     def _check_org_identity(self, place: str, model: schema.OrgModel) -> None:
         """Org ids and server-mode tokens must each name one org."""
-        for o, earlier in enumerate(self.orgs):
-            if earlier.id == model.id:
-                self.report(
-                    f"{place}.id", f"duplicate org id {show(model.id)} (first at orgs[{o}].id)"
-                )
-                break
+        first = self.org_index.get(model.id)
+        if first is not None:
+            self.report(f"{place}.id", f"duplicate org id {show(model.id)} (first at orgs[{first}].id)")
         if model.token is None:
             return
         if model.token in self.tokens:
@@ -428,9 +428,9 @@ class _Loader:
     # -- [[traffic]] and [[calls]] ----------------------------------------------------------
 
     def _find_org(self, place: str, org_id: str) -> tuple[int, _OrgNames] | None:
-        for o, names in enumerate(self.orgs):
-            if names.id == org_id:
-                return o, names
+        o = self.org_index.get(org_id)
+        if o is not None:
+            return o, self.orgs[o]
         self.report(place, f"unknown org {show(org_id)}")
         return None
 
