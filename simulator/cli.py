@@ -2,7 +2,7 @@
 
 User mistakes (bad scenario, bad option) print one line per problem to
 stderr and exit 2; they never show a traceback.  Exit status 1 is kept for
-failed expectations (`--check`), 130 for a run stopped by Ctrl-C.
+failed expectations (`--check`), 130 for a run stopped by Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -133,6 +134,9 @@ def entry() -> NoReturn:
     except KeyboardInterrupt:  # Ctrl-C before `main` handles it: parsing arguments, importing
         print("callsim: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    finally:  # the command is over: a late Ctrl-C or SIGTERM must not break off the exit
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, signal.SIG_IGN)
     if code == EXIT_OK:
         exit_now(code)
     sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
@@ -160,6 +164,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # file workers (`_worker_process.forkable`).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
+    with _stop_signals(args) as args.stop_signals:
+        return _command(args)
+
+
+def _stop_signals(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """`run` and `check`: from here on Ctrl-C and SIGTERM stop the run with its files complete,
+    whatever it is doing (simulator/_stop_signals.py); other commands keep Python's Ctrl-C."""
+    if args.command not in ("run", "check"):
+        return contextlib.nullcontext()
+    from ._stop_signals import StopSignals
+
+    return StopSignals.installed()
+
+
+def _command(args: argparse.Namespace) -> int:
     from .scenario import ScenarioError
 
     try:
@@ -224,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             cdr_workers=workers)
+                             cdr_workers=workers, signals=args.stop_signals)
         _serve_metrics(args, options)
         started = time.perf_counter()
         with progress:
@@ -244,7 +263,16 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if workers is not None:
             workers.close()  # a run that ended normally has closed them already
+    signals = args.stop_signals
+    signals.raise_next()  # every file is complete: what is left may stop anywhere
     progress.print_summary(result, time.perf_counter() - started)
+    if signals.received is not None:
+        _stop_metrics(options)
+        print(f"callsim: stopped by {signals.received.name} at simulated "
+              f"{result.summary['simulated_until']}; the files in {args.out}/ are complete up to "
+              f"that instant (summary.json: \"complete\": {str(result.complete).lower()})",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     _linger_and_stop_metrics(args, options)
     if result.complete and args.check:
         from .expect import check_run, format_report
@@ -262,7 +290,9 @@ def _check(args: argparse.Namespace) -> int:
     def run_into(out: str) -> int:
         argv = ["run", "--check", "--speed", str(args.speed or "max"), "--out", out]
         argv += ["--quiet"] if args.quiet else []
-        return _run(build_parser().parse_args([*argv, "--", str(args.scenario)]))
+        run_args = build_parser().parse_args([*argv, "--", str(args.scenario)])
+        run_args.stop_signals = args.stop_signals
+        return _run(run_args)
 
     if args.out is not None:
         return run_into(str(args.out))
@@ -313,6 +343,11 @@ def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
     except KeyboardInterrupt:
         pass  # the run is complete: stopping the linger early is not an interruption
     finally:
+        options.metrics.close()
+
+
+def _stop_metrics(options) -> None:
+    if options.metrics is not None:
         options.metrics.close()
 
 
