@@ -20,6 +20,9 @@ Why it is built this way:
   loop per call or per cell.  Blocks hold about `TARGET_CALLS_PER_DRAW` expected calls, so a
   month of 1.4 M calls is ~100 block draws in all.  `TrafficPlan` also merges and numbers
   ahead in windows of about that size, so tiny `chunk` windows are mostly array slicing.
+  Drawn calls wait in time-sorted runs (`_Run`, one per round of draws, whatever sources drew
+  in it), so a window costs its own calls and the sources that must draw for it, never a step
+  per source: with 10,000 sources, asking each one every window cost more than the rating.
 * **Model.**  Per grid cell, n ~ Poisson(calls_per_hour x cell / 1 h) arrivals at uniform integer
   ms in the cell (a homogeneous Poisson process at 1 ms resolution); holding ~ exponential(mean)
   rounded to whole ms, at least 1 ms (a zero-length call is a rounding artefact, not a call);
@@ -433,8 +436,7 @@ class TrafficPlan:
         children = root.spawn(len(scenario.traffic))
         tables = _all_source_tables(scenario)
         self._sources = [_SourceDraws(t, rng, self.end_ms) for t, rng in zip(tables, children)]
-        # Which sources must draw before a window is one comparison over all of them: with
-        # 10,000 sources, asking each one every window cost more than the rating.
+        # which sources must draw for a window: one comparison over all of them
         self._drawn_to = np.array([s.drawn_to_ms for s in self._sources], dtype=np.int64)
         self._runs = [_Run.of([_explicit_arrivals(scenario.calls, self.end_ms)], [-1])]
         # Merging has a fixed cost per call of `chunk`; merging ~one draw block of all sources
