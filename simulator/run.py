@@ -71,9 +71,10 @@ REALTIME_CDR_BUFFER_ROWS = 256
 # CSV, ~0.1-0.2 s) is a burst, while an hour window of virtual time rates in a few ms: with
 # room for only 4 steps the switch sat idle through every burst (a third of its time).
 STEPS_AHEAD = 64
-# ... and CDRs: at 10^7 calls/h each step holds a quarter of a million, and 64 of them queued
-# behind the file workers held GBs.  This many rows drain in a fraction of a second, which is
-# also what a stopped run waits for before its files are complete.
+# ... and CDRs: a step holds up to `switch.MAX_WINDOW_CALLS` (the last one every call still
+# connected), and 64 of them queued behind the file workers would be ~0.5 GB at 10^7 calls/h.
+# This many rows drain in a fraction of a second, which is also what a stopped run waits for
+# before its files are complete.
 ROWS_AHEAD = 131_072
 
 
@@ -135,7 +136,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             signals = handling.enter_context(StopSignals.installed())
         if signals is not None:
             handling.enter_context(signals.waking(stop.request))
-        return await _run(scenario, options, stop)
+        return await _rate_and_write(scenario, options, stop)
 
 
 class _Stop:
@@ -164,7 +165,7 @@ class _Stop:
             self._token.run_sync_soon(self._event.set)
 
 
-async def _run(scenario: Scenario, options: RunOptions, stop: _Stop) -> RunResult:
+async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) -> RunResult:
     engine = RatingEngine(scenario.setup)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls)
     if options.metrics is not None:  # first, so later observers see this window in a scrape
