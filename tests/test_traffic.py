@@ -393,15 +393,15 @@ def test_windows_cut_by_call_count_hold_at_most_that_many_and_give_the_same_arri
 
 def test_a_window_cut_by_call_count_never_splits_an_instant() -> None:
     base = mixed_scenario(HOUR)
-    burst = tuple(CallSpec(5_000, 0, 0, CallKind.OUTBOUND, 12125550100 + i, 0, 60_000) for i in range(30))
-    scenario = FakeScenario("burst", 7, base.setup, base.traffic, burst)
-    plan = TrafficPlan(scenario)
-    first = plan.window_end(0, HOUR, 1_000)
-    plan.chunk(0, first)
-    t1 = plan.window_end(first, HOUR, 10)  # 30 calls at 5 s, and more after
-    batch = plan.chunk(first, t1)
-    assert t1 == 5_001 or (first > 5_000)
-    assert (batch.t_ms == 5_000).sum() in (0, 30)
+    burst = tuple(CallSpec(7_000, 0, 0, CallKind.OUTBOUND, 12125550100 + i, 0, 60_000) for i in range(30))
+    plan = TrafficPlan(FakeScenario("burst", 7, base.setup, base.traffic, burst))
+    before = plan.window_end(0, HOUR, 10)
+    assert before == 7_000  # the calls before the burst: fewer than 10
+    assert len(plan.chunk(0, before)) < 10
+    at = plan.window_end(before, HOUR, 10)
+    assert at == 7_001  # all 30 calls of the instant, though more than 10
+    batch = plan.chunk(before, at)
+    assert len(batch) >= 30 and (batch.t_ms == 7_000).all()
 
 
 # --------------------------------------------------------------------------- many orgs
