@@ -19,6 +19,7 @@ This module imports nothing heavy: the child imports what its job needs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import multiprocessing.util
 import os
@@ -26,7 +27,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,8 @@ def _work(conn: Connection, job: Job, nice: int) -> None:
     # process must drain it rather than die mid-record under a parent still writing to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the parent from before the fork (`start`)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _name_process(multiprocessing.current_process().name)
     if nice:
         os.nice(nice)
@@ -60,6 +63,28 @@ def _work(conn: Connection, job: Job, nice: int) -> None:
     # The files are closed and the parent told: skip the interpreter's teardown (~0.3 s of
     # freeing numpy arrays and a big scenario), which the parent would otherwise wait out in `join`.
     os._exit(0)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back from this thread, and so from a child started meanwhile.
+
+    A child inherits the mask (through exec too, for a spawned one) and unblocks the signals
+    only once it ignores them (`_work`): one that arrived while it was starting up (a fresh
+    interpreter takes ~0.3 s) would otherwise kill it, and with it the run's files.  Here they
+    stay pending and reach this process's handlers when the mask is restored.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _name_process(name: str) -> None:
@@ -145,7 +170,8 @@ class WorkerProcess:
         if fork:  # a child that failed would flush its copy of what we had not printed yet
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
-        self._proc.start()
+        with _stop_signals_held():
+            self._proc.start()
         child.close()
         self._name = name
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queued)

@@ -2,7 +2,7 @@
 
 User mistakes (bad scenario, bad option) print one line per problem to
 stderr and exit 2; they never show a traceback.  Exit status 1 is kept for
-failed expectations (`--check`), 130 for a run stopped by Ctrl-C.
+failed expectations (`--check`), 130 for a run stopped by Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -278,6 +279,9 @@ def entry() -> NoReturn:
     except KeyboardInterrupt:  # Ctrl-C before `main` handles it: parsing arguments, importing
         print("callsim: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    finally:  # the command is over: a late Ctrl-C or SIGTERM must not break off the exit
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, signal.SIG_IGN)
     if code == EXIT_OK:
         exit_now(code)
     sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
@@ -309,6 +313,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # as argparse does for a missing required argument: usage, exit 2
         print(parser.format_help(), end="", file=sys.stderr)
         return EXIT_USAGE
+    with _stop_signals(args) as args.stop_signals:
+        return _command(args)
+
+
+def _stop_signals(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """`run` and `check`: from here on Ctrl-C and SIGTERM stop the run with its files complete,
+    whatever it is doing (simulator/_stop_signals.py); other commands keep Python's Ctrl-C."""
+    if args.command not in ("run", "check"):
+        return contextlib.nullcontext()
+    from ._stop_signals import StopSignals
+
+    return StopSignals.installed()
+
+
+def _command(args: argparse.Namespace) -> int:
     from .scenario import ScenarioError
     from ._out_dir import RunNotFinished
 
@@ -394,7 +413,8 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
-                             cdr_workers=workers, write_msgpack=args.cdr_msgpack)
+                             cdr_workers=workers, write_msgpack=args.cdr_msgpack,
+                             signals=args.stop_signals)
         _serve_metrics(args, options)
         options.out_dir_claim = claim  # held by `_run` until it returns, --check included
         started = time.perf_counter()
@@ -415,11 +435,20 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
     finally:
         if workers is not None:
             workers.close()  # a run that ended normally has closed them already
-    if args.quiet or args.json:
-        if not result.complete:  # stdout stays clean (--json), but an interruption is news
-            print(f"callsim: interrupted: partial run in {result.out_dir}/", file=sys.stderr)
-    else:
+    signals = args.stop_signals
+    signals.raise_next()  # every file is complete: what is left may stop anywhere
+    if not (args.quiet or args.json):
         progress.print_summary(result, time.perf_counter() - started)
+    if signals.received is not None:
+        _stop_metrics(options)
+        print(f"callsim: stopped by {signals.received.name} at simulated "
+              f"{result.summary['simulated_until']}; the files in {args.out}/ are complete up to "
+              f"that instant (summary.json: \"complete\": {str(result.complete).lower()})",
+              file=sys.stderr, flush=True)
+        if args.json:  # the partial summary, as summary.json has it
+            print(json.dumps(result.summary if not args.check else _check_document(result.summary, None),
+                             indent=2, ensure_ascii=False))
+        return EXIT_INTERRUPTED
     _linger_and_stop_metrics(args, options)
     report = None
     if result.complete and args.check:
@@ -505,6 +534,11 @@ def _linger_and_stop_metrics(args: argparse.Namespace, options) -> None:
     except KeyboardInterrupt:
         pass  # the run is complete: stopping the linger early is not an interruption
     finally:
+        options.metrics.close()
+
+
+def _stop_metrics(options) -> None:
+    if options.metrics is not None:
         options.metrics.close()
 
 

@@ -3,15 +3,17 @@
 All long-lived tasks share one nursery: the switch produces a Step per
 window; the writer task formats and appends it to the output files in a
 worker thread (so formatting overlaps rating); progress and metrics observe.
-Ctrl-C (or any cancellation) stops the switch at a window boundary, ends the
-calls still connected as `simulation_end` at that instant, and still writes
-every file completely, with `"complete": false` in summary.json.
+Ctrl-C or SIGTERM stops the switch at a window boundary, ends the calls still
+connected as `simulation_end` at that instant, and still writes every file
+completely, with `"complete": false` in summary.json (see _stop_signals).
+Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals and the writer's
+queue at most `ROWS_AHEAD` CDRs, so a run's memory follows its window and
+its connected calls, not its total, and a stop is acted on within a window.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +27,9 @@ from .clock import SimClock
 from ._cdr_workers import CdrWorkers
 from ._out_dir import OutDir
 from .outputs import CdrWriter, EventWriter, SummaryBuilder
+from ._stop_signals import StopSignals
 from .scenario import Scenario
-from .switch import Switch, WindowReport
+from .switch import MAX_WINDOW_CALLS, Switch, WindowReport
 from .traffic import TrafficPlan
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served (~50-80 ms)
@@ -40,7 +43,11 @@ class RunOptions:
     # None: run_scenario claims the directory itself for the run's life
     out_dir_claim: OutDir | None = None
     speed: float | None = None  # None: as fast as possible (virtual time)
+    # Ctrl-C and SIGTERM stop the run cleanly: through `signals` when the caller installed them
+    # (`callsim run` does, before loading the scenario), else through handlers installed for the
+    # run's duration unless `handle_sigint` is False.
     handle_sigint: bool = True
+    signals: StopSignals | None = None
     observers: list[Callable[[WindowReport], None]] = field(default_factory=list)
     # called with the Switch once it exists (metrics and progress read live state from it)
     on_switch: list[Callable[[Switch], None]] = field(default_factory=list)
@@ -53,6 +60,8 @@ class RunOptions:
     cdr_workers: CdrWorkers | None = None
     # cdrs.msgpack beside cdrs.csv (`callsim run --no-cdr-msgpack`: False)
     write_msgpack: bool = True
+    # arrivals per rating window at most (the outputs do not depend on it)
+    max_window_calls: int = MAX_WINDOW_CALLS
 
 
 @dataclass
@@ -68,6 +77,11 @@ REALTIME_CDR_BUFFER_ROWS = 256
 # CSV, ~0.1-0.2 s) is a burst, while an hour window of virtual time rates in a few ms: with
 # room for only 4 steps the switch sat idle through every burst (a third of its time).
 STEPS_AHEAD = 64
+# ... and CDRs: a step holds up to `switch.MAX_WINDOW_CALLS` (the last one every call still
+# connected), and 64 of them queued behind the file workers would be ~0.5 GB at 10^7 calls/h.
+# This many rows drain in a fraction of a second, which is also what a stopped run waits for
+# before its files are complete.
+ROWS_AHEAD = 131_072
 
 
 class _Outputs:
@@ -116,12 +130,55 @@ class _Outputs:
 
 
 async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
-    """Run `scenario` into `options.out_dir`; raises OutDirBusy when another run holds it."""
+    """Run `scenario` to its end, or until a stop signal, writing every file in `options.out_dir`.
+
+    Returns the summary and whether the simulation reached its end (False: stopped by
+    SIGINT/SIGTERM, the files then complete up to the stop instant).  Raises OutDirBusy when
+    another run holds the directory, OSError when an output cannot be written and
+    `_worker_process.WorkerFailed` when a file worker died.
+    """
     if options.out_dir_claim is None:  # one run at a time in a directory, and no stale files
         with OutDir.claim(options.out_dir) as claim:
             return await run_scenario(scenario, replace(options, out_dir_claim=claim))
+    stop = _Stop()
+    with contextlib.ExitStack() as handling:
+        signals = options.signals
+        if signals is None and options.handle_sigint:
+            signals = handling.enter_context(StopSignals.installed())
+        if signals is not None:
+            handling.enter_context(signals.waking(stop.request))
+        return await _rate_and_write(scenario, options, stop)
+
+
+class _Stop:
+    """The stop request the switch reads (`is_set`, `wait`), made from a signal handler.
+
+    `request` only sets a flag, which the switch sees at its next window boundary, and asks
+    the Trio loop to wake a switch waiting for its next tick (`run_sync_soon`, the one Trio call
+    a signal handler may make): setting a trio.Event there would reschedule tasks from inside
+    whatever the loop was doing when the signal came.
+    """
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._event = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+
+    def is_set(self) -> bool:
+        return self._requested
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def request(self) -> None:
+        self._requested = True
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._event.set)
+
+
+async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) -> RunResult:
     engine = RatingEngine(scenario.setup)
-    switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed))
+    switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls)
     if options.metrics is not None:  # first, so later observers see this window in a scrape
         from .metrics import RunMetrics, declare_build_info
 
@@ -133,29 +190,49 @@ async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
                        workers=options.cdr_workers, write_msgpack=options.write_msgpack)
-    send, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
-    stop = trio.Event()
-    complete = False
-
-    async def produce(helpers: trio.Nursery) -> None:
-        nonlocal complete
-        async with send:
-            complete = await switch.run(send, stop)
-        helpers.cancel_scope.cancel()  # the signal watcher has nothing left to watch
+    channel, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
+    send = _StepSender(channel, ROWS_AHEAD)
 
     async def consume() -> None:
-        async with receive:
-            async for step in receive:
-                await trio.to_thread.run_sync(outputs.write, [step, *_waiting(receive)])
+        # `receive` is left open when writing fails: closing it would raise BrokenResourceError
+        # in the switch, whose cancelling of this task would replace the error worth reporting.
+        async for step in receive:
+            steps = [step, *_waiting(receive)]
+            await trio.to_thread.run_sync(outputs.write, steps)
+            send.written(steps)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(consume)
-        async with trio.open_nursery() as helpers:
-            if options.handle_sigint:
-                helpers.start_soon(_stop_on_signal, stop)
-            helpers.start_soon(produce, helpers)
+        async with send:
+            complete = await switch.run(send, stop)
     summary = await trio.to_thread.run_sync(outputs.close, engine, complete)
     return RunResult(summary, complete, options.out_dir)
+
+
+class _StepSender(trio.abc.SendChannel[Step]):
+    """The switch's end of the step channel, held back while the writer has `max_rows` CDRs or
+    more still to write (a channel bounded in steps alone is unbounded in rows)."""
+
+    def __init__(self, send: trio.MemorySendChannel[Step], max_rows: int) -> None:
+        self._send = send
+        self._max_rows = max_rows
+        self._rows = 0
+        self._room = trio.Event()
+
+    async def send(self, step: Step) -> None:
+        while self._rows >= self._max_rows:
+            self._room = trio.Event()
+            await self._room.wait()
+        self._rows += len(step.cdrs)
+        await self._send.send(step)
+
+    def written(self, steps: list[Step]) -> None:
+        """The writer is done with `steps`: their rows no longer count."""
+        self._rows -= sum(len(step.cdrs) for step in steps)
+        self._room.set()
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
 
 
 def _waiting(receive: trio.MemoryReceiveChannel[Step]) -> list[Step]:
@@ -172,10 +249,3 @@ def _waiting(receive: trio.MemoryReceiveChannel[Step]) -> list[Step]:
             steps.append(receive.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel):
             return steps
-
-
-async def _stop_on_signal(stop: trio.Event) -> None:
-    """Ctrl-C / SIGTERM: finish the current window, then end the run cleanly."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            stop.set()

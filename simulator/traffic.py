@@ -20,6 +20,9 @@ Why it is built this way:
   loop per call or per cell.  Blocks hold about `TARGET_CALLS_PER_DRAW` expected calls, so a
   month of 1.4 M calls is ~100 block draws in all.  `TrafficPlan` also merges and numbers
   ahead in windows of about that size, so tiny `chunk` windows are mostly array slicing.
+  Drawn calls wait in time-sorted runs (`_Run`, one per round of draws, whatever sources drew
+  in it), so a window costs its own calls and the sources that must draw for it, never a step
+  per source: with 10,000 sources, asking each one every window cost more than the rating.
 * **Model.**  Per grid cell, n ~ Poisson(calls_per_hour x cell / 1 h) arrivals at uniform integer
   ms in the cell (a homogeneous Poisson process at 1 ms resolution); holding ~ exponential(mean)
   rounded to whole ms, at least 1 ms (a zero-length call is a rounding artefact, not a call);
@@ -172,7 +175,9 @@ class _SourceTables:
         return self.kind != CallKind.TOLL_FREE or len(self.to_numbers) > 0
 
 
-def _source_tables(spec: TrafficSpec, setup: RatingSetup) -> _SourceTables:
+def _source_tables(
+    spec: TrafficSpec, setup: RatingSetup, defaults: _DefaultDestinations
+) -> _SourceTables:
     """Resolve a source's callers and candidate destinations against the rating setup."""
     kind = _KIND_BY_TYPE[spec.type]
     no_numbers = np.empty(0, dtype=np.int64)
@@ -195,14 +200,19 @@ def _source_tables(spec: TrafficSpec, setup: RatingSetup) -> _SourceTables:
         slot_group = np.zeros(len(slots), dtype=np.intp)
         groups = _Groups.of([range(len(prefixes.digits))])
     else:
-        prefixes, slot_group, groups = _default_destinations(spec, setup)
+        prefixes, slot_group, groups = defaults.of(spec)
     return _SourceTables(spec.org, kind, spec.calls_per_hour, spec.holding_mean_ms,
                          slots, slot_group, groups, prefixes, no_numbers)
 
 
-def _default_destinations(
-    spec: TrafficSpec, setup: RatingSetup
-) -> tuple[_Prefixes, NDArray[np.intp], _Groups]:
+def _all_source_tables(scenario: Scenario) -> list[_SourceTables]:
+    """Every `[[traffic]]` source resolved, in file order; what they share is resolved once."""
+    setup = scenario.setup
+    defaults = _DefaultDestinations(setup)
+    return [_source_tables(spec, setup, defaults) for spec in scenario.traffic]
+
+
+class _DefaultDestinations:
     """Tariff prefixes a source calls when it names no `destinations`.
 
     domestic: prefixes of the caller's own country; international: of any other country;
@@ -210,27 +220,41 @@ def _default_destinations(
     country, or only its country), it falls back to all prefixes: the call is then rated as it
     routes (e.g. an international source whose only tariff is domestic makes domestic calls).
     One group per distinct caller country keeps the per-call pick vectorised.
-    """
-    first_country: dict[str, str] = {}
-    for t in setup.tariffs:
-        first_country.setdefault(t.prefix, t.country)
-    prefixes = _Prefixes.of(list(first_country))
-    countries = list(first_country.values())
-    everything = list(range(len(countries)))
-    if spec.type == "conference_dial_out":
-        return prefixes, np.zeros(len(spec.users), dtype=np.intp), _Groups.of([everything])
 
-    all_users = setup.users()
-    slot_country = [all_users[u][1].country for u in spec.users]
-    distinct = list(dict.fromkeys(slot_country))
-    domestic = spec.type == "domestic"
-    groups = []
-    for c in distinct:
-        own = [i for i, tc in enumerate(countries) if (tc == c) == domestic]
-        groups.append(own or everything)
-    group_of = {c: g for g, c in enumerate(distinct)}
-    slot_group = np.array([group_of[c] for c in slot_country], dtype=np.intp)
-    return prefixes, slot_group, _Groups.of(groups or [everything])
+    Built once for all sources: the prefix table, every user's country and each country's
+    candidates are shared, so resolving a source costs its own callers, not the whole setup
+    (10,000 one-user orgs with a source each would otherwise be quadratic).
+    """
+
+    def __init__(self, setup: RatingSetup) -> None:
+        first_country: dict[str, str] = {}
+        for t in setup.tariffs:
+            first_country.setdefault(t.prefix, t.country)
+        self._prefixes = _Prefixes.of(list(first_country))
+        self._countries = list(first_country.values())
+        self._everything = list(range(len(self._countries)))
+        self._user_country = [user.country for org in setup.orgs for user in org.users]
+        self._candidates: dict[tuple[str, bool], list[int]] = {}
+
+    def of(self, spec: TrafficSpec) -> tuple[_Prefixes, NDArray[np.intp], _Groups]:
+        """The source's prefixes, each caller's candidate group, and the groups."""
+        if spec.type == "conference_dial_out":
+            everything = _Groups.of([self._everything])
+            return self._prefixes, np.zeros(len(spec.users), dtype=np.intp), everything
+        slot_country = [self._user_country[u] for u in spec.users]
+        distinct = list(dict.fromkeys(slot_country))
+        domestic = spec.type == "domestic"
+        groups = [self._candidates_of(c, domestic) for c in distinct]
+        group_of = {c: g for g, c in enumerate(distinct)}
+        slot_group = np.array([group_of[c] for c in slot_country], dtype=np.intp)
+        return self._prefixes, slot_group, _Groups.of(groups or [self._everything])
+
+    def _candidates_of(self, country: str, domestic: bool) -> list[int]:
+        key = (country, domestic)
+        if key not in self._candidates:
+            own = [i for i, tc in enumerate(self._countries) if (tc == country) == domestic]
+            self._candidates[key] = own or self._everything
+        return self._candidates[key]
 
 
 def _cells_per_draw(calls_per_hour: float) -> int:
@@ -277,12 +301,8 @@ def _draw_block(
     )
 
 
-class _SourceStream:
-    """One source's arrivals in time order, drawn block by block on the fixed grid.
-
-    Keeps the drawn-but-not-yet-returned calls, so callers may cut windows anywhere, even
-    inside a grid cell, without touching the random stream.
-    """
+class _SourceDraws:
+    """One source's arrivals in time order, drawn block by block on the fixed grid."""
 
     def __init__(self, src: _SourceTables, rng: np.random.Generator, end_ms: int) -> None:
         self._src = src
@@ -290,32 +310,66 @@ class _SourceStream:
         self._end_ms = end_ms
         self._cells = _cells_per_draw(src.calls_per_hour)
         self._next_cell = 0
-        self._buffer = Arrivals.empty()
         # Nothing to draw: pretend everything up to the end has been drawn (and was empty).
-        self._drawn_to_ms = 0 if src.drawable else end_ms
+        self.drawn_to_ms = 0 if src.drawable else end_ms
 
-    def take_before(self, t1: int) -> list[Arrivals]:
-        """Remove and return the calls with t < t1 (t1 <= end), as time-ordered non-empty pieces.
-
-        Pieces, not one array: the caller concatenates everything once, in `merge_arrivals`.
-        """
-        out = []
-        while self._drawn_to_ms < t1:  # the buffer is all before the drawn edge, hence before t1
-            out.append(self._buffer)
-            self._buffer = self._draw_next()
-        cut = int(np.searchsorted(self._buffer.t_ms, t1, side="left"))
-        if cut:
-            out.append(self._buffer.take(slice(0, cut)))
-            self._buffer = self._buffer.take(slice(cut, None))
-        return [piece for piece in out if len(piece)]
+    def draw_to(self, t1: int) -> list[Arrivals]:
+        """The next blocks, up to the first that reaches t1 (t1 <= end): every call before t1
+        not drawn yet, and the rest of that block's cells."""
+        blocks = []
+        while self.drawn_to_ms < t1:
+            blocks.append(self._draw_next())
+        return blocks
 
     def _draw_next(self) -> Arrivals:
         block = _draw_block(self._src, self._rng, self._next_cell, self._cells)
         self._next_cell += self._cells
-        self._drawn_to_ms = self._next_cell * GRID_MS
-        if self._drawn_to_ms > self._end_ms:  # drawn in full for stability, kept up to the end
+        self.drawn_to_ms = self._next_cell * GRID_MS
+        if self.drawn_to_ms > self._end_ms:  # drawn in full for stability, kept up to the end
             block = block.take(slice(0, int(np.searchsorted(block.t_ms, self._end_ms))))
         return block
+
+
+@dataclass
+class _Run:
+    """Drawn calls not numbered yet, in SPEC §3 order: by time, then `rank` (the part: -1 for
+    explicit calls, else the `[[traffic]]` index), then draw order."""
+
+    calls: Arrivals
+    rank: NDArray[np.int32]
+
+    @classmethod
+    def of(cls, parts: Sequence[Arrivals], ranks: Sequence[int]) -> _Run:
+        """A run of time-sorted parts given in rank order (the stable sort keeps the rest)."""
+        calls = Arrivals.concat(list(parts))
+        rank = np.repeat(np.array(ranks, dtype=np.int32), [len(p) for p in parts])
+        if len(parts) > 1:
+            order = np.argsort(calls.t_ms, kind="stable")
+            calls, rank = calls.take(order), rank[order]
+        return cls(calls, rank)
+
+    def split(self, t: int) -> tuple[_Run, _Run]:
+        """(the calls before t, the others)."""
+        cut = int(np.searchsorted(self.calls.t_ms, t, side="left"))
+        head = _Run(self.calls.take(slice(0, cut)), self.rank[:cut])
+        return head, _Run(self.calls.take(slice(cut, None)), self.rank[cut:])
+
+
+def _merge_runs(runs: Sequence[_Run], sources: int) -> Arrivals:
+    """The calls of several runs in one SPEC §3 order (call_id unset)."""
+    runs = [r for r in runs if len(r.calls)]
+    if not runs:
+        return Arrivals.empty()
+    if len(runs) == 1:
+        return runs[0].calls
+    calls = Arrivals.concat([r.calls for r in runs])
+    rank = np.concatenate([r.rank for r in runs]).astype(np.int64) + 1
+    if int(calls.t_ms.max()) < 2**62 // (sources + 2):
+        # one int64 key; a stable sort of concatenated sorted runs merges them in linear time
+        order = np.argsort(calls.t_ms * (sources + 2) + rank, kind="stable")
+    else:
+        order = np.lexsort((rank, calls.t_ms))
+    return calls.take(order)
 
 
 # --------------------------------------------------------------------------- explicit calls
@@ -380,9 +434,11 @@ class TrafficPlan:
         self.chunk_ms = chunk_ms
         root = np.random.Generator(np.random.PCG64(scenario.seed))
         children = root.spawn(len(scenario.traffic))
-        tables = [_source_tables(spec, setup) for spec in scenario.traffic]
-        self._sources = [_SourceStream(t, rng, self.end_ms) for t, rng in zip(tables, children)]
-        self._explicit = _explicit_arrivals(scenario.calls, self.end_ms)
+        tables = _all_source_tables(scenario)
+        self._sources = [_SourceDraws(t, rng, self.end_ms) for t, rng in zip(tables, children)]
+        # which sources must draw for a window: one comparison over all of them
+        self._drawn_to = np.array([s.drawn_to_ms for s in self._sources], dtype=np.int64)
+        self._runs = [_Run.of([_explicit_arrivals(scenario.calls, self.end_ms)], [-1])]
         # Merging has a fixed cost per call of `chunk`; merging ~one draw block of all sources
         # at a time and slicing it keeps tiny windows cheap.  Ids do not depend on it.
         busy = sum(t.calls_per_hour for t in tables if t.drawable)
@@ -417,14 +473,44 @@ class TrafficPlan:
         self._ready = self._ready.take(slice(cut, None))
         return batch
 
+    def window_end(self, t0_ms: int, t1_ms: int, max_calls: int) -> int:
+        """Where to end a window from t0 (the position) so that it holds at most `max_calls`
+        arrivals: t1 if [t0, t1) holds no more, else the instant of the first call beyond them
+        (t0 + 1 when more than `max_calls` arrive at t0 itself: an instant is never split).
+
+        Lets a caller bound a window's work and memory by its calls rather than its length;
+        the calls drawn to find the cut are kept for the next `chunk`s.
+        """
+        if t0_ms != self._position_ms:
+            raise ValueError(f"window must start at {self._position_ms} ms, got {t0_ms} ms")
+        until = min(t1_ms, self.end_ms)
+        while self._ready_to_ms < until and len(self._ready) <= max_calls:
+            self._number_until(min(until, self._ready_to_ms + self._merge_ahead_ms))
+        if len(self._ready) <= max_calls:
+            return t1_ms
+        beyond = int(self._ready.t_ms[max_calls])
+        return t1_ms if beyond >= until else max(beyond, t0_ms + 1)
+
     def _number_until(self, until: int) -> None:
         """Merge and number every call in [ready_to, until) after the ones already ready."""
-        cut = int(np.searchsorted(self._explicit.t_ms, until, side="left"))
-        parts = [self._explicit.take(slice(0, cut))]
-        self._explicit = self._explicit.take(slice(cut, None))
-        for source in self._sources:
-            parts += source.take_before(until)
-        merged = merge_arrivals(parts, self._next_call_id)
+        due = np.flatnonzero(self._drawn_to < until)
+        if len(due):
+            parts, ranks = [], []
+            for s in due.tolist():
+                for block in self._sources[s].draw_to(until):
+                    parts.append(block)
+                    ranks.append(s)
+                self._drawn_to[s] = self._sources[s].drawn_to_ms
+            self._runs.append(_Run.of(parts, ranks))
+        heads, rests = [], []
+        for run in self._runs:
+            head, rest = run.split(until)
+            heads.append(head)
+            if len(rest.calls):
+                rests.append(rest)
+        self._runs = rests
+        merged = _merge_runs(heads, len(self._sources))
+        merged.call_id = np.arange(self._next_call_id, self._next_call_id + len(merged), dtype=np.int64)
         self._next_call_id += len(merged)
         self._ready = Arrivals.concat([self._ready, merged]) if len(self._ready) else merged
         self._ready_to_ms = until
@@ -445,10 +531,6 @@ def expected_calls(scenario: Scenario) -> float:
     """
     setup = scenario.setup
     hours = setup.end_ms / MS_PER_HOUR
-    generated = sum(
-        spec.calls_per_hour * hours
-        for spec in scenario.traffic
-        if _source_tables(spec, setup).drawable
-    )
+    generated = sum(src.calls_per_hour * hours for src in _all_source_tables(scenario) if src.drawable)
     explicit = sum(1 for c in scenario.calls if 0 <= c.at_ms < setup.end_ms)
     return generated + explicit

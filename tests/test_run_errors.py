@@ -76,7 +76,14 @@ def test_ctrl_c_before_a_command_runs_is_one_line_and_exit_130(monkeypatch: pyte
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "main", interrupted)
-    with pytest.raises(SystemExit) as stop:
-        cli.entry()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.entry()
+        # the command is over: a late signal must not break off its exit
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in handlers)
+    finally:
+        for s, handler in handlers.items():  # this process goes on running tests
+            signal.signal(s, handler)
     assert stop.value.code == 130
     assert capsys.readouterr().err == "callsim: interrupted\n"

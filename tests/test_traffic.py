@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -367,3 +369,86 @@ def test_loaded_scenario_generates_calls_from_its_group_to_its_destinations() ->
     assert set(generated.user.tolist()) <= set(range(1, 51))
     to = generated.to_number
     assert np.all(_starts_with(to, "1212") | _starts_with(to, "1415"))
+
+
+# --------------------------------------------------------------------------- windows cut by calls
+
+
+def test_windows_cut_by_call_count_hold_at_most_that_many_and_give_the_same_arrivals() -> None:
+    scenario = mixed_scenario(6 * HOUR, rate=3_000.0)
+    plan, batches, max_calls = TrafficPlan(scenario), [], 500
+    t0 = 0
+    while t0 < plan.end_ms:
+        t1 = plan.window_end(t0, min(t0 + HOUR, plan.end_ms), max_calls)
+        assert t0 < t1 <= min(t0 + HOUR, plan.end_ms)
+        batch = plan.chunk(t0, t1)
+        assert len(batch) <= max_calls
+        if t1 < min(t0 + HOUR, plan.end_ms):  # cut short: the window was full
+            assert len(batch) > max_calls // 2
+        batches.append(batch)
+        t0 = t1
+    assert len(batches) > 6 * 2  # each hour holds several windows' worth
+    assert_same(Arrivals.concat(batches), run_in_chunks(scenario, 6 * HOUR))
+
+
+def test_a_window_cut_by_call_count_never_splits_an_instant() -> None:
+    base = mixed_scenario(HOUR)
+    burst = tuple(CallSpec(7_000, 0, 0, CallKind.OUTBOUND, 12125550100 + i, 0, 60_000) for i in range(30))
+    plan = TrafficPlan(FakeScenario("burst", 7, base.setup, base.traffic, burst))
+    before = plan.window_end(0, HOUR, 10)
+    assert before == 7_000  # the calls before the burst: fewer than 10
+    assert len(plan.chunk(0, before)) < 10
+    at = plan.window_end(before, HOUR, 10)
+    assert at == 7_001  # all 30 calls of the instant, though more than 10
+    batch = plan.chunk(before, at)
+    assert len(batch) >= 30 and (batch.t_ms == 7_000).all()
+
+
+# --------------------------------------------------------------------------- many orgs
+
+
+def _lines_executed(work) -> int:
+    """Lines of callsim's own code that `work()` executes: a deterministic measure of its cost."""
+    roots = tuple(str(Path(__file__).resolve().parents[1] / package) for package in ("simulator", "rating_core"))
+    lines = 0
+
+    def count(frame, event, arg):
+        nonlocal lines
+        lines += event == "line"
+        return count
+
+    def enter(frame, event, arg):
+        return count if frame.f_code.co_filename.startswith(roots) else None
+
+    sys.settrace(enter)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+def _one_user_orgs(n: int) -> str:
+    head = ('[simulation]\nname = "orgs"\nseed = 1\nstart = "2026-11-01T00:00:00Z"\nduration = "1h"\ncurrency = "USD"\n'
+            '[[tariff]]\nprefix = "1"\ncountry = "US"\nzone = "A"\nper_minute = "0.02"\nincrement = "60/60"\n')
+    org = ('[[orgs]]\nid = "org{i}"\n[[orgs.users]]\nid = "u{i}"\ncountry = "US"\n'
+           'licenses = ["phone_system", "domestic_calling_plan"]\n'
+           '[[traffic]]\norg = "org{i}"\ntype = "domestic"\ncalls_per_hour = 10\nholding_mean = "3m"\n')
+    return head + "".join(org.format(i=i) for i in range(n))
+
+
+def test_loading_and_traffic_set_up_grow_linearly_with_the_number_of_orgs() -> None:
+    """10,000 one-user orgs with a source each: nothing may walk every org (or user) per org."""
+
+    def set_up(n: int) -> int:
+        text = _one_user_orgs(n)
+
+        def work() -> None:
+            scenario = parse_scenario(text)
+            TrafficPlan(scenario)
+            expected_calls(scenario)
+
+        return _lines_executed(work)
+
+    small, large = set_up(300), set_up(600)
+    assert large < 2.2 * small, (small, large)

@@ -1,0 +1,91 @@
+"""Ctrl-C and SIGTERM during `callsim run`: noted whenever they come, acted on where it is safe.
+
+Python's own Ctrl-C raises KeyboardInterrupt at whatever line the main thread
+is on: inside Trio's task groups it surfaces as a `BaseExceptionGroup`
+traceback, between two writes it leaves a file torn, and a second Ctrl-C
+lands in the clean-up of the first.  SIGTERM's default kills the process
+with its buffers unwritten.  `StopSignals` takes both signals over for the
+whole command instead (loading, forking the file workers, rating, writing):
+
+* Until the run's files are complete, a signal only records itself and wakes
+  the run's event loop (`waking`); the run stops at its next window
+  boundary and writes every file completely (simulator/run.py).  A signal
+  that comes before the run has started stops it at its first window.
+* After that (`raise_next`), the first signal raises KeyboardInterrupt, so
+  what is left (printing the summary, checking expectations, lingering to be
+  scraped) stops where it is.
+* Either way only the first signal counts: repeated Ctrl-C or a SIGTERM on
+  top do nothing more, so they cannot interrupt the clean-up of the first.
+
+Trio delivers KeyboardInterrupt itself only while SIGINT has Python's default
+handler, so it stays out of the way while these handlers are installed.
+Forked file workers inherit them until they ignore both signals
+(`_worker_process`): a signal meant for the whole process group only marks
+the child's copy, which nothing reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+__all__ = ["STOP_SIGNALS", "StopSignals"]
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """The stop requests of one command; `installed()` makes it the handler of both signals."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None  # the first signal, if one came
+        self._wake: Callable[[], None] | None = None
+        self._raise = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[StopSignals]:
+        """Handle SIGINT and SIGTERM with a new StopSignals, and restore the previous handlers
+        on exit.  Outside the main thread, where Python allows no handlers, it only yields one
+        that never receives anything."""
+        stops = cls()
+        if threading.current_thread() is not threading.main_thread():
+            yield stops
+            return
+        previous = {s: signal.signal(s, stops._handle) for s in STOP_SIGNALS}
+        try:
+            yield stops
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def waking(self, wake: Callable[[], None]) -> Iterator[None]:
+        """Call `wake` on the first signal while inside, or at once if one came already.
+
+        `wake` runs in a signal handler: it must only hand the request over (Trio's
+        `run_sync_soon` is made for that).
+        """
+        self._wake = wake
+        try:
+            if self.received is not None:
+                wake()
+            yield
+        finally:
+            self._wake = None
+
+    def raise_next(self) -> None:
+        """From now on the first signal raises KeyboardInterrupt (none does if one came already)."""
+        self._raise = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # stopping already: once is enough
+        self.received = signal.Signals(signum)
+        if self._raise:
+            raise KeyboardInterrupt
+        if self._wake is not None:
+            self._wake()

@@ -1,0 +1,49 @@
+"""StopSignals (simulator/_stop_signals.py): a stop request is noted once, never raised mid-run."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from simulator._stop_signals import STOP_SIGNALS, StopSignals
+
+
+def test_a_signal_is_noted_and_wakes_the_run_once_however_many_come() -> None:
+    woken: list[int] = []
+    with StopSignals.installed() as stops, stops.waking(lambda: woken.append(1)):
+        signal.raise_signal(signal.SIGTERM)  # no KeyboardInterrupt, no exit
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+    assert stops.received == signal.SIGTERM and woken == [1]
+
+
+def test_a_signal_before_the_run_wakes_it_as_it_starts() -> None:
+    woken: list[int] = []
+    with StopSignals.installed() as stops:
+        signal.raise_signal(signal.SIGINT)
+        with stops.waking(lambda: woken.append(1)):
+            assert woken == [1]
+
+
+def test_after_the_run_the_first_signal_raises_keyboard_interrupt_and_later_ones_nothing() -> None:
+    with StopSignals.installed() as stops:
+        stops.raise_next()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)  # while the first one is being handled: ignored
+
+
+def test_no_keyboard_interrupt_after_the_run_if_the_run_was_stopped_already() -> None:
+    with StopSignals.installed() as stops:
+        signal.raise_signal(signal.SIGINT)
+        stops.raise_next()
+        signal.raise_signal(signal.SIGINT)
+    assert stops.received == signal.SIGINT
+
+
+def test_the_previous_handlers_are_restored() -> None:
+    before = [signal.getsignal(s) for s in STOP_SIGNALS]
+    with StopSignals.installed():
+        assert [signal.getsignal(s) for s in STOP_SIGNALS] != before
+    assert [signal.getsignal(s) for s in STOP_SIGNALS] == before
