@@ -7,9 +7,10 @@ into calls, users, peak connected calls, memory, output size and run time, and `
 compares that with what the machine has (`Machine`), naming the field that asks for most.
 
 The memory model follows how a run holds its data: every user is an object for the whole run,
-every connected call is a row in the switch's tables until it ends, and each window of
-simulated time holds its arrivals (at most `WINDOW_CALLS`, however high the rate).  Total
-calls do not stay in memory: they are streamed to the output files, so they cost disk and time.
+every connected call is a row in the switch's tables until it ends, each window of
+simulated time holds its arrivals (at most `WINDOW_CALLS`, however high the rate), and each
+traffic source holds the calls of its current draw block (about `CALLS_PER_DRAW`, more when one
+minute of the source already has more).  Total calls do not stay in memory: they are streamed to the output files, so they cost disk and time.
 The per-item sizes were measured with `/usr/bin/time -f %M callsim run` on scenarios that vary
 one quantity at a time, and are rounded up.
 
@@ -47,7 +48,12 @@ CONNECTED_CALL_BYTES = 400  # per call connected at once: 1.27 M took ~495 MB
 WINDOW_CALL_BYTES = 600  # per arrival of the window being rated: 2 M took ~1.15 GB
 EXPLICIT_CALL_BYTES = 300  # an explicit [[calls]] entry is an object for the whole run
 WINDOW_MS = 3_600_000  # a window of virtual time ...
-WINDOW_CALLS = 1_000_000  # ... holds at most this many arrivals
+WINDOW_CALLS = 65_536  # ... holds at most this many arrivals (switch.MAX_WINDOW_CALLS)
+DRAWN_CALL_BYTES = 64  # per call drawn ahead by a source: an Arrivals row is 49 B
+DRAW_BYTES = 200  # per call of the block being drawn, temporaries included
+CALLS_PER_DRAW = 16_384  # a source draws blocks of about this many calls ...
+GRID_MS = 60_000  # ... in whole grid cells ...
+MAX_CELLS_PER_DRAW = 1_440  # ... at most a day of them (traffic.py's draw constants)
 CDR_BYTES = 400  # per call on disk: cdrs.csv ~126 B + cdrs.msgpack ~265 B a row
 CALLS_PER_SECOND = 200_000  # end-to-end rating speed the run time is estimated with ...
 WINDOW_SECONDS = 0.0003  # ... plus this per window: 100 years of 1 h windows, 833 calls: 229 s
@@ -128,11 +134,14 @@ def estimate(work: Workload) -> WorkEstimate:
     peak = connected * 1.1 + 4 * math.sqrt(connected) + work.explicit_calls
     window = min(sum(s.calls_per_hour for s in work.sources) * WINDOW_MS / MS_PER_HOUR,
                  WINDOW_CALLS)
+    blocks = [_calls_per_draw(s.calls_per_hour) for s in work.sources]
     memory = (
         BASE_BYTES
         + work.users * USER_BYTES
         + peak * CONNECTED_CALL_BYTES
         + window * WINDOW_CALL_BYTES
+        + sum(blocks) * DRAWN_CALL_BYTES
+        + max(blocks, default=0) * DRAW_BYTES
         + work.explicit_calls * EXPLICIT_CALL_BYTES
     )
     return WorkEstimate(
@@ -144,6 +153,13 @@ def estimate(work: Workload) -> WorkEstimate:
         disk_bytes=calls * CDR_BYTES,
         run_seconds=calls / CALLS_PER_SECOND + work.duration_ms / WINDOW_MS * WINDOW_SECONDS,
     )
+
+
+def _calls_per_draw(calls_per_hour: float) -> float:
+    """Expected calls of one draw block of a source (traffic._cells_per_draw's blocks)."""
+    per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
+    cells = min(MAX_CELLS_PER_DRAW, max(1, math.ceil(CALLS_PER_DRAW / per_cell)))
+    return per_cell * cells
 
 
 def _connected(source: Source, duration_ms: int) -> float:
@@ -191,6 +207,10 @@ def _memory_cause(work: Workload, est: WorkEstimate) -> tuple[str, str]:
     """The field that asks for most of the memory, and what it asks for."""
     users = work.users * USER_BYTES
     calls = est.peak_connected * CONNECTED_CALL_BYTES + est.window_calls * WINDOW_CALL_BYTES
+    drawn = sum(_calls_per_draw(s.calls_per_hour) for s in work.sources)
+    if drawn * DRAWN_CALL_BYTES >= max(calls, users):
+        return "traffic", (f"{len(work.sources):,} traffic sources each draw their calls in "
+                           f"blocks, ~{_count(drawn)} calls held ahead in all")
     if work.sources and calls >= users:
         busiest = _busiest(work)
         return (

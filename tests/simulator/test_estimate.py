@@ -67,6 +67,9 @@ def test_calls_peak_and_sizes_follow_rates_holding_and_users() -> None:
         estimate.BASE_BYTES + 1_000 * estimate.USER_BYTES
         + est.peak_connected * estimate.CONNECTED_CALL_BYTES
         + 3_960 * estimate.WINDOW_CALL_BYTES + 4 * estimate.EXPLICIT_CALL_BYTES
+        # draw blocks: 3,600/h draws 274 one-minute cells of 60 calls ahead (the first block of
+        # whole cells past 16,384 calls), 360/h a day's 8,640; the bigger block is being drawn
+        + (16_440 + 8_640) * estimate.DRAWN_CALL_BYTES + 16_440 * estimate.DRAW_BYTES
     )
     assert est.disk_bytes == est.calls * estimate.CDR_BYTES
 
@@ -74,6 +77,25 @@ def test_calls_peak_and_sizes_follow_rates_holding_and_users() -> None:
 def test_a_window_holds_at_most_its_cap_however_high_the_rate() -> None:
     work = Workload(DAY_MS, 1, "", (Source("traffic[0]", 1e9, 1_000),), 0)
     assert estimate.estimate(work).window_calls == estimate.WINDOW_CALLS
+
+
+def test_the_estimate_sizes_windows_and_draw_blocks_as_the_run_does() -> None:
+    from simulator import switch, traffic
+
+    assert estimate.WINDOW_CALLS == switch.MAX_WINDOW_CALLS
+    assert estimate.CALLS_PER_DRAW == traffic.TARGET_CALLS_PER_DRAW
+    assert estimate.GRID_MS == traffic.GRID_MS
+    assert estimate.MAX_CELLS_PER_DRAW == traffic.MAX_CELLS_PER_DRAW
+
+
+def test_many_sources_drawing_ahead_are_refused_naming_the_traffic() -> None:
+    sources = tuple(Source(f"traffic[{i}]", 1_000.0, 60_000) for i in range(20_000))
+    work = Workload(DAY_MS, 20_000, "orgs[0].users[0]", sources, 0)
+    (refusal,) = estimate.refusals(work, Machine(memory_bytes=16 * GIB))
+    place, problem = refusal
+    assert place == "traffic"
+    assert problem.startswith("20,000 traffic sources each draw their calls in blocks, ~328,000,000 calls "
+                              "held ahead in all: ~19.8 GiB of memory")
 
 
 def test_calls_are_connected_no_longer_than_the_run() -> None:
@@ -88,7 +110,7 @@ def test_a_rate_this_machine_cannot_hold_is_refused_naming_the_field() -> None:
     (problem,) = info.value.problems
     assert problem.located() == (
         "big.toml:26: traffic[0].calls_per_hour: 1e9 calls/h held 3m on average over 1d is "
-        "~2.4e10 calls, ~55,028,284 connected at peak: ~21.2 GiB of memory, more than 80% of "
+        "~2.4e10 calls, ~55,028,284 connected at peak: ~24.7 GiB of memory, more than 80% of "
         "this machine's 16.0 GiB available (--force or CALLSIM_FORCE=1 to run anyway)"
     )
 
@@ -108,7 +130,7 @@ def test_users_this_machine_cannot_hold_are_refused_at_the_biggest_group() -> No
         parse_scenario(text, "big.toml", Machine(memory_bytes=512 << 20))
     (problem,) = info.value.problems
     assert str(problem).startswith(
-        "orgs[0].users[0].count: 901,000 users in all: ~615.6 MiB of memory, more than 80% of "
+        "orgs[0].users[0].count: 901,000 users in all: ~616.4 MiB of memory, more than 80% of "
         "this machine's 512.0 MiB available"
     )
 
@@ -157,7 +179,7 @@ def test_validate_prints_the_estimate(tmp_path: Path, capsys) -> None:
     path.write_text(scenario_text())
     assert cli.main(["validate", str(path)]) == cli.EXIT_OK
     assert capsys.readouterr().out.splitlines()[1] == (
-        "  estimate: ~2,880 calls, 50 users, ~16 connected at peak; ~100.1 MiB of memory, "
+        "  estimate: ~2,880 calls, 50 users, ~16 connected at peak; ~100.8 MiB of memory, "
         "~1.1 MiB of output, under 1 s to run"
     )
 
