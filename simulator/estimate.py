@@ -46,6 +46,8 @@ BASE_BYTES = 100 << 20  # interpreter, numpy, trio, pydantic: a one-call run pea
 USER_BYTES = 600  # per user: 1 M users in a group took 525 MB more than one user
 CONNECTED_CALL_BYTES = 400  # per call connected at once: 1.27 M took ~495 MB
 WINDOW_CALL_BYTES = 600  # per arrival of the window being rated: 2 M took ~1.15 GB
+ORG_BYTES = 5_500  # per org (its tables, pools, ledger rows): 10,000 orgs took 52 MB more
+SOURCE_BYTES = 8_000  # per traffic source (generator, tables, draws): 10,000 took ~80 MB more
 EXPLICIT_CALL_BYTES = 300  # an explicit [[calls]] entry is an object for the whole run
 WINDOW_MS = 3_600_000  # a window of virtual time ...
 WINDOW_CALLS = 65_536  # ... holds at most this many arrivals (switch.MAX_WINDOW_CALLS)
@@ -86,6 +88,7 @@ class Workload:
     biggest_users: str
     sources: tuple[Source, ...]
     explicit_calls: int
+    orgs: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ def estimate(work: Workload) -> WorkEstimate:
         + sum(blocks) * DRAWN_CALL_BYTES
         + max(blocks, default=0) * DRAW_BYTES
         + work.explicit_calls * EXPLICIT_CALL_BYTES
+        + work.orgs * ORG_BYTES
+        + len(work.sources) * SOURCE_BYTES
     )
     return WorkEstimate(
         users=work.users,

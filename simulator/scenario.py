@@ -181,6 +181,8 @@ def parse_scenario(
 
 def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
     """The problems with the file and, when it can be found, the line of each place."""
+    if not problems:  # finding lines reads the whole file: a 10,000-org file has nothing to find
+        return []
     lines = lines_of(text, [p.place for p in problems])
     return [replace(p, file=source, line=line) for p, line in zip(problems, lines)]
 
@@ -685,4 +687,5 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
         biggest_users=biggest,
         sources=tuple(sources),
         explicit_calls=len(_items(raw, "calls")),
+        orgs=len(_items(raw, "orgs")),
     )

@@ -70,6 +70,7 @@ def test_calls_peak_and_sizes_follow_rates_holding_and_users() -> None:
         # draw blocks: 3,600/h draws 274 one-minute cells of 60 calls ahead (the first block of
         # whole cells past 16,384 calls), 360/h a day's 8,640; the bigger block is being drawn
         + (16_440 + 8_640) * estimate.DRAWN_CALL_BYTES + 16_440 * estimate.DRAW_BYTES
+        + 2 * estimate.SOURCE_BYTES
     )
     assert est.disk_bytes == est.calls * estimate.CDR_BYTES
 
@@ -95,7 +96,7 @@ def test_many_sources_drawing_ahead_are_refused_naming_the_traffic() -> None:
     place, problem = refusal
     assert place == "traffic"
     assert problem.startswith("20,000 traffic sources each draw their calls in blocks, ~328,000,000 calls "
-                              "held ahead in all: ~19.8 GiB of memory")
+                              "held ahead in all: ~20.0 GiB of memory")
 
 
 def test_calls_are_connected_no_longer_than_the_run() -> None:
