@@ -37,15 +37,29 @@ class UsageError(Exception):
     """A mistake in the command line, reported as one line with exit status 2."""
 
 
+#: The fastest finite --speed: a month in ~2.6 wall seconds, past which `max` is as fast and
+#: the switch's window arithmetic (ms of simulated time per 10 ms tick) would overflow.
+MAX_SPEED = 1e6
+#: The longest duration option (--metrics-linger, serve's timeouts): a day; a sleep of
+#: ~1e308 s would overflow time_t.
+MAX_SECONDS = 86_400
+#: Per-org metric labels: more than any scenario's orgs (2,000,000 users in all) is pointless.
+MAX_METRICS_ORGS = 1_000_000
+#: `bench --calls`: ~100 bytes of arrays per call, so 50 M stays within a few GB.
+MAX_BENCH_CALLS = 50_000_000
+MAX_BENCH_ORGS = 1_000_000
+
+
 def _speed(text: str) -> float | None:
     if text == "max":
         return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"') from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"')
+        value = 0.0
+    if not 0 < value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f'expected "max" or a number > 0 and <= {MAX_SPEED:,.0f}, '
+                                         f'got "{text}"')
     return value
 
 
@@ -53,6 +67,16 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f'expected a TCP port 0-65535, got "{text}"')
     return int(text)
+
+
+def whole_number(least: int, most: int):
+    """An argparse type: a whole number from `least` to `most`, else one line saying so."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or not least <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f'expected a whole number {least:,} to {most:,}, '
+                                             f'got "{text}"')
+        return int(text)
+    return parse
 
 
 def _count(text: str) -> int:
@@ -66,8 +90,9 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f'expected a number of seconds >= 0, got "{text}"')
+    if not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f'expected a number of seconds 0 to {MAX_SECONDS:,}, '
+                                         f'got "{text}"')
     return value
 
 
@@ -137,7 +162,7 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     """The options `run` and `check` share (check runs `run --check`)."""
     command.add_argument("scenario", type=Path, metavar="SCENARIO", help="the scenario file (.toml)")
     command.add_argument("--speed", type=_speed, default=None, metavar="max|N",
-                         help="simulated seconds per wall second (default: max, virtual time)")
+                         help="simulated seconds per wall second, at most 1e6 (default: max, virtual time)")
     command.add_argument("--seed", type=_seed, default=None, metavar="N", help=_SEED_HELP)
     command.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     command.add_argument("--json", action="store_true", help=_JSON_HELP)
@@ -177,12 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                      help="address to serve metrics on (default: 127.0.0.1, loopback only; "
                           "0.0.0.0 for every interface)")
-    run.add_argument("--metrics-max-orgs", type=_count, default=50, metavar="N",
+    run.add_argument("--metrics-max-orgs", type=whole_number(0, MAX_METRICS_ORGS), default=50, metavar="N",
                      help='per-org metric labels for the first N orgs of the scenario; the others '
                           'are summed under org="_other" (default: 50)')
     run.add_argument("--metrics-linger", type=_seconds, default=0.0, metavar="S",
                      help="keep serving metrics S seconds after the run, so Prometheus scrapes "
-                          "the final values (default: 0; Ctrl-C ends it early)")
+                          "the final values (default: 0, at most 86400; Ctrl-C ends it early)")
 
     run.add_argument("--check", action="store_true",
                      help="after the run, check the scenario's [[expect]] tables: exit 1 and "
@@ -230,10 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "callsim bench --skip-e2e --calls 200000",
                      "callsim bench --scenario my_scenario.toml"],
                     [(EXIT_OK, "the figures are printed"), EXIT_BAD_INPUT])
-    bench.add_argument("--calls", type=int, default=1_000_000, metavar="N",
-                       help="due increments in the rating core's batch (default: 1000000)")
-    bench.add_argument("--orgs", type=int, default=1_000, metavar="N",
-                       help="orgs the core batch's calls are spread over (default: 1000)")
+    bench.add_argument("--calls", type=whole_number(1, MAX_BENCH_CALLS), default=1_000_000,
+                       metavar="N", help="due increments in the rating core's batch (default: "
+                                         "1000000, at most 50000000)")
+    bench.add_argument("--orgs", type=whole_number(1, MAX_BENCH_ORGS), default=1_000, metavar="N",
+                       help="orgs the core batch's calls are spread over (default: 1000, at "
+                            "most 1000000)")
     bench.add_argument("--scenario", type=Path, default=None, metavar="SCENARIO",
                        help="end-to-end scenario (default: the bundled enterprise_month.toml)")
     bench.add_argument("--skip-e2e", action="store_true",
