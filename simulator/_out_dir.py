@@ -8,7 +8,9 @@ The promises (docs/outputs.md, "The output directory"):
    interleave their files.  The kernel drops the lock when the process ends, however it ends.
 2. Before anything is written, the claim removes what an earlier run left there under callsim's
    own names (`STREAMS`, `REPLACED`, the report's charts) and nothing else, so a run that fails
-   never sits beside a previous run's summary.json or report.
+   never sits beside a previous run's summary.json or report.  It does so only in a directory
+   that held a callsim run (`_earlier_run`): a file of the user's that happens to bear one of
+   those names is refused (`NotRunOutput`), never deleted.
 3. summary.json is written last, to a temporary name then renamed (`_summary.SummaryBuilder.write`),
    and a run that ends, however it ends short of being killed, removes .callsim.running.  So a
    directory without summary.json holds a run that did not finish: still running (the lock is
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import weakref
 from collections.abc import Iterator
@@ -42,6 +45,9 @@ STREAMS = (CDRS_CSV, CDRS_MSGPACK, EVENTS_JSONL)
 REPLACED = (SUMMARY_JSON, SUMMARY_PARTIAL, REPORT_HTML)
 REPORT_DIR = "report"
 REPORT_CHARTS = ("credit_balance.png", "pool_remaining.png", "active_calls.png", "calls_ended.png")
+#: Keys every summary.json of callsim's has (`_summary.SummaryBuilder.finish`): a summary.json
+#: with them marks a directory callsim wrote.
+SUMMARY_KEYS = frozenset({"scenario", "seed", "complete", "orgs", "total"})
 
 #: flock errors that mean "this filesystem cannot lock", not "someone holds it": run unlocked.
 _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
@@ -56,6 +62,16 @@ class OutDirBusy(Exception):
                          "directory")
         self.path = path
         self.pid = pid
+
+
+class NotRunOutput(Exception):
+    """`path` holds a file under one of callsim's names that no callsim run wrote."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        super().__init__(f"{path}: holds {name}, which no callsim run wrote and a run would "
+                         "overwrite; move it or choose another directory")
+        self.path = path
+        self.name = name
 
 
 class RunNotFinished(Exception):
@@ -94,8 +110,9 @@ class OutDir:
     def claim(cls, path: Path) -> "OutDir":
         """Create `path` if needed, lock it, write this pid, remove the outputs of earlier runs.
 
-        Raises `OutDirBusy` when another process holds it (nothing is touched then), and
-        OSError when it cannot be created, locked or cleared.
+        Raises `OutDirBusy` when another process holds it, `NotRunOutput` when it holds a
+        file under one of callsim's names but never held a callsim run (nothing is touched
+        then, either), and OSError when it cannot be created, locked or cleared.
         """
         path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -107,6 +124,10 @@ class OutDir:
             except OSError as err:
                 if err.errno not in _NO_LOCKING:
                     raise
+            if not _earlier_run(path):
+                theirs = next((name for name in _output_names() if _holds_data(path / name)), None)
+                if theirs is not None:
+                    raise NotRunOutput(path, theirs)
             (path / RUNNING).write_text(f"{os.getpid()}\n", encoding="ascii")
             remove_outputs(path)
         except BaseException:
@@ -156,6 +177,43 @@ def remove_outputs(path: Path) -> None:
             _remove(charts / name, links_too=True)
         with contextlib.suppress(OSError):  # not empty: the user's files stay, and so does it
             charts.rmdir()
+
+
+def _output_names() -> list[str]:
+    return [*REPLACED, *STREAMS, *(f"{REPORT_DIR}/{chart}" for chart in REPORT_CHARTS)]
+
+
+def _holds_data(path: Path) -> bool:
+    """Whether clearing `path` before a run would lose something: a non-empty file (a stream's
+    symbolic link is written through on purpose, so it does not count)."""
+    if path.is_symlink() and path.name in STREAMS:
+        return False
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _earlier_run(path: Path) -> bool:
+    """Whether `path` held a callsim run: its marker (a run killed, or one that ended), a
+    summary.json of callsim's, or a cdrs.csv that starts with callsim's header (a run that
+    failed before its summary)."""
+    from ._cdr_format import CSV_HEADER  # numpy and the CDR columns: only when a claim needs it
+
+    if (path / RUNNING).exists():
+        return True
+    try:
+        with open(path / SUMMARY_JSON, "rb") as summary:
+            document = json.load(summary)
+        if isinstance(document, dict) and SUMMARY_KEYS <= document.keys():
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(path / CDRS_CSV, "rb") as cdrs:
+            return cdrs.read(len(CSV_HEADER)) == CSV_HEADER
+    except OSError:
+        return False
 
 
 def _remove(path: Path, *, links_too: bool) -> None:
@@ -244,7 +302,7 @@ def claim_for_command(out: Path, usage_error: type[Exception]) -> OutDir:
         raise usage_error(f"--out {out}: exists and is not a directory")
     try:
         return OutDir.claim(out)
-    except OutDirBusy as err:
+    except (OutDirBusy, NotRunOutput) as err:
         raise usage_error(f"--out {err}") from None
     except OSError as err:
         where = f" ({err.filename})" if err.filename and Path(err.filename) != out else ""

@@ -79,6 +79,14 @@ def whole_number(least: int, most: int):
     return parse
 
 
+def _path(text: str) -> Path:
+    """A file or directory named on the command line: "" would be the current directory,
+    whose summary.json or report.html a run or a report would replace."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return Path(text)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got "{text}"')
@@ -194,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "callsim run my_scenario.toml --out out/live --speed 600 --metrics-port 9464"],
                   _RUN_EXITS)
     _add_run_options(run)
-    run.add_argument("--out", type=Path, required=True, metavar="DIR",
+    run.add_argument("--out", type=_path, required=True, metavar="DIR",
                      help="output directory: cdrs.csv, cdrs.msgpack, events.jsonl, summary.json")
     run.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://HOST:PORT/metrics during the run "
@@ -223,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                      (EXIT_USAGE, "bad input: the scenario, an option, or no [[expect]] tables"),
                      _RUN_EXITS[3]])
     _add_run_options(check)
-    check.add_argument("--out", type=Path, default=None, metavar="DIR",
+    check.add_argument("--out", type=_path, default=None, metavar="DIR",
                        help="keep the run's files here (default: a temporary directory, "
                             "removed afterwards)")
 
@@ -245,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                      [(EXIT_OK, "the report is written (its path is printed)"),
                       (EXIT_USAGE, "OUT_DIR is not a finished run's directory, or the page "
                                    "cannot be written")])
-    report.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the --out directory of a run")
-    report.add_argument("--output", type=Path, default=None, metavar="FILE.html",
+    report.add_argument("out_dir", type=_path, metavar="OUT_DIR", help="the --out directory of a run")
+    report.add_argument("--output", type=_path, default=None, metavar="FILE.html",
                         help="where to write the page (default: OUT_DIR/report.html); the PNGs "
                              "go in a folder named after it (OUT_DIR/report/)")
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator._out_dir import RUNNING, OutDir, OutDirBusy, RunNotFinished, reading, unfinished
+from simulator._cdr_format import CSV_HEADER
+from simulator._out_dir import (RUNNING, NotRunOutput, OutDir, OutDirBusy, RunNotFinished, reading,
+                                unfinished)
 from simulator.expect import check_run
 from simulator.outputs import SummaryBuilder
 from simulator.scenario import load_scenario
@@ -42,13 +44,13 @@ def test_a_second_run_into_a_held_directory_is_refused_at_once(
     out = tmp_path / "out"
     with OutDir.claim(out):
         (out / "summary.json").write_text('{"complete": true}')  # the other run's files
-        (out / "cdrs.csv").write_text("call_id\n1\n")
+        (out / "cdrs.csv").write_bytes(CSV_HEADER + b"1\n")
         assert cli.main([*command, "--out", str(out)]) == cli.EXIT_USAGE
         line = _one_line(capsys.readouterr().err)
         assert line == (f"callsim: --out {out}: in use by another callsim run (pid {os.getpid()}); "
                         "wait for it to finish or choose another directory")
         assert (out / "summary.json").read_text() == '{"complete": true}'
-        assert (out / "cdrs.csv").read_text() == "call_id\n1\n"
+        assert (out / "cdrs.csv").read_bytes() == CSV_HEADER + b"1\n"
     assert cli.main(["run", str(QUICKSTART), "--quiet", "--out", str(out)]) == cli.EXIT_OK
 
 
@@ -65,6 +67,7 @@ def test_a_claim_removes_callsims_earlier_outputs_and_nothing_else(tmp_path: Pat
             "report.html", "report/credit_balance.png", "report/pool_remaining.png",
             "report/active_calls.png", "report/calls_ended.png"]
     theirs = ["notes.txt", "summary.json.bak", "report/my_chart.png", "runs/cdrs.csv"]
+    (tmp_path / RUNNING).write_text("99999\n")  # the marker of a run that was killed here
     for name in ours + theirs:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("old")
@@ -73,9 +76,56 @@ def test_a_claim_removes_callsims_earlier_outputs_and_nothing_else(tmp_path: Pat
         assert left == sorted([*theirs, RUNNING])  # the pid of the run that owns it
     assert not (tmp_path / RUNNING).exists()  # released: the run ended
     (tmp_path / "report/my_chart.png").unlink()
-    (tmp_path / "report/calls_ended.png").write_text("old")
+    (tmp_path / "report/calls_ended.png").write_text("")  # empty: nothing to lose
     OutDir.claim(tmp_path).release()
     assert not (tmp_path / "report").exists()  # nothing of the user's in it: it goes too
+
+
+@pytest.mark.parametrize("name", ["summary.json", "report.html", "cdrs.csv", "events.jsonl",
+                                  "report/calls_ended.png"])
+def test_a_directory_that_never_held_a_run_keeps_a_file_under_callsims_names(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No marker, no summary.json of callsim's, no cdrs.csv of callsim's: the user's file is
+    refused in one line naming it, and nothing is touched."""
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_text('{"title": "my own"}')
+    with pytest.raises(NotRunOutput):
+        OutDir.claim(tmp_path)
+    assert cli.main(["run", str(QUICKSTART), "--quiet", "--out", str(tmp_path)]) == cli.EXIT_USAGE
+    assert _one_line(capsys.readouterr().err) == (
+        f"callsim: --out {tmp_path}: holds {name}, which no callsim run wrote and a run would "
+        "overwrite; move it or choose another directory")
+    assert (tmp_path / name).read_text() == '{"title": "my own"}'
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(Path(name).parts)
+
+
+@pytest.mark.parametrize("earlier", ["finished", "failed", "killed"])
+def test_a_directory_that_held_a_run_is_cleared_for_the_next(
+        earlier: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finished run (its summary.json), a failed one (its cdrs.csv), a killed one (its marker)."""
+    assert cli.main(["run", str(QUICKSTART), "--quiet", "--out", str(tmp_path)]) == cli.EXIT_OK
+    assert cli.main(["report", str(tmp_path)]) == cli.EXIT_OK
+    if earlier != "finished":
+        (tmp_path / "summary.json").unlink()
+    if earlier == "killed":
+        (tmp_path / "cdrs.csv").write_text("")
+        (tmp_path / RUNNING).write_text("99999\n")
+    OutDir.claim(tmp_path).release()
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "cdrs.csv").exists()
+
+
+def test_an_empty_out_or_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """"" would be the current directory: its summary.json and report.html stay."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "summary.json").write_text("{}")
+    for argv in (["run", str(QUICKSTART), "--out", ""], ["check", str(QUICKSTART), "--out", ""],
+                 ["report", ""], ["report", str(tmp_path), "--output", " "]):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == cli.EXIT_USAGE
+        assert "expected a path, got an empty one" in _one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
 def test_a_failed_run_does_not_sit_beside_the_previous_runs_summary_or_report(
@@ -151,7 +201,8 @@ def test_a_run_killed_mid_way_leaves_a_directory_that_says_so(
     scenario.write_text(KILLED)
     out = tmp_path / "out"
     (out / "report").mkdir(parents=True)
-    (out / "summary.json").write_text('{"complete": true}')  # a previous run's
+    (out / "summary.json").write_text(json.dumps(  # a previous run's
+        {"scenario": "killed", "seed": 1, "complete": True, "orgs": {}, "total": {}}))
     run = subprocess.Popen([sys.executable, "-m", "simulator.cli", "run", str(scenario), "--out",
                             str(out), "--speed", "5", "--quiet"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
