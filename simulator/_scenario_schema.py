@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from rating_core._model import LICENSES
 from simulator import _units
@@ -77,6 +78,18 @@ def _licenses(value: object) -> list[str]:
     return value
 
 
+def _printable(text: str) -> str:
+    """Free text (ids, groups, tokens, zones, names) goes into CSV fields, JSON, metric labels
+    and environment-variable names: a control character (NUL, newline, escape) would break
+    them, or slip past a reader of the file as an invisible difference between two ids."""
+    for i, char in enumerate(text):
+        if unicodedata.category(char) == "Cc" or char in "\u2028\u2029":
+            # The value itself is not shown: it may be a token (a secret).
+            raise ValueError(f"must not contain control characters, got U+{ord(char):04X} at "
+                             f"character {i + 1}")
+    return text
+
+
 def calls_per_hour(value: object) -> float:
     """A rate of calls per hour: an integer or finite float, above 0, at most the maximum."""
     if not (_units.is_integer(value) or isinstance(value, float)):
@@ -114,7 +127,7 @@ Currency = Annotated[str, PlainValidator(_units.parse_currency)]
 Licenses = Annotated[list[str], PlainValidator(_licenses)]
 CallsPerHour = Annotated[float, PlainValidator(calls_per_hour)]
 DomesticKey = Annotated[str, PlainValidator(_domestic_key)]
-Text = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_PLAN_MINUTES)]
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]  # fits any RNG's and any writer's int64
 

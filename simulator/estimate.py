@@ -80,7 +80,9 @@ class Workload:
     """What a scenario asks for, read from its checked values before anything is expanded.
 
     `biggest_users` is the place of the `[[orgs.users]]` entry with the most users (the
-    field to name when users are too many), or "" when there are none.
+    field to name when users are too many for the machine), or "" when there are none;
+    `users_past_limit` the place of the entry that takes the users past the loader's limit
+    in all (`_scenario_schema.MAX_USERS`), or "" when they stay within it.
     """
 
     duration_ms: int
@@ -89,6 +91,7 @@ class Workload:
     sources: tuple[Source, ...]
     explicit_calls: int
     orgs: int = 0
+    users_past_limit: str = ""
 
 
 @dataclass(frozen=True)

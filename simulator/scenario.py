@@ -68,8 +68,8 @@ class Problem:
     file: str = ""
     line: int | None = None
 
-    def __str__(self) -> str:
-        return f"{self.place}: {self.problem}"
+    def __str__(self) -> str:  # no place: a problem of the file's text, located by its line
+        return f"{self.place}: {self.problem}" if self.place else self.problem
 
     def located(self) -> str:
         """`scenario.toml:12: orgs[0].users[1].licenses: unknown license "foo"`."""
@@ -171,7 +171,7 @@ def parse_scenario(
     except RecursionError:  # tomllib recurses into nested arrays and inline tables
         raise ScenarioError([Problem(source, "TOML nested too deeply")]) from None
     except ValueError as exc:  # int() of a number longer than Python converts (4300 digits)
-        raise ScenarioError([Problem(source, _value_problem(text, exc))]) from None
+        raise ScenarioError([_value_problem(text, exc, source)]) from None
     try:
         scenario = _Loader(source, machine).load(raw)
     except ScenarioError as err:
@@ -191,12 +191,21 @@ def _located(problems: list[Problem], text: str, source: str) -> list[Problem]:
 _LONG_NUMBER = re.compile(r"(?:^|[=\[,{])\s*[+-]?(?:0[xob])?([0-9A-Fa-f_]{4000,})", re.MULTILINE)
 
 
-def _value_problem(text: str, exc: ValueError) -> str:
+def _value_problem(text: str, exc: ValueError, source: str) -> Problem:
+    """`big.toml:3: calls_per_hour: number too large: 5000 digits` (the key when the number
+    is its value on the same line, else no place but the line)."""
     m = _LONG_NUMBER.search(text)
     if m is None:
-        return f"TOML value cannot be read: {exc}"
+        return Problem(source, f"TOML value cannot be read: {exc}")
     line = text.count("\n", 0, m.start(1)) + 1
-    return f"number too large at line {line}: {len(m[1])} digits"
+    line_start = text.rfind("\n", 0, m.start(1)) + 1
+    key = _KEY_BEFORE.match(text, line_start, m.start(1))
+    return Problem(key[1] if key else "", f"number too large: {len(m[1])} digits", source, line)
+
+
+# `key =` (bare, dotted or quoted) at the start of the line that holds the long number.
+_KEY_BEFORE = re.compile(r"\s*((?:[A-Za-z0-9_-]+|\"[^\"\n]*\"|'[^'\n]*')"
+                         r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"\n]*\"|'[^'\n]*'))*)\s*=")
 
 
 _TOML_WHERE = re.compile(r"(?P<what>.*) \((?P<where>at line \d+, column \d+|at end of document)\)")
@@ -309,8 +318,8 @@ class _Loader:
         """Refuse, before expanding anything, what no run could hold or this machine cannot."""
         found: list[tuple[str, str]] = []
         if workload.users > schema.MAX_USERS:
-            found.append((workload.biggest_users, f"{workload.users:,} users in all, more than "
-                          f"the limit of {schema.MAX_USERS:,}"))
+            found.append((workload.users_past_limit, f"takes the users past the limit of "
+                          f"{schema.MAX_USERS:,} users in all (the file has {workload.users:,})"))
         elif self.machine is not None:
             found.extend(estimate.refusals(workload, self.machine))
         self.problems.extend(Problem(p, m) for p, m in found)
@@ -656,7 +665,7 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
     Values that do not check are left out: their problems are reported by the tables' own
     checks, and the estimate is of what would run once they are mended.
     """
-    users, biggest, most = 0, "", 0
+    users, biggest, most, past_limit = 0, "", 0, ""
     for i, org in enumerate(_items(raw, "orgs")):
         items = org.get("users") if isinstance(org, dict) else None
         for j, item in enumerate(items if isinstance(items, list) else []):
@@ -669,6 +678,8 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
                     continue
                 place += ".count"
             users += count
+            if users > schema.MAX_USERS and not past_limit:
+                past_limit = place
             if count > most:
                 biggest, most = place, count
     sources = []
@@ -688,4 +699,5 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
         sources=tuple(sources),
         explicit_calls=len(_items(raw, "calls")),
         orgs=len(_items(raw, "orgs")),
+        users_past_limit=past_limit,
     )

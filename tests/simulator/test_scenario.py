@@ -642,6 +642,22 @@ def test_group_names_and_user_ids_share_one_namespace() -> None:
     ]
 
 
+@pytest.mark.parametrize(("old", "new", "place"), [
+    ('id = "contoso"', r'id = "con\u0000toso"', "orgs[0].id"),
+    ('id = "alice" ', r'id = "al\nice" ', "orgs[0].users[0].id"),
+    ('group = "sales" ', r'group = "sa\u001bles" ', "orgs[0].users[1].group"),
+    ('id = "contoso"', 'id = "contoso"\ntoken = "s3\\u0007cret"', "orgs[0].token"),
+])
+def test_control_characters_in_ids_are_refused_in_one_line(old: str, new: str, place: str) -> None:
+    """They would reach CSV fields, metric labels and token variable names."""
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(variant(old, new), "scenario.toml")
+    problem = info.value.problems[0]  # others may follow: an org id others name is unknown
+    assert problem.place == place and problem.problem.startswith(
+        "must not contain control characters, got U+00")
+    assert "cret" not in problem.located()  # a token is not echoed
+
+
 def test_duplicate_tokens_are_refused_without_echoing_them() -> None:
     text = variant('id = "contoso"\n', 'id = "contoso"\ntoken = "s3cret"\n')
     text += '[[orgs]]\nid = "fabrikam"\ntoken = "s3cret"\n'
@@ -749,7 +765,16 @@ def test_a_number_too_long_for_python_is_one_line_with_its_line() -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, "scenario.toml")
     assert [p.located() for p in info.value.problems] == [
-        "scenario.toml: number too large at line 3: 5000 digits"
+        "scenario.toml:3: seed: number too large: 5000 digits"
+    ]
+
+
+def test_a_number_too_long_in_an_array_is_located_by_its_line() -> None:
+    text = variant("seed = 7 ", "seed = 7\nx = [\n  1,\n  " + "9" * 5000 + "]\n")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "scenario.toml")
+    assert [p.located() for p in info.value.problems] == [
+        "scenario.toml:6: number too large: 5000 digits"
     ]
 
 
