@@ -400,6 +400,8 @@ def _validate(args: argparse.Namespace) -> int:
     from .estimate import estimate
 
     scenario = load_checked(args.scenario, args.force)
+    for clash in token_variable_clashes(scenario):
+        print(f"warning: {args.scenario}: {clash}", file=sys.stderr)
     counts = scenario_counts(scenario)
     work = estimate(scenario.workload) if scenario.workload is not None else None
     if args.json:
@@ -411,6 +413,22 @@ def _validate(args: argparse.Namespace) -> int:
         if work is not None:
             print(f"  estimate: {work.describe()}")
     return EXIT_OK
+
+
+def token_variable_clashes(scenario: "Scenario") -> list[str]:
+    """Pairs of orgs whose ids map to one token variable (`acme-eu`, `acme_eu`), one sentence
+    each: a run does not log in, so the file is valid, but `callsim serve` refuses it."""
+    from ._server_directory import token_env_var
+
+    owner: dict[str, str] = {}
+    clashes = []
+    for org in scenario.setup.orgs:
+        var = token_env_var(org.id)
+        first = owner.setdefault(var, org.id)
+        if first != org.id:
+            clashes.append(f'orgs "{first}" and "{org.id}" both take their token from {var}: '
+                           "callsim serve refuses the file until one is renamed")
+    return clashes
 
 
 def scenario_counts(scenario: "Scenario") -> dict[str, int]:

@@ -43,3 +43,15 @@ def test_a_bench_size_beyond_its_bound_is_one_line_and_exit_2(capsys, option: st
 
 def test_the_fastest_speed_still_runs(tmp_path: Path, capsys) -> None:
     assert cli.main(["run", QUICKSTART, "--out", str(tmp_path), "--quiet", "--speed", "1e6"]) == 0
+
+
+def test_validate_warns_of_two_orgs_sharing_a_token_variable(tmp_path: Path, capsys) -> None:
+    """`acme-eu` and `acme_eu` are both CALLSIM_TOKEN_ACME_EU: valid to run, refused by serve."""
+    text = (REPO / "scenarios" / "quickstart.toml").read_text()
+    two = text + "\n".join(['', '[[orgs]]', 'id = "acme-eu"', '', '[[orgs]]', 'id = "acme_eu"', ''])
+    path = tmp_path / "two.toml"
+    path.write_text(two)
+    assert cli.main(["validate", str(path)]) == cli.EXIT_OK
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "acme" in line]
+    assert warnings == [f'warning: {path}: orgs "acme-eu" and "acme_eu" both take their token from '
+                        "CALLSIM_TOKEN_ACME_EU: callsim serve refuses the file until one is renamed"]
