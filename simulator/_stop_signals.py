@@ -44,6 +44,7 @@ class StopSignals:
         self.received: signal.Signals | None = None  # the first signal, if one came
         self._wake: Callable[[], None] | None = None
         self._raise = False
+        self._previous: dict[signal.Signals, object] = {}
 
     @classmethod
     @contextlib.contextmanager
@@ -55,12 +56,27 @@ class StopSignals:
         if threading.current_thread() is not threading.main_thread():
             yield stops
             return
-        previous = {s: signal.signal(s, stops._handle) for s in STOP_SIGNALS}
+        previous = stops.take_over()
         try:
             yield stops
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def take_over(self) -> dict[signal.Signals, object]:
+        """Make this the handler of both signals (main thread only); return the handlers it
+        replaces, which `hand_back` restores.  The `callsim` entry point calls it first thing
+        (simulator/_entry.py), for the whole command."""
+        self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return dict(self._previous)
+
+    def hand_back(self) -> None:
+        """Restore the handlers `take_over` replaced, for a command that keeps Python's Ctrl-C;
+        then raise KeyboardInterrupt if a signal came meanwhile, as Python's handler would have."""
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        if self.received is not None:
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def waking(self, wake: Callable[[], None]) -> Iterator[None]:

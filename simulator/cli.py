@@ -24,6 +24,7 @@ from . import _server_cli
 
 if TYPE_CHECKING:
     from ._out_dir import OutDir
+    from ._stop_signals import StopSignals
     from ._worker_process import WorkerFailed
     from .expect import CheckResult
     from .scenario import Scenario
@@ -308,18 +309,11 @@ def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool
 
 
 def entry() -> NoReturn:
-    """The `callsim` command: `main`; on success `exit_now`, otherwise a normal exit."""
-    try:
-        code = main()
-    except KeyboardInterrupt:  # Ctrl-C before `main` handles it: parsing arguments, importing
-        print("callsim: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    finally:  # the command is over: a late Ctrl-C or SIGTERM must not break off the exit
-        for stop_signal in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(stop_signal, signal.SIG_IGN)
-    if code == EXIT_OK:
-        exit_now(code)
-    sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
+    """The `callsim` command (simulator/_entry.py, which `python -m simulator.cli` reaches only
+    after importing this module)."""
+    from ._entry import entry as callsim
+
+    callsim()
 
 
 def exit_now(code: int) -> NoReturn:
@@ -338,7 +332,15 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, stops: "StopSignals | None" = None) -> int:
+    """Run one command; return its exit status (argparse exits 2 itself on a bad option).
+
+    `stops`: the StopSignals the entry point installed before importing anything
+    (simulator/_entry.py).  `run` and `check` keep them, so a signal that came while callsim
+    started stops the run at its first window; other commands hand both signals back to
+    Python (a signal that came already raises KeyboardInterrupt).  Without them, `run` and
+    `check` install their own.
+    """
     # Before numpy is imported: callsim does no linear algebra, and OpenBLAS's thread pool
     # (one thread here) would only cost start-up CPU and keep `callsim run` from forking its
     # file workers (`_worker_process.forkable`).
@@ -348,15 +350,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # as argparse does for a missing required argument: usage, exit 2
         print(parser.format_help(), end="", file=sys.stderr)
         return EXIT_USAGE
-    with _stop_signals(args) as args.stop_signals:
+    with _stop_signals(args, stops) as args.stop_signals:
         return _command(args)
 
 
-def _stop_signals(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+def _stop_signals(args: argparse.Namespace,
+                  stops: "StopSignals | None") -> contextlib.AbstractContextManager:
     """`run` and `check`: from here on Ctrl-C and SIGTERM stop the run with its files complete,
     whatever it is doing (simulator/_stop_signals.py); other commands keep Python's Ctrl-C."""
     if args.command not in ("run", "check"):
+        if stops is not None:
+            stops.hand_back()
         return contextlib.nullcontext()
+    if stops is not None:
+        return contextlib.nullcontext(stops)
     from ._stop_signals import StopSignals
 
     return StopSignals.installed()

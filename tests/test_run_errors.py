@@ -72,7 +72,7 @@ def test_ctrl_c_before_a_command_runs_is_one_line_and_exit_130(monkeypatch: pyte
     """Ctrl-C while the CLI parses its arguments or imports (before `main` catches it)."""
     from simulator import cli
 
-    def interrupted(argv=None):
+    def interrupted(argv=None, stops=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "main", interrupted)

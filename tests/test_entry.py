@@ -1,0 +1,73 @@
+"""The `callsim` console script: a signal while it starts (importing the command line) ends
+it in one line with exit status 130, never a traceback or a death by the signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "scenarios" / "quickstart.toml"
+
+# Runs pyproject's `callsim` entry point as the console script does (import its module, call
+# its function), with a signal sent to itself while simulator.cli is being imported: the
+# instant a Ctrl-C lands in most often, ~50 ms of start-up.
+CONSOLE_SCRIPT = textwrap.dedent("""\
+    import importlib, importlib.abc, os, signal, sys
+
+    sig = signal.Signals[sys.argv.pop(1)]
+    module, function = sys.argv.pop(1).split(":")
+
+    class SignalOnImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "simulator.cli":
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), sig)
+            return None
+
+    sys.meta_path.insert(0, SignalOnImport())
+    sys.exit(getattr(importlib.import_module(module), function)())
+""")
+
+
+def _console_script() -> str:
+    with open(REPO / "pyproject.toml", "rb") as project:
+        return tomllib.load(project)["project"]["scripts"]["callsim"]
+
+
+def _callsim(sig: signal.Signals, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, sig.name, _console_script(), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_callsim_starts_a_run_stops_it_in_one_line(tmp_path: Path, sig) -> None:
+    done = _callsim(sig, "run", str(QUICKSTART), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"callsim: stopped by {sig.name}")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["complete"] is False and summary["total"]["calls"] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_callsim_starts_another_command_interrupts_it(sig) -> None:
+    done = _callsim(sig, "validate", str(QUICKSTART))
+    assert (done.returncode, done.stderr, done.stdout) == (130, "callsim: interrupted\n", "")
+
+
+def test_python_m_simulator_is_the_callsim_command() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "simulator", "validate", str(QUICKSTART)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith(f"{QUICKSTART}: ok"), done.stderr
