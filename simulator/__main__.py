@@ -2,4 +2,5 @@
 
 from simulator._entry import entry
 
-entry()
+if __name__ == "__main__":  # not when a spawned file worker re-imports the main module
+    entry()

@@ -94,8 +94,16 @@ class StopSignals:
             self._wake = None
 
     def raise_next(self) -> None:
-        """From now on the first signal raises KeyboardInterrupt (none does if one came already)."""
+        """From now on the first signal raises KeyboardInterrupt (none does if one came already).
+
+        A run calls it once every file it wrote is complete and closed (`raising` then says so).
+        """
         self._raise = True
+
+    @property
+    def raising(self) -> bool:
+        """Whether `raise_next` was called: for a run, its files are complete and closed."""
+        return self._raise
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
