@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from types import ModuleType
 from typing import NoReturn
 
 from ._stop_signals import STOP_SIGNALS, StopSignals
@@ -23,15 +24,19 @@ __all__ = ["entry"]
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
-def entry() -> NoReturn:
+def entry(command_line: ModuleType | None = None) -> NoReturn:
     """The `callsim` command: `cli.main`, then `cli.exit_now` on success, otherwise a normal
-    exit with its status (130 for Ctrl-C or SIGTERM)."""
+    exit with its status (130 for Ctrl-C or SIGTERM).
+
+    `command_line`: simulator.cli when it is imported already (`python -m simulator.cli` runs
+    it as `__main__`: importing it again would make a second copy); None imports it here.
+    """
     stops = StopSignals()
     stops.take_over()
-    cli = None
+    cli = command_line
     try:
-        from . import cli
-
+        if cli is None:
+            from . import cli
         code = cli.main(stops=stops)
     except KeyboardInterrupt:  # a command other than run/check, or after a run's files are done
         print("callsim: interrupted", file=sys.stderr)

@@ -312,7 +312,7 @@ def entry() -> NoReturn:
     after importing this module)."""
     from ._entry import entry as callsim
 
-    callsim()
+    callsim(sys.modules[__name__])
 
 
 def exit_now(code: int) -> NoReturn:
