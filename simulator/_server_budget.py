@@ -81,11 +81,16 @@ class BufferBudget:
         its share."""
         return self.total > self.soft and holder.held > self.share()
 
+    def roomy(self, most: int) -> bool:
+        """True while every connection may read `most` bytes at once and the total stay under
+        `soft`: reads need not be sized to the moment they complete."""
+        return self.total + len(self._holders) * most <= self.soft
+
     def read_size(self, holder: Holder, most: int) -> int:
-        """How many bytes `holder` may read at once: `most` while the total is well under `soft`;
-        near it, what is left of its share (at least MIN_READ, so a frame always progresses).
-        So reads alone keep the total under `soft` + connections x MIN_READ."""
-        if self.total + most <= self.soft:
+        """How many bytes `holder` may read now: `most` while the budget is roomy; otherwise what
+        is left of its share, at least MIN_READ (so a frame always progresses).  Reads alone then
+        keep the total under `soft` + connections x MIN_READ."""
+        if self.roomy(most):
             return most
         return max(min(self.share() - holder.held, most), MIN_READ)
 

@@ -185,7 +185,7 @@ class Connection:
             data = b""
             with trio.move_on_at(deadline if self.tenant else min(deadline, login_deadline)):
                 try:
-                    data = await self._stream.receive_some(self._pool.read_size(self, RECEIVE_BYTES))
+                    data = await self._receive()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     return  # peer reset, or the writer gave up on this client
                 if not data:
@@ -213,6 +213,17 @@ class Connection:
             self._charge_input()
             if self._gone:  # shed for the server's budget
                 return
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the client: up to RECEIVE_BYTES, fewer when the server's budget is
+        tight, sized when they have arrived (not when the wait began: by then the others may
+        have read theirs)."""
+        pool = self._pool
+        if not pool.roomy(RECEIVE_BYTES):
+            sock = getattr(self._stream, "socket", None)
+            if sock is not None:
+                await trio.lowlevel.wait_readable(sock)
+        return await self._stream.receive_some(pool.read_size(self, RECEIVE_BYTES))
 
     async def _paused(self, login_deadline: float) -> bool:
         """Backpressure: read nothing more until the client has read its replies down to half its

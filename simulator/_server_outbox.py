@@ -87,6 +87,16 @@ class Outbox:
         """
         if self.sending or self._fd < 0:
             return True
+        account, before = self._account, self.buffered
+        self._account = _not_yet  # counted once, net of what the kernel took: not shed for a burst it takes
+        try:
+            return self._write_nowait()
+        finally:
+            self._account = account
+            if self.buffered != before:
+                account(self.buffered - before)
+
+    def _write_nowait(self) -> bool:
         self.pack()
         frames = self._frames
         while frames:
@@ -139,3 +149,7 @@ class Outbox:
         self._account(-n)
         if self.buffered <= self._level:
             self._drained.set()
+
+
+def _not_yet(delta: int) -> None:
+    """`write_nowait` counts its bytes once, at its end."""
