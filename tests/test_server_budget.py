@@ -97,3 +97,15 @@ async def test_big_frames_are_paused_within_the_budget_and_small_clients_still_g
     assert (await newcomer.recv())["op"] in ("answered", "rejected")
     watch.look()
     assert watch.most <= limits.max_buffered_bytes
+
+
+def test_serve_refuses_a_budget_one_client_could_fill(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "scenarios/server_demo.toml",
+                           "--port", "0", "--out", str(tmp_path / "out"), "--max-buffered-bytes", "1000"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--max-buffered-bytes 1000: under 18874368" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
