@@ -12,10 +12,14 @@ import struct
 
 import trio
 
+from pathlib import Path
+
 from simulator._server_budget import BufferBudget
 from simulator._server_conn import Limits
 from test_server_resources import connect_small_window
 from test_server_support import ACME, call, start_server
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "server_demo.toml"
 
 
 class Watch:
@@ -103,7 +107,7 @@ def test_serve_refuses_a_budget_one_client_could_fill(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", "scenarios/server_demo.toml",
+    done = subprocess.run([sys.executable, "-m", "simulator.cli", "serve", str(SCENARIO),
                            "--port", "0", "--out", str(tmp_path / "out"), "--max-buffered-bytes", "1000"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
