@@ -125,7 +125,7 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     except TokenConflict as err:
         raise usage_error(f"{args.scenario}: {err}") from None
     max_frame, max_output = max(args.max_frame, 64), max(args.max_output_buffer, 1 << 16)
-    budget = _buffer_budget(args.max_buffered_bytes, max_frame, max_output, usage_error)
+    budget, budget_text = _buffer_budget(args.max_buffered_bytes, max_frame, max_output, usage_error)
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
     claim = claim_for_command(out, usage_error)  # the server's until it returns (_out_dir)
     limits = Limits(max_frame=max_frame, idle_timeout_s=args.idle_timeout or 1e9,
@@ -150,7 +150,8 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     # the GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
-                          write_msgpack=args.cdr_msgpack, files_process=True, announce=_listening)
+                          write_msgpack=args.cdr_msgpack, files_process=True,
+                          announce=lambda text: _listening(f"{text}\ncallsim: {budget_text}"))
     if metrics is not None:
         _say(f"callsim: metrics at {metrics.url}")
     try:
@@ -199,8 +200,9 @@ def _connection_limit(asked: int | None) -> int:
 
 
 def _buffer_budget(asked: int | None, max_frame: int, max_output: int,
-                   usage_error: type[Exception]) -> int:
-    """--max-buffered-bytes, or its default from the machine's memory; said on stderr.
+                   usage_error: type[Exception]) -> tuple[int, str]:
+    """--max-buffered-bytes, or its default from the machine's memory, and the line that says it
+    (printed once the server listens).
 
     One client must be able to use its own limits (a frame and its replies)
     while the budget is under half full, or it could be paused for good: a
@@ -213,13 +215,11 @@ def _buffer_budget(asked: int | None, max_frame: int, max_output: int,
         if asked < floor:
             raise usage_error(f"--max-buffered-bytes {asked}: under {floor}, twice one client's "
                               f"--max-frame ({max_frame}) plus --max-output-buffer ({max_output})")
-        _say(f"callsim: buffers for clients: {_mib(asked)} in all (--max-buffered-bytes)")
-        return asked
+        return asked, f"buffers for clients: {_mib(asked)} in all (--max-buffered-bytes)"
     budget, available = default_budget(floor)
     where = (f"1/{MEMORY_SHARE} of the {_mib(available)} available" if available is not None
              else "memory available unknown")
-    _say(f"callsim: buffers for clients: {_mib(budget)} in all ({where}; --max-buffered-bytes)")
-    return budget
+    return budget, f"buffers for clients: {_mib(budget)} in all ({where}; --max-buffered-bytes)"
 
 
 def _mib(n: int) -> str:
