@@ -116,8 +116,8 @@ class BufferBudget:
 def default_budget(floor: int) -> tuple[int, int | None]:
     """The budget `callsim serve` takes when not told: a quarter of MemAvailable, at least `floor`.
 
-    Returns (budget, available bytes or None when /proc/meminfo cannot be read:
-    the budget is then FALLBACK_BYTES).
+    Returns (budget, available bytes or None when that cannot be read: the budget
+    is then FALLBACK_BYTES).
     """
     available = _mem_available()
     budget = FALLBACK_BYTES if available is None else available // MEMORY_SHARE
@@ -125,11 +125,7 @@ def default_budget(floor: int) -> tuple[int, int | None]:
 
 
 def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    """What the machine (or its cgroup) has available, as `callsim run`'s work estimate sees it."""
+    from .estimate import _available_memory
+
+    return _available_memory()
