@@ -158,6 +158,10 @@ class Connection:
         finally:
             self._gone = True
             self._pool.leave(self)
+            # Its buffers go now, not when the collector finds the cycle through `_charge`
+            # (a quiet server may not run it for minutes).
+            self._frames.clear()
+            self._outbox.close()
             self._hang_up_all()
             m.open_connections.dec()
             try:

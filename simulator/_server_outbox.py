@@ -66,6 +66,13 @@ class Outbox:
             self._messages.append(last)
             self.write_nowait()
 
+    def close(self) -> None:
+        """Drop everything, and the link to `account` (the connection has left the budget)."""
+        self._messages.clear()
+        self._frames.clear()
+        self.buffered = 0
+        self._account = _uncounted
+
     def pack(self) -> None:
         """Turn every waiting message into frames (counted in `buffered`)."""
         messages = self._messages
@@ -88,7 +95,7 @@ class Outbox:
         if self.sending or self._fd < 0:
             return True
         account, before = self._account, self.buffered
-        self._account = _not_yet  # counted once, net of what the kernel took: not shed for a burst it takes
+        self._account = _uncounted  # counted once, net of what the kernel took: not shed for a burst it takes
         try:
             return self._write_nowait()
         finally:
@@ -151,5 +158,5 @@ class Outbox:
             self._drained.set()
 
 
-def _not_yet(delta: int) -> None:
-    """`write_nowait` counts its bytes once, at its end."""
+def _uncounted(delta: int) -> None:
+    """Bytes not told to the budget: inside `write_nowait` (told once, at its end), or after `close`."""
