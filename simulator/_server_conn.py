@@ -67,6 +67,21 @@ log = logging.getLogger("callsim.server")
 RECEIVE_BYTES = 1 << 16
 FLUSH_S = 2.0  # how long a closing connection may take to deliver its last messages
 PRE_LOGIN_OUTPUT = 64 << 10  # output budget before `hello` is answered (pongs and errors)
+# While a connection is paused for the server's budget it is not read, so its client's close
+# would go unseen until the idle timeout, its partly received frame held: look this often.
+PEER_CHECK_S = 1.0
+TCP_ESTABLISHED = 1  # Linux's tcpi_state
+
+
+def _peer_closed(stream: trio.abc.Stream) -> bool:
+    """True if the client has closed or reset its side (Linux's TCP_INFO; elsewhere: never known)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
+    except OSError:
+        return True
 
 
 def _keepalive(stream: trio.abc.Stream) -> None:
@@ -248,7 +263,11 @@ class Connection:
                 relief = trio.Event()  # the total falls under half the budget, or this client reads
                 outbox.wake_below(pool.share() - self._input_held, relief)
                 pool.wake_on_relief(self, relief)
-                await relief.wait()
+                while not relief.is_set():
+                    with trio.move_on_after(PEER_CHECK_S):
+                        await relief.wait()
+                    if not relief.is_set() and _peer_closed(self._stream):
+                        return False  # gone: nobody to tell why
         self._fatal(ProtocolError(SLOW_CONSUMER, why))
         return False
 

@@ -8,6 +8,7 @@ clients' every step, and a bug that let the sum pass the budget would show in on
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import trio
@@ -15,7 +16,7 @@ import trio
 from pathlib import Path
 
 from simulator._server_budget import BufferBudget
-from simulator._server_conn import Limits
+from simulator._server_conn import PEER_CHECK_S, Limits
 from test_server_resources import connect_small_window
 from test_server_support import ACME, call, start_server
 
@@ -101,6 +102,12 @@ async def test_big_frames_are_paused_within_the_budget_and_small_clients_still_g
     assert (await newcomer.recv())["op"] in ("answered", "rejected")
     watch.look()
     assert watch.most <= limits.max_buffered_bytes
+    assert server.budget.total > 0
+    for client in (*announcers, newcomer):  # reset, as when a process dies with replies unread
+        client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.close()
+    await trio.sleep(5 * PEER_CHECK_S)  # paused, so not read: their reset is noticed all the same
+    assert server.budget.total == 0  # what they held is given back, not kept to the idle timeout
 
 
 def test_serve_refuses_a_budget_one_client_could_fill(tmp_path):
