@@ -9,8 +9,8 @@ scenarios/server_demo.toml:
   first), each announcing a 1 MiB frame and sending as much of it as the
   server takes.
 
-Prints the server's RSS before, at its peak during the load, and 2 s after the
-clients have gone.  Usage (any extra arguments go to `callsim serve`):
+Prints the server's RSS before, at its peak during the load, and 2 s (`--after`)
+after the clients have gone.  Usage (any extra arguments go to `callsim serve`):
 
     python benchmarks/server_memory.py --readers 10 --seconds 10
     python benchmarks/server_memory.py --announcers 1000 --seconds 10
@@ -85,6 +85,7 @@ async def main() -> None:
     parser.add_argument("--announcers", type=int, default=0)
     parser.add_argument("--login", action="store_true", help="announcers log in first")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--after", type=float, default=2.0, help="seconds after the clients left")
     args, serve_args = parser.parse_known_args()
     server = subprocess.Popen(
         [sys.executable, "-m", "simulator.cli", "serve", str(ROOT / "scenarios" / "server_demo.toml"),
@@ -110,12 +111,12 @@ async def main() -> None:
             await trio.sleep(0.2)
             peak = max(peak, rss_mb(server.pid))
         stop.set()
-    await trio.sleep(2)
+    await trio.sleep(args.after)
     after = rss_mb(server.pid)
     server.send_signal(2)
     server.wait(30)
     print(f"readers {args.readers}, announcers {args.announcers}: RSS before {before:.0f} MB, "
-          f"peak {peak:.0f} MB, after {after:.0f} MB")
+          f"peak {peak:.0f} MB, {args.after:g} s after {after:.0f} MB")
 
 
 if __name__ == "__main__":
