@@ -205,6 +205,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
         return ServerResult({}, False, 0, _cannot_write(config.out_dir, err))
 
     budget = BufferBudget(config.limits.max_buffered_bytes)
+    metrics.buffered_bytes.set_function(lambda: budget.total)
     gate = _ConnectionGate(config.limits.max_connections, metrics, config.return_memory,
                            config.return_memory_after_s)
 

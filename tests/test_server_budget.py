@@ -103,6 +103,7 @@ async def test_big_frames_are_paused_within_the_budget_and_small_clients_still_g
     watch.look()
     assert watch.most <= limits.max_buffered_bytes
     assert server.budget.total > 0
+    assert server.registry.get_sample_value("callsim_server_buffered_bytes") == server.budget.total
     for client in (*announcers, newcomer):  # reset, as when a process dies with replies unread
         client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await client.close()
