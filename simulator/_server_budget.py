@@ -14,8 +14,10 @@ unread replies and partly received frame (`Limits.max_buffered_bytes`):
   (`slow_consumer`, their calls hung up), the biggest first, until the total
   is within it again.
 
-The total can pass `limit` by what one step adds before the check (one read,
-one tick's replies to one client), never by more.
+The total is checked as soon as anything adds to it (a read, replies packed),
+so it passes `limit` only until that check has shed someone, except for the
+last message of a connection being closed and while the server stops (it ends
+every call at once and closes every connection a moment later).
 """
 
 from __future__ import annotations

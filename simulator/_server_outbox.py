@@ -28,10 +28,15 @@ MAX_MESSAGES_PER_FRAME = 8192  # replies are split so a client with the default 
 PACK_AT = 1024  # messages waiting before they are packed: a full `ended` is ~1 KB as an object
 
 
+def _uncounted(delta: int) -> None:
+    """Bytes told to no budget: without one, inside `write_nowait` (told once, at its end), or
+    after `close`."""
+
+
 class Outbox:
     """Messages and frames on their way to one client, in order."""
 
-    def __init__(self, fd: int, account: Callable[[int], None] = lambda delta: None) -> None:
+    def __init__(self, fd: int, account: Callable[[int], None] = _uncounted) -> None:
         self._fd = fd  # the socket's descriptor, for `write_nowait` (-1: none, the writer sends all)
         self._messages: list[msgs.Message] = []
         self._frames: deque[bytes] = deque()  # packed; the first may be the rest of a partial write
@@ -156,7 +161,3 @@ class Outbox:
         self._account(-n)
         if self.buffered <= self._level:
             self._drained.set()
-
-
-def _uncounted(delta: int) -> None:
-    """Bytes not told to the budget: inside `write_nowait` (told once, at its end), or after `close`."""
