@@ -56,6 +56,12 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     serve.add_argument("--max-output-buffer", type=_count, default=8 << 20, metavar="BYTES",
                        help="replies waiting for one client: past half, its requests wait until it "
                             "reads; past all, it is disconnected and its calls hung up (default: 8388608)")
+    serve.add_argument("--max-buffered-bytes", type=_count, default=None, metavar="BYTES",
+                       help="unread replies and partly received frames of all connections together: "
+                            "past half, the connections holding the most are not read; past all, the "
+                            "biggest are disconnected and their calls hung up (default: a quarter of "
+                            "the memory available at start, printed; at least twice --max-frame plus "
+                            "--max-output-buffer)")
     serve.add_argument("--login-timeout", type=_seconds, default=10.0, metavar="S",
                        help="close a connection that has not logged in after S seconds (default: 10)")
     add_force_argument(serve)
@@ -118,13 +124,16 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
         resolve_tokens(scenario.setup, os.environ)
     except TokenConflict as err:
         raise usage_error(f"{args.scenario}: {err}") from None
+    max_frame, max_output = max(args.max_frame, 64), max(args.max_output_buffer, 1 << 16)
+    budget, budget_text = _buffer_budget(args.max_buffered_bytes, max_frame, max_output, usage_error)
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
     claim = claim_for_command(out, usage_error)  # the server's until it returns (_out_dir)
-    limits = Limits(max_frame=max(args.max_frame, 64), idle_timeout_s=args.idle_timeout or 1e9,
+    limits = Limits(max_frame=max_frame, idle_timeout_s=args.idle_timeout or 1e9,
                     max_inflight=max(args.max_inflight, 1), max_calls=max(args.max_calls, 1),
-                    max_output_buffer=max(args.max_output_buffer, 1 << 16),
+                    max_output_buffer=max_output,
                     max_connections=max(_connection_limit(args.max_connections), 1),
-                    login_timeout_s=args.login_timeout or 1e9)
+                    login_timeout_s=args.login_timeout or 1e9,
+                    max_buffered_bytes=budget)
     metrics = None
     if args.metrics_port is not None:
         try:
@@ -141,7 +150,8 @@ def main(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     # the GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
-                          write_msgpack=args.cdr_msgpack, files_process=True, announce=_listening)
+                          write_msgpack=args.cdr_msgpack, files_process=True,
+                          announce=lambda text: _listening(f"{text}\ncallsim: {budget_text}"))
     if metrics is not None:
         _say(f"callsim: metrics at {metrics.url}")
     try:
@@ -187,6 +197,33 @@ def _connection_limit(asked: int | None) -> int:
     if asked is None and soft != resource.RLIM_INFINITY:
         return min(wanted, max(soft - FD_RESERVE, 1))
     return wanted
+
+
+def _buffer_budget(asked: int | None, max_frame: int, max_output: int,
+                   usage_error: type[Exception]) -> tuple[int, str]:
+    """--max-buffered-bytes, or its default from the machine's memory, and the line that says it
+    (printed once the server listens).
+
+    One client must be able to use its own limits (a frame and its replies)
+    while the budget is under half full, or it could be paused for good: a
+    budget under twice that is refused.
+    """
+    from ._server_budget import MEMORY_SHARE, default_budget
+
+    floor = 2 * (max_frame + max_output)
+    if asked is not None:
+        if asked < floor:
+            raise usage_error(f"--max-buffered-bytes {asked}: under {floor}, twice one client's "
+                              f"--max-frame ({max_frame}) plus --max-output-buffer ({max_output})")
+        return asked, f"buffers for clients: {_mib(asked)} in all (--max-buffered-bytes)"
+    budget, available = default_budget(floor)
+    where = (f"1/{MEMORY_SHARE} of the {_mib(available)} available" if available is not None
+             else "memory available unknown")
+    return budget, f"buffers for clients: {_mib(budget)} in all ({where}; --max-buffered-bytes)"
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
 
 
 def _listening(text: str) -> None:

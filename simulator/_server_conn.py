@@ -9,7 +9,9 @@ only append to the outbox: they never block the exchange.
 Resources: a connection holds at most its output budget
 (`Limits.max_output_buffer`, see `_server_outbox`) and one frame of input.
 Before `hello` is answered a frame may be `max_login_frame` bytes, and the
-client has `login_timeout_s` to log in.
+client has `login_timeout_s` to log in.  Both kinds of bytes also count
+against the server-wide budget (`_server_budget`), which may pause the
+reader or drop the connection when the sum over connections is too much.
 
 Containment: under `trio.serve_listeners` an exception escaping a handler
 would take the whole server down, so `serve` catches everything but
@@ -29,6 +31,7 @@ from typing import Any
 import trio
 
 from . import _server_messages as msgs
+from ._server_budget import BufferBudget
 from ._server_directory import Directory, Tenant
 from ._server_exchange import Exchange
 from ._server_outbox import Outbox
@@ -64,6 +67,21 @@ log = logging.getLogger("callsim.server")
 RECEIVE_BYTES = 1 << 16
 FLUSH_S = 2.0  # how long a closing connection may take to deliver its last messages
 PRE_LOGIN_OUTPUT = 64 << 10  # output budget before `hello` is answered (pongs and errors)
+# While a connection is paused for the server's budget it is not read, so its client's close
+# would go unseen until the idle timeout, its partly received frame held: look this often.
+PEER_CHECK_S = 1.0
+TCP_ESTABLISHED = 1  # Linux's tcpi_state
+
+
+def _peer_closed(stream: trio.abc.Stream) -> bool:
+    """True if the client has closed or reset its side (Linux's TCP_INFO; elsewhere: never known)."""
+    sock = getattr(stream, "socket", None)
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
+    except OSError:
+        return True
 
 
 def _keepalive(stream: trio.abc.Stream) -> None:
@@ -100,13 +118,16 @@ class Limits:
     max_connections: int = 10_000  # open at once; more are refused (`too_many_connections`)
     max_login_frame: int = 4096  # frame payload before `hello` is answered: hello needs a few hundred
     login_timeout_s: float = 10.0  # from the connection to `hello`
+    # Unread replies and partly received frames, summed over every connection (`_server_budget`);
+    # `callsim serve` derives its default from the machine's memory.
+    max_buffered_bytes: int = 1 << 30
 
 
 class Connection:
     """Protocol state of one client.  Implements the exchange's `CallSink`."""
 
     def __init__(self, stream: trio.abc.Stream, exchange: Exchange, directory: Directory,
-                 limits: Limits, metrics: ServerMetrics) -> None:
+                 limits: Limits, metrics: ServerMetrics, budget: BufferBudget) -> None:
         self._stream = stream
         self._exchange = exchange
         self._directory = directory
@@ -120,7 +141,11 @@ class Connection:
         self.inflight = 0
         self.errors = 0
         sock = getattr(stream, "socket", None)
-        self._outbox = Outbox(sock.fileno() if sock is not None else -1)
+        self.held = 0  # bytes counted against the server's budget (kept by `budget`)
+        self._pool = budget
+        self._input_held = 0  # of those, the partly received frame
+        budget.join(self)
+        self._outbox = Outbox(sock.fileno() if sock is not None else -1, self._charge)
         self._wake = trio.Event()
         self._frames = FrameReader(min(limits.max_login_frame, limits.max_frame))
         self._closing = False  # no more requests; answer the setups in flight, deliver, close
@@ -147,6 +172,11 @@ class Connection:
             m.protocol_errors.labels(SERVER_ERROR).inc()
         finally:
             self._gone = True
+            self._pool.leave(self)
+            # Its buffers go now, not when the collector finds the cycle through `_charge`
+            # (a quiet server may not run it for minutes).
+            self._frames.clear()
+            self._outbox.close()
             self._hang_up_all()
             m.open_connections.dec()
             try:
@@ -168,12 +198,13 @@ class Connection:
         deadline = now + lim.idle_timeout_s
         login_deadline = now + lim.login_timeout_s
         while not self._closing:
-            if self._outbox.buffered > self._budget() // 2 and not await self._paused(login_deadline):
+            if ((self._outbox.buffered > self._budget() // 2 or self._pool.crowded(self))
+                    and not await self._paused(login_deadline)):
                 return
             data = b""
             with trio.move_on_at(deadline if self.tenant else min(deadline, login_deadline)):
                 try:
-                    data = await self._stream.receive_some(RECEIVE_BYTES)
+                    data = await self._receive()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     return  # peer reset, or the writer gave up on this client
                 if not data:
@@ -198,18 +229,69 @@ class Connection:
             except ProtocolError as err:  # oversize: the stream cannot be resynchronised
                 self._fatal(err)
                 return
+            self._charge_input()
+            if self._gone:  # shed for the server's budget
+                return
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the client: up to RECEIVE_BYTES, fewer when the server's budget is
+        tight, sized when they have arrived (not when the wait began: by then the others may
+        have read theirs)."""
+        pool = self._pool
+        if not pool.roomy(RECEIVE_BYTES):
+            sock = getattr(self._stream, "socket", None)
+            if sock is not None:
+                await trio.lowlevel.wait_readable(sock)
+        return await self._stream.receive_some(pool.read_size(self, RECEIVE_BYTES))
 
     async def _paused(self, login_deadline: float) -> bool:
-        """Backpressure: read nothing more until the client has read its replies down to half the
-        budget.  False when it has not within the idle timeout (before login: by the login
-        deadline): it is then dropped."""
-        lim = self._limits
+        """Backpressure: read nothing more until the client has read its replies down to half its
+        budget, and the server's buffers have room for it (`BufferBudget.crowded`).  False when
+        that has not come within the idle timeout (before login: by the login deadline): it is
+        then dropped."""
+        lim, outbox, pool = self._limits, self._outbox, self._pool
         until = trio.current_time() + lim.idle_timeout_s
+        why = "replies not read"
         with trio.move_on_at(until if self.tenant else min(until, login_deadline)):
-            await self._outbox.wait_below(self._budget() // 2)
-            return True
-        self._fatal(ProtocolError(SLOW_CONSUMER, "replies not read"))
+            while True:
+                if outbox.buffered > self._budget() // 2:
+                    await outbox.wait_below(self._budget() // 2)
+                    continue
+                if not pool.crowded(self):
+                    return True
+                why = f"the server's buffers are full and this connection holds {self.held} bytes"
+                relief = trio.Event()  # the total falls under half the budget, or this client reads
+                outbox.wake_below(pool.share() - self._input_held, relief)
+                pool.wake_on_relief(self, relief)
+                while not relief.is_set():
+                    with trio.move_on_after(PEER_CHECK_S):
+                        await relief.wait()
+                    if not relief.is_set() and _peer_closed(self._stream):
+                        return False  # gone: nobody to tell why
+        self._fatal(ProtocolError(SLOW_CONSUMER, why))
         return False
+
+    def _charge(self, delta: int) -> None:
+        """Count `delta` more bytes held for this client against the server's budget; past the
+        budget, the biggest holders are shed (this one among them, perhaps).
+
+        Not while this connection closes (it is on its way out, and its last words must not shed
+        it a second time), nor once the server stops (it ends every call at once, and closes
+        every connection a moment later anyway).
+        """
+        if self._gone:
+            return
+        pool = self._pool
+        pool.change(self, delta)
+        if delta > 0 and pool.total > pool.limit and not self._closing and not self._exchange.finished:
+            pool.enforce()
+
+    def _charge_input(self) -> None:
+        """Count the partly received frame against the server's budget."""
+        held = self._frames.buffered
+        if held != self._input_held:
+            delta, self._input_held = held - self._input_held, held
+            self._charge(delta)
 
     def _budget(self) -> int:
         """Bytes of replies this client may leave unread: before login, only what pings can make
@@ -419,15 +501,27 @@ class Connection:
         if outbox.buffered > budget and not self._exchange.finished:
             outbox.write_nowait()  # a burst the kernel may still take
             if outbox.buffered > budget:
-                self._metrics.protocol_errors.labels(SLOW_CONSUMER).inc()
-                self._gone = True
-                outbox.abandon(ProtocolError(SLOW_CONSUMER, f"more than {budget} bytes of replies "
-                                                            f"not read").reply())
-                if self._scope is not None:
-                    self._scope.cancel()
+                self._drop(f"more than {budget} bytes of replies not read")
                 return
         if wake:
             self._wake.set()
+
+    def shed(self, limit: int) -> None:
+        """The server's buffers hold more than `limit` and this connection the most: drop it."""
+        held = self.held
+        self._frames.clear()
+        self._drop(f"the server's buffers are past their limit of {limit} bytes and this "
+                   f"connection held the most ({held} bytes)")
+        self._pool.leave(self)
+
+    def _drop(self, why: str) -> None:
+        """Drop the client at once, its replies with it (its calls are hung up as it closes)."""
+        self._metrics.protocol_errors.labels(SLOW_CONSUMER).inc()
+        self._closing = True
+        self._outbox.abandon(ProtocolError(SLOW_CONSUMER, why).reply())
+        self._gone = True
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def _writer(self) -> None:
         while True:

@@ -9,13 +9,15 @@ packed bytes the kernel has not taken yet; messages are packed as soon as
 hundred kilobytes and `buffered` is the connection's output memory.  The
 connection compares it with its budget (`Limits.max_output_buffer`): past
 half of it the client's requests are not read (backpressure), past all of it
-the client is dropped.
+the client is dropped.  Every change of `buffered` is also told to `account`
+(the connection's share of the server-wide budget, `_server_budget`).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 
 import trio
 
@@ -26,10 +28,15 @@ MAX_MESSAGES_PER_FRAME = 8192  # replies are split so a client with the default 
 PACK_AT = 1024  # messages waiting before they are packed: a full `ended` is ~1 KB as an object
 
 
+def _uncounted(delta: int) -> None:
+    """Bytes told to no budget: without one, inside `write_nowait` (told once, at its end), or
+    after `close`."""
+
+
 class Outbox:
     """Messages and frames on their way to one client, in order."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, account: Callable[[int], None] = _uncounted) -> None:
         self._fd = fd  # the socket's descriptor, for `write_nowait` (-1: none, the writer sends all)
         self._messages: list[msgs.Message] = []
         self._frames: deque[bytes] = deque()  # packed; the first may be the rest of a partial write
@@ -38,6 +45,7 @@ class Outbox:
         self._partial = False  # the first frame is the rest of a partial write
         self._drained = trio.Event()  # set whenever `buffered` falls to the level `wait_below` asked
         self._level = -1
+        self._account = account
 
     def __bool__(self) -> bool:
         return bool(self._messages or self._frames)
@@ -56,20 +64,32 @@ class Outbox:
         """Drop everything waiting; send `last` (why) if that can be done now and on a frame boundary."""
         self._messages.clear()
         self._frames.clear()
+        self._account(-self.buffered)
         self.buffered = 0
         self._drained.set()
         if not self._partial and not self.sending:
             self._messages.append(last)
             self.write_nowait()
 
+    def close(self) -> None:
+        """Drop everything, and the link to `account` (the connection has left the budget)."""
+        self._messages.clear()
+        self._frames.clear()
+        self.buffered = 0
+        self._account = _uncounted
+
     def pack(self) -> None:
         """Turn every waiting message into frames (counted in `buffered`)."""
         messages = self._messages
+        packed = 0
         while messages:
             data = pack_frame(messages[:MAX_MESSAGES_PER_FRAME])
             del messages[:MAX_MESSAGES_PER_FRAME]
             self._frames.append(data)
-            self.buffered += len(data)
+            packed += len(data)
+        if packed:
+            self.buffered += packed
+            self._account(packed)
 
     def write_nowait(self) -> bool:
         """Hand the kernel what it takes now, without waiting; False if the socket is broken.
@@ -79,6 +99,16 @@ class Outbox:
         """
         if self.sending or self._fd < 0:
             return True
+        account, before = self._account, self.buffered
+        self._account = _uncounted  # counted once, net of what the kernel took: not shed for a burst it takes
+        try:
+            return self._write_nowait()
+        finally:
+            self._account = account
+            if self.buffered != before:
+                account(self.buffered - before)
+
+    def _write_nowait(self) -> bool:
         self.pack()
         frames = self._frames
         while frames:
@@ -103,6 +133,8 @@ class Outbox:
         (BrokenResourceError, ClosedResourceError, OSError)."""
         while self:
             self.pack()
+            if not self._frames:  # packing them passed the server's budget: this client was shed
+                return
             data = self._frames.popleft()
             self._partial = False
             self.sending = True
@@ -119,7 +151,13 @@ class Outbox:
             self._level = level
             await self._drained.wait()
 
+    def wake_below(self, level: int, event: trio.Event) -> None:
+        """Set `event` once `buffered` is at most `level` bytes (never for a negative level)."""
+        self._drained = event
+        self._level = level
+
     def _sent(self, n: int) -> None:
         self.buffered -= n
+        self._account(-n)
         if self.buffered <= self._level:
             self._drained.set()

@@ -139,6 +139,12 @@ class FrameReader:
         """Bytes received but not yet returned as a frame."""
         return len(self._buf) - self._pos
 
+    def clear(self) -> None:
+        """Forget what was received (the connection is being dropped).  In place: a `frames()`
+        under way then finds nothing more."""
+        del self._buf[:]
+        self._pos = 0
+
 
 def decode_payload(payload: bytes) -> list[Any]:
     """A frame payload as its list of messages (items are checked one by one by the caller).

@@ -59,6 +59,10 @@ class ServerMetrics:
             "callsim_server_connections_total", "TCP connections accepted.", registry=registry)
         self.open_connections = Gauge(
             "callsim_server_open_connections", "TCP connections currently open.", registry=registry)
+        self.buffered_bytes = Gauge(
+            "callsim_server_buffered_bytes",
+            "Unread replies and partly received frames of all connections (--max-buffered-bytes).",
+            registry=registry)
         self.messages = Counter(
             "callsim_server_messages_total", "Protocol messages received, by op.", ["op"],
             registry=registry)

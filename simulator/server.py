@@ -16,7 +16,9 @@ Tasks, all in one nursery (Trio structured concurrency):
   * the memory keeper: once connections have closed, it gives the memory
     their buffers took back to the kernel (`return_freed_memory`).
 Connections beyond `Limits.max_connections` are refused at once: an `error`
-`too_many_connections` written without waiting, then closed.
+`too_many_connections` written without waiting, then closed.  What all the
+connections together hold in buffers is bounded by `Limits.max_buffered_bytes`
+(`_server_budget`).
 Stopping: the exchange rates what it has received, ends every call still
 connected as `simulation_end` and tells its client (`disconnected`);
 connections get `grace_s` to deliver that, then are closed; the files are
@@ -39,6 +41,7 @@ from prometheus_client import CollectorRegistry
 from rating_core import CdrBuffer, LedgerEvent, Step
 
 from ._malloc import return_freed_memory
+from ._server_budget import BufferBudget
 from ._server_conn import Connection, Limits
 from ._server_directory import Directory
 from ._server_exchange import Exchange
@@ -94,6 +97,7 @@ class ServerInfo:
     host: str
     port: int
     exchange: Exchange
+    budget: BufferBudget  # what the connections hold in buffers, against `max_buffered_bytes`
 
 
 @dataclass
@@ -200,6 +204,8 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
             await listener.aclose()
         return ServerResult({}, False, 0, _cannot_write(config.out_dir, err))
 
+    budget = BufferBudget(config.limits.max_buffered_bytes)
+    metrics.buffered_bytes.set_function(lambda: budget.total)
     gate = _ConnectionGate(config.limits.max_connections, metrics, config.return_memory,
                            config.return_memory_after_s)
 
@@ -208,7 +214,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
             await stream.aclose()
             return
         try:
-            await Connection(stream, exchange, directory, config.limits, metrics).serve()
+            await Connection(stream, exchange, directory, config.limits, metrics, budget).serve()
         finally:
             gate.leave()
 
@@ -228,7 +234,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
                 nursery.start_soon(_stop_on_signal, exchange)
             if config.announce is not None:
                 config.announce(_describe(scenario, directory, config.host, port))
-            task_status.started(ServerInfo(config.host, port, exchange))
+            task_status.started(ServerInfo(config.host, port, exchange, budget))
     finally:
         summary: dict = {}
         if outputs.failed is None:

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
+from simulator._server_budget import BufferBudget
 from simulator._server_conn import Limits
 from simulator._server_exchange import Exchange
 from simulator._wire import FrameReader, decode_payload, pack_frame
@@ -95,6 +96,7 @@ class Server:
     out_dir: Path
     _done: trio.Event
     _result: list[ServerResult]
+    budget: BufferBudget | None = None  # the server-wide buffer budget (`_server_budget`)
 
     def errors(self, kind: str) -> float:
         return self.registry.get_sample_value("callsim_server_protocol_errors_total", {"kind": kind}) or 0.0
@@ -130,7 +132,7 @@ async def start_server(nursery: trio.Nursery, tmp_path: Path, scenario: str = SC
         done.set()
 
     info = await nursery.start(run)
-    return Server(info.port, info.exchange, registry, cfg.out_dir, done, result)
+    return Server(info.port, info.exchange, registry, cfg.out_dir, done, result, info.budget)
 
 
 class Client:
