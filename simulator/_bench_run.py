@@ -19,10 +19,10 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy, as `callsim run` (see cli.main)
 
 from ._malloc import keep_freed_memory  # noqa: E402
-from .cli import exit_now  # noqa: E402
-from ._cdr_workers import CdrWorkers  # noqa: E402
-from ._units import parse_duration_ms  # noqa: E402
+from ._cli_common import exit_now  # noqa: E402
+from .outputs import CdrWorkers  # noqa: E402
 from .scenario import load_scenario  # noqa: E402
+from .units import parse_duration_ms  # noqa: E402
 
 
 def _peak_rss_mb() -> float:

@@ -14,27 +14,35 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _server_cli
+from . import _cli_server
+from ._cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_force_argument,
+    count,
+    epilog,
+    exit_now,
+    load_checked,
+    port,
+    seconds,
+)
 
 if TYPE_CHECKING:
-    from ._out_dir import OutDir
-    from ._worker_process import WorkerFailed
+    from .outputs import OutDir, WorkerFailed
     from .expect import CheckResult
     from .scenario import Scenario
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DESCRIPTION = ("A telephony call-rating and switch simulator: pooled minutes, communications credits,\n"
                "auto-recharge, exact CDRs.")
-
-
-class UsageError(Exception):
-    """A mistake in the command line, reported as one line with exit status 2."""
 
 
 def _speed(text: str) -> float | None:
@@ -46,28 +54,6 @@ def _speed(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"') from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f'expected "max" or a positive number, got "{text}"')
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f'expected a TCP port 0-65535, got "{text}"')
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got "{text}"')
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f'expected a number of seconds >= 0, got "{text}"')
     return value
 
 
@@ -99,16 +85,6 @@ class _Version(argparse.Action):
         parser.exit(EXIT_OK)
 
 
-def epilog(examples: Sequence[str], exits: Sequence[tuple[int, str]]) -> str:
-    """A command's help epilog: examples to copy, then what each exit status means."""
-    lines = ["examples:", *(f"  {example}" for example in examples), "", "exit status:"]
-    lines += [textwrap.fill(meaning, 78, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
-              for code, meaning in exits]
-    return "\n".join(lines)
-
-
-#: Exit statuses every command that reads a scenario or its options shares.
-EXIT_BAD_INPUT = (EXIT_USAGE, "bad input: the scenario or an option (one line per problem on stderr)")
 _RUN_EXITS = (
     (EXIT_OK, "the run is complete (with --check: every expectation passed)"),
     (EXIT_CHECK_FAILED, "the outputs could not be written (disk full, a file worker killed), "
@@ -171,16 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.add_argument("--out", type=Path, required=True, metavar="DIR",
                      help="output directory: cdrs.csv, cdrs.msgpack, events.jsonl, summary.json")
-    run.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
+    run.add_argument("--metrics-port", type=port, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://HOST:PORT/metrics during the run "
                           "(default: off; 0 picks a free port)")
     run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                      help="address to serve metrics on (default: 127.0.0.1, loopback only; "
                           "0.0.0.0 for every interface)")
-    run.add_argument("--metrics-max-orgs", type=_count, default=50, metavar="N",
+    run.add_argument("--metrics-max-orgs", type=count, default=50, metavar="N",
                      help='per-org metric labels for the first N orgs of the scenario; the others '
                           'are summed under org="_other" (default: 50)')
-    run.add_argument("--metrics-linger", type=_seconds, default=0.0, metavar="S",
+    run.add_argument("--metrics-linger", type=seconds, default=0.0, metavar="S",
                      help="keep serving metrics S seconds after the run, so Prometheus scrapes "
                           "the final values (default: 0; Ctrl-C ends it early)")
 
@@ -241,35 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "stress rows included)")
     bench.add_argument("--skip-stress", action="store_true",
                        help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
-    _server_cli.add_parsers(command)  # serve, loadgen
+    _cli_server.add_parsers(command)  # serve, loadgen
     return parser
-
-
-def add_force_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", action="store_true",
-                        help="accept a scenario whose estimated memory or output exceeds this "
-                             "machine (also CALLSIM_FORCE=1; README: Scenarios)")
-
-
-def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False):
-    """The scenario at `path`, refused when its estimated work exceeds this machine (unless
-    forced), with its warnings printed to stderr; raises `ScenarioError`.
-
-    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
-    warnings about them would mislead.
-    """
-    from dataclasses import replace
-
-    from . import estimate
-    from .scenario import load_scenario
-
-    machine = None if estimate.forced(force) else estimate.this_machine(out)
-    if machine is not None and serving:
-        machine = replace(machine, disk_bytes=None, runs_traffic=False)
-    scenario = load_scenario(path, machine)
-    for warning in () if serving else scenario.warnings:
-        print(f"warning: {warning.located()}", file=sys.stderr)
-    return scenario
 
 
 def entry() -> NoReturn:
@@ -285,22 +234,6 @@ def entry() -> NoReturn:
     if code == EXIT_OK:
         exit_now(code)
     sys.exit(code)  # a failed or interrupted command may have files open: let teardown flush them
-
-
-def exit_now(code: int) -> NoReturn:
-    """Flush stdout and stderr and end the process without the interpreter's teardown.
-
-    Only after a command that succeeded: every file it wrote is closed by then,
-    and what the teardown would do is free numpy arrays and a big scenario's
-    objects one by one, ~0.3 s after a month run that a user timing
-    `callsim run` would wait out for nothing.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # `callsim ... | head`, or a closed stream
-            pass
-    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -329,7 +262,7 @@ def _stop_signals(args: argparse.Namespace) -> contextlib.AbstractContextManager
 
 def _command(args: argparse.Namespace) -> int:
     from .scenario import ScenarioError
-    from ._out_dir import RunNotFinished
+    from .outputs import RunNotFinished
 
     try:
         if args.command == "validate":
@@ -343,7 +276,7 @@ def _command(args: argparse.Namespace) -> int:
 
             return run_bench(args)
         if args.command in ("serve", "loadgen"):
-            return _server_cli.main(args, UsageError)
+            return _cli_server.main(args)
         if args.command == "report":
             from . import report
 
@@ -362,7 +295,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .estimate import estimate
+    from .scenario.estimate import estimate
 
     scenario = load_checked(args.scenario, args.force)
     counts = scenario_counts(scenario)
@@ -400,8 +333,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:
-    """`callsim run` once the --out directory is this run's (`claim`, see simulator/_out_dir.py)."""
-    from ._cdr_workers import CdrWorkers
+    """`callsim run` once the --out directory is this run's (`claim`, see simulator/outputs/_out_dir.py)."""
+    from .outputs import CdrWorkers
 
     # Started before the imports below, so that they start up beside them (see _cdr_workers).
     workers = CdrWorkers.for_scenario(scenario, fork=True, msgpack=args.cdr_msgpack)
@@ -427,7 +360,7 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
         if workers is not None:
             with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
                 workers.close()
-        from ._worker_process import write_error_text
+        from .outputs import write_error_text
 
         print(f"callsim: cannot write the outputs to {args.out}/: {write_error_text(failure)}; "
               "the files there are incomplete", file=sys.stderr)
@@ -493,7 +426,7 @@ def _check(args: argparse.Namespace) -> int:
 def _write_failure(err: BaseException) -> "OSError | WorkerFailed | None":
     """The error that stopped a run's writing, if it was one (disk full, a file that cannot be
     created, a CDR file worker killed): raised as is, or from inside the run's task groups."""
-    from ._worker_process import WorkerFailed
+    from .outputs import WorkerFailed
 
     if isinstance(err, OSError | WorkerFailed):
         return err
@@ -543,8 +476,8 @@ def _stop_metrics(options) -> None:
 
 
 def _check_out_dir(out: Path) -> "OutDir":
-    """Claim --out for this run (simulator/_out_dir.py); a problem is a UsageError."""
-    from ._out_dir import claim_for_command
+    """Claim --out for this run (simulator/outputs/_out_dir.py); a problem is a UsageError."""
+    from .outputs import claim_for_command
 
     return claim_for_command(out, UsageError)
 

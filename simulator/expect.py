@@ -5,7 +5,7 @@ scenario, then compare the run's own files with what the file expects -- CDRs fo
 events.jsonl for events, summary.json for totals -- and print one block per failed expectation
 (which one, then expected against actual for every field that differs).
 
-The tables were already checked when the scenario was loaded (`_expect_schema`), so here they
+The tables were already checked when the scenario was loaded (`simulator.scenario`), so here they
 are parsed again without problems and only compared.  The files are read, never the engine's
 state: an expectation says what an operator or a billing system would see.  cdrs.csv may hold
 millions of rows, so it is scanned lazily by polars and only the rows of the expected calls are
@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from simulator._expect_schema import (
+from .scenario import (
     Bound,
     CallExpectation,
     Context,
@@ -32,13 +32,11 @@ from simulator._expect_schema import (
     Expected,
     TotalsExpectation,
     parse_expectations,
+    Scenario,
     say_ms,
 )
-from simulator._format import format_ms_iso
-from simulator._out_dir import RunNotFinished, unfinished
-from simulator._units import parse_money_micro, show
-from simulator.outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON
-from simulator.scenario import Scenario
+from .units import format_ms_iso, parse_money_micro, show
+from .outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON, RunNotFinished, unfinished
 
 __all__ = ["CheckResult", "Failure", "Mismatch", "check_run", "expectations_of", "format_report"]
 

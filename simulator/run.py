@@ -24,9 +24,7 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
-from ._cdr_workers import CdrWorkers
-from ._out_dir import OutDir
-from .outputs import CdrWriter, EventWriter, SummaryBuilder
+from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
 from ._stop_signals import StopSignals
 from .scenario import Scenario
 from .switch import MAX_WINDOW_CALLS, Switch, WindowReport
@@ -39,7 +37,7 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
 @dataclass
 class RunOptions:
     out_dir: Path
-    # the caller's claim on out_dir (simulator/_out_dir.py), held for longer than the run;
+    # the caller's claim on out_dir (simulator/outputs/_out_dir.py), held for longer than the run;
     # None: run_scenario claims the directory itself for the run's life
     out_dir_claim: OutDir | None = None
     speed: float | None = None  # None: as fast as possible (virtual time)

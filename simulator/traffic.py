@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core._model import Arrivals, CallKind, RatingSetup, parse_number
+from rating_core import Arrivals, CallKind, RatingSetup, parse_number
 
 if TYPE_CHECKING:  # the loader is a sibling module; traffic only reads its objects
-    from simulator.scenario import CallSpec, Scenario, TrafficSpec
+    from .scenario import CallSpec, Scenario, TrafficSpec
 
 __all__ = ["GRID_MS", "TrafficPlan", "expected_calls", "merge_arrivals"]
 

@@ -1,12 +1,12 @@
 """The ORACLE for cdrs.csv: how polars wrote the rows until 2026-11-26, kept for the tests.
 
-`simulator._csv_columns` builds cdrs.csv with numpy alone (faster, and no
+`simulator.outputs._csv_columns` builds cdrs.csv with numpy alone (faster, and no
 polars import in a run); this module is the former writer, an independent
 implementation of the same text: exact polars decimals for money and
 durations, string tables quoted here, times from three string tables, and
 `DataFrame.write_csv` with quoting off.  tests/test_csv_columns.py requires
 the two to agree byte for byte, tests/test_outputs.py checks this one against
-the scalar formatters in `simulator._format`.
+the scalar formatters in `simulator.units._text`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, MS_PER_S, CdrBatch, Tables
-from simulator._format import epoch_ms
+from simulator.units import epoch_ms
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _MS_PER_MINUTE = 60 * MS_PER_S

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator._cdr_workers import CDR_WORKER_CALLS
+from simulator.outputs._cdr_workers import CDR_WORKER_CALLS
 
 ENTERPRISE = Path(__file__).resolve().parents[1] / "scenarios" / "enterprise_month.toml"
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator._byte_columns import ByteTable, RowJoiner, digit_counts, divmod_by, zero_padded
+from simulator.outputs._byte_columns import ByteTable, RowJoiner, digit_counts, divmod_by, zero_padded
 
 INT64_MAX = 2**63 - 1
 TEN_POWERS = [10**k + d for k in range(19) for d in (-1, 0, 1) if 0 <= 10**k + d <= INT64_MAX]

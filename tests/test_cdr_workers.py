@@ -18,8 +18,8 @@ import pytest
 
 from test_outputs import START, TABLES, random_batch
 
-from simulator import _cdr_workers
-from simulator._cdr_workers import CdrFileWorker, CdrWorkers
+from simulator.outputs import _cdr_workers
+from simulator.outputs._cdr_workers import CdrFileWorker, CdrWorkers
 from simulator.outputs import CdrWriter
 
 ENTERPRISE = Path(__file__).resolve().parents[1] / "scenarios" / "enterprise_month.toml"
@@ -88,7 +88,7 @@ def test_workers_never_given_a_file_exit_when_closed(tmp_path: Path) -> None:
 
 FORKABLE = """
 import os, threading, time
-from simulator._worker_process import forkable
+from simulator.outputs._worker_process import forkable
 print(forkable())
 stop = threading.Event()
 other = threading.Thread(target=stop.wait)
@@ -115,7 +115,7 @@ def test_only_a_single_threaded_process_forks() -> None:
 
 ORPHAN = """
 import os, sys
-from simulator._cdr_workers import CdrWorkers
+from simulator.outputs._cdr_workers import CdrWorkers
 workers = CdrWorkers(fork=True)
 assert workers.csv._proc._popen.method == "fork", workers.csv._proc._popen.method
 print(workers.csv._proc.pid, workers.msgpack._proc.pid, flush=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator import _cdr_workers, cli
+from simulator import cli
+from simulator.outputs import _cdr_workers
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "scenarios" / "quickstart.toml"

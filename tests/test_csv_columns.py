@@ -1,7 +1,7 @@
 """The column-at-a-time CSV encoders against the scalar formatters, and cdrs.csv against polars.
 
-`simulator._csv_columns` exists only to be fast; what the text must be is
-defined by the scalar formatters in `simulator._format` (and `str(int)`), and
+`simulator.outputs._csv_columns` exists only to be fast; what the text must be is
+defined by the scalar formatters in `simulator.units._text` (and `str(int)`), and
 for whole rows by the polars writer that produced cdrs.csv before it
 (tests/polars_csv.py, the oracle).  Every encoder is checked on drawn values,
 including the edges where the text changes length or form: powers of ten,
@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from polars_csv import polars_csv_rows
 from rating_core._model import CdrBatch, Tables
-from simulator import _cdr_format
-from simulator._byte_columns import Field, RowJoiner
-from simulator._cdr_format import CSV_HEADER, CdrLookups, write_csv
-from simulator._csv_columns import TextTable, decimals, instants, integers, prefixed_digits, quoted
-from simulator._format import EPOCH, format_epoch_ms_iso, format_micro, format_ms
+from simulator.outputs import _cdr_format
+from simulator.outputs._byte_columns import Field, RowJoiner
+from simulator.outputs._cdr_format import CSV_HEADER, CdrLookups, write_csv
+from simulator.outputs._csv_columns import TextTable, decimals, instants, integers, prefixed_digits, quoted
+from simulator.units import EPOCH, format_epoch_ms_iso, format_micro, format_ms
 from test_outputs import EXPECTED_CSV, ROWS, START, TABLES, make_batch, random_batch
 
 INT64_MAX = 2**63 - 1

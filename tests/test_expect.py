@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator._expect_schema import EVENT_KINDS, Bound, say_ms
+from simulator.scenario._expect_schema import EVENT_KINDS, Bound, say_ms
 from simulator.outputs import EVENT_FIELDS
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

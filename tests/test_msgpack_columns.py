@@ -1,6 +1,6 @@
 """The column-at-a-time msgpack encoder against per-value msgpack libraries, byte for byte.
 
-`simulator._msgpack_columns` exists only to be fast; what the bytes must be is
+`simulator.outputs._msgpack_columns` exists only to be fast; what the bytes must be is
 defined by msgspec (which encoded cdrs.msgpack one object at a time before) and,
 for whole records, by msgpack-python's `packb` of the row as a dict, which is
 what docs/outputs.md promises.  Every encoder is checked on drawn values,
@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rating_core._model import CALL_TYPE_NAMES, CDR_FIELDS, END_REASON_NAMES, MS_PER_S, CdrBatch
-from simulator._cdr_format import CDR_COLUMNS, CdrLookups, used_pool, write_msgpack
-from simulator._format import format_micro
-from simulator._msgpack_columns import (
+from simulator.outputs._cdr_format import CDR_COLUMNS, CdrLookups, used_pool, write_msgpack
+from simulator.units import format_micro
+from simulator.outputs._msgpack_columns import (
     Field,
     RowJoiner,
     StringTable,

@@ -1,4 +1,4 @@
-"""A run owns its --out directory (simulator/_out_dir.py, docs/outputs.md "The output directory"):
+"""A run owns its --out directory (simulator/outputs/_out_dir.py, docs/outputs.md "The output directory"):
 one run at a time, no stale outputs beside a new run's, and a run that did not finish is
 detectable and refused by `callsim report` and `check_run` in one line."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator._out_dir import RUNNING, OutDir, OutDirBusy, RunNotFinished, reading, unfinished
+from simulator.outputs._out_dir import RUNNING, OutDir, OutDirBusy, RunNotFinished, reading, unfinished
 from simulator.expect import check_run
 from simulator.outputs import SummaryBuilder
 from simulator.scenario import load_scenario
@@ -195,7 +195,7 @@ def _lines(path: Path) -> int:
 HOLDER = """
 import os, sys
 from pathlib import Path
-from simulator._out_dir import OutDir
+from simulator.outputs._out_dir import OutDir
 claim = OutDir.claim(Path(sys.argv[1]))
 read, write = os.pipe()
 if os.fork() == 0:  # a worker, blocked on a pipe it holds both ends of: it outlives the run

@@ -16,14 +16,14 @@ import pytest
 
 from rating_core._model import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
 from polars_csv import format_epoch_ms_iso_array, format_micro_array, format_ms_iso_array
-from simulator._format import (
+from simulator.units import (
     epoch_ms,
     format_epoch_ms_iso,
     format_micro,
     format_ms,
     format_ms_iso,
 )
-from simulator import _cdr_format
+from simulator.outputs import _cdr_format
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.

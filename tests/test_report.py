@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from simulator import cli
-from simulator._report_data import Cdrs, ReportError, load_run
-from simulator._report_series import (
+from simulator.report._data import Cdrs, ReportError, load_run
+from simulator.report._series import (
     active_calls,
     balance_curves,
     connected_levels,
@@ -24,9 +24,9 @@ from simulator._report_series import (
     spread_cumulative,
     time_grid,
 )
-from simulator._format import format_micro, format_micro_grouped
-from simulator._report_charts import TimeAxis
-from simulator.report import MAX_ORG_PANELS, _balance_title, build_report, rank_orgs
+from simulator.units import format_micro, format_micro_grouped
+from simulator.report._charts import TimeAxis
+from simulator.report._report import MAX_ORG_PANELS, _balance_title, build_report, rank_orgs
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"

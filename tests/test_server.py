@@ -208,6 +208,6 @@ async def test_token_from_the_environment_overrides_the_scenario(nursery, tmp_pa
 
 @pytest.mark.parametrize("org_id, var", [("acme", "CALLSIM_TOKEN_ACME"), ("contoso-eu.2", "CALLSIM_TOKEN_CONTOSO_EU_2")])
 def test_token_env_var_name(org_id, var):
-    from simulator._server_directory import token_env_var
+    from simulator.server._directory import token_env_var
 
     assert token_env_var(org_id) == var

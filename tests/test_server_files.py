@@ -18,7 +18,7 @@ from test_cdr_workers import failure_of
 from test_outputs import START, TABLES, random_batch
 from test_server_support import ACME, call, start_server
 
-from simulator._server_files import ServerFiles, ServerFilesProcess
+from simulator.server._files import ServerFiles, ServerFilesProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("cdrs.csv", "cdrs.msgpack", "events.jsonl", "summary.json")
@@ -87,7 +87,7 @@ def test_a_parent_that_exits_without_closing_the_files_does_not_hang(tmp_path: P
     """The child ignores SIGTERM, which is all multiprocessing's exit hook sends before it joins;
     the constructor returns once the child has opened the files, so it is past that point."""
     code = ("import sys; from datetime import datetime, timezone; from rating_core import Tables; "
-            "from simulator._server_files import ServerFilesProcess; "
+            "from simulator.server._files import ServerFilesProcess; "
             "ServerFilesProcess(__import__('pathlib').Path(sys.argv[1]), "
             "Tables(('o',), ('u',), (), (), (), ()), datetime(2026, 1, 1, tzinfo=timezone.utc), 'USD', 'x', 1, False); "
             "raise SystemExit(3)")

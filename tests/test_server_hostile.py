@@ -14,8 +14,8 @@ import msgpack
 import pytest
 import trio
 
-from simulator._server_conn import Limits
-from simulator._wire import pack_frame
+from simulator.server._connection import Limits
+from simulator.server._wire import pack_frame
 from test_server_support import ACME, GLOBEX, call, start_server
 
 

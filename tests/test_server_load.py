@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from simulator.loadgen import LoadOptions, measure
+from simulator.server import LoadOptions, measure
 from test_server_support import Client, start_server
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from simulator.loadgen import EXIT_FAILED, EXIT_USAGE, LoadError, LoadOptions, measure
+from simulator.server import EXIT_FAILED, EXIT_USAGE, LoadError, LoadOptions, measure
 from test_server_support import start_server
 
 ROOT = Path(__file__).resolve().parents[1]

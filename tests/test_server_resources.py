@@ -14,7 +14,7 @@ import struct
 
 import trio
 
-from simulator._server_conn import FLUSH_S, Limits
+from simulator.server._connection import FLUSH_S, Limits
 from test_server_support import ACME, Client, call, start_server
 
 BUDGET = 64 << 10

@@ -16,9 +16,9 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from simulator._server_conn import Limits
-from simulator._server_exchange import Exchange
-from simulator._wire import FrameReader, decode_payload, pack_frame
+from simulator.server._connection import Limits
+from simulator.server._exchange import Exchange
+from simulator.server._wire import FrameReader, decode_payload, pack_frame
 from simulator.scenario import parse_scenario
 from simulator.server import ServerConfig, ServerResult, serve
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from simulator._server_directory import TokenConflict
+from simulator.server._directory import TokenConflict
 from test_server_support import ACME, GLOBEX, SCENARIO, call, start_server
 
 ROOT = Path(__file__).resolve().parents[1]

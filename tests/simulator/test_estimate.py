@@ -1,4 +1,4 @@
-"""The work estimate (simulator/estimate.py) and the refusal of what a machine cannot run."""
+"""The work estimate (simulator/scenario/estimate.py) and the refusal of what a machine cannot run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cli, estimate
-from simulator.estimate import Machine, Source, Workload
+from simulator import cli
+from simulator.scenario import estimate
+from simulator.scenario.estimate import Machine, Source, Workload
 from simulator.scenario import ScenarioError, parse_scenario
 
 GIB = 1 << 30

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from rating_core._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
-from simulator import estimate
+from simulator.scenario import estimate
 from simulator.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.toml"))

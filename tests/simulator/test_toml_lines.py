@@ -1,8 +1,8 @@
-"""Finding the line a loader place was written on (simulator/_toml_lines.py)."""
+"""Finding the line a loader place was written on (simulator/scenario/_toml_lines.py)."""
 
 from __future__ import annotations
 
-from simulator._toml_lines import lines_of
+from simulator.scenario._toml_lines import lines_of
 
 TEXT = '''\
 [simulation]
