@@ -5,7 +5,7 @@ Why this exists: cdrs.csv was formatted by polars (~1-1.5 CPU-µs a row, and
 same text as `_byte_columns` Fields, which `RowJoiner` lays out into rows, in
 about half the CPU and with numpy alone.  The text is that of the scalar
 formatters in `simulator.units` (`str(int)`, `format_ms`, `format_micro`,
-`format_epoch_ms_iso`), which tests/test_csv_columns.py checks on drawn values.
+`format_epoch_ms_iso`), which tests/simulator/outputs/test_csv_columns.py checks on drawn values.
 
 Numbers are laid out on the right of their fields, so that a sign or a "+"
 goes just before the digits; strings from tables on either side (`TextTable`).

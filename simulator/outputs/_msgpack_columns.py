@@ -11,7 +11,7 @@ CSV); this module holds the msgpack forms of the values.
 
 The bytes are msgspec's, to the byte: the smallest integer form, float 64,
 fixstr strings, the Timestamp extension in the 32/64/96-bit form msgspec picks,
-and keys and table strings encoded by msgspec itself.  tests/test_msgpack_columns.py
+and keys and table strings encoded by msgspec itself.  tests/simulator/outputs/test_msgpack_columns.py
 checks this against `msgspec.msgpack.encode` on random columns: msgspec stays the
 definition of the format, this module is a faster way to the same bytes.
 """

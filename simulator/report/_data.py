@@ -265,7 +265,7 @@ def _read_cdrs(out_dir: Path, start_epoch_ms: int, org_ids: tuple[str, ...],
                pool_names: tuple[str, ...]) -> tuple[Cdrs, str]:
     msgpack_path, csv_path = out_dir / CDRS_MSGPACK, out_dir / CDRS_CSV
     # cdrs.csv first: polars reads a month's 1.1 M rows in ~1 s, where decoding the msgpack
-    # stream is per-row Python (~10 s).  The two hold the same CDRs (tests/test_outputs.py).
+    # stream is per-row Python (~10 s).  The two hold the same CDRs (tests/simulator/outputs/test_outputs.py).
     if csv_path.is_file():
         frame, path = _csv_frame(csv_path), csv_path
     elif msgpack_path.is_file():

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import rating_core
 import simulator
 
 def _modules() -> dict[str, Path]:
