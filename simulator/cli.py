@@ -326,7 +326,7 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_checked(args.scenario, args.force, args.out)
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
-    if args.check and not scenario.expect_raw:
+    if args.check and not scenario.expectations:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
         return _run_owned(args, scenario, claim)
@@ -334,10 +334,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:
     """`callsim run` once the --out directory is this run's (`claim`, see simulator/outputs/_out_dir.py)."""
-    from .outputs import CdrWorkers
+    from .run import start_cdr_workers
 
-    # Started before the imports below, so that they start up beside them (see _cdr_workers).
-    workers = CdrWorkers.for_scenario(scenario, fork=True, msgpack=args.cdr_msgpack)
+    # Before trio's event loop or any thread: the children are forked (outputs/_cdr_workers.py).
+    workers = start_cdr_workers(scenario, fork=True, msgpack=args.cdr_msgpack)
     try:
         import trio
 

@@ -8,7 +8,7 @@ both files are written beside the rating.  The bytes are those `CdrWriter`
 writes in-process (same functions, same batches, same order).
 
 `callsim run` starts them as soon as it knows the run is big enough
-(`CdrWorkers.for_scenario(..., fork=True)`), before it has started a thread or
+(`simulator.run.start_cdr_workers(..., fork=True)`), before it has started a thread or
 the event loop: the children are then forked, copies of a process that has
 imported numpy and the formatters already.  Spawned, each costs ~0.3 s of CPU
 to start (a fresh interpreter importing them): that is what a library caller's
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
     from rating_core import CdrBatch, Tables
 
-    from ..scenario import Scenario
-
-CDR_WORKER_CALLS = 200_000  # below this, worker processes cost more to start than they save
 QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (16k rows, ~1.6 MB each)
 FORMATS = ("csv", "msgpack")
 
@@ -95,13 +92,6 @@ class CdrWorkers:
         # both children before either sender thread (the first `open` starts them): both forked
         self.csv = CdrFileWorker("csv", fork)
         self.msgpack = CdrFileWorker("msgpack", fork) if msgpack else None
-
-    @classmethod
-    def for_scenario(cls, scenario: "Scenario", fork: bool = False, msgpack: bool = True) -> "CdrWorkers | None":
-        """Workers started now if a run of this scenario is big enough to be worth them, else None."""
-        from ..traffic import expected_calls
-
-        return cls(fork, msgpack) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
 
     @property
     def workers(self) -> tuple[CdrFileWorker, ...]:

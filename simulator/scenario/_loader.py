@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rating_core import (
     CallKind,
@@ -39,6 +39,9 @@ from . import estimate
 from . import _schema as schema
 from .. import units
 from ._toml_lines import lines_of
+
+if TYPE_CHECKING:  # pydantic's expectation models are built only for a scenario with checks
+    from ._expect_schema import Expectation
 from ..units import format_duration, show
 
 __all__ = [
@@ -126,7 +129,7 @@ class Scenario:
     traffic: tuple[TrafficSpec, ...]
     calls: tuple[CallSpec, ...]
     groups: Mapping[tuple[int, str], tuple[int, ...]]  # (org index, group) -> global user indices
-    expect_raw: tuple[dict[str, Any], ...]  # `[[expect]]` tables as written, already checked
+    expectations: tuple[Expectation, ...]  # the `[[expect]]` tables, checked and parsed
     source: str  # the path, or "<string>"
     workload: estimate.Workload | None = None  # what it asks of the machine (`estimate`)
     warnings: tuple[Problem, ...] = ()  # valid, but something in it does nothing or is slow
@@ -292,7 +295,6 @@ class _Loader:
             found = expect_schema.pool_problems(expectations, setup)
             if found:  # an org's pools follow from the whole, valid setup: checked only now
                 raise ScenarioError([Problem(p, m) for p, m in found])
-        expect = tuple(e for e in expect_items if isinstance(e, dict))
         return Scenario(
             name=sim.name,
             seed=sim.seed,
@@ -300,7 +302,7 @@ class _Loader:
             traffic=tuple(t for t in traffic if t is not None),
             calls=tuple(c for c in calls if c is not None),
             groups=groups,
-            expect_raw=expect,
+            expectations=tuple(expectations),
             source=self.source,
             workload=workload,
             warnings=tuple(self.warnings),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import simulator.run
 from simulator import cli
 from simulator.outputs import _cdr_workers
 from tests.scenarios import REPO
@@ -170,7 +171,7 @@ def test_no_cdr_msgpack_starts_no_msgpack_worker(tmp_path: Path, monkeypatch, ca
             started.append(fmt)
             super().__init__(fmt, fork)
 
-    monkeypatch.setattr(_cdr_workers, "CDR_WORKER_CALLS", 0)
+    monkeypatch.setattr(simulator.run, "CDR_WORKER_CALLS", 0)
     monkeypatch.setattr(_cdr_workers, "CdrFileWorker", Recorded)
     assert _run(tmp_path, "--quiet", "--no-cdr-msgpack") == cli.EXIT_OK
     assert started == ["csv"]

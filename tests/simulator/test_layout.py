@@ -160,3 +160,51 @@ def test_every_import_names_something_that_exists() -> None:
             if rest and not hasattr(importlib.import_module(module), rest):
                 missing.append(f"{name} imports {target}")
     assert missing == []
+
+
+# simulator/__init__.py's drawing: each part imports only parts on its own floor or below.
+FLOORS = {
+    "rating_core": 0,
+    "simulator.units": 1,
+    "simulator.scenario": 2,
+    "simulator.traffic": 3, "simulator.outputs": 3,
+    "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
+    "simulator.metrics": 4,
+    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5,
+    "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
+}
+HELPERS = {"simulator.clock", "simulator._stop_signals", "simulator._malloc", "simulator._version"}
+# The only imports between parts of one floor: the observers read the switch's reports, and
+# the command line's modules share _cli_common.
+SIDEWAYS = {
+    ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
+    ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
+    ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
+}
+
+
+def test_imports_go_down_the_floors() -> None:
+    """cli -> run/server -> switch/expect/report -> traffic/outputs -> scenario -> units ->
+    rating_core: no upward arrow, and none across a floor but SIDEWAYS (the output layer, say,
+    does not estimate traffic: its caller decides)."""
+    modules = set(GRAPH)
+    upward, unplaced = [], set()
+    for name, targets in GRAPH.items():
+        if name == "simulator" or _part(name) in HELPERS:
+            continue
+        here = FLOORS.get(_part(name))
+        if here is None:
+            unplaced.add(_part(name))
+            continue
+        for target in targets:
+            module = "rating_core" if target.startswith("rating_core") else _module_of(target, modules)
+            if module is None or module == "simulator" or _part(module) in HELPERS:
+                continue
+            other = "rating_core" if module == "rating_core" else _part(module)
+            there = FLOORS.get(other)
+            if other == _part(name) or there is None:
+                continue
+            if there > here or (there == here and (_part(name), other) not in SIDEWAYS):
+                upward.append(f"{name} imports {target}")
+    assert unplaced == set()
+    assert upward == []

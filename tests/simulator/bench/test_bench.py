@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.outputs._cdr_workers import CDR_WORKER_CALLS
+from simulator.run import CDR_WORKER_CALLS
 from tests.scenarios import BENCHMARKS, ENTERPRISE
 
 

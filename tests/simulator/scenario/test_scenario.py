@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -9,9 +10,12 @@ import pytest
 
 from rating_core._model import CallKind, Credits, Plans, Tariff, User
 from simulator.scenario import (
+    Bound,
+    CallExpectation,
     CallSpec,
     Problem,
     ScenarioError,
+    TotalsExpectation,
     TrafficSpec,
     load_scenario,
     parse_scenario,
@@ -179,7 +183,7 @@ def test_spec_example_loads_with_exact_values() -> None:
             duration_ms=7_200_000,
         ),
     )
-    assert s.expect_raw == ()
+    assert s.expectations == ()
 
 
 def test_load_scenario_reads_a_file_and_names_its_source(tmp_path: Path) -> None:
@@ -197,7 +201,7 @@ def test_optional_tables_take_spec_defaults() -> None:
     org = s.setup.orgs[0]
     assert org.credits is None and org.toll_free_numbers == ()
     assert org.users == (User("bob", "FR", frozenset()),)
-    assert (s.traffic, s.calls, s.groups, s.expect_raw) == ((), (), {}, ())
+    assert (s.traffic, s.calls, s.groups, s.expectations) == ((), (), {}, ())
 
 
 def test_domestic_minutes_without_default_keeps_3000() -> None:
@@ -291,12 +295,15 @@ def test_toll_free_call_has_no_user_and_users_are_numbered_across_orgs() -> None
     assert s.setup.users()[51][1].id == "carol"
 
 
-def test_expect_tables_are_kept_as_written() -> None:
+def test_expect_tables_are_parsed_once_by_the_loader() -> None:
+    """`[[expect]]` comes out of the loader as frozen expectations: nothing parses it again."""
     text = SPEC_EXAMPLE + '[[expect]]\ncall = 1\nend_reason = "hangup"\n[[expect]]\ncalls = { min = 1 }\n'
-    assert parse_scenario(text).expect_raw == (
-        {"call": 1, "end_reason": "hangup"},
-        {"calls": {"min": 1}},
-    )
+    first, second = parse_scenario(text).expectations
+    assert first == CallExpectation(index=0, call=1, call_id=None, checks={"end_reason": "hangup"})
+    assert isinstance(second, TotalsExpectation) and second.index == 1 and second.org is None
+    assert second.checks == {"calls": Bound(1, None, "count")}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.call = 2  # type: ignore[misc]
 
 
 def test_expect_tables_are_checked_with_the_rest() -> None:  # details: tests/simulator/test_expect.py
