@@ -33,7 +33,7 @@ from rating_core import Arrivals, Credits, Org, Plans, RatingEngine, RatingSetup
 REPO = Path(__file__).resolve().parents[2]
 ENTERPRISE = REPO / "scenarios" / "enterprise_month.toml"
 BENCHMARKS = REPO / "benchmarks"
-STRESS_TARGET = 200_000  # calls/s end to end, whatever the scenario (issue 13)
+STRESS_TARGET = 200_000  # calls/s end to end the stress rows must reach, whatever the scenario
 LICENSES = frozenset({"phone_system", "domestic_calling_plan", "communications_credits"})
 
 

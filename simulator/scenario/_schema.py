@@ -13,7 +13,6 @@ messages are meant for people; `problems_from` turns pydantic's errors into
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from datetime import date, datetime

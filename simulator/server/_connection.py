@@ -21,7 +21,6 @@ org is billed for what was connected, no more.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any

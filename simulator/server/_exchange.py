@@ -8,9 +8,9 @@ last tick into one `advance`: many setups per call into the core, which is
 what makes the vectorised engine pay off.  Between two ticks the task
 yields, so every connection with bytes waiting is read in between: under
 load a tick takes longer than a millisecond, the next one starts as soon as
-the readers have had their turn, and each rates a bigger batch.  (Pausing as long
-as the last tick took, as this task once did, doubled the cycle and with it
-the median setup latency, 5-6 ms instead of 2.5-3 at 20,000 setups/s.)
+the readers have had their turn, and each rates a bigger batch.  (A pause as long
+as the last tick took would double the cycle and with it the median setup
+latency: 5-6 ms instead of 2.5-3 at 20,000 setups/s.)
 The outcome is routed back to the connections that asked, in bulk: a
 frame's answers together, handed to the kernel at once; the ends (`ended`,
 `disconnected`) grouped by connection.  Then the step goes to the output
@@ -56,8 +56,8 @@ class CallSink(Protocol):
     """What the exchange needs from a connection: somewhere to send each call's outcome.
 
     Outcomes come in bulk (a frame's setups together, a tick's ends per
-    connection): per-call method calls and dict look-ups were a large share
-    of the server's CPU at 20,000 setups/s.
+    connection): per-call method calls and dict look-ups would be a large
+    share of the server's CPU at 20,000 setups/s.
     """
 
     wants_cdr: bool  # whether its `ended` messages carry the CDR columns
@@ -113,8 +113,8 @@ class Exchange:
         self._hangup_ms: list[int] = []  # ... and their instants
         # Where each answered call's end goes: call_id -> sink slot, and call_id -> ref.  Two
         # dicts of ints and strings, which the garbage collector never tracks: (sink, ref) tuples
-        # were 100,000 objects for every full collection to walk (~7 ms), and 20,000 new ones a
-        # second for every young one (1-7 ms pauses).
+        # would be 100,000 objects for every full collection to walk (~7 ms), and 20,000 new ones
+        # a second for every young one (1-7 ms pauses).
         self._route_slot: dict[int, int] = {}
         self._route_ref: dict[int, int | str] = {}
         self._sinks: weakref.WeakValueDictionary[int, CallSink] = weakref.WeakValueDictionary()

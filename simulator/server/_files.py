@@ -5,8 +5,8 @@ the summary.  The server hands it the engine's output every 0.2 s, either from
 a worker thread (`ServerFiles` itself: the library's default, and the tests')
 or, as `callsim serve` does, in a child process (`ServerFilesProcess`).
 
-The child process is for setup latency.  In a thread, formatting (numpy; polars
-when this was measured) takes and gives back the GIL hundreds of times per hand-over, and each
+The child process is for setup latency.  In a thread, formatting takes and
+gives back the GIL hundreds of times per hand-over, and each
 time the event loop waits for it: ~30 ms of wall time per hand-over, during
 which ticks are late.  The child gets the columns raw through a pipe and
 runs at a lower priority (nice 10), so on two cores it formats with the CPU

@@ -70,7 +70,7 @@ class ServerConfig:
     flush_s: float = 0.1  # how often the engine's output is handed to the writers
     # How often the writers format what they buffered and push it to the OS.  Short, so each
     # burst of formatting (a few ms of GIL hand-overs with the event loop) stays small: at 1 s,
-    # p99 setup latency at 20,000 setups/s was 4-8 ms higher.
+    # p99 setup latency at 20,000 setups/s is 4-8 ms higher.
     file_flush_s: float = 0.2
     grace_s: float = 1.0  # after the stop: time for clients to receive their last messages
     handle_signals: bool = True
@@ -175,7 +175,30 @@ class _Outputs:
 
 async def serve(scenario: Scenario, config: ServerConfig, *,
                 task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED) -> ServerResult:
-    """Serve until stopped (signal, `info.exchange.stop()`, the scenario's end); write the summary."""
+    """Serve the rating core of `scenario` over TCP until stopped, then write the summary.
+
+    Listens on `config.host`:`config.port`, rates every client's setups and hang-ups in one
+    exchange (docs/protocol.md), and writes cdrs.csv, events.jsonl and summary.json (and
+    cdrs.msgpack) in `config.out_dir` as the engine produces them.  It stops on SIGINT or
+    SIGTERM, on `info.exchange.stop()`, or at the end of the scenario's duration: calls still
+    connected then end as `simulation_end`, and every file is complete.
+
+    Args:
+      scenario: a loaded scenario; its orgs, users, tariffs, plans and credits are served,
+        its traffic and explicit calls ignored.
+      config: address, limits per connection (`Limits`), metrics, output directory and how
+        the files are written (`files_process`: in a child process, as `callsim serve` does).
+      task_status: for `nursery.start(serve, ...)`: started with a `ServerInfo` (the bound
+        port, the exchange) once the server listens and its files exist.
+
+    Returns:
+      A `ServerResult`: summary.json's content, `complete` (the scenario's end was reached),
+      the number of setups rated and `error`, why the server stopped early when its files
+      could not be written (then the other fields say what was written).
+
+    Raises:
+      OSError: the address cannot be listened on (before anything is created).
+    """
     directory = Directory(scenario.setup, config.environ)
     registry = config.metrics.registry if config.metrics else config.registry or CollectorRegistry()
     metrics = ServerMetrics(registry)

@@ -51,12 +51,6 @@ TOO_MANY_CONNECTIONS = "too_many_connections"  # fatal: the server is at its con
 UNAVAILABLE = "unavailable"  # the server is stopping, or the simulated period is over
 SERVER_ERROR = "server_error"  # fatal: a bug in the server; the connection is dropped
 
-ERROR_CODES = (
-    MALFORMED, OVERSIZE, UNKNOWN_OP, BAD_FIELD, NOT_AUTHENTICATED, BAD_TOKEN,
-    ALREADY_AUTHENTICATED, UNKNOWN_USER, DUPLICATE_REF, UNKNOWN_CALL, FLOOD, TOO_MANY_ERRORS,
-    IDLE_TIMEOUT, LOGIN_TIMEOUT, SLOW_CONSUMER, TOO_MANY_CONNECTIONS, UNAVAILABLE, SERVER_ERROR,
-)
-
 CLIENT_OPS = ("hello", "setup", "hangup", "ping")
 _TOLL_FREE = int(CallKind.TOLL_FREE)
 CALL_KINDS = {  # wire name -> CallKind code (plain ints: they go straight into numpy arrays)

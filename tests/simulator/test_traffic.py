@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rating_core._model import Arrivals, CallKind, Org, Plans, RatingSetup, Tariff, User
-from simulator.traffic import GRID_MS, TrafficPlan, expected_calls, merge_arrivals
+from simulator.traffic import GRID_MS, TrafficPlan, expected_calls
 
 from simulator.scenario import CallSpec, TrafficSpec, parse_scenario
 from tests.scenarios import REPO
@@ -177,22 +177,6 @@ def test_explicit_calls_come_first_at_a_shared_instant_in_file_order() -> None:
     assert len(generated) > 2 and set(generated) == {0, 1}
     assert generated == sorted(generated)  # first source's calls before the second's
     assert np.all(np.diff(at.call_id) == 1)
-
-
-def test_merge_orders_by_time_then_part_then_position() -> None:
-    def batch(t: list[int], tag: int) -> Arrivals:
-        n = len(t)
-        return Arrivals(np.zeros(n, np.int64), np.array(t, np.int64), np.zeros(n, np.int32),
-                        np.full(n, tag, np.int32), np.zeros(n, np.int8),
-                        np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
-                        np.ones(n, np.int64))
-
-    merged = merge_arrivals([batch([5, 9], 0), batch([1, 5, 5], 1), batch([5], 2)], 41)
-    assert merged.t_ms.tolist() == [1, 5, 5, 5, 5, 9]
-    assert list(zip(merged.user.tolist(), merged.to_number.tolist())) == [
-        (1, 0), (0, 0), (1, 1), (1, 2), (2, 0), (0, 1)
-    ]
-    assert merged.call_id.tolist() == [41, 42, 43, 44, 45, 46]
 
 
 def test_chunks_must_be_contiguous_from_zero() -> None:
