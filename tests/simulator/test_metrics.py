@@ -43,160 +43,54 @@ from simulator.metrics import OTHER_ORGS, MetricsServer, RunMetrics, declare_bui
 from simulator.run import RunOptions, run_scenario
 from simulator.scenario import parse_scenario
 from simulator.switch import WindowReport
-from tests.scenarios import QUICKSTART
+from tests.scenarios import QUICKSTART, US_TARIFF, scenario_toml, staff
+from tests.scenarios import org as org_entry
 
 # Four orgs, two days: pools that run dry, credits that recharge, a card that has expired
 # (recharge_failed, then drops and blocks), an org without credits, every end reason.
-MIX = """
-[simulation]
-name = "metrics_mix"
-seed = 11
-start = "2026-03-01T00:00:00Z"
-duration = "2d"
-currency = "EUR"
-
-[plans]
-domestic_minutes = { default = 20 }
-international_minutes = 10
-dial_out_minutes = 10
-
-[[tariff]]
-prefix = "1"
-country = "US"
-zone = "A"
-per_minute = "0.02"
-increment = "60/60"
-
-[[tariff]]
-prefix = "44"
-country = "GB"
-zone = "B"
-per_minute = "0.035"
-increment = "30/6"
-
-[[toll_free_tariff]]
-prefix = "44"
-per_minute = "0.05"
-increment = "60/60"
-
-[[orgs]]
-id = "contoso"
-toll_free_numbers = ["+18005550100"]
-[orgs.credits]
-initial = "5.00"
-auto_recharge = true
-recharge_below = "2.00"
-recharge_amount = "5.00"
-card_expires = "2027-06-30"
-
-[[orgs.users]]
-group = "sales"
-count = 4
-country = "US"
-licenses = ["e5", "domestic_calling_plan", "international_calling_plan", "communications_credits"]
-
-[[orgs.users]]
-id = "carol"
-country = "US"
-licenses = ["e5"]
-
-[[orgs]]
-id = "fabrikam"
-toll_free_numbers = ["+18005550200"]
-[orgs.credits]
-initial = "3.00"
-auto_recharge = true
-recharge_below = "1.00"
-recharge_amount = "5.00"
-card_expires = "2026-01-31"
-retry_after = "6h"
-
-[[orgs.users]]
-group = "ops"
-count = 3
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan", "communications_credits"]
-
-[[orgs]]
-id = "tailspin"
-[[orgs.users]]
-group = "dev"
-count = 2
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan"]
-
-[[orgs]]
-id = "wingtip"
-toll_free_numbers = ["+18005550400"]
-[orgs.credits]
-initial = "1.00"
-[[orgs.users]]
-group = "crew"
-count = 2
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan", "communications_credits"]
-
-[[traffic]]
-org = "contoso"
-type = "domestic"
-calls_per_hour = 20
-holding_mean = "5m"
-
-[[traffic]]
-org = "contoso"
-type = "international"
-calls_per_hour = 6
-holding_mean = "6m"
-users = "sales"
-
-[[traffic]]
-org = "contoso"
-type = "toll_free"
-calls_per_hour = 6
-holding_mean = "4m"
-destinations = ["44"]
-
-[[traffic]]
-org = "fabrikam"
-type = "toll_free"
-calls_per_hour = 8
-holding_mean = "5m"
-destinations = ["44"]
-
-[[traffic]]
-org = "fabrikam"
-type = "international"
-calls_per_hour = 4
-holding_mean = "5m"
-
-[[traffic]]
-org = "tailspin"
-type = "domestic"
-calls_per_hour = 10
-holding_mean = "8m"
-
-[[traffic]]
-org = "wingtip"
-type = "domestic"
-calls_per_hour = 12
-holding_mean = "8m"
-
-[[calls]]
-at = "1m"
-org = "contoso"
-user = "sales-0001"
-type = "outbound"
-to = "+33142685300"
-duration = "5m"
-
-[[calls]]
-at = "2879m"
-org = "tailspin"
-user = "dev-0001"
-type = "outbound"
-to = "+12125550100"
-duration = "1h"
-"""
+MIX = scenario_toml(
+    name="metrics_mix",
+    seed=11,
+    start="2026-03-01T00:00:00Z",
+    duration="2d",
+    currency="EUR",
+    plans={"domestic_minutes": {"default": 20}, "international_minutes": 10, "dial_out_minutes": 10},
+    tariffs=[US_TARIFF, {"prefix": "44", "country": "GB", "zone": "B", "per_minute": "0.035",
+        "increment": "30/6"}],
+    toll_free_tariffs=[{"prefix": "44", "per_minute": "0.05", "increment": "60/60"}],
+    orgs=[
+        org_entry("contoso", toll_free_numbers=["+18005550100"], credits={"initial": "5.00",
+            "auto_recharge": True, "recharge_below": "2.00", "recharge_amount": "5.00",
+            "card_expires": "2027-06-30"},
+            users=[staff(4, ["e5", "domestic_calling_plan", "international_calling_plan",
+                             "communications_credits"], group="sales"),
+                   {"id": "carol", "country": "US", "licenses": ["e5"]}]),
+        org_entry("fabrikam", toll_free_numbers=["+18005550200"], credits={"initial": "3.00",
+            "auto_recharge": True, "recharge_below": "1.00", "recharge_amount": "5.00",
+            "card_expires": "2026-01-31", "retry_after": "6h"}, users=[staff(3, group="ops")]),
+        org_entry("tailspin", users=[staff(2, ["phone_system", "domestic_calling_plan"], group="dev")]),
+        org_entry("wingtip", toll_free_numbers=["+18005550400"], credits={"initial": "1.00"},
+            users=[staff(2, group="crew")]),
+    ],
+    traffic=[
+        {"org": "contoso", "type": "domestic", "calls_per_hour": 20, "holding_mean": "5m"},
+        {"org": "contoso", "type": "international", "calls_per_hour": 6, "holding_mean": "6m",
+            "users": "sales"},
+        {"org": "contoso", "type": "toll_free", "calls_per_hour": 6, "holding_mean": "4m",
+            "destinations": ["44"]},
+        {"org": "fabrikam", "type": "toll_free", "calls_per_hour": 8, "holding_mean": "5m",
+            "destinations": ["44"]},
+        {"org": "fabrikam", "type": "international", "calls_per_hour": 4, "holding_mean": "5m"},
+        {"org": "tailspin", "type": "domestic", "calls_per_hour": 10, "holding_mean": "8m"},
+        {"org": "wingtip", "type": "domestic", "calls_per_hour": 12, "holding_mean": "8m"},
+    ],
+    calls=[
+        {"at": "1m", "org": "contoso", "user": "sales-0001", "type": "outbound", "to": "+33142685300",
+            "duration": "5m"},
+        {"at": "2879m", "org": "tailspin", "user": "dev-0001", "type": "outbound", "to": "+12125550100",
+            "duration": "1h"},
+    ],
+)
 
 MAX_ORGS = 2  # contoso, fabrikam by name; tailspin and wingtip as "_other"
 

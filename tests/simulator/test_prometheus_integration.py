@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from tests.scenarios import REPO
+from tests.scenarios import REPO, org, scenario_toml, staff
 
 DASHBOARD = REPO / "docs" / "grafana" / "callsim.json"
 DOC = REPO / "docs" / "prometheus.md"
@@ -40,100 +40,32 @@ SIM_SECONDS = 2 * 3600  # 12 s of wall time at SPEED
 RATE_INTERVAL = "1m"  # stands in for Grafana's $__rate_interval: the whole run fits in it
 ORG_ALL = ".*"  # the dashboard's $org variable with "All" selected (its allValue)
 
-SCENARIO = """
-[simulation]
-name = "prometheus_integration"
-seed = 5
-start = "2026-11-30T23:00:00Z"
-duration = "2h"
-currency = "USD"
-
-[plans]
-domestic_minutes = { default = 5 }
-
-[[tariff]]
-prefix = "1"
-country = "US"
-zone = "A"
-per_minute = "0.02"
-increment = "60/60"
-
-[[toll_free_tariff]]
-prefix = "44"
-per_minute = "0.06"
-increment = "6/6"
-
-[[orgs]]
-id = "contoso"
-toll_free_numbers = ["+18005550100"]
-[orgs.credits]
-initial = "3.00"
-auto_recharge = true
-recharge_below = "1.00"
-recharge_amount = "3.00"
-card_expires = "2027-06-30"
-[[orgs.users]]
-group = "sales"
-count = 20
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan", "communications_credits"]
-
-[[orgs]]
-id = "fabrikam"
-toll_free_numbers = ["+18005550200"]
-[orgs.credits]
-initial = "2.00"
-auto_recharge = true
-recharge_below = "1.00"
-recharge_amount = "3.00"
-card_expires = "2026-10-31"
-retry_after = "20m"
-[[orgs.users]]
-group = "ops"
-count = 10
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan", "communications_credits"]
-
-[[orgs]]
-id = "tailspin"
-[[orgs.users]]
-group = "dev"
-count = 5
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan"]
-
-[[traffic]]
-org = "contoso"
-type = "domestic"
-calls_per_hour = 600
-holding_mean = "3m"
-
-[[traffic]]
-org = "contoso"
-type = "toll_free"
-calls_per_hour = 120
-holding_mean = "2m"
-destinations = ["44"]
-
-[[traffic]]
-org = "fabrikam"
-type = "toll_free"
-calls_per_hour = 240
-holding_mean = "3m"
-destinations = ["44"]
-
-[[traffic]]
-org = "fabrikam"
-type = "domestic"
-calls_per_hour = 240
-holding_mean = "3m"
-
-[[traffic]]
-org = "tailspin"
-type = "domestic"
-calls_per_hour = 120
-holding_mean = "4m"
-"""
+SCENARIO = scenario_toml(
+    name="prometheus_integration",
+    seed=5,
+    start="2026-11-30T23:00:00Z",
+    duration="2h",
+    plans={"domestic_minutes": {"default": 5}},
+    toll_free_tariffs=[{"prefix": "44", "per_minute": "0.06", "increment": "6/6"}],
+    orgs=[
+        org("contoso", toll_free_numbers=["+18005550100"], credits={"initial": "3.00",
+            "auto_recharge": True, "recharge_below": "1.00", "recharge_amount": "3.00",
+            "card_expires": "2027-06-30"}, users=[staff(20, group="sales")]),
+        org("fabrikam", toll_free_numbers=["+18005550200"], credits={"initial": "2.00",
+            "auto_recharge": True, "recharge_below": "1.00", "recharge_amount": "3.00",
+            "card_expires": "2026-10-31", "retry_after": "20m"}, users=[staff(10, group="ops")]),
+        org("tailspin", users=[staff(5, ["phone_system", "domestic_calling_plan"], group="dev")]),
+    ],
+    traffic=[
+        {"org": "contoso", "type": "domestic", "calls_per_hour": 600, "holding_mean": "3m"},
+        {"org": "contoso", "type": "toll_free", "calls_per_hour": 120, "holding_mean": "2m",
+            "destinations": ["44"]},
+        {"org": "fabrikam", "type": "toll_free", "calls_per_hour": 240, "holding_mean": "3m",
+            "destinations": ["44"]},
+        {"org": "fabrikam", "type": "domestic", "calls_per_hour": 240, "holding_mean": "3m"},
+        {"org": "tailspin", "type": "domestic", "calls_per_hour": 120, "holding_mean": "4m"},
+    ],
+)
 
 
 def _prometheus_binary() -> str:

@@ -64,7 +64,8 @@ async def test_sigint_ends_the_run_with_complete_files(tmp_path: Path, autojump_
 # them too.  Each test waits for a state it can see (the handlers installed, rows in cdrs.csv)
 # before signalling, never for a guessed delay, and its assertions hold wherever the signal lands.
 
-BUSY_SCENARIO = scenario_toml(name="busy", seed=5, duration="10h", credits={"initial": "100000000.00"}, users=[staff(100)],
+BUSY_SCENARIO = scenario_toml(name="busy", seed=5, duration="10h", credits={"initial": "100000000.00"},
+                              users=[staff(100)],
                               traffic=[{"type": "domestic", "calls_per_hour": 2000000, "holding_mean": "1m"}])
 PROGRESS_LINE = "callsim: simulated "
 SIGTERM_CAUGHT = 1 << (signal.SIGTERM - 1)  # its bit in /proc/PID/status SigCgt

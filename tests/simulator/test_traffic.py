@@ -13,7 +13,7 @@ from rating_core._model import Arrivals, CallKind, Org, Plans, RatingSetup, Tari
 from simulator.traffic import GRID_MS, TrafficPlan, expected_calls
 
 from simulator.scenario import CallSpec, TrafficSpec, parse_scenario
-from tests.scenarios import REPO
+from tests.scenarios import REPO, scenario_toml, staff
 
 
 @dataclass(frozen=True)
@@ -296,51 +296,22 @@ def test_expected_calls_counts_rates_and_explicit_calls() -> None:
     assert expected_calls(scenario) == pytest.approx(rates * 4 + 3)
 
 
-QUICKSTART = """
-[simulation]
-name = "quickstart"
-seed = 7
-start = "2026-11-01T00:00:00Z"
-duration = "1d"
-currency = "USD"
-
-[[tariff]]
-prefix = "1"
-country = "US"
-zone = "A"
-per_minute = "0.02"
-increment = "60/60"
-
-[[orgs]]
-id = "contoso"
-
-[[orgs.users]]
-id = "alice"
-country = "US"
-licenses = ["phone_system", "domestic_calling_plan"]
-
-[[orgs.users]]
-group = "sales"
-count = 50
-country = "US"
-licenses = ["e5", "domestic_calling_plan"]
-
-[[traffic]]
-org = "contoso"
-type = "domestic"
-calls_per_hour = 120
-holding_mean = "3m"
-users = "sales"
-destinations = ["1212", "1415"]
-
-[[calls]]
-at = "10s"
-org = "contoso"
-user = "alice"
-type = "outbound"
-to = "+12125550100"
-duration = "2h"
-"""
+QUICKSTART = scenario_toml(
+    name="quickstart",
+    seed=7,
+    duration="1d",
+    org="contoso",
+    users=[{"id": "alice", "country": "US", "licenses": ["phone_system", "domestic_calling_plan"]},
+        staff(50, ["e5", "domestic_calling_plan"], group="sales")],
+    traffic=[
+        {"type": "domestic", "calls_per_hour": 120, "holding_mean": "3m", "users": "sales",
+            "destinations": ["1212", "1415"]},
+    ],
+    calls=[
+        {"at": "10s", "org": "contoso", "user": "alice", "type": "outbound", "to": "+12125550100",
+            "duration": "2h"},
+    ],
+)
 
 
 def test_loaded_scenario_generates_calls_from_its_group_to_its_destinations() -> None:
