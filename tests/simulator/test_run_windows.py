@@ -9,7 +9,7 @@ import numpy as np
 import trio
 
 from rating_core import Step
-from rating_core._model import CDR_DTYPES, CdrBatch
+from rating_core import CDR_DTYPES, CdrBatch
 from simulator.run import RunOptions, _StepSender, run_scenario
 from simulator.scenario import parse_scenario
 from tests.scenarios import scenario_toml, staff

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from rating_core._model import Arrivals, CallKind, Org, Plans, RatingSetup, Tariff, User
+from rating_core import Arrivals, CallKind, Org, Plans, RatingSetup, Tariff, User
 from simulator.traffic import GRID_MS, TrafficPlan, expected_calls
 
 from simulator.scenario import CallSpec, TrafficSpec, parse_scenario

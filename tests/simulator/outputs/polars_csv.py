@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, MS_PER_S, CdrBatch, Tables
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, MS_PER_S, CdrBatch, Tables
 from simulator.units import epoch_ms
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .polars_csv import polars_csv_rows
-from rating_core._model import CdrBatch, Tables
+from rating_core import CdrBatch, Tables
 from simulator.outputs import _cdr_format
 from simulator.outputs._byte_columns import Field, RowJoiner
 from simulator.outputs._cdr_format import CSV_HEADER, CdrLookups, write_csv

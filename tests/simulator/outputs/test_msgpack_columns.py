@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating_core._model import CALL_TYPE_NAMES, CDR_FIELDS, END_REASON_NAMES, MS_PER_S, CdrBatch
+from rating_core import CALL_TYPE_NAMES, CDR_FIELDS, END_REASON_NAMES, MS_PER_S, CdrBatch
 from simulator.outputs._cdr_format import CDR_COLUMNS, CdrLookups, used_pool, write_msgpack
 from simulator.units import format_micro
 from simulator.outputs._msgpack_columns import (

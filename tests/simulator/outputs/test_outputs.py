@@ -14,7 +14,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from rating_core._model import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
+from rating_core import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
 from .polars_csv import format_epoch_ms_iso_array, format_micro_array, format_ms_iso_array
 from simulator.units import (
     epoch_ms,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rating_core._model import CallKind, Credits, Plans, Tariff, User
+from rating_core import CallKind, Credits, Plans, Tariff, User
 from simulator.scenario import (
     Bound,
     CallExpectation,
@@ -716,7 +716,7 @@ def test_problem_prints_as_place_colon_problem() -> None:
 
 
 def test_a_card_valid_through_9999_12_31_never_expires_in_the_run() -> None:
-    from rating_core._calendar import card_valid_until_ms
+    from rating_core import card_valid_until_ms
 
     s = parse_scenario(variant('card_expires = "2027-06-30"', 'card_expires = "9999-12-31"'))
     credits = s.setup.orgs[0].credits
@@ -743,7 +743,7 @@ def test_a_run_must_end_where_its_lots_can_still_expire(start, duration, place) 
 
 
 def test_the_latest_end_is_accepted_and_its_lots_expiry_is_representable() -> None:
-    from rating_core._calendar import lot_expiry_ms, month_starts
+    from rating_core import lot_expiry_ms, month_starts
 
     text = variant('start = "2026-11-01T00:00:00Z"', 'start = "9998-11-30T00:00:00Z"')
     setup = parse_scenario(text).setup

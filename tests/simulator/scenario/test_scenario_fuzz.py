@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from rating_core._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
+from rating_core import card_valid_until_ms, lot_expiry_ms, month_starts
 from simulator.scenario import estimate
 from simulator.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from tests.scenarios import SCENARIOS
