@@ -29,7 +29,7 @@ from pathlib import Path
 import trio
 
 import simulator
-from simulator._wire import pack_frame
+from simulator.server._wire import pack_frame
 
 ROOT = Path(simulator.__file__).resolve().parents[1]  # the tree on PYTHONPATH serves: compare two
 

@@ -4,15 +4,18 @@ Arrivals and simulated time go in; CDRs and ledger events come out.  See
 SPEC §3 and docs/rating-rules.md for the rules it implements.
 """
 
-from ._calendar import lot_expiry_ms, month_starts
+from ._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
 from ._canonical import canonical_cdrs, canonical_events
 from ._engine import FOREVER_MS, RatingEngine, Step
+from ._ledger import pool_capacities
 from ._model import (
     CALL_TYPE_NAMES,
+    CDR_DTYPES,
     CDR_FIELDS,
     END_REASON_NAMES,
     LICENSES,
     MICRO,
+    MS_PER_S,
     Arrivals,
     CallKind,
     CallType,
@@ -33,9 +36,9 @@ from ._model import (
 from ._routing import PrefixTable
 
 __all__ = [
-    "CALL_TYPE_NAMES", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO",
+    "CALL_TYPE_NAMES", "CDR_DTYPES", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO", "MS_PER_S",
     "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "LedgerEvent", "Org",
     "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
-    "canonical_cdrs", "canonical_events", "format_number", "lot_expiry_ms", "month_starts",
-    "parse_number",
+    "canonical_cdrs", "canonical_events", "card_valid_until_ms", "format_number", "lot_expiry_ms", "month_starts",
+    "parse_number", "pool_capacities",
 ]

@@ -2,7 +2,7 @@
 
 Usage: python -m simulator._bench_run SCENARIO OUT_DIR [DURATION]
 Prints one JSON line with calls, wall seconds of the run and peak RSS.  Starts up as
-`callsim run` does: scenario, then the CDR file workers, then the rest of the imports; the
+`callsim run` does: scenario, then the run's modules and the CDR file workers, then the event loop; the
 bench times the whole process from outside too.
 """
 
@@ -19,10 +19,9 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy, as `callsim run` (see cli.main)
 
 from ._malloc import keep_freed_memory  # noqa: E402
-from .cli import exit_now  # noqa: E402
-from ._cdr_workers import CdrWorkers  # noqa: E402
-from ._units import parse_duration_ms  # noqa: E402
+from ._cli_common import exit_now  # noqa: E402
 from .scenario import load_scenario  # noqa: E402
+from .units import parse_duration_ms  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -43,10 +42,10 @@ def main() -> None:
         setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
         scenario = dataclasses.replace(scenario, setup=setup)
         label = sys.argv[3]
-    workers = CdrWorkers.for_scenario(scenario, fork=True)
-    import trio
+    from .run import RunOptions, run_scenario, start_cdr_workers
 
-    from .run import RunOptions, run_scenario
+    workers = start_cdr_workers(scenario, fork=True)  # before the event loop: forked, as in `callsim run`
+    import trio
 
     started = time.perf_counter()
     options = RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False, cdr_workers=workers)

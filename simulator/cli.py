@@ -13,36 +13,43 @@ import dataclasses
 import json
 import os
 import sys
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _server_cli
+from . import _cli_server
+from ._cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_force_argument,
+    count,
+    epilog,
+    exit_now,
+    load_checked,
+    path,
+    port,
+    seconds,
+    whole_number,
+)
 
 if TYPE_CHECKING:
-    from ._out_dir import OutDir
-    from ._stop_signals import StopSignals
-    from ._worker_process import WorkerFailed
+    from .outputs import OutDir, WorkerFailed
     from .expect import CheckResult
     from .scenario import Scenario
+    from ._stop_signals import StopSignals
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DESCRIPTION = ("A telephony call-rating and switch simulator: pooled minutes, communications credits,\n"
                "auto-recharge, exact CDRs.")
-
-
-class UsageError(Exception):
-    """A mistake in the command line, reported as one line with exit status 2."""
 
 
 #: The fastest finite --speed: a month in ~2.6 wall seconds, past which `max` is as fast and
 #: the switch's window arithmetic (ms of simulated time per 10 ms tick) would overflow.
 MAX_SPEED = 1e6
-#: The longest duration option (--metrics-linger, serve's timeouts): a day; a sleep of
-#: ~1e308 s would overflow time_t.
-MAX_SECONDS = 86_400
 #: Per-org metric labels: more than any scenario's orgs (2,000,000 users in all) is pointless.
 MAX_METRICS_ORGS = 1_000_000
 #: `bench --calls`: ~100 bytes of arrays per call, so 50 M stays within a few GB.
@@ -59,47 +66,6 @@ def _speed(text: str) -> float | None:
         value = 0.0
     if not 0 < value <= MAX_SPEED:
         raise argparse.ArgumentTypeError(f'expected "max" or a number > 0 and <= {MAX_SPEED:,.0f}, '
-                                         f'got "{text}"')
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f'expected a TCP port 0-65535, got "{text}"')
-    return int(text)
-
-
-def whole_number(least: int, most: int):
-    """An argparse type: a whole number from `least` to `most`, else one line saying so."""
-    def parse(text: str) -> int:
-        if not text.isdigit() or not least <= int(text) <= most:
-            raise argparse.ArgumentTypeError(f'expected a whole number {least:,} to {most:,}, '
-                                             f'got "{text}"')
-        return int(text)
-    return parse
-
-
-def _path(text: str) -> Path:
-    """A file or directory named on the command line: "" would be the current directory,
-    whose summary.json or report.html a run or a report would replace."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a path, got an empty one")
-    return Path(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f'expected a whole number >= 0, got "{text}"')
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f'expected a number of seconds 0 to {MAX_SECONDS:,}, '
                                          f'got "{text}"')
     return value
 
@@ -132,16 +98,6 @@ class _Version(argparse.Action):
         parser.exit(EXIT_OK)
 
 
-def epilog(examples: Sequence[str], exits: Sequence[tuple[int, str]]) -> str:
-    """A command's help epilog: examples to copy, then what each exit status means."""
-    lines = ["examples:", *(f"  {example}" for example in examples), "", "exit status:"]
-    lines += [textwrap.fill(meaning, 78, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
-              for code, meaning in exits]
-    return "\n".join(lines)
-
-
-#: Exit statuses every command that reads a scenario or its options shares.
-EXIT_BAD_INPUT = (EXIT_USAGE, "bad input: the scenario or an option (one line per problem on stderr)")
 _RUN_EXITS = (
     (EXIT_OK, "the run is complete (with --check: every expectation passed)"),
     (EXIT_CHECK_FAILED, "the outputs could not be written (disk full, a file worker killed), "
@@ -202,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "callsim run my_scenario.toml --out out/live --speed 600 --metrics-port 9464"],
                   _RUN_EXITS)
     _add_run_options(run)
-    run.add_argument("--out", type=_path, required=True, metavar="DIR",
+    run.add_argument("--out", type=path, required=True, metavar="DIR",
                      help="output directory: cdrs.csv, cdrs.msgpack, events.jsonl, summary.json")
-    run.add_argument("--metrics-port", type=_port, default=None, metavar="PORT",
+    run.add_argument("--metrics-port", type=port, default=None, metavar="PORT",
                      help="serve Prometheus metrics on http://HOST:PORT/metrics during the run "
                           "(default: off; 0 picks a free port)")
     run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
@@ -213,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-max-orgs", type=whole_number(0, MAX_METRICS_ORGS), default=50, metavar="N",
                      help='per-org metric labels for the first N orgs of the scenario; the others '
                           'are summed under org="_other" (default: 50)')
-    run.add_argument("--metrics-linger", type=_seconds, default=0.0, metavar="S",
+    run.add_argument("--metrics-linger", type=seconds, default=0.0, metavar="S",
                      help="keep serving metrics S seconds after the run, so Prometheus scrapes "
                           "the final values (default: 0, at most 86400; Ctrl-C ends it early)")
 
@@ -231,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                      (EXIT_USAGE, "bad input: the scenario, an option, or no [[expect]] tables"),
                      _RUN_EXITS[3]])
     _add_run_options(check)
-    check.add_argument("--out", type=_path, default=None, metavar="DIR",
+    check.add_argument("--out", type=path, default=None, metavar="DIR",
                        help="keep the run's files here (default: a temporary directory, "
                             "removed afterwards)")
 
@@ -253,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                      [(EXIT_OK, "the report is written (its path is printed)"),
                       (EXIT_USAGE, "OUT_DIR is not a finished run's directory, or the page "
                                    "cannot be written")])
-    report.add_argument("out_dir", type=_path, metavar="OUT_DIR", help="the --out directory of a run")
-    report.add_argument("--output", type=_path, default=None, metavar="FILE.html",
+    report.add_argument("out_dir", type=path, metavar="OUT_DIR", help="the --out directory of a run")
+    report.add_argument("--output", type=path, default=None, metavar="FILE.html",
                         help="where to write the page (default: OUT_DIR/report.html); the PNGs "
                              "go in a folder named after it (OUT_DIR/report/)")
 
@@ -276,59 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "stress rows included)")
     bench.add_argument("--skip-stress", action="store_true",
                        help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
-    _server_cli.add_parsers(command)  # serve, loadgen
+    _cli_server.add_parsers(command)  # serve, loadgen
     return parser
-
-
-def add_force_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--force", action="store_true",
-                        help="accept a scenario whose estimated memory or output exceeds this "
-                             "machine (also CALLSIM_FORCE=1; README: Scenarios)")
-
-
-def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False):
-    """The scenario at `path`, refused when its estimated work exceeds this machine (unless
-    forced), with its warnings printed to stderr; raises `ScenarioError`.
-
-    `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
-    warnings about them would mislead.
-    """
-    from dataclasses import replace
-
-    from . import estimate
-    from .scenario import load_scenario
-
-    machine = None if estimate.forced(force) else estimate.this_machine(out)
-    if machine is not None and serving:
-        machine = replace(machine, disk_bytes=None, runs_traffic=False)
-    scenario = load_scenario(path, machine)
-    for warning in () if serving else scenario.warnings:
-        print(f"warning: {warning.located()}", file=sys.stderr)
-    return scenario
-
-
-def entry() -> NoReturn:
-    """The `callsim` command (simulator/_entry.py, which `python -m simulator.cli` reaches only
-    after importing this module)."""
-    from ._entry import entry as callsim
-
-    callsim(sys.modules[__name__])
-
-
-def exit_now(code: int) -> NoReturn:
-    """Flush stdout and stderr and end the process without the interpreter's teardown.
-
-    Only after a command that succeeded: every file it wrote is closed by then,
-    and what the teardown would do is free numpy arrays and a big scenario's
-    objects one by one, ~0.3 s after a month run that a user timing
-    `callsim run` would wait out for nothing.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # `callsim ... | head`, or a closed stream
-            pass
-    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None, stops: "StopSignals | None" = None) -> int:
@@ -370,7 +275,7 @@ def _stop_signals(args: argparse.Namespace,
 
 def _command(args: argparse.Namespace) -> int:
     from .scenario import ScenarioError
-    from ._out_dir import RunNotFinished
+    from .outputs import RunNotFinished
 
     try:
         if args.command == "validate":
@@ -384,7 +289,7 @@ def _command(args: argparse.Namespace) -> int:
 
             return run_bench(args)
         if args.command in ("serve", "loadgen"):
-            return _server_cli.main(args, UsageError)
+            return _cli_server.main(args)
         if args.command == "report":
             from . import report
 
@@ -403,7 +308,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .estimate import estimate
+    from .scenario.estimate import estimate
 
     scenario = load_checked(args.scenario, args.force)
     for clash in token_variable_clashes(scenario):
@@ -421,10 +326,16 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def scenario_counts(scenario: "Scenario") -> dict[str, int]:
+    """What `validate` reports of a valid scenario: orgs, users, traffic sources, explicit calls."""
+    setup = scenario.setup
+    return {"orgs": len(setup.orgs), "users": sum(len(o.users) for o in setup.orgs),
+            "traffic_sources": len(scenario.traffic), "calls": len(scenario.calls)}
+
 def token_variable_clashes(scenario: "Scenario") -> list[str]:
     """Pairs of orgs whose ids map to one token variable (`acme-eu`, `acme_eu`), one sentence
     each: a run does not log in, so the file is valid, but `callsim serve` refuses it."""
-    from ._server_directory import token_env_var
+    from .server import token_env_var
 
     owner: dict[str, str] = {}
     clashes = []
@@ -437,13 +348,6 @@ def token_variable_clashes(scenario: "Scenario") -> list[str]:
     return clashes
 
 
-def scenario_counts(scenario: "Scenario") -> dict[str, int]:
-    """What `validate` reports of a valid scenario: orgs, users, traffic sources, explicit calls."""
-    setup = scenario.setup
-    return {"orgs": len(setup.orgs), "users": sum(len(o.users) for o in setup.orgs),
-            "traffic_sources": len(scenario.traffic), "calls": len(scenario.calls)}
-
-
 def _run(args: argparse.Namespace) -> int:
     from ._malloc import keep_freed_memory
 
@@ -452,18 +356,18 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_checked(args.scenario, args.force, args.out)
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
-    if args.check and not scenario.expect_raw:
+    if args.check and not scenario.expectations:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
         return _run_owned(args, scenario, claim)
 
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:
-    """`callsim run` once the --out directory is this run's (`claim`, see simulator/_out_dir.py)."""
-    from ._cdr_workers import CdrWorkers
+    """`callsim run` once the --out directory is this run's (`claim`, see simulator/outputs/_out_dir.py)."""
+    from .run import start_cdr_workers
 
-    # Started before the imports below, so that they start up beside them (see _cdr_workers).
-    workers = CdrWorkers.for_scenario(scenario, fork=True, msgpack=args.cdr_msgpack)
+    # Before trio's event loop or any thread: the children are forked (outputs/_cdr_workers.py).
+    workers = start_cdr_workers(scenario, fork=True, msgpack=args.cdr_msgpack)
     try:
         import trio
 
@@ -486,7 +390,7 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
         if workers is not None:
             with contextlib.suppress(OSError, RuntimeError):  # the error to report is `failure`
                 workers.close()
-        from ._worker_process import write_error_text
+        from .outputs import write_error_text
 
         print(f"callsim: cannot write the outputs to {args.out}/: {write_error_text(failure)}; "
               "the files there are incomplete", file=sys.stderr)
@@ -552,7 +456,7 @@ def _check(args: argparse.Namespace) -> int:
 def _write_failure(err: BaseException) -> "OSError | WorkerFailed | None":
     """The error that stopped a run's writing, if it was one (disk full, a file that cannot be
     created, a CDR file worker killed): raised as is, or from inside the run's task groups."""
-    from ._worker_process import WorkerFailed
+    from .outputs import WorkerFailed
 
     if isinstance(err, OSError | WorkerFailed):
         return err
@@ -602,11 +506,13 @@ def _stop_metrics(options) -> None:
 
 
 def _check_out_dir(out: Path) -> "OutDir":
-    """Claim --out for this run (simulator/_out_dir.py); a problem is a UsageError."""
-    from ._out_dir import claim_for_command
+    """Claim --out for this run (simulator/outputs/_out_dir.py); a problem is a UsageError."""
+    from .outputs import claim_for_command
 
     return claim_for_command(out, UsageError)
 
 
-if __name__ == "__main__":
-    entry()
+if __name__ == "__main__":  # `python -m simulator.cli`: the `callsim` command, this module as is
+    from simulator._entry import entry
+
+    entry(sys.modules[__name__])

@@ -45,9 +45,3 @@ class SimClock:
         if self.speed is None:
             return 0.0
         return max(0.0, trio.current_time() - self.wall_of(sim_ms))
-
-    async def sleep_until(self, sim_ms: int) -> None:
-        if self.speed is None:
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.sleep_until(self.wall_of(sim_ms))

@@ -5,8 +5,8 @@ scenario, then compare the run's own files with what the file expects -- CDRs fo
 events.jsonl for events, summary.json for totals -- and print one block per failed expectation
 (which one, then expected against actual for every field that differs).
 
-The tables were already checked when the scenario was loaded (`_expect_schema`), so here they
-are parsed again without problems and only compared.  The files are read, never the engine's
+The loader has checked the tables and kept them as frozen `Expectation` objects
+(`Scenario.expectations`): here they are only compared.  The files are read, never the engine's
 state: an expectation says what an operator or a billing system would see.  cdrs.csv may hold
 millions of rows, so it is scanned lazily by polars and only the rows of the expected calls are
 collected.
@@ -23,24 +23,19 @@ from typing import Any
 
 import polars as pl
 
-from simulator._expect_schema import (
+from .scenario import (
     Bound,
     CallExpectation,
-    Context,
     EventExpectation,
-    Expectation,
     Expected,
     TotalsExpectation,
-    parse_expectations,
+    Scenario,
     say_ms,
 )
-from simulator._format import format_ms_iso
-from simulator._out_dir import RunNotFinished, unfinished
-from simulator._units import parse_money_micro, show
-from simulator.outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON
-from simulator.scenario import Scenario
+from .units import format_ms_iso, parse_money_micro, show
+from .outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON, RunNotFinished, unfinished
 
-__all__ = ["CheckResult", "Failure", "Mismatch", "check_run", "expectations_of", "format_report"]
+__all__ = ["CheckResult", "Failure", "Mismatch", "check_run", "format_report"]
 
 _SHOWN_EVENTS = 5  # a failed event expectation lists at most this many similar events
 _ONE_MS = timedelta(milliseconds=1)
@@ -75,15 +70,6 @@ class CheckResult:
         return not self.failures
 
 
-def expectations_of(scenario: Scenario) -> list[Expectation]:
-    """The scenario's `[[expect]]` tables, parsed (the loader has already found them valid)."""
-    setup = scenario.setup
-    context = Context([o.id for o in setup.orgs], len(scenario.calls), setup.end_ms)
-    parsed, problems = parse_expectations(scenario.expect_raw, context)
-    assert not problems, problems  # load_scenario would have refused the file
-    return parsed
-
-
 def check_run(scenario: Scenario, out_dir: Path) -> CheckResult:
     """Compare the run in `out_dir` (cdrs.csv, events.jsonl, summary.json) with `scenario`.
 
@@ -94,7 +80,7 @@ def check_run(scenario: Scenario, out_dir: Path) -> CheckResult:
     if not (out_dir / SUMMARY_JSON).exists():
         raise RunNotFinished(out_dir, unfinished(out_dir) or f"no {SUMMARY_JSON}: not the "
                                                              "output directory of a run")
-    expectations = expectations_of(scenario)
+    expectations = scenario.expectations
     calls = [e for e in expectations if isinstance(e, CallExpectation)]
     events = [e for e in expectations if isinstance(e, EventExpectation)]
     totals = [e for e in expectations if isinstance(e, TotalsExpectation)]

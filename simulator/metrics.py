@@ -123,7 +123,7 @@ class BulkHistogram(Collector):
 
 # --------------------------------------------------------------------------- `callsim run`
 
-#: Wall seconds; the issue's target is p99 < 50 ms at --speed 1, so resolution is finest there.
+#: Wall seconds; a realtime run (--speed 1) must keep p99 lag under 50 ms, so resolution is finest there.
 EVENT_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
                      0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RATING_DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

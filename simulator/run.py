@@ -24,22 +24,32 @@ import trio
 from rating_core import RatingEngine, Step
 
 from .clock import SimClock
-from ._cdr_workers import CdrWorkers
-from ._out_dir import OutDir
-from .outputs import CdrWriter, EventWriter, SummaryBuilder
+from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
 from ._stop_signals import StopSignals
 from .scenario import Scenario
 from .switch import MAX_WINDOW_CALLS, Switch, WindowReport
-from .traffic import TrafficPlan
+from .traffic import TrafficPlan, expected_calls
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served (~50-80 ms)
     from .metrics import MetricsServer
+
+CDR_WORKER_CALLS = 200_000  # expected calls below which worker processes cost more to start than they save
+
+
+def start_cdr_workers(scenario: Scenario, fork: bool = False, msgpack: bool = True) -> CdrWorkers | None:
+    """The CDR files' worker processes for a run of `scenario`, started now, or None when the run
+    is expected to be too small to be worth them (fewer than `CDR_WORKER_CALLS` calls).
+
+    `fork=True`: before the caller runs an event loop or starts a thread, so that the children
+    are forked (`outputs.CdrWorkers`); `msgpack=False`: no cdrs.msgpack, so no worker for it.
+    """
+    return CdrWorkers(fork, msgpack) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
 
 
 @dataclass
 class RunOptions:
     out_dir: Path
-    # the caller's claim on out_dir (simulator/_out_dir.py), held for longer than the run;
+    # the caller's claim on out_dir (simulator/outputs/_out_dir.py), held for longer than the run;
     # None: run_scenario claims the directory itself for the run's life
     out_dir_claim: OutDir | None = None
     speed: float | None = None  # None: as fast as possible (virtual time)
@@ -55,7 +65,7 @@ class RunOptions:
     metrics: "MetricsServer | None" = None
     # orgs beyond this are labelled org="_other" (None: metrics.DEFAULT_MAX_ORG_LABELS)
     metrics_max_orgs: int | None = None
-    # the CDR files' worker processes, if the caller started them early (see _cdr_workers);
+    # the CDR files' worker processes, if the caller started them early (`start_cdr_workers`);
     # None: the run starts them itself when the run is big enough to be worth it
     cdr_workers: CdrWorkers | None = None
     # cdrs.msgpack beside cdrs.csv (`callsim run --no-cdr-msgpack`: False)
@@ -75,7 +85,7 @@ REALTIME_CDR_BUFFER_ROWS = 256
 
 # Steps the switch may run ahead of the writer.  Writing a full CDR buffer (65,536 rows of
 # CSV, ~0.1-0.2 s) is a burst, while an hour window of virtual time rates in a few ms: with
-# room for only 4 steps the switch sat idle through every burst (a third of its time).
+# room for only 4 steps the switch would sit idle through every burst (a third of its time).
 STEPS_AHEAD = 64
 # ... and CDRs: a step holds up to `switch.MAX_WINDOW_CALLS` (the last one every call still
 # connected), and 64 of them queued behind the file workers would be ~0.5 GB at 10^7 calls/h.
@@ -97,7 +107,7 @@ class _Outputs:
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
         # spawned: the event loop runs
-        workers = workers or CdrWorkers.for_scenario(scenario, msgpack=write_msgpack)
+        workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack)
         try:
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
                                   write_msgpack=write_msgpack, workers=workers or False, **buffer)
@@ -132,10 +142,24 @@ class _Outputs:
 async def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     """Run `scenario` to its end, or until a stop signal, writing every file in `options.out_dir`.
 
-    Returns the summary and whether the simulation reached its end (False: stopped by
-    SIGINT/SIGTERM, the files then complete up to the stop instant).  Raises OutDirBusy when
-    another run holds the directory, OSError when an output cannot be written and
-    `_worker_process.WorkerFailed` when a file worker died.
+    Call it under Trio (`trio.run(run_scenario, scenario, options)`).  Same scenario and seed,
+    same bytes in cdrs.csv, cdrs.msgpack and events.jsonl, whatever `options.speed`.
+
+    Args:
+      scenario: a loaded scenario (`simulator.scenario.load_scenario`).
+      options: where the files go (`out_dir`, claimed for the run unless `out_dir_claim` is
+        given), the speed (None: virtual time, as fast as possible), stop signals, observers
+        of each window, metrics, and the CDR file workers if the caller started them
+        (`start_cdr_workers`; None: started here when the run is big enough).
+
+    Returns:
+      A `RunResult`: summary.json's content, `complete` (False: stopped by SIGINT/SIGTERM,
+      every file then complete up to the stop instant) and the output directory.
+
+    Raises:
+      OutDirBusy: another run holds `options.out_dir`.
+      OSError: an output file cannot be written (the files are then incomplete).
+      WorkerFailed: a CDR file worker process died (`simulator.outputs`).
     """
     if options.out_dir_claim is None:  # one run at a time in a directory, and no stale files
         with OutDir.claim(options.out_dir) as claim:

@@ -46,12 +46,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core._model import Arrivals, CallKind, RatingSetup, parse_number
+from rating_core import Arrivals, CallKind, RatingSetup, parse_number
 
 if TYPE_CHECKING:  # the loader is a sibling module; traffic only reads its objects
-    from simulator.scenario import CallSpec, Scenario, TrafficSpec
+    from .scenario import CallSpec, Scenario, TrafficSpec
 
-__all__ = ["GRID_MS", "TrafficPlan", "expected_calls", "merge_arrivals"]
+__all__ = ["GRID_MS", "TrafficPlan", "expected_calls"]
 
 GRID_MS = 60_000
 """Grid cell of the Poisson draws.  Part of the random stream: changing it changes every call."""
@@ -394,27 +394,6 @@ def _explicit_arrivals(calls: Sequence[CallSpec], end_ms: int) -> Arrivals:
     return batch.take(np.argsort(batch.t_ms, kind="stable"))
 
 
-# --------------------------------------------------------------------------- merging
-
-
-def merge_arrivals(parts: Sequence[Arrivals], first_call_id: int) -> Arrivals:
-    """Merge time-sorted batches into call_id order and number them from `first_call_id`.
-
-    `parts` come in tie-break priority (explicit calls, then each `[[traffic]]` source in
-    order, a source possibly in several consecutive pieces); a stable sort by time of their
-    concatenation is exactly SPEC §3's order: by arrival instant, ties by part, then by
-    position inside the part (the source's draw order).
-    """
-    parts = [p for p in parts if len(p)]
-    if len(parts) == 1:
-        merged = parts[0].take(slice(None))  # a new record: never renumber the caller's
-    else:
-        merged = Arrivals.concat(parts)
-        merged = merged.take(np.argsort(merged.t_ms, kind="stable"))
-    merged.call_id = np.arange(first_call_id, first_call_id + len(merged), dtype=np.int64)
-    return merged
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -447,11 +426,6 @@ class TrafficPlan:
         self._ready_to_ms = 0  # every call before this instant is numbered
         self._position_ms = 0
         self._next_call_id = 1
-
-    @property
-    def position_ms(self) -> int:
-        """Start of the next window to ask for: everything before it has been handed out."""
-        return self._position_ms
 
     def chunk(self, t0_ms: int, t1_ms: int) -> Arrivals:
         """Arrivals with t0 <= t < t1 (and t < end), sorted by (t_ms, call_id), call_ids set.

@@ -1,7 +1,8 @@
 """Shared test setup.
 
-The tests import their helpers (`reference`, `strategies`) as top-level modules; put this
-directory on sys.path so that works whether or not `tests` becomes a package.
+The rating core's tests import their helpers (`reference`, `strategies`) as top-level
+modules, so this directory goes on sys.path.  The simulator's tests need no such thing:
+`tests` is a package, and they import `tests.scenarios` and their neighbours by name.
 """
 
 import sys

@@ -1,0 +1,44 @@
+"""A run's output directory and the files in it: cdrs.csv, cdrs.msgpack, events.jsonl,
+summary.json (SPEC §4, docs/outputs.md).
+
+General layout:
+
+- `_writers`: `CdrWriter`, `EventWriter`: batches in, files out, the same bytes
+  however the records were batched.
+- `_cdr_format`: a CDR batch as cdrs.csv or cdrs.msgpack bytes (`CdrFile`), built from
+  the column encoders `_csv_columns` and `_msgpack_columns` over `_byte_columns`.
+- `_cdr_workers`: the two CDR files formatted in child processes for big runs, over
+  `_worker_process` (a child, its pipe and the batches sent through it).
+- `_summary`: `SummaryBuilder`, summary.json's totals.
+- `_out_dir`: who owns an --out directory, and when its files may be read.
+
+Nothing here estimates traffic or knows about Trio: the caller (`simulator.run`, the
+server) decides whether a run gets worker processes and hands the writers their batches.
+"""
+
+from ._cdr_format import CDR_COLUMNS, CdrFile, CdrLookups
+from ._cdr_workers import CdrFileWorker, CdrWorkers
+from ._out_dir import (
+    CDRS_CSV,
+    CDRS_MSGPACK,
+    EVENTS_JSONL,
+    REPORT_HTML,
+    SUMMARY_JSON,
+    OutDir,
+    OutDirBusy,
+    RunNotFinished,
+    claim_for_command,
+    reading,
+    unfinished,
+)
+from ._summary import SummaryBuilder
+from ._worker_process import WorkerFailed, WorkerProcess, forkable, receive_batch, write_error_text
+from ._writers import DEFAULT_BUFFER_ROWS, EVENT_FIELDS, CdrWriter, EventWriter, event_line, event_record
+
+__all__ = [
+    "CDRS_CSV", "CDRS_MSGPACK", "CDR_COLUMNS", "DEFAULT_BUFFER_ROWS", "EVENTS_JSONL", "EVENT_FIELDS",
+    "REPORT_HTML", "SUMMARY_JSON", "CdrFile", "CdrFileWorker", "CdrLookups", "CdrWorkers", "CdrWriter",
+    "EventWriter", "OutDir", "OutDirBusy", "RunNotFinished", "SummaryBuilder", "WorkerFailed", "WorkerProcess",
+    "claim_for_command", "event_line", "event_record", "forkable", "reading", "receive_batch",
+    "unfinished", "write_error_text",
+]

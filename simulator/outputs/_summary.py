@@ -1,0 +1,217 @@
+"""summary.json: per-org and total counters, accumulated batch by batch (SPEC §4).
+
+CDR batches are folded into small integer arrays with `np.bincount` and
+`np.add.at` (int64 all the way: `bincount(weights=...)` would sum money as
+float64), so the cost per CDR is a few vectorised passes whatever the batch
+size.  Ledger events are few (a handful per org per month) and are counted in
+plain Python.  The layout is documented in docs/outputs.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, LedgerEvent, Tables
+
+from ..units import epoch_ms, format_epoch_ms_iso, format_micro
+from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
+
+
+_N_REASONS = len(END_REASON_NAMES)
+_N_TYPES = len(CALL_TYPE_NAMES)
+
+
+def _counts_by(
+    org: NDArray[np.intp], category: NDArray[np.int8], n_orgs: int, n_categories: int
+) -> NDArray[np.int64]:
+    """(org, category) -> count, as an n_orgs x n_categories matrix, in one bincount."""
+    flat = org * n_categories + category.astype(np.intp)
+    return np.bincount(flat, minlength=n_orgs * n_categories).reshape(n_orgs, n_categories)
+
+
+class SummaryBuilder:
+    """Accumulates CDRs and ledger events; `finish` turns the totals into summary.json's dict.
+
+    `start` is needed to print `simulated_until` as a time; it is keyword-only
+    so it cannot be confused with the positional run metadata.
+    """
+
+    def __init__(
+        self, tables: Tables, currency: str, scenario_name: str, seed: int, *, start: datetime
+    ) -> None:
+        self._tables = tables
+        self._currency = currency
+        self._scenario_name = scenario_name
+        self._seed = seed
+        self._start_epoch_ms = epoch_ms(start)
+        n_orgs = len(tables.org_ids)
+        self._by_reason = np.zeros((n_orgs, _N_REASONS), dtype=np.int64)
+        self._by_type = np.zeros((n_orgs, _N_TYPES), dtype=np.int64)
+        self._billed_s = np.zeros(n_orgs, dtype=np.int64)
+        self._credits_charged = np.zeros(n_orgs, dtype=np.int64)
+        self._pool_s = np.zeros(len(tables.pool_names), dtype=np.int64)
+        self._pools_by_org: list[list[int]] = [[] for _ in range(n_orgs)]
+        for pool, owner in enumerate(tables.pool_orgs):
+            self._pools_by_org[owner].append(pool)
+        self._recharges_succeeded = [0] * n_orgs
+        self._recharges_failed = [0] * n_orgs
+        self._credits_purchased = [0] * n_orgs
+        self._credits_expired = [0] * n_orgs
+
+    def add_cdrs(self, batch: CdrBatch) -> None:
+        """Fold one batch of CDRs into the counters (vectorised; any batch size)."""
+        if len(batch) == 0:
+            return
+        n_orgs = len(self._tables.org_ids)
+        org = batch.org.astype(np.intp)
+        self._by_reason += _counts_by(org, batch.end_reason, n_orgs, _N_REASONS)
+        self._by_type += _counts_by(org, batch.call_type, n_orgs, _N_TYPES)
+        np.add.at(self._billed_s, org, batch.billed_s)
+        np.add.at(self._credits_charged, org, batch.credits_micro)
+        used = (batch.pool_s > 0) & (batch.pool >= 0)
+        np.add.at(self._pool_s, batch.pool[used].astype(np.intp), batch.pool_s[used])
+
+    def add_events(self, events: Iterable[LedgerEvent]) -> None:
+        """Count recharges and sum purchases and expiries per org."""
+        for event in events:
+            amount = event.amount_micro or 0
+            if event.kind == "credits_purchased":
+                self._credits_purchased[event.org] += amount
+            elif event.kind == "recharge_succeeded":
+                self._recharges_succeeded[event.org] += 1
+                self._credits_purchased[event.org] += amount
+            elif event.kind == "recharge_failed":
+                self._recharges_failed[event.org] += 1
+            elif event.kind == "credits_expired":
+                self._credits_expired[event.org] += amount
+
+    def finish(
+        self,
+        final_balances_micro: Sequence[int],
+        pool_remaining_s: Sequence[int] | None,
+        complete: bool,
+        simulated_until_ms: int,
+    ) -> dict[str, Any]:
+        """The summary.json object.
+
+        `final_balances_micro` is per org; `pool_remaining_s` per global pool
+        index, or None to leave the `pool_remaining_s` entries out.
+        `complete` is False for a run cut short (Ctrl-C), whose counters then
+        cover the CDRs written up to `simulated_until_ms`.
+        """
+        n_orgs = len(self._tables.org_ids)
+        if len(final_balances_micro) != n_orgs:
+            raise ValueError(f"{len(final_balances_micro)} final balances for {n_orgs} orgs")
+        n_pools = len(self._tables.pool_names)
+        if pool_remaining_s is not None and len(pool_remaining_s) != n_pools:
+            raise ValueError(f"{len(pool_remaining_s)} pool remainders for {n_pools} pools")
+        remaining = None if pool_remaining_s is None else [int(s) for s in pool_remaining_s]
+        orgs = {
+            org_id: self._org_section(o, int(final_balances_micro[o]), remaining)
+            for o, org_id in enumerate(self._tables.org_ids)
+        }
+        return {
+            "scenario": self._scenario_name,
+            "seed": self._seed,
+            "currency": self._currency,
+            "start": format_epoch_ms_iso(self._start_epoch_ms),
+            "simulated_until": format_epoch_ms_iso(self._start_epoch_ms + simulated_until_ms),
+            "complete": complete,
+            "orgs": orgs,
+            "total": self._total_section([int(b) for b in final_balances_micro], remaining),
+        }
+
+    @staticmethod
+    def write(out_dir: Path, summary: dict[str, Any]) -> None:
+        """Write `summary` to out_dir/summary.json: indent 2, keys in insertion order, UTF-8.
+
+        Written whole under a temporary name, then renamed: summary.json is the sign that a
+        run finished (docs/outputs.md), so it never exists half-written.
+        """
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        partial = out_dir / SUMMARY_PARTIAL
+        partial.write_text(text, encoding="utf-8", newline="\n")
+        partial.replace(out_dir / SUMMARY_JSON)
+
+    # --- sections ------------------------------------------------------------------------
+
+    def _by_pool_name(self, seconds: Sequence[int], pools: Iterable[int]) -> dict[str, int]:
+        """Seconds keyed by pool name; pools sharing a name (different orgs) are added up."""
+        out: dict[str, int] = {}
+        for p in pools:
+            name = self._tables.pool_names[p]
+            out[name] = out.get(name, 0) + int(seconds[p])
+        return out
+
+    def _section(self, c: "_Counters", pools: list[int], remaining: list[int] | None) -> dict[str, Any]:
+        section: dict[str, Any] = {
+            "calls": int(c.by_reason.sum()),
+            "calls_by_end_reason": {name: int(n) for name, n in zip(END_REASON_NAMES, c.by_reason)},
+            "calls_by_call_type": {name: int(n) for name, n in zip(CALL_TYPE_NAMES, c.by_type)},
+            "billed_s": c.billed_s,
+            "pool_s_by_pool": self._by_pool_name(self._pool_s.tolist(), pools),
+        }
+        if remaining is not None:
+            section["pool_remaining_s"] = self._by_pool_name(remaining, pools)
+        section.update(
+            {
+                "credits_charged": format_micro(c.credits_charged),
+                "recharges_succeeded": c.recharges_succeeded,
+                "recharges_failed": c.recharges_failed,
+                "credits_purchased": format_micro(c.credits_purchased),
+                "credits_expired": format_micro(c.credits_expired),
+                "final_balance": format_micro(c.final_balance),
+            }
+        )
+        return section
+
+    def _org_section(self, o: int, final_balance: int, remaining: list[int] | None) -> dict[str, Any]:
+        counters = _Counters(
+            by_reason=self._by_reason[o],
+            by_type=self._by_type[o],
+            billed_s=int(self._billed_s[o]),
+            credits_charged=int(self._credits_charged[o]),
+            recharges_succeeded=self._recharges_succeeded[o],
+            recharges_failed=self._recharges_failed[o],
+            credits_purchased=self._credits_purchased[o],
+            credits_expired=self._credits_expired[o],
+            final_balance=final_balance,
+        )
+        return self._section(counters, self._pools_by_org[o], remaining)
+
+    def _total_section(self, final_balances: list[int], remaining: list[int] | None) -> dict[str, Any]:
+        counters = _Counters(
+            by_reason=self._by_reason.sum(axis=0),
+            by_type=self._by_type.sum(axis=0),
+            billed_s=int(self._billed_s.sum()),
+            credits_charged=int(self._credits_charged.sum()),
+            recharges_succeeded=sum(self._recharges_succeeded),
+            recharges_failed=sum(self._recharges_failed),
+            credits_purchased=sum(self._credits_purchased),
+            credits_expired=sum(self._credits_expired),
+            final_balance=sum(final_balances),
+        )
+        return self._section(counters, list(range(len(self._tables.pool_names))), remaining)
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """One summary section's numbers (an org's, or the total), money in micro-units."""
+
+    by_reason: NDArray[np.int64]
+    by_type: NDArray[np.int64]
+    billed_s: int
+    credits_charged: int
+    recharges_succeeded: int
+    recharges_failed: int
+    credits_purchased: int
+    credits_expired: int
+    final_balance: int

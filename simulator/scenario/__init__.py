@@ -1,0 +1,35 @@
+"""Scenario files: TOML in, a validated `Scenario` out (docs/scenarios.md).
+
+General layout:
+
+- `_loader`: `load_scenario` / `parse_scenario`, the TOML document turned into the
+  rating core's setup (`rating_core.RatingSetup`), traffic sources and explicit calls;
+  every problem is collected into one `ScenarioError` naming file, line and field path.
+- `_schema`: the pydantic model of the document, field by field.
+- `_expect_schema`: the `[[expect]]` tables, checked by the loader and kept as frozen
+  `Expectation` objects that `simulator.expect` checks a finished run against.
+- `_toml_lines`: which line of the file a field path sits on, for error messages.
+- `estimate`: a scenario's memory, disk and time before it runs; refusals and warnings.
+  A public submodule, so that tests and `--force` can stand in for this machine.
+"""
+
+from . import estimate
+from ._expect_schema import (
+    EVENT_KINDS,
+    Bound,
+    CallExpectation,
+    Context,
+    EventExpectation,
+    Expectation,
+    Expected,
+    TotalsExpectation,
+    parse_expectations,
+    say_ms,
+)
+from ._loader import CallSpec, Problem, Scenario, ScenarioError, TrafficSpec, load_scenario, parse_scenario
+
+__all__ = [
+    "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "EventExpectation", "Expectation",
+    "Expected", "Problem", "Scenario", "ScenarioError", "TotalsExpectation", "TrafficSpec", "estimate",
+    "load_scenario", "parse_expectations", "parse_scenario", "say_ms",
+]

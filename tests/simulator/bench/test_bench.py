@@ -1,0 +1,75 @@
+"""`callsim bench`'s end-to-end child: one JSON line a run, with what the bench prints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from simulator.run import CDR_WORKER_CALLS
+from tests.scenarios import BENCHMARKS, ENTERPRISE
+
+
+
+def test_bench_run_reports_calls_time_and_memory(tmp_path: Path) -> None:
+    """A week of the month scenario: big enough for the file workers, whose memory is reported."""
+    done = subprocess.run([sys.executable, "-m", "simulator._bench_run", str(ENTERPRISE), str(tmp_path), "7d"],
+                          capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert result["calls"] == summary["total"]["calls"] > CDR_WORKER_CALLS
+    assert result["duration"] == "7d" and result["scenario"] == summary["scenario"]
+    assert 0 < result["wall_s"] and result["calls_per_s"] == result["calls"] / result["wall_s"]
+    assert result["peak_rss_mb"] > 20 and result["workers_peak_rss_mb"] > 20
+    rows = (tmp_path / "cdrs.csv").read_bytes().count(b"\n") - 1
+    assert rows == result["calls"]
+
+
+
+
+def stress_orgs_toml(*args) -> str:
+    """benchmarks/stress_orgs.py's scenario text, loaded from its file (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location("stress_orgs", BENCHMARKS / "stress_orgs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.stress_orgs_toml(*args)
+
+
+def run_child(scenario: Path, out: Path, duration: str) -> tuple[dict, dict]:
+    done = subprocess.run([sys.executable, "-m", "simulator._bench_run", str(scenario), str(out), duration],
+                          capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1]), json.loads((out / "summary.json").read_text())
+
+
+def test_stress_recharge_recharges_every_few_seconds(tmp_path: Path) -> None:
+    """The stress row's busy org: its first 30 minutes are ~10,000 calls and ~190 recharges."""
+    result, summary = run_child(BENCHMARKS / "stress_recharge.toml", tmp_path, "30m")
+    org = summary["orgs"]["busy"]
+    assert result["calls"] > 8_000
+    assert org["recharges_succeeded"] > 150 and org["recharges_failed"] == 0
+
+
+def test_stress_orgs_mix_dead_exhausted_and_healthy_orgs(tmp_path: Path) -> None:
+    """stress_orgs.py's orgs take turns: healthy ones recharge, dead ones fail their attempt and
+    block calls, exhausted ones (no credits) block calls once their pool is dry."""
+    scenario = tmp_path / "six.toml"
+    scenario.write_text(stress_orgs_toml(6, 2, 2000, "2h", "six", "six.toml"))
+    result, summary = run_child(scenario, tmp_path / "out", "2h")
+    orgs = summary["orgs"]
+    assert result["calls"] == summary["total"]["calls"] > 6 * 2 * 2000 * 0.9
+    for healthy in ("org0", "org3"):
+        assert orgs[healthy]["recharges_succeeded"] > 5 and orgs[healthy]["recharges_failed"] == 0
+    for dead in ("org1", "org4"):
+        assert orgs[dead]["recharges_failed"] == 1 and orgs[dead]["calls_by_end_reason"]["blocked_no_balance"] > 1000
+    for exhausted in ("org2", "org5"):
+        assert orgs[exhausted]["recharges_succeeded"] == 0
+        assert orgs[exhausted]["calls_by_end_reason"]["blocked_no_balance"] > 1000
+
+
+def test_bundled_stress_mixed_orgs_is_what_the_script_writes() -> None:
+    """benchmarks/stress_mixed_orgs.toml is generated: its header says how, and that must hold."""
+    bundled = (BENCHMARKS / "stress_mixed_orgs.toml").read_text()
+    args = "stress_mixed_orgs.toml --orgs 30 --users 5 --calls-per-hour 2000 --duration 16h --name stress_mixed_orgs"
+    assert bundled == stress_orgs_toml(30, 5, 2000, "16h", "stress_mixed_orgs", args)

@@ -1,0 +1,50 @@
+"""The format-free pieces under cdrs.csv and cdrs.msgpack: digit counts, division, digit text, tables.
+
+The encoders' own tests (test_csv_columns.py, test_msgpack_columns.py) check whole
+values; these pin the shortcuts taken for speed against the obvious way.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.outputs._byte_columns import ByteTable, RowJoiner, digit_counts, divmod_by, zero_padded
+
+INT64_MAX = 2**63 - 1
+TEN_POWERS = [10**k + d for k in range(19) for d in (-1, 0, 1) if 0 <= 10**k + d <= INT64_MAX]
+
+
+@given(st.lists(st.one_of(st.integers(0, INT64_MAX), st.sampled_from(TEN_POWERS + [0, INT64_MAX])), max_size=40))
+def test_digit_counts_are_the_length_of_str(values: list[int]) -> None:
+    assert digit_counts(np.array(values, dtype=np.int64)).tolist() == [len(str(v)) for v in values]
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), max_size=40), st.sampled_from([1, 7, 1_000, 10_000, 60_000, 86_400_000]))
+def test_divmod_by_floors_as_divmod_does(values: list[int], divisor: int) -> None:
+    quotient, rest = divmod_by(np.array(values, dtype=np.int64), divisor)
+    assert list(zip(quotient.tolist(), rest.tolist())) == [divmod(v, divisor) for v in values]
+
+
+@given(st.lists(st.integers(0, 10**12 - 1), max_size=40))
+def test_zero_padded_keeps_leading_zeros(values: list[int]) -> None:
+    text = zero_padded(np.array(values, dtype=np.int64), 3).tobytes().decode()
+    assert text == "".join(f"{v:012d}" for v in values)
+
+
+def test_zero_padded_refuses_a_value_too_long_for_its_groups() -> None:
+    with pytest.raises(IndexError):
+        zero_padded(np.array([5, 10**8], dtype=np.int64), 2)
+
+
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=6), st.booleans(), st.integers(0, 24), st.data())
+def test_byte_tables_give_each_row_its_entry_whatever_the_layout(entries: list[bytes], right: bool, width: int,
+                                                                 data: st.DataObject) -> None:
+    index = data.draw(st.lists(st.integers(-len(entries), len(entries) - 1), min_size=1, max_size=20))
+    out = io.BytesIO()
+    RowJoiner(3).write([b"|", ByteTable(entries, right, width).take(np.array(index))], out)
+    assert out.getvalue() == b"".join(b"|" + entries[i] for i in index)
