@@ -322,7 +322,7 @@ class Charger:
         for start, end in zip(*_run_bounds(org)):
             o = int(org[start])
             amount = led.recharge_amount[o]
-            led.add_lots(o, recharges.t[start:end], amount)
+            led.add_lots(o, recharges.t[start:end], amount, recharges.spent[start:end])
             out.events += [LedgerEvent(t, o, "recharge_succeeded", balance, amount) for t, balance in
                            zip(recharges.t[start:end].tolist(), recharges.balance[start:end].tolist())]
 
@@ -412,7 +412,7 @@ class Charger:
             np.searchsorted(row_key, inst_org[done] * width, side="left")]
         balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
                    - spent)
-        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance)
+        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent)
 
     def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries"):
         """`recharges_along` the instants `keys` (org * width + t - base, sorted); with the
@@ -500,6 +500,7 @@ class _Recharges:
     org: NDArray[np.int64]
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
+    spent: NDArray[np.int64]  # what the org's charges before each cost (from the ledger's balance)
 
 
 class _Due:

@@ -2,12 +2,16 @@
 
 State is held per org in arrays (balances, recharge settings) and per pool in
 arrays (remaining seconds), so the charging code can read and update it in
-bulk.  Lots are a FIFO per org: purchase order is expiry order, so spending
-from "the lot that expires first" is spending from the front.
+bulk.  Each org's lots are kept in expiry order (ties in purchase order), so
+spending from "the lot that expires first" (SPEC §3) is spending from the front.
+That is purchase order except around a leap day: a lot bought on 02-29 expires
+on 02-28 of the next year at its own time of day, before a lot bought on 02-28
+later in the day, and is inserted ahead of it.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from dataclasses import dataclass
@@ -68,6 +72,8 @@ class Ledger:
         self._lots: list[deque[Lot]] = [deque() for _ in range(n)]
         # spent from the balance, not yet taken from the lots (see `spend_many`)
         self._unsettled = np.zeros(n, dtype=np.int64)
+        # taken from the lots ahead of the `spend_many` that pays it (see `add_lots`)
+        self._spent_ahead = np.zeros(n, dtype=np.int64)
         credits = [org.credits for org in setup.orgs]
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
@@ -137,19 +143,49 @@ class Ledger:
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
         expires = lot_expiry_ms(self.setup.start, t)
-        self.lots_of(o).append(Lot(expires, amount))
+        lots = self.lots_of(o)
+        if lots and lots[-1].expires_ms > expires:
+            self._insert_lot(lots, Lot(expires, amount))
+        else:
+            lots.append(Lot(expires, amount))
         self.balance[o] += amount
         self.exhausted_reported[o] = False
         heapq.heappush(self._expiries, (expires, o))
 
-    def add_lots(self, o: int, t: NDArray[np.int64], amount: int) -> None:
-        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org."""
-        expires = lot_expiries_ms(self.setup.start, t).tolist()
-        self.lots_of(o).extend([Lot(e, amount) for e in expires])
+    def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
+        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org.
+
+        `spent[j]` is what the org spends from its balance before the purchase
+        at `t[j]`, paid by the `spend_many` that follows.  It only matters
+        for a lot that expires before one the org holds (bought on a 02-29):
+        that lot is put ahead, so what was spent before it is taken from the
+        lots first, and `spend_many` does not take it again.
+        """
+        expires = lot_expiries_ms(self.setup.start, t)
+        lots = self.lots_of(o)
+        last = lots[-1].expires_ms if lots else np.iinfo(np.int64).min
+        if expires[0] >= last and (np.diff(expires) >= 0).all():
+            lots.extend([Lot(e, amount) for e in expires.tolist()])
+        else:
+            ahead = int(self._spent_ahead[o])
+            for e, s in zip(expires.tolist(), spent.tolist()):
+                if lots and lots[-1].expires_ms > e:
+                    self._take_from_lots(lots, s - ahead)
+                    ahead = s
+                    self._insert_lot(lots, Lot(e, amount))
+                else:
+                    lots.append(Lot(e, amount))
+            self._spent_ahead[o] = ahead
         self.balance[o] += amount * len(expires)
         self.exhausted_reported[o] = False
-        for e in expires:
+        for e in expires.tolist():
             heapq.heappush(self._expiries, (e, o))
+
+    @staticmethod
+    def _insert_lot(lots: deque[Lot], lot: Lot) -> None:
+        """Put `lot` after every lot expiring no later (all spending so far taken from them)."""
+        at = bisect.bisect_right([held.expires_ms for held in lots], lot.expires_ms)
+        lots.insert(at, lot)
 
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
@@ -163,10 +199,12 @@ class Ledger:
         what was spent is taken from the front of the lots when they are next looked at
         (`lots_of`).  That leaves them as spending at once would, lots added in between
         included: no charge ever costs more than the balance, so what was spent before a
-        lot was added never reaches that lot.
+        lot was added never reaches a lot added behind the others.  A lot added ahead of
+        others (`add_lots`) first had what was spent before it taken (`_spent_ahead`).
         """
         self.balance -= amounts
-        self._unsettled += amounts
+        self._unsettled += amounts - self._spent_ahead
+        self._spent_ahead[:] = 0
 
     def lots_of(self, o: int) -> deque[Lot]:
         """Org o's lots, the one expiring first first, with all it spent taken from them."""
