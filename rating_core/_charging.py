@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
+from ._events import EventColumns
 from ._ledger import NEVER, Ledger
 from ._model import EndReason, LedgerEvent
 from ._recharges import recharges_along
@@ -91,6 +92,7 @@ class WindowOutcome:
 
     ended: EndedCalls = field(default_factory=EndedCalls)
     events: list[LedgerEvent] = field(default_factory=list)
+    recharges: list[EventColumns] = field(default_factory=list)  # found in bulk
     increments: int = 0
 
 
@@ -321,10 +323,9 @@ class Charger:
             return
         for start, end in zip(*_run_bounds(org)):
             o = int(org[start])
-            amount = led.recharge_amount[o]
-            led.add_lots(o, recharges.t[start:end], amount, recharges.spent[start:end])
-            out.events += [LedgerEvent(t, o, "recharge_succeeded", balance, amount) for t, balance in
-                           zip(recharges.t[start:end].tolist(), recharges.balance[start:end].tolist())]
+            led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+        out.recharges.append(EventColumns.recharges(recharges.t, org, recharges.balance,
+                                                    led.recharge_amounts[org]))
 
     def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
         """Charge org o's increments due at t one by one, then run its recharge check."""

@@ -11,24 +11,14 @@ later in the day, and is inserted ahead of it.
 
 from __future__ import annotations
 
-import bisect
 import heapq
-from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
+from ._calendar import card_valid_until_ms, lot_expiries_ms, month_starts
+from ._lots import NEVER, LotQueue
 from ._model import LedgerEvent, RatingSetup
-
-NEVER = np.iinfo(np.int64).max
-
-
-@dataclass
-class Lot:
-    expires_ms: int
-    rest_micro: int
 
 
 def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
@@ -69,7 +59,7 @@ class Ledger:
         self.pool_remaining = self.pool_capacity.copy()
         n = len(setup.orgs)
         self.balance = np.zeros(n, dtype=np.int64)
-        self._lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        self._lots = [LotQueue() for _ in range(n)]
         # spent from the balance, not yet taken from the lots (see `spend_many`)
         self._unsettled = np.zeros(n, dtype=np.int64)
         # taken from the lots ahead of the `spend_many` that pays it (see `add_lots`)
@@ -87,7 +77,8 @@ class Ledger:
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
         self._refill_set = set(self._refills)
-        self._expiries: list[tuple[int, int]] = []  # heap of (expires_ms, org)
+        # heap of (expires_ms, org): at least one entry at or before each org's first lot expiry
+        self._expiries: list[tuple[int, int]] = []
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
@@ -121,71 +112,66 @@ class Ledger:
             self.pool_remaining[:] = self.pool_capacity
             events += [LedgerEvent(t, o, "pools_refilled") for o in range(len(touched))]
             touched[:] = True
+        due = set()
         while self._expiries and self._expiries[0][0] == t:
-            _, o = heapq.heappop(self._expiries)
+            due.add(heapq.heappop(self._expiries)[1])
+        for o in sorted(due):
             expired = self._expire_lots(o, t)
             touched[o] |= bool(expired)
             events += expired
+            self._watch_expiry(o)
         return events, touched
 
     def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
         events = []
-        lots = self.lots_of(o)
-        while lots and lots[0].expires_ms <= t:
-            lot = lots.popleft()
-            if lot.rest_micro > 0:
-                self.balance[o] -= lot.rest_micro
-                events.append(
-                    LedgerEvent(t, o, "credits_expired", int(self.balance[o]), lot.rest_micro)
-                )
+        for rest in self.lots_of(o).expire(t):
+            self.balance[o] -= rest
+            events.append(LedgerEvent(t, o, "credits_expired", int(self.balance[o]), rest))
         return events
+
+    def _watch_expiry(self, o: int) -> None:
+        """An entry for org o's first lot expiry: after its lots expire or one is put first.
+
+        Spending may empty the first lots; their entry then comes early and finds
+        nothing to expire, and it is renewed for the lot now first.
+        """
+        first = self._lots[o].first_expiry()
+        if first != NEVER:
+            heapq.heappush(self._expiries, (first, o))
 
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
-        expires = lot_expiry_ms(self.setup.start, t)
-        lots = self.lots_of(o)
-        if lots and lots[-1].expires_ms > expires:
-            self._insert_lot(lots, Lot(expires, amount))
-        else:
-            lots.append(Lot(expires, amount))
-        self.balance[o] += amount
-        self.exhausted_reported[o] = False
-        heapq.heappush(self._expiries, (expires, o))
+        self.add_lots(o, np.array([t], dtype=np.int64), amount, np.zeros(1, dtype=np.int64))
 
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
-        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org.
+        """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
+        one org.
 
         `spent[j]` is what the org spends from its balance before the purchase
-        at `t[j]`, paid by the `spend_many` that follows.  It only matters
-        for a lot that expires before one the org holds (bought on a 02-29):
-        that lot is put ahead, so what was spent before it is taken from the
-        lots first, and `spend_many` does not take it again.
+        at `t[j]` and has not yet passed to `spend`/`spend_many` (which follow).
+        It only matters for a lot that expires before one the org holds (bought
+        on a 02-29): that lot is put ahead, so what was spent before it is taken
+        from the lots first, and `spend_many` does not take it again.
         """
         expires = lot_expiries_ms(self.setup.start, t)
         lots = self.lots_of(o)
-        last = lots[-1].expires_ms if lots else np.iinfo(np.int64).min
-        if expires[0] >= last and (np.diff(expires) >= 0).all():
-            lots.extend([Lot(e, amount) for e in expires.tolist()])
+        first = lots.first_expiry()
+        if expires[0] >= lots.last_expiry() and (len(expires) == 1 or (np.diff(expires) >= 0).all()):
+            lots.append(expires, amount)
         else:
             ahead = int(self._spent_ahead[o])
             for e, s in zip(expires.tolist(), spent.tolist()):
-                if lots and lots[-1].expires_ms > e:
-                    self._take_from_lots(lots, s - ahead)
+                if e < lots.last_expiry():
+                    lots.take(s - ahead)
                     ahead = s
-                    self._insert_lot(lots, Lot(e, amount))
+                    lots.insert(e, amount)
                 else:
-                    lots.append(Lot(e, amount))
+                    lots.append(np.array([e], dtype=np.int64), amount)
             self._spent_ahead[o] = ahead
         self.balance[o] += amount * len(expires)
         self.exhausted_reported[o] = False
-        for e in expires.tolist():
-            heapq.heappush(self._expiries, (e, o))
-
-    @staticmethod
-    def _insert_lot(lots: deque[Lot], lot: Lot) -> None:
-        """Put `lot` after every lot expiring no later (all spending so far taken from them)."""
-        at = bisect.bisect_right([held.expires_ms for held in lots], lot.expires_ms)
-        lots.insert(at, lot)
+        if lots.first_expiry() != first:
+            self._watch_expiry(o)
 
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
@@ -206,23 +192,13 @@ class Ledger:
         self._unsettled += amounts - self._spent_ahead
         self._spent_ahead[:] = 0
 
-    def lots_of(self, o: int) -> deque[Lot]:
+    def lots_of(self, o: int) -> LotQueue:
         """Org o's lots, the one expiring first first, with all it spent taken from them."""
         lots = self._lots[o]
         if self._unsettled[o]:
-            self._take_from_lots(lots, int(self._unsettled[o]))
+            lots.take(int(self._unsettled[o]))
             self._unsettled[o] = 0
         return lots
-
-    @staticmethod
-    def _take_from_lots(lots: deque[Lot], amount: int) -> None:
-        while amount > 0:
-            lot = lots[0]
-            take = min(lot.rest_micro, amount)
-            lot.rest_micro -= take
-            amount -= take
-            if lot.rest_micro == 0:
-                lots.popleft()
 
     # -- auto-recharge (SPEC §3 Credits) ----------------------------------
     # "Auto-recharge: after all events of an instant for an org, if enabled and the balance is
