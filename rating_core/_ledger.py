@@ -16,7 +16,7 @@ import heapq
 import numpy as np
 from numpy.typing import NDArray
 
-from ._calendar import card_valid_until_ms, lot_expiries_ms, month_starts
+from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
 from ._lots import NEVER, LotQueue
 from ._model import LedgerEvent, RatingSetup
 
@@ -141,7 +141,18 @@ class Ledger:
 
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
-        self.add_lots(o, np.array([t], dtype=np.int64), amount, np.zeros(1, dtype=np.int64))
+        """A lot of `amount` bought at `t`, all the org spent before passed to `spend`."""
+        expires = lot_expiry_ms(self.setup.start, t)
+        lots = self.lots_of(o)
+        first = lots.first_expiry()
+        if expires >= lots.last_expiry():
+            lots.push(expires, amount)
+        else:
+            lots.insert(expires, amount)
+        self.balance[o] += amount
+        self.exhausted_reported[o] = False
+        if lots.first_expiry() != first:
+            self._watch_expiry(o)
 
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
         """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
@@ -166,7 +177,7 @@ class Ledger:
                     ahead = s
                     lots.insert(e, amount)
                 else:
-                    lots.append(np.array([e], dtype=np.int64), amount)
+                    lots.push(e, amount)
             self._spent_ahead[o] = ahead
         self.balance[o] += amount * len(expires)
         self.exhausted_reported[o] = False

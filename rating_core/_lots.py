@@ -47,6 +47,12 @@ class LotQueue:
         self._rest[self._end:self._end + n] = amount
         self._end += n
 
+    def push(self, expires: int, amount: int) -> None:
+        """One lot at the back (stepped recharges: one at a time)."""
+        self._make_room(1)
+        self._expires[self._end], self._rest[self._end] = expires, amount
+        self._end += 1
+
     def insert(self, expires: int, amount: int) -> None:
         """One lot, after every lot expiring no later (rare: a purchase on 02-29)."""
         self._make_room(1)
@@ -61,6 +67,14 @@ class LotQueue:
         """Take `amount` (at most what the lots hold) from the front, spilling into the next."""
         if amount <= 0:
             return
+        if self._end > self._front:  # most charges: within the front lot
+            rest = int(self._rest[self._front])
+            if amount < rest:
+                self._rest[self._front] = rest - amount
+                return
+            if amount == rest:
+                self._front += 1
+                return
         span = 16
         while True:  # look only as far as the amount reaches: a backlog stays untouched
             stop = min(self._end, self._front + span)
