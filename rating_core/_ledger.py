@@ -67,8 +67,7 @@ class Ledger:
         credits = [org.credits for org in setup.orgs]
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
-        self.recharge_amount = [c.recharge_amount_micro if c else 0 for c in credits]
-        self.recharge_amounts = np.array(self.recharge_amount, dtype=np.int64)  # for bulk passes
+        self.recharge_amounts = np.array([c.recharge_amount_micro if c else 0 for c in credits], np.int64)
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
         # first instant at which the card is no longer valid (NEVER: it never expires)
         until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
@@ -242,7 +241,7 @@ class Ledger:
 
     def recharge(self, o: int, t: int) -> LedgerEvent:
         """A successful attempt at `t`: a lot of `recharge_amount`."""
-        amount = self.recharge_amount[o]
+        amount = int(self.recharge_amounts[o])
         self.add_lot(o, t, amount)
         return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
 
