@@ -7,6 +7,7 @@ SPEC §3 and docs/rating-rules.md for the rules it implements.
 from ._calendar import lot_expiry_ms, month_starts
 from ._canonical import canonical_cdrs, canonical_events
 from ._engine import FOREVER_MS, RatingEngine, Step
+from ._events import EventColumns
 from ._model import (
     CALL_TYPE_NAMES,
     CDR_FIELDS,
@@ -34,8 +35,8 @@ from ._routing import PrefixTable
 
 __all__ = [
     "CALL_TYPE_NAMES", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO",
-    "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "LedgerEvent", "Org",
-    "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
+    "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "EventColumns",
+    "LedgerEvent", "Org", "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
     "canonical_cdrs", "canonical_events", "format_number", "lot_expiry_ms", "month_starts",
     "parse_number",
 ]

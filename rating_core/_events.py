@@ -46,7 +46,18 @@ class EventColumns:
 
     @classmethod
     def from_events(cls, events: Sequence[LedgerEvent]) -> "EventColumns":
-        """The columns of `events`, in the order given."""
+        """The columns of `events`, in the order given.
+
+        Raises ValueError for an unknown kind, or a field its kind has left unset (a bug
+        in the producer: the shape of a line comes from the kind, SPEC §4).
+        """
+        for e in events:
+            if e.kind not in KIND_CODE:
+                raise ValueError(f"unknown ledger event kind {e.kind!r}")
+            if (e.balance_micro is None and e.kind not in NO_BALANCE) or (
+                    e.amount_micro is None and e.kind not in NO_AMOUNT) or (
+                    (e.reason is None) == (e.kind == "recharge_failed")):
+                raise ValueError(f"{e.kind} event at {e.time_ms} ms has unset or stray fields")
         return cls(
             np.array([e.time_ms for e in events], dtype=np.int64),
             np.array([e.org for e in events], dtype=np.int64),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core._events import EventColumns
+from rating_core import EventColumns
 from rating_core._model import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, LedgerEvent, Tables
 
 from ._format import epoch_ms, format_epoch_ms_iso, format_micro

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rating_core._events import EventColumns
+from rating_core import EventColumns
 from rating_core._model import CdrBatch, CdrBuffer, LedgerEvent, Tables
 
 from ._byte_columns import RowJoiner

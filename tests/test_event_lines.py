@@ -8,6 +8,8 @@ import io
 import random
 from datetime import datetime, timezone
 
+import pytest
+
 from rating_core._events import KINDS, NO_AMOUNT, NO_BALANCE, EventColumns
 from rating_core._model import LedgerEvent, Tables
 from simulator._event_lines import EventLines
@@ -44,3 +46,10 @@ def test_column_lines_are_the_per_event_lines():
 def test_columns_give_back_the_events():
     events = random_events(random.Random(7), 200)
     assert list(EventColumns.from_events(events)) == events
+
+
+def test_an_event_missing_a_field_its_kind_has_is_refused():
+    for event in (LedgerEvent(0, 0, "recharge_succeeded", 5), LedgerEvent(0, 0, "balance_exhausted"),
+                  LedgerEvent(0, 0, "recharge_failed", 5), LedgerEvent(0, 0, "no_such_kind")):
+        with pytest.raises(ValueError):
+            EventColumns.from_events([event])
