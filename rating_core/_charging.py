@@ -29,10 +29,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
+from ._events import EventColumns
 from ._ledger import NEVER, Ledger
 from ._model import EndReason, LedgerEvent
 from ._recharges import recharges_along
-from ._runs import first_of_runs
+from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
 
 
 MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
@@ -91,6 +92,7 @@ class WindowOutcome:
 
     ended: EndedCalls = field(default_factory=EndedCalls)
     events: list[LedgerEvent] = field(default_factory=list)
+    recharges: list[EventColumns] = field(default_factory=list)  # found in bulk
     increments: int = 0
 
 
@@ -319,12 +321,11 @@ class Charger:
         org = recharges.org
         if not len(org):
             return
-        for start, end in zip(*_run_bounds(org)):
+        for start, end in zip(*run_bounds(org)):
             o = int(org[start])
-            amount = led.recharge_amount[o]
-            led.add_lots(o, recharges.t[start:end], amount)
-            out.events += [LedgerEvent(t, o, "recharge_succeeded", balance, amount) for t, balance in
-                           zip(recharges.t[start:end].tolist(), recharges.balance[start:end].tolist())]
+            led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+        out.recharges.append(EventColumns.recharges(recharges.t, org, recharges.balance,
+                                                    led.recharge_amounts[org]))
 
     def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
         """Charge org o's increments due at t one by one, then run its recharge check."""
@@ -384,7 +385,7 @@ class Charger:
         led = self.ledger
         p, cost = self._pool_and_cost(rows)
         r = rows.seconds - p
-        cum = _grouped_cumsum(cost, rows.org_start)
+        cum = grouped_cumsum(cost, rows.org_start)
         base = int(cursor.min())
         width = t1 - base + 1
         row_key = rows.org * width + (rows.t - base)
@@ -395,7 +396,7 @@ class Charger:
         extra = slice(len(rows.t), None)  # the instants besides charges: only slow orgs', from the cursor
         ok = np.ones(len(t_all), dtype=bool)
         ok[extra] = slow[org_all[extra]] & (t_all[extra] >= cursor[org_all[extra]]) & (t_all[extra] < t1)
-        keys = _distinct(org_all[ok] * width + (t_all[ok] - base))
+        keys = distinct(org_all[ok] * width + (t_all[ok] - base))
         run, keys = self._recharges(keys, width, base, row_key, paid, cursor, t1, slow, safe)
         inst_org, inst_t = keys // width, keys % width + base
         # the balance before each row: its org's start, the recharges of earlier instants, the costs before it
@@ -408,11 +409,10 @@ class Charger:
         fails = run.checks & ~valid
         _first_per_org(special, inst_org[fails], inst_t[fails])
         done = run.checks & valid & (inst_t < special[inst_org])
-        spent = paid[np.searchsorted(row_key, keys[done], side="right")] - paid[
-            np.searchsorted(row_key, inst_org[done] * width, side="left")]
+        spent = _paid_through(paid, row_key, keys[done], inst_org[done], width)
         balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
                    - spent)
-        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance)
+        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent)
 
     def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries"):
         """`recharges_along` the instants `keys` (org * width + t - base, sorted); with the
@@ -422,8 +422,7 @@ class Charger:
         added = ~slow
         while True:
             org = keys // width
-            spent = paid[np.searchsorted(row_key, keys, side="right")] - paid[
-                np.searchsorted(row_key, org * width, side="left")]
+            spent = _paid_through(paid, row_key, keys, org, width)
             run = recharges_along(led, org, keys % width + base, spent)
             lagging = np.zeros(self.n_orgs, dtype=bool)
             lagging[org[run.lagging]] = True
@@ -433,7 +432,7 @@ class Charger:
             added |= lagging
             if not len(more_t):
                 return run, keys
-            keys = _distinct(np.concatenate([keys, more_org * width + (more_t - base)]))
+            keys = distinct(np.concatenate([keys, more_org * width + (more_t - base)]))
 
     def _hangups(self, t1: int, slow: NDArray[np.bool_]):
         """Hang-up instants before t1 of the slow orgs' connected calls (callers filter by cursor)."""
@@ -453,7 +452,7 @@ class Charger:
             order = li[np.argsort(rows.pool[li], kind="stable")]
             s = rows.seconds[order]
             pools = rows.pool[order]
-            before = _grouped_cumsum(s, _group_starts(pools)) - s
+            before = grouped_cumsum(s, run_starts(pools)) - s
             p[order] = np.clip(rem[pools] - before, 0, s)
         r = rows.seconds - p
         return p, np.where(r > 0, ceil_cost(rows.rate, r), 0)
@@ -500,6 +499,7 @@ class _Recharges:
     org: NDArray[np.int64]
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
+    spent: NDArray[np.int64]  # what the org's charges before each cost (from the ledger's balance)
 
 
 class _Due:
@@ -626,7 +626,7 @@ class _Rows:
         self.rate = due.rate[pick]
         self.credits_ok = due.credits_ok[pick]
         self.seconds = np.where(j == 0, due.inc[pick], due.next_s[pick])
-        self.org_start = _group_starts(self.org)
+        self.org_start = run_starts(self.org)
         return self
 
     def take(self, mask: NDArray[np.bool_]) -> "_Rows":
@@ -634,7 +634,7 @@ class _Rows:
         sub = _Rows()
         for name in ("call", "t", "org", "pool", "rate", "credits_ok", "seconds"):
             setattr(sub, name, getattr(self, name)[mask])
-        sub.org_start = _group_starts(sub.org)
+        sub.org_start = run_starts(sub.org)
         return sub
 
 
@@ -664,23 +664,6 @@ def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
     return np.argsort(packed)
 
 
-def _run_bounds(keys: NDArray[np.int64]) -> tuple[list[int], list[int]]:
-    """(starts, ends) of the runs of equal keys (grouped contiguously)."""
-    starts = np.flatnonzero(first_of_runs(keys))
-    return starts.tolist(), [*starts[1:].tolist(), len(keys)]
-
-
-def _distinct(keys: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The distinct keys, sorted (a sort and a pass: np.unique's hashing is slower here)."""
-    keys = np.sort(keys)
-    return keys[first_of_runs(keys)]
-
-
-def _group_starts(keys: NDArray[np.int64]) -> NDArray[np.intp]:
-    """Index where each run of equal keys begins (keys grouped contiguously)."""
-    return np.flatnonzero(first_of_runs(keys))
-
-
 def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
     """0, 1, .., k-1 for each count k, concatenated: the increment number j of expanded rows."""
     return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -703,12 +686,11 @@ def _refused_reason(billed_s: int) -> int:
     return _DROPPED if billed_s else _BLOCKED
 
 
-def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
-    """Cumulative sums restarting at each index in `starts` (non-negative values grouped contiguously)."""
-    cum = np.cumsum(values)
-    base = np.zeros(len(values), dtype=np.int64)
-    base[starts[1:]] = cum[starts[1:] - 1]
-    return cum - np.maximum.accumulate(base)
+def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
+    """What each org's rows cost from its first row up to and including instant `keys[i]`:
+    `paid` is the running total of the rows' costs, from 0, over `row_key` (org * width + t)."""
+    return (paid[np.searchsorted(row_key, keys, side="right")]
+            - paid[np.searchsorted(row_key, org * width, side="left")])
 
 
 def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np.int64]) -> None:

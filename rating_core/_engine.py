@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from ._admission import Admission
 from ._calls import CallTable
 from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
+from ._events import EventColumns
 from ._ledger import NEVER, Ledger
 from ._model import (
     CDR_DTYPES,
@@ -36,7 +37,7 @@ class Step:
     """What one `advance` produced, in output order."""
 
     cdrs: CdrBatch
-    events: list[LedgerEvent] = field(default_factory=list)
+    events: EventColumns = field(default_factory=EventColumns.empty)
     increments: int = 0  # increments paid
 
 
@@ -69,7 +70,7 @@ class RatingEngine:
         if len(arrivals) and (arrivals.t_ms[0] < self.now or arrivals.t_ms[-1] >= until):
             raise ValueError("arrivals must lie in [now, until)")
         parts: list[CdrBatch] = []
-        events: list[LedgerEvent] = []
+        events: list[EventColumns] = []
         increments = 0
         t, pos = self.now, 0
         while t < until:
@@ -78,11 +79,11 @@ class RatingEngine:
             end = int(np.searchsorted(arrivals.t_ms, t1, side="left"))
             cdrs, ev, n = self._window(t, t1, arrivals.take(slice(pos, end)), touched, fixed_events)
             parts.append(cdrs)
-            events += ev
+            events.append(ev)
             increments += n
             t, pos = t1, end
         self.now = max(self.now, until)
-        return Step(_concat(parts), events, increments)
+        return Step(_concat(parts), EventColumns.concat(events), increments)
 
     def hangup(self, call_ids: NDArray[np.int64], t_ms: int | NDArray[np.int64]) -> None:
         """Set the hang-up instant of connected calls (server mode): one instant for all, or one
@@ -195,8 +196,9 @@ class RatingEngine:
             order = np.lexsort((cdrs.call_id, cdrs.end_ms))
             if not np.array_equal(order, np.arange(len(order))):  # a tick's hang-ups often are
                 cdrs = cdrs.take(order)
-        events = events + outcome.events
-        events.sort(key=lambda e: (e.time_ms, e.org))  # stable: in-instant order kept
+        # a bulk recharge ends its org instant: after the instant's other events
+        events = EventColumns.concat([EventColumns.from_events(events + outcome.events), *outcome.recharges])
+        events = events.in_time_order()  # stable: in-instant order kept
         return cdrs, events, outcome.increments
 
     def _connect(self, arr: Arrivals, adm, ok: NDArray[np.bool_] | slice) -> None:

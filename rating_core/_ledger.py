@@ -2,29 +2,23 @@
 
 State is held per org in arrays (balances, recharge settings) and per pool in
 arrays (remaining seconds), so the charging code can read and update it in
-bulk.  Lots are a FIFO per org: purchase order is expiry order, so spending
-from "the lot that expires first" is spending from the front.
+bulk.  Each org's lots are kept in expiry order (ties in purchase order), so
+spending from "the lot that expires first" (SPEC §3) is spending from the front.
+That is purchase order except around a leap day: a lot bought on 02-29 expires
+on 02-28 of the next year at its own time of day, before a lot bought on 02-28
+later in the day, and is inserted ahead of it.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
+from ._lots import NEVER, LotQueue
 from ._model import LedgerEvent, RatingSetup
-
-NEVER = np.iinfo(np.int64).max
-
-
-@dataclass
-class Lot:
-    expires_ms: int
-    rest_micro: int
 
 
 def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
@@ -65,14 +59,15 @@ class Ledger:
         self.pool_remaining = self.pool_capacity.copy()
         n = len(setup.orgs)
         self.balance = np.zeros(n, dtype=np.int64)
-        self._lots: list[deque[Lot]] = [deque() for _ in range(n)]
+        self._lots = [LotQueue() for _ in range(n)]
         # spent from the balance, not yet taken from the lots (see `spend_many`)
         self._unsettled = np.zeros(n, dtype=np.int64)
+        # taken from the lots ahead of the `spend_many` that pays it (see `add_lots`)
+        self._spent_ahead = np.zeros(n, dtype=np.int64)
         credits = [org.credits for org in setup.orgs]
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
-        self.recharge_amount = [c.recharge_amount_micro if c else 0 for c in credits]
-        self.recharge_amounts = np.array(self.recharge_amount, dtype=np.int64)  # for bulk passes
+        self.recharge_amounts = np.array([c.recharge_amount_micro if c else 0 for c in credits], np.int64)
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
         # first instant at which the card is no longer valid (NEVER: it never expires)
         until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
@@ -81,7 +76,8 @@ class Ledger:
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
         self._refill_set = set(self._refills)
-        self._expiries: list[tuple[int, int]] = []  # heap of (expires_ms, org)
+        # heap of (expires_ms, org): at least one entry at or before each org's first lot expiry
+        self._expiries: list[tuple[int, int]] = []
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
@@ -115,41 +111,77 @@ class Ledger:
             self.pool_remaining[:] = self.pool_capacity
             events += [LedgerEvent(t, o, "pools_refilled") for o in range(len(touched))]
             touched[:] = True
+        due = set()
         while self._expiries and self._expiries[0][0] == t:
-            _, o = heapq.heappop(self._expiries)
+            due.add(heapq.heappop(self._expiries)[1])
+        for o in sorted(due):
             expired = self._expire_lots(o, t)
             touched[o] |= bool(expired)
             events += expired
+            self._watch_expiry(o)
         return events, touched
 
     def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
         events = []
-        lots = self.lots_of(o)
-        while lots and lots[0].expires_ms <= t:
-            lot = lots.popleft()
-            if lot.rest_micro > 0:
-                self.balance[o] -= lot.rest_micro
-                events.append(
-                    LedgerEvent(t, o, "credits_expired", int(self.balance[o]), lot.rest_micro)
-                )
+        for rest in self.lots_of(o).expire(t):
+            self.balance[o] -= rest
+            events.append(LedgerEvent(t, o, "credits_expired", int(self.balance[o]), rest))
         return events
+
+    def _watch_expiry(self, o: int) -> None:
+        """An entry for org o's first lot expiry: after its lots expire or one is put first.
+
+        Spending may empty the first lots; their entry then comes early and finds
+        nothing to expire, and it is renewed for the lot now first.
+        """
+        first = self._lots[o].first_expiry()
+        if first != NEVER:
+            heapq.heappush(self._expiries, (first, o))
 
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
+        """A lot of `amount` bought at `t`, all the org spent before passed to `spend`."""
         expires = lot_expiry_ms(self.setup.start, t)
-        self.lots_of(o).append(Lot(expires, amount))
+        lots = self.lots_of(o)
+        first = lots.first_expiry()
+        if expires >= lots.last_expiry():
+            lots.push(expires, amount)
+        else:
+            lots.insert(expires, amount)
         self.balance[o] += amount
         self.exhausted_reported[o] = False
-        heapq.heappush(self._expiries, (expires, o))
+        if lots.first_expiry() != first:
+            self._watch_expiry(o)
 
-    def add_lots(self, o: int, t: NDArray[np.int64], amount: int) -> None:
-        """`add_lot` at each instant of `t` (ascending): a window's recharges of one org."""
-        expires = lot_expiries_ms(self.setup.start, t).tolist()
-        self.lots_of(o).extend([Lot(e, amount) for e in expires])
+    def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
+        """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
+        one org.
+
+        `spent[j]` is what the org spends from its balance before the purchase
+        at `t[j]` and has not yet passed to `spend`/`spend_many` (which follow).
+        It only matters for a lot that expires before one the org holds (bought
+        on a 02-29): that lot is put ahead, so what was spent before it is taken
+        from the lots first, and `spend_many` does not take it again.
+        """
+        expires = lot_expiries_ms(self.setup.start, t)
+        lots = self.lots_of(o)
+        first = lots.first_expiry()
+        if expires[0] >= lots.last_expiry() and (len(expires) == 1 or (np.diff(expires) >= 0).all()):
+            lots.append(expires, amount)
+        else:
+            ahead = int(self._spent_ahead[o])
+            for e, s in zip(expires.tolist(), spent.tolist()):
+                if e < lots.last_expiry():
+                    lots.take(s - ahead)
+                    ahead = s
+                    lots.insert(e, amount)
+                else:
+                    lots.push(e, amount)
+            self._spent_ahead[o] = ahead
         self.balance[o] += amount * len(expires)
         self.exhausted_reported[o] = False
-        for e in expires:
-            heapq.heappush(self._expiries, (e, o))
+        if lots.first_expiry() != first:
+            self._watch_expiry(o)
 
     def spend(self, o: int, amount: int) -> None:
         """Take `amount` from the org's lots, the one expiring first first."""
@@ -163,28 +195,20 @@ class Ledger:
         what was spent is taken from the front of the lots when they are next looked at
         (`lots_of`).  That leaves them as spending at once would, lots added in between
         included: no charge ever costs more than the balance, so what was spent before a
-        lot was added never reaches that lot.
+        lot was added never reaches a lot added behind the others.  A lot added ahead of
+        others (`add_lots`) first had what was spent before it taken (`_spent_ahead`).
         """
         self.balance -= amounts
-        self._unsettled += amounts
+        self._unsettled += amounts - self._spent_ahead
+        self._spent_ahead[:] = 0
 
-    def lots_of(self, o: int) -> deque[Lot]:
+    def lots_of(self, o: int) -> LotQueue:
         """Org o's lots, the one expiring first first, with all it spent taken from them."""
         lots = self._lots[o]
         if self._unsettled[o]:
-            self._take_from_lots(lots, int(self._unsettled[o]))
+            lots.take(int(self._unsettled[o]))
             self._unsettled[o] = 0
         return lots
-
-    @staticmethod
-    def _take_from_lots(lots: deque[Lot], amount: int) -> None:
-        while amount > 0:
-            lot = lots[0]
-            take = min(lot.rest_micro, amount)
-            lot.rest_micro -= take
-            amount -= take
-            if lot.rest_micro == 0:
-                lots.popleft()
 
     # -- auto-recharge (SPEC §3 Credits) ----------------------------------
     # "Auto-recharge: after all events of an instant for an org, if enabled and the balance is
@@ -217,7 +241,7 @@ class Ledger:
 
     def recharge(self, o: int, t: int) -> LedgerEvent:
         """A successful attempt at `t`: a lot of `recharge_amount`."""
-        amount = self.recharge_amount[o]
+        amount = int(self.recharge_amounts[o])
         self.add_lot(o, t, amount)
         return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
 

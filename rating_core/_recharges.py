@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._ledger import Ledger
-from ._runs import first_of_runs
+from ._runs import first_of_runs, grouped_cumsum
 
 
 @dataclass
@@ -70,7 +70,7 @@ def recharges_along(led: Ledger, org: NDArray[np.int64], t: NDArray[np.int64],
     m = np.where(short > 0, np.minimum(-(-short // np.maximum(amount, 1)), cap), 0)
     m[(short > 0) & (amount == 0)] = cap
     e = led.recharge_on[org] & led.may_attempt(t, org)
-    big_e = _grouped_cumsum(e.astype(np.int64), starts, group)
+    big_e = grouped_cumsum(e.astype(np.int64), np.flatnonzero(starts))
     after = big_e + np.minimum(0, _grouped_cummin(m - big_e, group, 2 * cap + 1))
     before = np.zeros(k, dtype=np.int64)
     before[1:] = after[:-1]
@@ -78,13 +78,6 @@ def recharges_along(led: Ledger, org: NDArray[np.int64], t: NDArray[np.int64],
     checks = e & led.wants_recharge(balance + before * amount - spent, org)
     lagging = led.wants_recharge(balance + after * amount - spent, org)
     return RechargeRun(before, after, checks, lagging)
-
-
-def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.bool_],
-                    group: NDArray[np.int64]) -> NDArray[np.int64]:
-    cum = np.cumsum(values)
-    first = np.flatnonzero(starts)
-    return cum - (cum[first] - values[first])[group]
 
 
 def _grouped_cummin(values: NDArray[np.int64], group: NDArray[np.int64], span: int) -> NDArray[np.int64]:

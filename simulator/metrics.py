@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, EventColumns
 
 if TYPE_CHECKING:
     from rating_core import RatingEngine
@@ -246,14 +246,14 @@ class RunMetrics:
         flat = cdrs.call_type.astype(np.intp) * self._n_reasons + cdrs.end_reason
         p.ended[...] += np.bincount(flat, minlength=p.ended.size).reshape(p.ended.shape)
         np.add.at(p.charged_micro, self._org_label[cdrs.org], cdrs.credits_micro)
-        for event in step.events:
-            label = self._org_label[event.org]
-            if event.kind == "recharge_succeeded":
-                p.recharges[label, 0] += 1
-            elif event.kind == "recharge_failed":
-                p.recharges[label, 1] += 1
-            elif event.kind == "credits_expired":
-                p.expired_micro[label] += event.amount_micro or 0
+        events = step.events
+        if not isinstance(events, EventColumns):  # the server's steps hold lists
+            events = EventColumns.from_events(list(events))
+        label = self._org_label[events.org]
+        np.add.at(p.recharges[:, 0], label[events.of("recharge_succeeded")], 1)
+        np.add.at(p.recharges[:, 1], label[events.of("recharge_failed")], 1)
+        expired = events.of("credits_expired")
+        np.add.at(p.expired_micro, label[expired], events.amount[expired])
         if not report.final:
             self.rating_batch_size.observe(report.arrivals + step.increments)
             self.rating_batch_duration.observe(report.rating_s)

@@ -27,6 +27,7 @@ the engine; the differential test holds them together):
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import heapq
 from dataclasses import dataclass, field
@@ -137,7 +138,10 @@ def pool_capacities_s(setup: RatingSetup, org: Org) -> dict[str, int]:
 
 @dataclass(eq=False)
 class Lot:
-    """One purchase of credits; spent and expired in purchase (= expiry) order."""
+    """One purchase of credits.  Lots are spent and expired in expiry order, ties in purchase
+    order; that is purchase order except around a leap day: a lot bought on 02-29 expires on
+    02-28 of the next year at its own time of day, before a lot bought on 02-28 later in the
+    day."""
 
     bought_ms: int
     expires_ms: int
@@ -152,7 +156,7 @@ class Ledger:
     org: Org
     capacity_s: dict[str, int]
     pool_left_s: dict[str, int]
-    lots: list[Lot] = field(default_factory=list)
+    lots: list[Lot] = field(default_factory=list)  # expiry order, ties in purchase order
     exhausted_reported: bool = False  # balance_exhausted sent since credits were last added
     no_retry_before_ms: int = 0  # after a failed recharge: t_fail + retry_after
 
@@ -303,7 +307,7 @@ class ReferenceSim:
     def buy_lot(self, t: int, ledger: Ledger, amount: int, event: str) -> None:
         """A purchase adds a lot expiring 12 months later and re-arms balance_exhausted."""
         lot = Lot(t, lot_expiry_ms(self.setup.start, t), amount)
-        ledger.lots.append(lot)
+        bisect.insort_right(ledger.lots, lot, key=lambda lot: lot.expires_ms)  # kept in expiry order
         ledger.exhausted_reported = False
         self.push(lot.expires_ms, ledger.index, EXPIRY, lot)
         self.event(t, ledger, event, amount=amount, balance=ledger.balance_micro)

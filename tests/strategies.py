@@ -308,6 +308,8 @@ RECHARGE_STARTS = (  # the card, valid through its day, expires a minute or a se
     datetime(2026, 11, 1, 23, 59, tzinfo=timezone.utc),
     datetime(2027, 2, 28, 23, 59, 59, tzinfo=timezone.utc),
     datetime(2026, 11, 2, 9, tzinfo=timezone.utc),
+    # lots bought on 02-29 expire before those bought late on 02-28 (2029-02-28, each at its time)
+    datetime(2028, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
 )
 
 

@@ -196,7 +196,7 @@ def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, c
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
     for o, org in enumerate(setup.orgs):
-        lots = [(lot.expires_ms, lot.rest_micro) for lot in engine.ledger.lots_of(o) if lot.rest_micro > 0]
+        lots = engine.ledger.lots_of(o).held()
         assert lots == state.lots[org.id], org.id
         assert engine.ledger.balance[o] == state.balances_micro[org.id]
     return want_cdrs, want_events

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, LedgerEvent, Tables
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, EventColumns, LedgerEvent, Tables
 
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
@@ -61,10 +61,10 @@ class SummaryBuilder:
         self._pools_by_org: list[list[int]] = [[] for _ in range(n_orgs)]
         for pool, owner in enumerate(tables.pool_orgs):
             self._pools_by_org[owner].append(pool)
-        self._recharges_succeeded = [0] * n_orgs
-        self._recharges_failed = [0] * n_orgs
-        self._credits_purchased = [0] * n_orgs
-        self._credits_expired = [0] * n_orgs
+        self._recharges_succeeded = np.zeros(n_orgs, dtype=np.int64)
+        self._recharges_failed = np.zeros(n_orgs, dtype=np.int64)
+        self._credits_purchased = np.zeros(n_orgs, dtype=np.int64)
+        self._credits_expired = np.zeros(n_orgs, dtype=np.int64)
 
     def add_cdrs(self, batch: CdrBatch) -> None:
         """Fold one batch of CDRs into the counters (vectorised; any batch size)."""
@@ -79,19 +79,17 @@ class SummaryBuilder:
         used = (batch.pool_s > 0) & (batch.pool >= 0)
         np.add.at(self._pool_s, batch.pool[used].astype(np.intp), batch.pool_s[used])
 
-    def add_events(self, events: Iterable[LedgerEvent]) -> None:
+    def add_events(self, events: EventColumns | Iterable[LedgerEvent]) -> None:
         """Count recharges and sum purchases and expiries per org."""
-        for event in events:
-            amount = event.amount_micro or 0
-            if event.kind == "credits_purchased":
-                self._credits_purchased[event.org] += amount
-            elif event.kind == "recharge_succeeded":
-                self._recharges_succeeded[event.org] += 1
-                self._credits_purchased[event.org] += amount
-            elif event.kind == "recharge_failed":
-                self._recharges_failed[event.org] += 1
-            elif event.kind == "credits_expired":
-                self._credits_expired[event.org] += amount
+        if not isinstance(events, EventColumns):
+            events = EventColumns.from_events(list(events))
+        org, amount = events.org, events.amount
+        purchased = events.of("credits_purchased") | events.of("recharge_succeeded")
+        np.add.at(self._credits_purchased, org[purchased], amount[purchased])
+        np.add.at(self._recharges_succeeded, org[events.of("recharge_succeeded")], 1)
+        np.add.at(self._recharges_failed, org[events.of("recharge_failed")], 1)
+        expired = events.of("credits_expired")
+        np.add.at(self._credits_expired, org[expired], amount[expired])
 
     def finish(
         self,
@@ -179,10 +177,10 @@ class SummaryBuilder:
             by_type=self._by_type[o],
             billed_s=int(self._billed_s[o]),
             credits_charged=int(self._credits_charged[o]),
-            recharges_succeeded=self._recharges_succeeded[o],
-            recharges_failed=self._recharges_failed[o],
-            credits_purchased=self._credits_purchased[o],
-            credits_expired=self._credits_expired[o],
+            recharges_succeeded=int(self._recharges_succeeded[o]),
+            recharges_failed=int(self._recharges_failed[o]),
+            credits_purchased=int(self._credits_purchased[o]),
+            credits_expired=int(self._credits_expired[o]),
             final_balance=final_balance,
         )
         return self._section(counters, self._pools_by_org[o], remaining)
@@ -193,10 +191,10 @@ class SummaryBuilder:
             by_type=self._by_type.sum(axis=0),
             billed_s=int(self._billed_s.sum()),
             credits_charged=int(self._credits_charged.sum()),
-            recharges_succeeded=sum(self._recharges_succeeded),
-            recharges_failed=sum(self._recharges_failed),
-            credits_purchased=sum(self._credits_purchased),
-            credits_expired=sum(self._credits_expired),
+            recharges_succeeded=int(self._recharges_succeeded.sum()),
+            recharges_failed=int(self._recharges_failed.sum()),
+            credits_purchased=int(self._credits_purchased.sum()),
+            credits_expired=int(self._credits_expired.sum()),
             final_balance=sum(final_balances),
         )
         return self._section(counters, list(range(len(self._tables.pool_names))), remaining)

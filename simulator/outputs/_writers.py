@@ -20,11 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rating_core import CdrBatch, CdrBuffer, LedgerEvent, Tables
+from rating_core import CdrBatch, CdrBuffer, EventColumns, LedgerEvent, Tables
 
 from ._cdr_format import CDR_COLUMNS, CdrFile, CdrLookups
 from ._cdr_workers import CdrFileWorker, CdrWorkers
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
+from ._event_lines import EventLines
 from ._out_dir import CDRS_CSV, CDRS_MSGPACK, EVENTS_JSONL, SUMMARY_JSON
 from ._summary import SummaryBuilder
 
@@ -191,21 +192,21 @@ class EventWriter:
     """Appends ledger events to `events.jsonl`, one JSON object per line, in the order given."""
 
     def __init__(self, out_dir: Path, tables: Tables, start: datetime) -> None:
-        self._tables = tables
-        self._start_epoch_ms = epoch_ms(start)
+        self._lines = EventLines(tables.org_ids, epoch_ms(start))
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(out_dir / EVENTS_JSONL, "w", encoding="utf-8", newline="\n")
+        self._file = open(out_dir / EVENTS_JSONL, "wb")
         self.events_written = 0
 
-    def write(self, events: Iterable[LedgerEvent]) -> None:
+    def write(self, events: EventColumns | Iterable[LedgerEvent]) -> None:
         """Append events (already in SPEC order: time, org, in-instant order) and push them to
-        the OS at once: they are few, and the run writes a step's events before its CDRs, so
-        the files of a killed run have every event up to its last CDR (docs/outputs.md)."""
-        lines = [event_line(event_record(e, self._tables, self._start_epoch_ms)) for e in events]
-        if lines:
-            self._file.write("".join(lines))
+        the OS at once: the run writes a step's events before its CDRs, so the files of a
+        killed run have every event up to its last CDR (docs/outputs.md)."""
+        if not isinstance(events, EventColumns):
+            events = EventColumns.from_events(list(events))
+        if len(events):
+            self._lines.write(events, self._file)
             self._file.flush()
-        self.events_written += len(lines)
+        self.events_written += len(events)
 
     def flush(self) -> None:
         self._file.flush()

@@ -73,3 +73,14 @@ def test_bundled_stress_mixed_orgs_is_what_the_script_writes() -> None:
     bundled = (BENCHMARKS / "stress_mixed_orgs.toml").read_text()
     args = "stress_mixed_orgs.toml --orgs 30 --users 5 --calls-per-hour 2000 --duration 16h --name stress_mixed_orgs"
     assert bundled == stress_orgs_toml(30, 5, 2000, "16h", "stress_mixed_orgs", args)
+
+
+def test_stress_recharge_every_instant_recharges_at_almost_every_charged_instant(tmp_path: Path) -> None:
+    """The every-instant stress row: a recharge below one instant's cost, so the balance trails
+    the trigger and an instant with a charge recharges (its first 2 minutes: ~34,000 calls,
+    ~17,000 recharges); none fails and no call is refused."""
+    result, summary = run_child(BENCHMARKS / "stress_recharge_every_instant.toml", tmp_path, "2m")
+    org = summary["orgs"]["acme"]
+    assert result["calls"] > 30_000
+    assert org["recharges_succeeded"] > result["calls"] // 3 and org["recharges_failed"] == 0
+    assert org["calls_by_end_reason"].get("blocked_no_balance", 0) == 0

@@ -1,0 +1,55 @@
+"""events.jsonl lines built a column at a time (`simulator._event_lines`) are the bytes that
+`event_line(event_record(...))` writes one event at a time: every kind, any org id (quotes,
+backslashes, non-ASCII), money of any size, instants across days, months and years."""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import datetime, timezone
+
+import pytest
+
+from rating_core import EVENT_KINDS as KINDS
+from rating_core import NO_AMOUNT, NO_BALANCE, EventColumns, LedgerEvent, Tables
+from simulator.outputs._event_lines import EventLines
+from simulator.units import epoch_ms
+from simulator.outputs import event_line, event_record
+
+START = datetime(2027, 12, 31, 23, 59, 59, 999_000, tzinfo=timezone.utc)
+ORGS = ("acme", 'say "hi"', "back\\slash", "zürich-ünïcode", "日本", "")
+
+
+def random_events(rng: random.Random, n: int) -> list[LedgerEvent]:
+    events = []
+    for _ in range(n):
+        kind = rng.choice(KINDS)
+        money = [0, 1, 999_999, 1_000_000, 10**18, rng.randrange(10**13)]
+        events.append(LedgerEvent(
+            rng.choice([0, 1, 86_400_000, rng.randrange(10**12)]), rng.randrange(len(ORGS)), kind,
+            None if kind in NO_BALANCE else rng.choice(money),
+            None if kind in NO_AMOUNT else rng.choice(money),
+            "card_expired" if kind == "recharge_failed" else None))
+    return events
+
+
+def test_column_lines_are_the_per_event_lines():
+    tables = Tables(ORGS, (), (), (), (), ())
+    for seed in range(5):
+        events = random_events(random.Random(seed), 300)
+        out = io.BytesIO()
+        EventLines(ORGS, epoch_ms(START)).write(EventColumns.from_events(events), out)
+        want = "".join(event_line(event_record(e, tables, epoch_ms(START))) for e in events)
+        assert out.getvalue().decode() == want
+
+
+def test_columns_give_back_the_events():
+    events = random_events(random.Random(7), 200)
+    assert list(EventColumns.from_events(events)) == events
+
+
+def test_an_event_missing_a_field_its_kind_has_is_refused():
+    for event in (LedgerEvent(0, 0, "recharge_succeeded", 5), LedgerEvent(0, 0, "balance_exhausted"),
+                  LedgerEvent(0, 0, "recharge_failed", 5), LedgerEvent(0, 0, "no_such_kind")):
+        with pytest.raises(ValueError):
+            EventColumns.from_events([event])
