@@ -1,11 +1,65 @@
 """callsim's rating core: pure, synchronous, vectorised (numpy), no I/O and no Trio.
 
-Arrivals and simulated time go in; CDRs and ledger events come out.  See
-SPEC §3 and docs/rating-rules.md for the rules it implements.
+Arrivals and simulated time go in; CDRs and ledger events come out.  The rules
+it implements are SPEC §3, published as docs/rating-rules.md.  `RatingEngine`
+is the door; `Tuning` sizes its fast paths (speed only, never results).
+
+General layout
+--------------
+``_engine``      RatingEngine: windows of time, SPEC §3 order within an instant, CDRs.
+``_admission``   admission of arrivals: the rules per call, tabulated once.
+``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
+                 one-at-a-time stepping (``_OrgStepper``) for the rest.
+``_recharges``   a window's auto-recharges in closed form (bulk path).
+``_increments``  the increment rules, shared by the bulk and the stepping paths.
+``_ledger``      pools, balances, lots, refills, expiries and the recharge rule.
+``_calendar``    months, lot expiry, card validity as integer ms.
+``_calls``       connected calls as columns; ``_columns`` grows columns by doubling.
+``_model``       the setup, arrivals, CDR batches and ledger events (data only).
+``_routing``     longest-prefix match of numbers to tariff rows.
+``_tuning``      the Tuning knobs.
+
+Where each SPEC §3 rule lives (edit that one function; every path calls it)
+------------------------------------------------------------------------------
+=====================================  ==============================================
+Admission 1, route                     ``_routing.PrefixTable.match`` (toll-free
+                                       numbers: ``_admission.Admission._is_toll_free_number``)
+Admission 1-2, rejection               ``_admission._reject``
+Admission 2, license                   ``_admission._licensed``
+Admission 3, call type                 ``_admission._call_type``
+Admission 4, pool kind                 ``_admission._pool_kind``
+Admission 4, credits allowed           ``_admission._credits_ok``
+Pools, capacities                      ``_ledger.pool_capacities``
+Pools, monthly refill                  ``_ledger.Ledger.apply_fixed`` (instants:
+                                       ``_calendar.month_starts``)
+Increments, boundary instants          ``_increments.boundary_ms``
+Paying one increment, pool part        ``_increments.pool_part``
+Paying one increment, credit cost      ``_increments.ceil_cost``
+Paying one increment, refusal          ``_increments.refused``
+Credits taken from the first lot       ``_ledger.Ledger._take_from_lots``
+Failing, blocked vs dropped            ``_increments.refused_reason``
+balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
+                                       ``_ledger.Ledger.report_exhausted`` (once)
+Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; removal of
+                                       the rest: ``_ledger.Ledger._expire_lots``
+Credits, auto-recharge wanted          ``_ledger.Ledger.wants_recharge``
+Credits, no retry wait pending         ``_ledger.Ledger.may_attempt``
+Credits, card valid (attempt succeeds) ``_ledger.Ledger.card_valid``
+Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check``
+Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
+                                       ``_charging._OrgStepper.run`` (stepped)
+=====================================  ==============================================
+
+The bulk paths derive closed forms from these functions (``_recharges`` counts
+recharges from ``wants_recharge``'s trigger; ``_charging``'s dead-org passes use
+that a refused increment leaves the balance unchanged): a change to a rule
+needs the differential test (tests/rating_core/test_differential.py), which
+compares every path with the one-event-at-a-time reference, to pass.
 """
 
 from ._calendar import lot_expiry_ms, month_starts
 from ._canonical import canonical_cdrs, canonical_events
+from ._charging import group_sum
 from ._engine import FOREVER_MS, RatingEngine, Step
 from ._model import (
     CALL_TYPE_NAMES,
@@ -31,6 +85,7 @@ from ._model import (
     parse_number,
 )
 from ._routing import PrefixTable
+from ._tuning import Tuning
 
 __all__ = [
     "CALL_TYPE_NAMES", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO",
@@ -38,4 +93,5 @@ __all__ = [
     "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
     "canonical_cdrs", "canonical_events", "format_number", "lot_expiry_ms", "month_starts",
     "parse_number",
+    "group_sum", "Tuning",
 ]

@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+MS_PER_DAY = 86_400_000
+
 
 def to_ms(start: datetime, instant: datetime) -> int:
     """Exact ms from `start` to `instant` (timedelta is exact to the microsecond)."""
@@ -51,9 +53,8 @@ def lot_expiry_ms(start: datetime, purchased_ms: int) -> int:
 
 def lot_expiries_ms(start: datetime, purchased_ms: NDArray[np.int64]) -> NDArray[np.int64]:
     """`lot_expiry_ms` of many purchases (a busy org's recharges): one calendar step per day."""
-    day_ms = 86_400_000
     offset = to_ms(datetime(start.year, start.month, start.day, tzinfo=timezone.utc), start)
-    days = (purchased_ms + offset) // day_ms  # whole UTC days since the start's midnight
+    days = (purchased_ms + offset) // MS_PER_DAY  # whole UTC days since the start's midnight
     distinct, which = np.unique(days, return_inverse=True)
     first = start.date()
     later = np.array([_twelve_months_ms(first + timedelta(days=int(d))) for d in distinct], dtype=np.int64)
@@ -67,9 +68,6 @@ def _twelve_months_ms(day: date) -> int:
     every few seconds)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     return to_ms(midnight, add_months(midnight, 12))
-
-
-MS_PER_DAY = 86_400_000
 
 
 def card_valid_until_ms(start: datetime, card_expires: date | None) -> int | None:

@@ -13,9 +13,9 @@ For one window [t0, t1) with no refill or lot expiry inside it:
    *special* instant: a refused charge or a failing recharge attempt.
    Everything before it, recharges included, is committed in bulk; the
    special instant is stepped alone, and the search goes on after it.  A
-   window with more than SPLIT_ROWS such rows is first cut in two
+   window with more than `Tuning.split_rows` such rows is first cut in two
    (`_charge_halves`).
-4. An org with more than MAX_SPECIALS special instants in a window is stepped
+4. An org with more than `Tuning.max_specials` special instants in a window is stepped
    one increment at a time for the rest of it, exactly as the rules read.
    That is the rare path: many drops, and orgs with an exhausted balance.
 """
@@ -29,26 +29,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
+from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
 from ._ledger import NEVER, Ledger
-from ._model import EndReason, LedgerEvent
+from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._runs import first_of_runs
-
-
-MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
-SPLIT_ROWS = 16_384  # increments to expand (step 3) above which a window is charged as two halves
+from ._tuning import Tuning
 
 
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
-    """Exact integer sums of `values` grouped by `keys` in [0, n)."""
+    """Exact int64 sums of `values` grouped by `keys` in [0, n).
+
+    `np.add.at` rather than `np.bincount`, whose weights would sum as floats and lose
+    micro-units above 2**53.
+    """
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, keys, values)
     return out
-
-
-def ceil_cost(rate: NDArray[np.int64], seconds: NDArray[np.int64]) -> NDArray[np.int64]:
-    """ceil(per_minute_micro * seconds / 60), in integers."""
-    return (rate * seconds + 59) // 60
 
 
 class EndedCalls:
@@ -103,7 +100,9 @@ class OrgInstants:
 
 
 class Charger:
-    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int) -> None:
+    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning()) -> None:
+        self.max_specials = tuning.max_specials
+        self.split_rows = tuning.split_rows
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -130,7 +129,7 @@ class Charger:
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         slow &= ~dead
         expand = due.due & ~fast & slow[due.org]
-        if t1 - t0 > 1 and int(due.count[expand].sum()) > SPLIT_ROWS:
+        if t1 - t0 > 1 and int(due.count[expand].sum()) > self.split_rows:
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
@@ -284,12 +283,12 @@ class Charger:
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
         """Commit up to each org's next special instant, step that instant alone, repeat.
 
-        An org with more than MAX_SPECIALS special instants in one window is
+        An org with more than `max_specials` special instants in one window is
         stepped one increment at a time for the rest of it instead.
         """
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
-        for _ in range(MAX_SPECIALS):
+        for _ in range(self.max_specials):
             special, p, cost, recharges = self._first_special(cursor, t1, rows, slow, other, safe)
             self._add_recharges(recharges, out)  # first: spending takes from the front of the lots
             committed = rows.t < special[rows.org]
@@ -401,7 +400,7 @@ class Charger:
         # the balance before each row: its org's start, the recharges of earlier instants, the costs before it
         before = run.before[np.searchsorted(keys, row_key)]
         bal_before = led.balance[rows.org] + before * led.recharge_amounts[rows.org] - (cum - cost)
-        fail = (r > 0) & (~rows.credits_ok | (cost > bal_before))
+        fail = refused(r, rows.credits_ok, cost, bal_before)
         special = np.full(self.n_orgs, NEVER, dtype=np.int64)
         _first_per_org(special, rows.org[fail], rows.t[fail])
         valid = led.card_valid(inst_t, inst_org)
@@ -454,9 +453,8 @@ class Charger:
             s = rows.seconds[order]
             pools = rows.pool[order]
             before = _grouped_cumsum(s, _group_starts(pools)) - s
-            p[order] = np.clip(rem[pools] - before, 0, s)
-        r = rows.seconds - p
-        return p, np.where(r > 0, ceil_cost(rows.rate, r), 0)
+            p[order] = pool_part(rem[pools] - before, s)
+        return p, ceil_cost(rows.rate, rows.seconds - p)
 
     def _commit_rows(self, rows: "_Rows", keep, p, cost, out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
@@ -469,9 +467,8 @@ class Charger:
         led.spend_many(group_sum(rows.org[keep], cost[keep], self.n_orgs))
         # committed rows are a time-prefix of each call's rows: advance by their count
         calls, m = np.unique(ci, return_counts=True)
-        inc = c.col["inc_s"][calls]
         nxt = c.col["next_s"][calls]
-        c.col["next_ms"][calls] += 1000 * (inc + (m - 1) * nxt)
+        c.col["next_ms"][calls] = boundary_ms(c.col["next_ms"][calls], c.col["inc_s"][calls], nxt, m)
         c.col["inc_s"][calls] = nxt
         c.col["inc_cost"][calls] = c.col["next_cost"][calls]
         out.increments += int(keep.sum())
@@ -616,7 +613,7 @@ class _Rows:
         j = _offsets_within(k)
         pick = np.repeat(np.flatnonzero(mask), k)
         inc, nxt = due.inc[pick], due.next_s[pick]
-        t = due.nb[pick] + np.where(j > 0, 1000 * (inc + (j - 1) * nxt), 0)
+        t = boundary_ms(due.nb[pick], inc, nxt, j)
         order = _order_by(due.org[pick], t, pick)  # table rows are in call_id order
         pick, j, t = pick[order], j[order], t[order]
         self.call = due.rows[pick]
@@ -689,18 +686,9 @@ def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
 def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     """End calls whose increment was refused at `at`: blocked before any increment, else dropped."""
     rows = np.asarray(rows, dtype=np.intp)
-    billed = calls.col["billed_s"][rows]
+    reason = refused_reason(calls.col["billed_s"][rows])
     calls.end(rows)
-    reason = np.where(billed > 0, _DROPPED, _BLOCKED).astype(np.int8)
     out.ended.add(rows, np.asarray(at, dtype=np.int64), reason)
-
-
-_DROPPED, _BLOCKED = int(EndReason.DROPPED_BALANCE_EXHAUSTED), int(EndReason.BLOCKED_NO_BALANCE)
-
-
-def _refused_reason(billed_s: int) -> int:
-    """A refused call that had paid nothing yet is blocked; one that had is dropped."""
-    return _DROPPED if billed_s else _BLOCKED
 
 
 def _grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -766,15 +754,15 @@ class _OrgStepper:
         c, led, o = self.c, self.led, self.o
         s = int(c.col["inc_s"][i])
         pool = int(c.col["pool"][i])
-        take = min(int(led.pool_remaining[pool]), s) if pool >= 0 else 0
+        take = int(pool_part(led.pool_remaining[pool], s)) if pool >= 0 else 0
         r = s - take
-        cost = (int(c.col["rate"][i]) * r + 59) // 60 if r > 0 else 0
-        if r > 0 and not c.col["credits_ok"][i]:
-            return self._fail(i, t)
-        if r > 0 and led.balance[o] < cost:
-            ev = led.report_exhausted(o, t)
-            if ev:
-                self.out.events.append(ev)
+        cost = ceil_cost(int(c.col["rate"][i]), r)
+        credits_ok, balance = c.col["credits_ok"][i], int(led.balance[o])
+        if refused(r, credits_ok, cost, balance):
+            if exhausts(r, credits_ok, cost, balance):
+                ev = led.report_exhausted(o, t)
+                if ev:
+                    self.out.events.append(ev)
             return self._fail(i, t)
         if take:
             led.pool_remaining[pool] -= take
@@ -792,5 +780,5 @@ class _OrgStepper:
     def _fail(self, i: int, t: int) -> bool:
         """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
         self.c.end_one(i)
-        self.out.ended.add_one(i, t, _refused_reason(self.c.col["billed_s"][i]))
+        self.out.ended.add_one(i, t, int(refused_reason(self.c.col["billed_s"][i])))
         return False

@@ -20,6 +20,8 @@ from datetime import date, datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from ._columns import with_room
+
 MICRO = 1_000_000
 MS_PER_S = 1_000
 
@@ -271,11 +273,7 @@ class CdrBuffer:
         if not m:
             return
         n, end = self._n, self._n + m
-        if end > len(self._cols[0]):
-            grown = self._empty(max(2 * end, self._capacity))
-            for new, old in zip(grown, self._cols):
-                new[:n] = old[:n]
-            self._cols = grown
+        self._cols = with_room(self._cols, n, end, self._capacity)
         for col, name in zip(self._cols, CDR_FIELDS):
             col[n:end] = getattr(batch, name)
         self._n = end

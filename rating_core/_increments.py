@@ -1,0 +1,65 @@
+"""SPEC §3 "Increments", "Paying one increment" and "Failing", each written once.
+
+The bulk passes (`_charging.Charger`) and the one-at-a-time stepping
+(`_charging._OrgStepper`) both call these, on arrays or on one call's
+scalars: changing a rule here changes it on every path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._model import EndReason
+
+DROPPED, BLOCKED = int(EndReason.DROPPED_BALANCE_EXHAUSTED), int(EndReason.BLOCKED_NO_BALANCE)
+
+
+def boundary_ms(next_ms, inc_s, next_s, j):
+    """SPEC §3 Increments: the instant of a call's j-th boundary from its next one (j = 0).
+
+    A call answered at `a` with increment `first/next` is charged at `a`, then at
+    `a + first`, `a + first + next`, ...: from a boundary `next_ms` whose increment
+    is `inc_s` seconds, boundary j > 0 is `inc_s + (j - 1) * next_s` seconds later.
+    Scalars or arrays of one shape.
+    """
+    return next_ms + np.where(j > 0, 1000 * (inc_s + (j - 1) * next_s), 0)
+
+
+def ceil_cost(rate, seconds):
+    """SPEC §3 Paying one increment: what `seconds` cost in credits, ceil(rate × seconds / 60).
+
+    `rate` is per_minute_micro; integers (scalars or arrays), so the result is exact.
+    """
+    return (rate * seconds + 59) // 60
+
+
+def pool_part(pool_remaining: NDArray[np.int64], seconds: NDArray[np.int64]) -> NDArray[np.int64]:
+    """SPEC §3 Paying one increment: p = min(pool remaining, s), the seconds the pool pays.
+
+    The rest, r = s - p, is paid by credits (`ceil_cost`); a call without a pool has
+    a remaining of 0.
+    """
+    return np.clip(pool_remaining, 0, seconds)
+
+
+def refused(credit_s, credits_ok, cost, balance):
+    """SPEC §3 Paying one increment: the increment fails (and nothing is deducted).
+
+    It fails when credits must pay (`credit_s` = r > 0) and either credits are not
+    allowed for the call or the balance is lower than the `cost`.  `credits_ok` is a
+    numpy bool (scalar or array), the others integers of the same shape.
+    """
+    return (credit_s > 0) & (~credits_ok | (cost > balance))
+
+
+def exhausts(credit_s, credits_ok, cost, balance):
+    """SPEC §3 Credits/outputs: a refusal for too low a balance, which raises `balance_exhausted`
+    (once until credits are next added: `Ledger.report_exhausted`)."""
+    return (credit_s > 0) & credits_ok & (cost > balance)
+
+
+def refused_reason(billed_s) -> NDArray[np.int8]:
+    """SPEC §3 Failing: a refused call that had paid no increment yet is blocked
+    (`blocked_no_balance`), one that had is dropped (`dropped_balance_exhausted`)."""
+    return np.where(np.asarray(billed_s) > 0, DROPPED, BLOCKED).astype(np.int8)
