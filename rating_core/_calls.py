@@ -119,7 +119,7 @@ class CallTable:
             self._watch = rows[first_of_runs(rows)]
             return
         # A few rows into a sorted watch of thousands: merged, not sorted again (union1d), and
-        # not by np.insert or np.unique, whose overheads were most of a server tick's hang-ups.
+        # not by np.insert or np.unique, whose overheads would be most of a server tick's hang-ups.
         at = np.searchsorted(w, rows)
         new = (w[np.minimum(at, len(w) - 1)] != rows) | (at == len(w))
         new &= first_of_runs(rows)

@@ -216,7 +216,7 @@ class RatingEngine:
 
     def _window(self, t0, t1, arr: Arrivals, touched, events):
         # Parts that are empty are skipped rather than built: in server mode a window is one
-        # millisecond with a few arrivals, and each empty pass cost as much as a full one.
+        # millisecond with a few arrivals, and each empty pass costs as much as a full one.
         parts: list[CdrBatch] = []
         if len(arr):
             adm = self.admission.admit(arr)

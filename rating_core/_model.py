@@ -250,8 +250,8 @@ class CdrBuffer:
     """CdrBatches appended one after another, taken back as one batch.
 
     `CdrBatch.concat` costs about a microsecond per part and column: a second
-    of server ticks (a thousand batches of a few CDRs) took ~20 ms to merge, in
-    one GIL-holding burst that every setup in flight waited out.  Appending
+    of server ticks (a thousand batches of a few CDRs) would take ~20 ms to merge,
+    in one GIL-holding burst that every setup in flight would wait out.  Appending
     to columns that grow by doubling costs the same per batch, spread over
     the ticks, and `take` hands the filled columns over without copying.
     """

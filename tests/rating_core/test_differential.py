@@ -6,7 +6,7 @@ rules one event at a time."  Each case is rated by `reference.run_reference` and
 The reference's own invariants are checked on the same cases, so a bug shared by both
 implementations still has to get past them.
 
-More examples:  CALLSIM_DIFF_EXAMPLES=5000 python -m pytest tests/test_differential.py
+More examples:  CALLSIM_DIFF_EXAMPLES=5000 python -m pytest tests/rating_core/test_differential.py
 """
 
 from __future__ import annotations
