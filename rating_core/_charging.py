@@ -135,7 +135,7 @@ class Charger:
         # instants of calls about to be paid in bulk, kept before the commit moves them on
         safe_slow = _Boundaries(due, safe & slow[due.org])
         if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
-            attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due), 1, due.count))
+            attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due, self.ledger.balance), 1, due.count))
         self._commit_fast(due, fast, out)
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if trying.any():
@@ -229,16 +229,16 @@ class Charger:
             return
         c = self.calls
         rows, org, at = due.rows[idx], due.org[idx], due.nb[idx]
-        refused = _refused_if_dead(due)[idx]
-        free, free_idx = rows[~refused], idx[~refused]
+        doomed = _refused_if_dead(due, self.ledger.balance)[idx]
+        free, free_idx = rows[~doomed], idx[~doomed]
         c.col["billed_s"][free] += due.seconds[free_idx]
         c.col["next_ms"][free] += 1000 * due.seconds[free_idx]
         c.col["inc_s"][free] = due.next_s[free_idx]
         c.col["inc_cost"][free] = due.next_cost[free_idx]
         out.increments += int(due.count[free_idx].sum())
-        exhausted = refused & due.credits_ok[idx]
+        exhausted = doomed & due.credits_ok[idx]
         self._report_exhausted(org[exhausted], at[exhausted], out)
-        _end_refused(c, rows[refused], at[refused], out)  # the engine sorts the CDRs
+        _end_refused(c, rows[doomed], at[doomed], out)  # the engine sorts the CDRs
 
     def _report_exhausted(self, org: NDArray[np.int64], t: NDArray[np.int64], out: WindowOutcome) -> None:
         """balance_exhausted per org at its earliest refused credit charge among (org, t)."""
@@ -359,14 +359,17 @@ class Charger:
     def _charge_dead(self, rows: "_Rows", out: WindowOutcome) -> None:
         led = self.ledger
         live = np.append(led.pool_remaining, 0)[rows.pool] > 0
-        cost = np.where(live, 0, ceil_cost(rows.rate, rows.seconds))
-        fail = ~live & (~rows.credits_ok | (cost > 0))
+        p = np.where(live, rows.seconds, 0)  # no pool of a dead org runs dry: a live one pays all
+        r = rows.seconds - p
+        cost = ceil_cost(rows.rate, r)
+        balance = led.balance[rows.org]  # a dead org's balance does not change in the window
+        fail = refused(r, rows.credits_ok, cost, balance)
         fail_call, first = np.unique(rows.call[fail], return_index=True)
         fail_t = rows.t[fail][first]
         doomed = np.isin(rows.call, fail_call)
-        self._commit_rows(rows, ~doomed, np.where(live, rows.seconds, 0), cost, out)
-        refused = fail & rows.credits_ok
-        self._report_exhausted(rows.org[refused], rows.t[refused], out)
+        self._commit_rows(rows, ~doomed, p, cost, out)
+        exhausted = exhausts(r, rows.credits_ok, cost, balance)
+        self._report_exhausted(rows.org[exhausted], rows.t[exhausted], out)
         _end_refused(self.calls, fail_call, fail_t, out)
 
     def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
@@ -635,12 +638,14 @@ class _Rows:
         return sub
 
 
-def _refused_if_dead(due: _Due) -> NDArray[np.bool_]:
+def _refused_if_dead(due: _Due, balance: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Per due entry: in a dead org, the call is refused at its next boundary (see `_settle_dead`).
 
-    Only meaningful for credit-paid entries (`due.paid`) of dead orgs.
+    A credit-paid entry's pool is empty, so credits must pay its whole increment;
+    a dead org's balance does not change, so the first refusal is the call's.
+    Only meaningful for the entries of dead orgs.
     """
-    return due.paid & (~due.credits_ok | (due.first_cost > 0))
+    return refused(np.where(due.paid, due.inc, 0), due.credits_ok, due.first_cost, balance[due.org])
 
 
 def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
