@@ -22,6 +22,7 @@ def to_ms(start: datetime, instant: datetime) -> int:
 
 
 def at_ms(start: datetime, ms: int) -> datetime:
+    """The UTC datetime `ms` after `start`."""
     return start + timedelta(milliseconds=ms)
 
 

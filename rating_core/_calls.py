@@ -62,9 +62,11 @@ class CallTable:
         self._watch = np.empty(0, dtype=np.intp)  # sorted row numbers
 
     def view(self, name: str) -> NDArray:
+        """Column `name` over the rows in use (ended ones included until compaction)."""
         return self.col[name][: self.n]
 
     def append(self, rows: dict[str, NDArray]) -> None:
+        """New calls (every column, in call_id order after the rows already there)."""
         m = len(rows["call_id"])
         if self.n + m > len(self.col["call_id"]):
             self.col = dict(zip(self.col, with_room(list(self.col.values()), self.n, self.n + m, 1024)))
@@ -76,10 +78,12 @@ class CallTable:
         self.n += m
 
     def end(self, idx: NDArray[np.intp]) -> None:
+        """Flag rows `idx` ended; `compact` drops them later."""
         self.col["alive"][idx] = False
         self.dead += len(idx)
 
     def end_one(self, i: int) -> None:
+        """`end` of one row, without the array overhead."""
         self.col["alive"][i] = False
         self.dead += 1
 
@@ -148,4 +152,5 @@ class CallTable:
         return np.minimum(self.col["next_ms"][rows], self.col["hangup_ms"][rows])
 
     def active(self) -> NDArray[np.intp]:
+        """Rows of the calls still connected."""
         return np.flatnonzero(self.view("alive"))

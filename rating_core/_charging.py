@@ -18,6 +18,10 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 4. An org with more than `Tuning.max_specials` special instants in a window is stepped
    one increment at a time for the rest of it, exactly as the rules read.
    That is the rare path: many drops, and orgs with an exhausted balance.
+
+Every path asks the same rules: the increment's boundaries, pool part, cost
+and refusal from `_increments`, whether a recharge is wanted, may be tried and
+succeeds from `Ledger` (`wants_recharge`, `may_attempt`, `card_valid`).
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ class OrgInstants:
 
 
 class Charger:
+    """Pays the increments due in each window, updating the ledger and the call table."""
+
     def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning()) -> None:
         self.max_specials = tuning.max_specials
         self.split_rows = tuning.split_rows
@@ -720,6 +726,8 @@ class _OrgStepper:
         self.out = out
 
     def run(self, t_from: int, other_t: NDArray[np.int64]) -> None:
+        """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
+        (boundary, call_id), then the recharge check; `other_t`: its other org instants."""
         c = self.c
         rows = np.flatnonzero(c.view("alive") & (c.view("org") == self.o))
         nb, hang, cid = c.col["next_ms"], c.col["hangup_ms"], c.col["call_id"]
@@ -750,6 +758,7 @@ class _OrgStepper:
                 self.recharge_check(t)
 
     def recharge_check(self, t: int) -> None:
+        """The org's auto-recharge check at t (`Ledger.recharge_check`), its event kept."""
         ev = self.led.recharge_check(self.o, t)
         if ev:
             self.out.events.append(ev)

@@ -23,6 +23,8 @@ NEVER = np.iinfo(np.int64).max
 
 @dataclass
 class Lot:
+    """A purchase of credits: its expiry instant and what is left of it."""
+
     expires_ms: int
     rest_micro: int
 
@@ -136,6 +138,7 @@ class Ledger:
 
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
+        """Org o buys `amount` at t: a lot expiring 12 months later (SPEC §3 Credits)."""
         expires = lot_expiry_ms(self.setup.start, t)
         self.lots_of(o).append(Lot(expires, amount))
         self.balance[o] += amount
