@@ -768,10 +768,10 @@ class _OrgStepper:
         c, led, o = self.c, self.led, self.o
         s = int(c.col["inc_s"][i])
         pool = int(c.col["pool"][i])
-        take = int(pool_part(led.pool_remaining[pool], s)) if pool >= 0 else 0
+        take = pool_part(int(led.pool_remaining[pool]), s) if pool >= 0 else 0
         r = s - take
         cost = ceil_cost(int(c.col["rate"][i]), r)
-        credits_ok, balance = c.col["credits_ok"][i], int(led.balance[o])
+        credits_ok, balance = bool(c.col["credits_ok"][i]), int(led.balance[o])
         if refused(r, credits_ok, cost, balance):
             if exhausts(r, credits_ok, cost, balance):
                 ev = led.report_exhausted(o, t)
@@ -794,5 +794,5 @@ class _OrgStepper:
     def _fail(self, i: int, t: int) -> bool:
         """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
         self.c.end_one(i)
-        self.out.ended.add_one(i, t, int(refused_reason(self.c.col["billed_s"][i])))
+        self.out.ended.add_one(i, t, refused_reason(int(self.c.col["billed_s"][i])))
         return False

@@ -8,7 +8,6 @@ scalars: changing a rule here changes it on every path.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from ._model import EndReason
 
@@ -34,12 +33,14 @@ def ceil_cost(rate, seconds):
     return (rate * seconds + 59) // 60
 
 
-def pool_part(pool_remaining: NDArray[np.int64], seconds: NDArray[np.int64]) -> NDArray[np.int64]:
+def pool_part(pool_remaining, seconds):
     """SPEC §3 Paying one increment: p = min(pool remaining, s), the seconds the pool pays.
 
     The rest, r = s - p, is paid by credits (`ceil_cost`); a call without a pool has
     a remaining of 0.
     """
+    if isinstance(seconds, int):  # one call (the stepper): plain Python, ~20x numpy's scalar cost
+        return min(max(pool_remaining, 0), seconds)
     return np.clip(pool_remaining, 0, seconds)
 
 
@@ -47,19 +48,28 @@ def refused(credit_s, credits_ok, cost, balance):
     """SPEC §3 Paying one increment: the increment fails (and nothing is deducted).
 
     It fails when credits must pay (`credit_s` = r > 0) and either credits are not
-    allowed for the call or the balance is lower than the `cost`.  `credits_ok` is a
-    numpy bool (scalar or array), the others integers of the same shape.
+    allowed for the call or the balance is lower than the `cost`.  Python scalars
+    (one call) or numpy arrays of one shape (`credits_ok` boolean).
     """
+    if isinstance(credit_s, int):
+        return credit_s > 0 and (not credits_ok or cost > balance)
     return (credit_s > 0) & (~credits_ok | (cost > balance))
 
 
 def exhausts(credit_s, credits_ok, cost, balance):
-    """SPEC §3 Credits/outputs: a refusal for too low a balance, which raises `balance_exhausted`
-    (once until credits are next added: `Ledger.report_exhausted`)."""
+    """SPEC §3 Credits: a refusal for too low a balance, which raises `balance_exhausted` (once
+    until credits are next added: `Ledger.report_exhausted`).  Scalars or arrays, as `refused`."""
+    if isinstance(credit_s, int):
+        return credit_s > 0 and credits_ok and cost > balance
     return (credit_s > 0) & credits_ok & (cost > balance)
 
 
-def refused_reason(billed_s) -> NDArray[np.int8]:
+def refused_reason(billed_s):
     """SPEC §3 Failing: a refused call that had paid no increment yet is blocked
-    (`blocked_no_balance`), one that had is dropped (`dropped_balance_exhausted`)."""
-    return np.where(np.asarray(billed_s) > 0, DROPPED, BLOCKED).astype(np.int8)
+    (`blocked_no_balance`), one that had is dropped (`dropped_balance_exhausted`).
+
+    A Python int (one call) gives an int, an array an int8 array.
+    """
+    if isinstance(billed_s, int):
+        return DROPPED if billed_s > 0 else BLOCKED
+    return np.where(billed_s > 0, DROPPED, BLOCKED).astype(np.int8)

@@ -55,7 +55,7 @@ _ints = st.integers(0, 10**9)
 
 @given(st.lists(st.tuples(_ints, _ints, _ints, st.booleans(), _ints), min_size=1, max_size=20))
 def test_increment_rules_give_the_same_answer_on_scalars_and_arrays(rows) -> None:
-    """The stepper passes one call's values (numpy bools among them), the bulk passes arrays."""
+    """The stepper passes one call's values as Python ints and bools, the bulk passes arrays."""
     rate, s, remaining, ok, balance = (np.array(col) for col in zip(*rows))
     p = inc.pool_part(remaining, s)
     r = s - p
@@ -63,25 +63,25 @@ def test_increment_rules_give_the_same_answer_on_scalars_and_arrays(rows) -> Non
     refused = inc.refused(r, ok, cost, balance)
     exhausts = inc.exhausts(r, ok, cost, balance)
     reason = inc.refused_reason(s)
-    for i, (rate_i, s_i, rem_i, _, bal_i) in enumerate(rows):
-        p_i = int(inc.pool_part(rem_i, s_i))
+    for i, (rate_i, s_i, rem_i, ok_i, bal_i) in enumerate(rows):  # plain ints and bools
+        p_i = inc.pool_part(rem_i, s_i)
         cost_i = inc.ceil_cost(rate_i, s_i - p_i)
         assert p_i == min(rem_i, s_i) == p[i]
         assert cost_i == -(-rate_i * (s_i - p_i) // 60) == cost[i]
-        assert inc.refused(s_i - p_i, ok[i], cost_i, bal_i) == refused[i]
-        assert inc.exhausts(s_i - p_i, ok[i], cost_i, bal_i) == exhausts[i]
-        assert int(inc.refused_reason(s_i)) == reason[i]
+        assert inc.refused(s_i - p_i, ok_i, cost_i, bal_i) == refused[i]
+        assert inc.exhausts(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
+        assert inc.refused_reason(s_i) == reason[i]
 
 
 def test_refusal_follows_spec_paying_one_increment() -> None:
-    ok, not_ok = np.bool_(True), np.bool_(False)
-    assert not inc.refused(0, not_ok, 0, 0)  # the pool pays it all: credits not asked
-    assert inc.refused(1, not_ok, 0, 10)  # credits must pay, and are not allowed
-    assert inc.refused(1, ok, 11, 10) and inc.exhausts(1, ok, 11, 10)  # the balance is lower
-    assert not inc.refused(1, ok, 10, 10)  # the balance is enough
-    assert not inc.exhausts(1, not_ok, 11, 10)  # refused, but not for the balance
-    assert int(inc.refused_reason(0)) == rating_core.EndReason.BLOCKED_NO_BALANCE
-    assert int(inc.refused_reason(60)) == rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED
+    for ok, not_ok in ((True, False), (np.array([True]), np.array([False]))):
+        assert not inc.refused(0, not_ok, 0, 0)  # the pool pays it all: credits not asked
+        assert inc.refused(1, not_ok, 0, 10)  # credits must pay, and are not allowed
+        assert inc.refused(1, ok, 11, 10) and inc.exhausts(1, ok, 11, 10)  # the balance is lower
+        assert not inc.refused(1, ok, 10, 10)  # the balance is enough
+        assert not inc.exhausts(1, not_ok, 11, 10)  # refused, but not for the balance
+    assert inc.refused_reason(0) == rating_core.EndReason.BLOCKED_NO_BALANCE
+    assert inc.refused_reason(60) == rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED
 
 
 def test_boundaries_follow_spec_increments() -> None:
