@@ -40,21 +40,27 @@ Credits taken from the first lot       ``_ledger.Ledger._take_from_lots``
 Failing, blocked vs dropped            ``_increments.refused_reason``
 balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
                                        ``_ledger.Ledger.report_exhausted`` (once)
+Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
 Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; removal of
                                        the rest: ``_ledger.Ledger._expire_lots``
 Credits, auto-recharge wanted          ``_ledger.Ledger.wants_recharge``
 Credits, no retry wait pending         ``_ledger.Ledger.may_attempt``
 Credits, card valid (attempt succeeds) ``_ledger.Ledger.card_valid``
 Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check``
+Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
+                                       fixed events) and ``_charging.Charger._hangups``
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
                                        ``_charging._OrgStepper.run`` (stepped)
 =====================================  ==============================================
 
-The bulk paths derive closed forms from these functions (``_recharges`` counts
-recharges from ``wants_recharge``'s trigger; ``_charging``'s dead-org passes use
-that a refused increment leaves the balance unchanged): a change to a rule
-needs the differential test (tests/rating_core/test_differential.py), which
-compares every path with the one-event-at-a-time reference, to pass.
+The bulk paths also hold closed forms derived from these rules, to revisit when
+one changes: ``_charging._Due`` counts each call's boundaries in a window and
+``_charging._Boundaries`` lists them (``boundary_ms``); ``_recharges`` counts
+recharges from the trigger (``wants_recharge``); ``_charging``'s dead-org
+passes (``_dead_at_start``, ``_dead_orgs``) prove that an org's balance cannot
+change in a window.  The differential test (tests/rating_core/test_differential.py)
+compares every path with the one-event-at-a-time reference: a changed rule is
+done when it passes.
 """
 
 from ._calendar import lot_expiry_ms, month_starts
