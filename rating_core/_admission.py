@@ -18,9 +18,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import NDArray
 
+from ._columns import with_room
 from ._ledger import Ledger
 from ._model import Arrivals, CallKind, CallType, EndReason, RatingSetup, Tariff, parse_number
 from ._routing import PrefixTable
+from ._tuning import Tuning
 
 _LICENSE_BITS = {
     "phone_system": 1,
@@ -31,7 +33,6 @@ _LICENSE_BITS = {
 }
 PHONE, DOMESTIC_PLAN, INTL_PLAN, AUDIO, CREDITS = (1, 2, 4, 8, 16)
 _ORG_KEY = 10**15  # toll-free lookup key: org * _ORG_KEY + number (E.164 has at most 15 digits)
-SMALL_BATCH = 256  # batches up to this size are admitted through the memo (see Admission.admit)
 MEMO_SIZE = 65_536  # distinct (org, user, kind, to, from) remembered; forgotten all at once when full
 
 # The funding pool a call draws from, by kind; the pool itself depends on the user (org, country).
@@ -139,7 +140,8 @@ _KIND_KEY = np.arange(_KINDS, dtype=np.int64) * (_ROUTES * _BITS * 2)
 class Admission:
     """Lookup tables built once from the setup; `admit` rates a batch of arrivals."""
 
-    def __init__(self, setup: RatingSetup, ledger: Ledger) -> None:
+    def __init__(self, setup: RatingSetup, ledger: Ledger, small_batch: int = Tuning.small_batch) -> None:
+        self.small_batch = small_batch  # batches up to this size are admitted through the memo
         users = setup.users()
         countries = sorted(
             {u.country for _, u in users} | {t.country for t in setup.tariffs if t.country}
@@ -175,7 +177,7 @@ class Admission:
         answered from a memo of earlier identical calls, a dict look-up a call and
         one gather per column: the array passes cost ~0.2 ms whatever the batch size.
         """
-        if not 0 < len(a) <= SMALL_BATCH:
+        if not 0 < len(a) <= self.small_batch:
             return self._admit_arrays(a)
         keys = list(zip(a.org.tolist(), a.user.tolist(), a.kind.tolist(),
                         a.to_number.tolist(), a.from_number.tolist()))
@@ -199,13 +201,10 @@ class Admission:
             fresh.setdefault(keys[i], i)
         admitted = self._admit_arrays(a.take(np.fromiter(fresh.values(), dtype=np.intp, count=len(fresh))))
         start, end = len(memo), len(memo) + len(fresh)
-        known = self._known
-        if known is None or end > len(known.reject):  # grow by doubling: appends stay O(1) per call
-            grown = Admitted(*(np.empty(max(2 * end, 64), dtype=getattr(admitted, name).dtype)
-                               for name in _ADMITTED_FIELDS))
-            for name in _ADMITTED_FIELDS if known is not None else ():
-                getattr(grown, name)[:start] = getattr(known, name)[:start]
-            known = self._known = grown
+        known = self._known or Admitted(*(np.empty(0, dtype=getattr(admitted, name).dtype)
+                                          for name in _ADMITTED_FIELDS))
+        known = self._known = Admitted(*with_room([getattr(known, name) for name in _ADMITTED_FIELDS],
+                                                  start, end, 64))
         for name in _ADMITTED_FIELDS:
             getattr(known, name)[start:end] = getattr(admitted, name)
         for k, key in enumerate(fresh, start=start):

@@ -22,6 +22,7 @@ def to_ms(start: datetime, instant: datetime) -> int:
 
 
 def at_ms(start: datetime, ms: int) -> datetime:
+    """The UTC datetime `ms` after `start`."""
     return start + timedelta(milliseconds=ms)
 
 
@@ -68,7 +69,6 @@ def _twelve_months_ms(day: date) -> int:
     every few seconds)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     return to_ms(midnight, add_months(midnight, 12))
-
 
 
 def card_valid_until_ms(start: datetime, card_expires: date | None) -> int | None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ._columns import with_room
 from ._runs import first_of_runs
+from ._tuning import Tuning
 
 # name -> dtype of every column
 COLUMNS: dict[str, type] = {
@@ -48,13 +50,11 @@ COLUMNS: dict[str, type] = {
 }
 
 
-WATCH_MS = 1_000  # how far ahead of a full pass the watch looks
-
-
 class CallTable:
     """Columns are `self.col[name][: self.n]`; use `view(name)` for the live prefix."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch_ms: int = Tuning.watch_ms) -> None:
+        self.watch_ms = watch_ms  # how far ahead of a full pass the watch looks
         self.n = 0
         self.dead = 0
         self.col: dict[str, NDArray] = {k: np.empty(1024, dtype=t) for k, t in COLUMNS.items()}
@@ -62,16 +62,14 @@ class CallTable:
         self._watch = np.empty(0, dtype=np.intp)  # sorted row numbers
 
     def view(self, name: str) -> NDArray:
+        """Column `name` over the rows in use (ended ones included until compaction)."""
         return self.col[name][: self.n]
 
     def append(self, rows: dict[str, NDArray]) -> None:
+        """New calls (every column, in call_id order after the rows already there)."""
         m = len(rows["call_id"])
         if self.n + m > len(self.col["call_id"]):
-            cap = max(2 * (self.n + m), 1024)
-            for k, a in self.col.items():
-                grown = np.empty(cap, dtype=a.dtype)
-                grown[: self.n] = a[: self.n]
-                self.col[k] = grown
+            self.col = dict(zip(self.col, with_room(list(self.col.values()), self.n, self.n + m, 1024)))
         for k, a in self.col.items():
             a[self.n : self.n + m] = rows[k]
         if self.watch_until >= 0:  # new rows are numbered after every watched one: still sorted
@@ -80,10 +78,12 @@ class CallTable:
         self.n += m
 
     def end(self, idx: NDArray[np.intp]) -> None:
+        """Flag rows `idx` ended; `compact` drops them later."""
         self.col["alive"][idx] = False
         self.dead += len(idx)
 
     def end_one(self, i: int) -> None:
+        """`end` of one row, without the array overhead."""
         self.col["alive"][i] = False
         self.dead += 1
 
@@ -103,8 +103,8 @@ class CallTable:
         return self._watch if t1 <= self.watch_until else None
 
     def rewatch(self, t: int) -> None:
-        """After a window that looked at every row: watch the rows due before t + WATCH_MS."""
-        self.watch_until = t + WATCH_MS
+        """After a window that looked at every row: watch the rows due before t + watch_ms."""
+        self.watch_until = t + self.watch_ms
         self._watch = np.flatnonzero(self.view("alive") & (self._due_at() < self.watch_until))
 
     def prune_watch(self) -> None:
@@ -123,7 +123,7 @@ class CallTable:
             self._watch = rows[first_of_runs(rows)]
             return
         # A few rows into a sorted watch of thousands: merged, not sorted again (union1d), and
-        # not by np.insert or np.unique, whose overheads were most of a server tick's hang-ups.
+        # not by np.insert or np.unique, whose overheads would be most of a server tick's hang-ups.
         at = np.searchsorted(w, rows)
         new = (w[np.minimum(at, len(w) - 1)] != rows) | (at == len(w))
         new &= first_of_runs(rows)
@@ -152,4 +152,5 @@ class CallTable:
         return np.minimum(self.col["next_ms"][rows], self.col["hangup_ms"][rows])
 
     def active(self) -> NDArray[np.intp]:
+        """Rows of the calls still connected."""
         return np.flatnonzero(self.view("alive"))

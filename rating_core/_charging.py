@@ -13,11 +13,15 @@ For one window [t0, t1) with no refill or lot expiry inside it:
    *special* instant: a refused charge or a failing recharge attempt.
    Everything before it, recharges included, is committed in bulk; the
    special instant is stepped alone, and the search goes on after it.  A
-   window with more than SPLIT_ROWS such rows is first cut in two
+   window with more than `Tuning.split_rows` such rows is first cut in two
    (`_charge_halves`).
-4. An org with more than MAX_SPECIALS special instants in a window is stepped
+4. An org with more than `Tuning.max_specials` special instants in a window is stepped
    one increment at a time for the rest of it, exactly as the rules read.
    That is the rare path: many drops, and orgs with an exhausted balance.
+
+Every path asks the same rules: the increment's boundaries, pool part, cost
+and refusal from `_increments`, whether a recharge is wanted, may be tried and
+succeeds from `Ledger` (`wants_recharge`, `may_attempt`, `card_valid`).
 """
 
 from __future__ import annotations
@@ -30,26 +34,23 @@ from numpy.typing import NDArray
 
 from ._calls import CallTable
 from ._events import EventColumns
+from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
 from ._ledger import NEVER, Ledger
-from ._model import EndReason, LedgerEvent
+from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
-
-
-MAX_SPECIALS = 16  # special instants per org and window handled in bulk before stepping the rest
-SPLIT_ROWS = 16_384  # increments to expand (step 3) above which a window is charged as two halves
+from ._tuning import Tuning
 
 
 def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
-    """Exact integer sums of `values` grouped by `keys` in [0, n)."""
+    """Exact int64 sums of `values` grouped by `keys` in [0, n).
+
+    `np.add.at` rather than `np.bincount`, whose weights would sum as floats and lose
+    micro-units above 2**53.
+    """
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, keys, values)
     return out
-
-
-def ceil_cost(rate: NDArray[np.int64], seconds: NDArray[np.int64]) -> NDArray[np.int64]:
-    """ceil(per_minute_micro * seconds / 60), in integers."""
-    return (rate * seconds + 59) // 60
 
 
 class EndedCalls:
@@ -105,7 +106,11 @@ class OrgInstants:
 
 
 class Charger:
-    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int) -> None:
+    """Pays the increments due in each window, updating the ledger and the call table."""
+
+    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning()) -> None:
+        self.max_specials = tuning.max_specials
+        self.split_rows = tuning.split_rows
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -132,13 +137,13 @@ class Charger:
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         slow &= ~dead
         expand = due.due & ~fast & slow[due.org]
-        if t1 - t0 > 1 and int(due.count[expand].sum()) > SPLIT_ROWS:
+        if t1 - t0 > 1 and int(due.count[expand].sum()) > self.split_rows:
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
         safe_slow = _Boundaries(due, safe & slow[due.org])
         if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
-            attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due), 1, due.count))
+            attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due, self.ledger.balance), 1, due.count))
         self._commit_fast(due, fast, out)
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if trying.any():
@@ -232,16 +237,16 @@ class Charger:
             return
         c = self.calls
         rows, org, at = due.rows[idx], due.org[idx], due.nb[idx]
-        refused = _refused_if_dead(due)[idx]
-        free, free_idx = rows[~refused], idx[~refused]
+        doomed = _refused_if_dead(due, self.ledger.balance)[idx]
+        free, free_idx = rows[~doomed], idx[~doomed]
         c.col["billed_s"][free] += due.seconds[free_idx]
         c.col["next_ms"][free] += 1000 * due.seconds[free_idx]
         c.col["inc_s"][free] = due.next_s[free_idx]
         c.col["inc_cost"][free] = due.next_cost[free_idx]
         out.increments += int(due.count[free_idx].sum())
-        exhausted = refused & due.credits_ok[idx]
+        exhausted = doomed & due.credits_ok[idx]
         self._report_exhausted(org[exhausted], at[exhausted], out)
-        _end_refused(c, rows[refused], at[refused], out)  # the engine sorts the CDRs
+        _end_refused(c, rows[doomed], at[doomed], out)  # the engine sorts the CDRs
 
     def _report_exhausted(self, org: NDArray[np.int64], t: NDArray[np.int64], out: WindowOutcome) -> None:
         """balance_exhausted per org at its earliest refused credit charge among (org, t)."""
@@ -286,12 +291,12 @@ class Charger:
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
         """Commit up to each org's next special instant, step that instant alone, repeat.
 
-        An org with more than MAX_SPECIALS special instants in one window is
+        An org with more than `max_specials` special instants in one window is
         stepped one increment at a time for the rest of it instead.
         """
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
-        for _ in range(MAX_SPECIALS):
+        for _ in range(self.max_specials):
             special, p, cost, recharges = self._first_special(cursor, t1, rows, slow, other, safe)
             self._add_recharges(recharges, out)  # first: spending takes from the front of the lots
             committed = rows.t < special[rows.org]
@@ -361,14 +366,17 @@ class Charger:
     def _charge_dead(self, rows: "_Rows", out: WindowOutcome) -> None:
         led = self.ledger
         live = np.append(led.pool_remaining, 0)[rows.pool] > 0
-        cost = np.where(live, 0, ceil_cost(rows.rate, rows.seconds))
-        fail = ~live & (~rows.credits_ok | (cost > 0))
+        p = np.where(live, rows.seconds, 0)  # no pool of a dead org runs dry: a live one pays all
+        r = rows.seconds - p
+        cost = ceil_cost(rows.rate, r)
+        balance = led.balance[rows.org]  # a dead org's balance does not change in the window
+        fail = refused(r, rows.credits_ok, cost, balance)
         fail_call, first = np.unique(rows.call[fail], return_index=True)
         fail_t = rows.t[fail][first]
         doomed = np.isin(rows.call, fail_call)
-        self._commit_rows(rows, ~doomed, np.where(live, rows.seconds, 0), cost, out)
-        refused = fail & rows.credits_ok
-        self._report_exhausted(rows.org[refused], rows.t[refused], out)
+        self._commit_rows(rows, ~doomed, p, cost, out)
+        exhausted = exhausts(r, rows.credits_ok, cost, balance)
+        self._report_exhausted(rows.org[exhausted], rows.t[exhausted], out)
         _end_refused(self.calls, fail_call, fail_t, out)
 
     def _first_special(self, cursor, t1, rows: "_Rows", slow, other: OrgInstants, safe: "_Boundaries"):
@@ -402,7 +410,7 @@ class Charger:
         # the balance before each row: its org's start, the recharges of earlier instants, the costs before it
         before = run.before[np.searchsorted(keys, row_key)]
         bal_before = led.balance[rows.org] + before * led.recharge_amounts[rows.org] - (cum - cost)
-        fail = (r > 0) & (~rows.credits_ok | (cost > bal_before))
+        fail = refused(r, rows.credits_ok, cost, bal_before)
         special = np.full(self.n_orgs, NEVER, dtype=np.int64)
         _first_per_org(special, rows.org[fail], rows.t[fail])
         valid = led.card_valid(inst_t, inst_org)
@@ -453,9 +461,8 @@ class Charger:
             s = rows.seconds[order]
             pools = rows.pool[order]
             before = grouped_cumsum(s, run_starts(pools)) - s
-            p[order] = np.clip(rem[pools] - before, 0, s)
-        r = rows.seconds - p
-        return p, np.where(r > 0, ceil_cost(rows.rate, r), 0)
+            p[order] = pool_part(rem[pools] - before, s)
+        return p, ceil_cost(rows.rate, rows.seconds - p)
 
     def _commit_rows(self, rows: "_Rows", keep, p, cost, out: WindowOutcome) -> None:
         c, led = self.calls, self.ledger
@@ -468,9 +475,8 @@ class Charger:
         led.spend_many(group_sum(rows.org[keep], cost[keep], self.n_orgs))
         # committed rows are a time-prefix of each call's rows: advance by their count
         calls, m = np.unique(ci, return_counts=True)
-        inc = c.col["inc_s"][calls]
         nxt = c.col["next_s"][calls]
-        c.col["next_ms"][calls] += 1000 * (inc + (m - 1) * nxt)
+        c.col["next_ms"][calls] = boundary_ms(c.col["next_ms"][calls], c.col["inc_s"][calls], nxt, m)
         c.col["inc_s"][calls] = nxt
         c.col["inc_cost"][calls] = c.col["next_cost"][calls]
         out.increments += int(keep.sum())
@@ -616,7 +622,7 @@ class _Rows:
         j = _offsets_within(k)
         pick = np.repeat(np.flatnonzero(mask), k)
         inc, nxt = due.inc[pick], due.next_s[pick]
-        t = due.nb[pick] + np.where(j > 0, 1000 * (inc + (j - 1) * nxt), 0)
+        t = boundary_ms(due.nb[pick], inc, nxt, j)
         order = _order_by(due.org[pick], t, pick)  # table rows are in call_id order
         pick, j, t = pick[order], j[order], t[order]
         self.call = due.rows[pick]
@@ -638,12 +644,14 @@ class _Rows:
         return sub
 
 
-def _refused_if_dead(due: _Due) -> NDArray[np.bool_]:
+def _refused_if_dead(due: _Due, balance: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Per due entry: in a dead org, the call is refused at its next boundary (see `_settle_dead`).
 
-    Only meaningful for credit-paid entries (`due.paid`) of dead orgs.
+    A credit-paid entry's pool is empty, so credits must pay its whole increment;
+    a dead org's balance does not change, so the first refusal is the call's.
+    Only meaningful for the entries of dead orgs.
     """
-    return due.paid & (~due.credits_ok | (due.first_cost > 0))
+    return refused(np.where(due.paid, due.inc, 0), due.credits_ok, due.first_cost, balance[due.org])
 
 
 def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
@@ -672,18 +680,9 @@ def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
 def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     """End calls whose increment was refused at `at`: blocked before any increment, else dropped."""
     rows = np.asarray(rows, dtype=np.intp)
-    billed = calls.col["billed_s"][rows]
+    reason = refused_reason(calls.col["billed_s"][rows])
     calls.end(rows)
-    reason = np.where(billed > 0, _DROPPED, _BLOCKED).astype(np.int8)
     out.ended.add(rows, np.asarray(at, dtype=np.int64), reason)
-
-
-_DROPPED, _BLOCKED = int(EndReason.DROPPED_BALANCE_EXHAUSTED), int(EndReason.BLOCKED_NO_BALANCE)
-
-
-def _refused_reason(billed_s: int) -> int:
-    """A refused call that had paid nothing yet is blocked; one that had is dropped."""
-    return _DROPPED if billed_s else _BLOCKED
 
 
 def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
@@ -709,6 +708,8 @@ class _OrgStepper:
         self.out = out
 
     def run(self, t_from: int, other_t: NDArray[np.int64]) -> None:
+        """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
+        (boundary, call_id), then the recharge check; `other_t`: its other org instants."""
         c = self.c
         rows = np.flatnonzero(c.view("alive") & (c.view("org") == self.o))
         nb, hang, cid = c.col["next_ms"], c.col["hangup_ms"], c.col["call_id"]
@@ -739,6 +740,7 @@ class _OrgStepper:
                 self.recharge_check(t)
 
     def recharge_check(self, t: int) -> None:
+        """The org's auto-recharge check at t (`Ledger.recharge_check`), its event kept."""
         ev = self.led.recharge_check(self.o, t)
         if ev:
             self.out.events.append(ev)
@@ -748,15 +750,15 @@ class _OrgStepper:
         c, led, o = self.c, self.led, self.o
         s = int(c.col["inc_s"][i])
         pool = int(c.col["pool"][i])
-        take = min(int(led.pool_remaining[pool]), s) if pool >= 0 else 0
+        take = pool_part(int(led.pool_remaining[pool]), s) if pool >= 0 else 0
         r = s - take
-        cost = (int(c.col["rate"][i]) * r + 59) // 60 if r > 0 else 0
-        if r > 0 and not c.col["credits_ok"][i]:
-            return self._fail(i, t)
-        if r > 0 and led.balance[o] < cost:
-            ev = led.report_exhausted(o, t)
-            if ev:
-                self.out.events.append(ev)
+        cost = ceil_cost(int(c.col["rate"][i]), r)
+        credits_ok, balance = bool(c.col["credits_ok"][i]), int(led.balance[o])
+        if refused(r, credits_ok, cost, balance):
+            if exhausts(r, credits_ok, cost, balance):
+                ev = led.report_exhausted(o, t)
+                if ev:
+                    self.out.events.append(ev)
             return self._fail(i, t)
         if take:
             led.pool_remaining[pool] -= take
@@ -774,5 +776,5 @@ class _OrgStepper:
     def _fail(self, i: int, t: int) -> bool:
         """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
         self.c.end_one(i)
-        self.out.ended.add_one(i, t, _refused_reason(self.c.col["billed_s"][i]))
+        self.out.ended.add_one(i, t, refused_reason(int(self.c.col["billed_s"][i])))
         return False

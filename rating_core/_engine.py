@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 
 from ._admission import Admission
 from ._calls import CallTable
-from ._charging import Charger, OrgInstants, WindowOutcome, ceil_cost
+from ._charging import Charger, OrgInstants, WindowOutcome
 from ._events import EventColumns
+from ._increments import ceil_cost
 from ._ledger import NEVER, Ledger
 from ._model import (
     CDR_DTYPES,
@@ -27,6 +28,7 @@ from ._model import (
     RatingSetup,
     Tables,
 )
+from ._tuning import Tuning
 
 MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window
 FOREVER_MS = 2**62  # hang-up instant of a call whose holding time is unknown (server mode)
@@ -42,14 +44,25 @@ class Step:
 
 
 class RatingEngine:
-    """Rates calls for every org of a `RatingSetup` as simulated time advances."""
+    """Rates calls for every org of a `RatingSetup` as simulated time advances.
 
-    def __init__(self, setup: RatingSetup) -> None:
+    Time is integer ms since the setup's start; the engine only moves forward.
+    Results (CDRs and ledger events) depend only on the setup and the arrivals,
+    never on how `advance` cuts the timeline into windows nor on the tuning.
+    """
+
+    def __init__(self, setup: RatingSetup, tuning: Tuning = Tuning()) -> None:
+        """Build the ledger (pools, balances, initial lots) and the admission tables.
+
+        Args:
+          setup: the orgs, users, tariffs, plans and simulated span to rate.
+          tuning: sizes of the fast paths (`Tuning`); they change speed, never results.
+        """
         self.setup = setup
         self.ledger = Ledger(setup)
-        self.admission = Admission(setup, self.ledger)
-        self.calls = CallTable()
-        self._charger = Charger(self.ledger, self.calls, len(setup.orgs))
+        self.admission = Admission(setup, self.ledger, tuning.small_batch)
+        self.calls = CallTable(tuning.watch_ms)
+        self._charger = Charger(self.ledger, self.calls, len(setup.orgs), tuning)
         self.now = 0
         self._fixed_done = -1
         self._start_events = self.ledger.start_events()
@@ -65,7 +78,21 @@ class RatingEngine:
 
     # -- public API -----------------------------------------------------
     def advance(self, arrivals: Arrivals, until: int) -> Step:
-        """Process every instant in [now, until); `arrivals` are those with t in that range."""
+        """Process every instant in [now, until) in SPEC §3 order and move `now` to `until`.
+
+        Args:
+          arrivals: the calls set up in [now, until), in call_id order (ascending t_ms).
+          until: the instant to advance to (ms); clamped to the setup's `end_ms`.  An
+            `until` at or before `now` processes nothing.
+
+        Returns:
+          A `Step`: the CDRs of the calls that ended (rejected, refused or hung up), sorted
+          by (end_ms, call_id); the ledger events, sorted by (time_ms, org); and the number
+          of increments paid.
+
+        Raises:
+          ValueError: an arrival lies outside [now, until).
+        """
         until = min(until, self.setup.end_ms)
         if len(arrivals) and (arrivals.t_ms[0] < self.now or arrivals.t_ms[-1] >= until):
             raise ValueError("arrivals must lie in [now, until)")
@@ -86,8 +113,16 @@ class RatingEngine:
         return Step(_concat(parts), EventColumns.concat(events), increments)
 
     def hangup(self, call_ids: NDArray[np.int64], t_ms: int | NDArray[np.int64]) -> None:
-        """Set the hang-up instant of connected calls (server mode): one instant for all, or one
-        per call (a server tick's hang-ups in one call); no instant may be before `now`."""
+        """Bring forward the hang-up instant of connected calls (server mode).
+
+        Args:
+          call_ids: the calls that hang up; ids of calls not connected (ended, unknown) are
+            ignored, and a call keeps the earlier of its hang-up instants.
+          t_ms: one instant for every call, or one per call (a server tick's hang-ups).
+
+        Raises:
+          ValueError: an instant is before `now`.
+        """
         call_ids = np.asarray(call_ids, dtype=np.int64)
         t = np.asarray(t_ms, dtype=np.int64)
         if t.ndim == 0:
@@ -103,10 +138,18 @@ class RatingEngine:
         self.calls.watch(pos[ok])
 
     def finish(self, at_ms: int | None = None) -> Step:
-        """End of simulation: every call still connected ends at `end_ms`.
+        """End the simulation: every call still connected ends at `at_ms`.
 
-        `at_ms` (= now) ends a run early, as on Ctrl-C: calls still connected
-        end `simulation_end` at that instant, like at a planned end.
+        Args:
+          at_ms: the end instant, `end_ms` when None; an earlier one (= `now`) ends a run
+            early, as on Ctrl-C.  Calls whose hang-up falls on it end `hangup`, the others
+            `simulation_end`.
+
+        Returns:
+          A `Step` with those calls' CDRs (in call_id order) and no events.
+
+        Raises:
+          ValueError: the engine has not advanced to the end instant yet.
         """
         end = self.setup.end_ms if at_ms is None else at_ms
         if self.now < end:
@@ -120,7 +163,13 @@ class RatingEngine:
         return Step(cdrs)
 
     def next_due_ms(self) -> int:
-        """The next instant at which something is due without a new arrival (for idle waits)."""
+        """The next instant at which something is due without a new arrival (for idle waits).
+
+        Returns:
+          The earliest of the next refill or lot expiry, increment boundary and hang-up,
+          capped at `end_ms`; a lower bound when only the call table's watch is consulted,
+          never later than the true instant.
+        """
         nxt = self.ledger.next_fixed_after(self.now - 1)
         c = self.calls
         bound = c.next_due_bound() if c.watch_until > self.now else None
@@ -132,9 +181,11 @@ class RatingEngine:
         return min(nxt, self.setup.end_ms)
 
     def balances(self) -> NDArray[np.int64]:
+        """A copy of every org's balance (micro-units), by org index."""
         return self.ledger.balance.copy()
 
     def pool_remaining(self) -> NDArray[np.int64]:
+        """A copy of every pool's remaining seconds, by pool index (`tables.pool_names`)."""
         return self.ledger.pool_remaining.copy()
 
     def active_by_type(self) -> NDArray[np.int64]:
@@ -166,7 +217,7 @@ class RatingEngine:
 
     def _window(self, t0, t1, arr: Arrivals, touched, events):
         # Parts that are empty are skipped rather than built: in server mode a window is one
-        # millisecond with a few arrivals, and each empty pass cost as much as a full one.
+        # millisecond with a few arrivals, and each empty pass costs as much as a full one.
         parts: list[CdrBatch] = []
         if len(arr):
             adm = self.admission.admit(arr)

@@ -140,7 +140,8 @@ class Ledger:
 
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
-        """A lot of `amount` bought at `t`, all the org spent before passed to `spend`."""
+        """Org o buys `amount` at t, a lot expiring 12 months later (SPEC §3 Credits); all the org
+        spent before is passed to `spend` first."""
         expires = lot_expiry_ms(self.setup.start, t)
         lots = self.lots_of(o)
         first = lots.first_expiry()

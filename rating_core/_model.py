@@ -20,6 +20,8 @@ from datetime import date, datetime
 import numpy as np
 from numpy.typing import NDArray
 
+from ._columns import with_room
+
 MICRO = 1_000_000
 MS_PER_S = 1_000
 
@@ -57,6 +59,8 @@ CALL_TYPE_NAMES = ("outbound", "domestic", "international", "conference_dial_out
 
 
 class EndReason(enum.IntEnum):
+    """How a call ended (SPEC §3 Failing, admission); `END_REASON_NAMES` spells each in outputs."""
+
     HANGUP = 0
     DROPPED_BALANCE_EXHAUSTED = 1
     BLOCKED_NO_BALANCE = 2
@@ -112,12 +116,15 @@ class Credits:
 
 @dataclass(frozen=True)
 class User:
+    """One user of an org: their country sets the pools they feed and draw from."""
+
     id: str
     country: str  # ISO 3166 alpha-2
     licenses: frozenset[str]  # as written; `e5` is expanded by `effective_licenses`
 
     @functools.cached_property  # read per user by the pools and the admission tables
     def effective_licenses(self) -> frozenset[str]:
+        """The licenses with `e5` expanded to phone_system + audio_conferencing (SPEC §2)."""
         if "e5" in self.licenses:
             return self.licenses | {"phone_system", "audio_conferencing"}
         return self.licenses
@@ -125,6 +132,8 @@ class User:
 
 @dataclass(frozen=True)
 class Org:
+    """One tenant: its users, toll-free numbers and credits (None: a balance of 0)."""
+
     id: str
     users: tuple[User, ...]
     toll_free_numbers: tuple[str, ...] = ()  # "+1800..." strings as written
@@ -155,6 +164,7 @@ def parse_number(text: str) -> int:
 
 
 def format_number(digits: int) -> str:
+    """12125550100 -> '+12125550100'; 0 (no number) -> ''."""
     return f"+{digits}" if digits > 0 else ""
 
 
@@ -181,15 +191,18 @@ class Arrivals:
 
     @classmethod
     def empty(cls) -> "Arrivals":
+        """A batch of no arrivals, with the columns' dtypes."""
         return cls(*(np.empty(0, dtype=dt) for dt in _ARRIVAL_DTYPES))
 
     @classmethod
     def concat(cls, parts: "list[Arrivals]") -> "Arrivals":
+        """The batches one after another (the caller keeps them in (t_ms, call_id) order)."""
         if not parts:
             return cls.empty()
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _ARRIVAL_FIELDS))
 
     def take(self, idx: NDArray[np.intp] | slice) -> "Arrivals":
+        """The arrivals at `idx` (an index array, a mask or a slice)."""
         return Arrivals(*(getattr(self, f)[idx] for f in _ARRIVAL_FIELDS))
 
 
@@ -228,9 +241,11 @@ class CdrBatch:
 
     @classmethod
     def concat(cls, parts: "list[CdrBatch]") -> "CdrBatch":
+        """The batches one after another, in the order given."""
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in CDR_FIELDS))
 
     def take(self, idx: NDArray[np.intp] | slice) -> "CdrBatch":
+        """The CDRs at `idx` (an index array, a mask or a slice)."""
         return CdrBatch(*(getattr(self, f)[idx] for f in CDR_FIELDS))
 
 
@@ -248,8 +263,8 @@ class CdrBuffer:
     """CdrBatches appended one after another, taken back as one batch.
 
     `CdrBatch.concat` costs about a microsecond per part and column: a second
-    of server ticks (a thousand batches of a few CDRs) took ~20 ms to merge, in
-    one GIL-holding burst that every setup in flight waited out.  Appending
+    of server ticks (a thousand batches of a few CDRs) would take ~20 ms to merge,
+    in one GIL-holding burst that every setup in flight would wait out.  Appending
     to columns that grow by doubling costs the same per batch, spread over
     the ticks, and `take` hands the filled columns over without copying.
     """
@@ -267,15 +282,12 @@ class CdrBuffer:
         return self._n
 
     def append(self, batch: CdrBatch) -> None:
+        """Add `batch`'s CDRs after those appended so far (copied: the batch may be reused)."""
         m = len(batch)
         if not m:
             return
         n, end = self._n, self._n + m
-        if end > len(self._cols[0]):
-            grown = self._empty(max(2 * end, self._capacity))
-            for new, old in zip(grown, self._cols):
-                new[:n] = old[:n]
-            self._cols = grown
+        self._cols = with_room(self._cols, n, end, self._capacity)
         for col, name in zip(self._cols, CDR_FIELDS):
             col[n:end] = getattr(batch, name)
         self._n = end

@@ -6,7 +6,7 @@ rules one event at a time."  Each case is rated by `reference.run_reference` and
 The reference's own invariants are checked on the same cases, so a bug shared by both
 implementations still has to get past them.
 
-More examples:  CALLSIM_DIFF_EXAMPLES=5000 python -m pytest tests/test_differential.py
+More examples:  CALLSIM_DIFF_EXAMPLES=5000 python -m pytest tests/rating_core/test_differential.py
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ def first_difference(what: str, columns: tuple[str, ...], expected: list, actual
     return ""
 
 
-def run_engine_as_server(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
+def run_engine_as_server(setup: RatingSetup, arrivals: Arrivals, cuts: list[int], tuning=None):
     """Feed the engine as `callsim serve` does: holding times unknown (FOREVER) at setup, and
     each hang-up told with `hangup()` before the window it falls in (or, for a call hung up in
     the window it arrives in, as its holding time, as the exchange does)."""
     RatingEngine, canonical_cdrs, canonical_events = engine_api()
-    from rating_core import FOREVER_MS
+    from rating_core import FOREVER_MS, Tuning
 
-    engine = RatingEngine(setup)
+    engine = RatingEngine(setup, tuning or Tuning())
     hang_at = arrivals.t_ms + arrivals.holding_ms
     batches, events = [], []
     t = 0
@@ -139,17 +139,13 @@ def server_cases(draw):
 def test_engine_fed_as_a_server_matches_reference(case):
     """Hang-ups told as they happen (`RatingEngine.hangup`), many short windows: the path of
     `callsim serve`, including the call table's watch of rows due soon."""
-    import rating_core._calls as calls
+    from rating_core import Tuning
 
     setup, arrivals, cuts, watch_ms = case
     engine_api()
     note(f"cuts={cuts} watch_ms={watch_ms}")
     want_cdrs, want_events = run_reference(setup, arrivals)
-    saved, calls.WATCH_MS = calls.WATCH_MS, watch_ms
-    try:
-        got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts)
-    finally:
-        calls.WATCH_MS = saved
+    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms))
     problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
@@ -158,11 +154,20 @@ def test_engine_fed_as_a_server_matches_reference(case):
 @CASES
 @given(windowed_cases())
 def test_engine_matches_reference_in_any_windows(case):
+    engine_matches_reference_in_windows(case)
+
+
+def engine_matches_reference_in_windows(case, **tuning):
+    """Assert that the engine, built with `Tuning(**tuning)` and fed in the case's windows,
+    gives the reference's CDRs and events."""
     setup, arrivals, cuts = case
-    engine_api()  # skip before the reference runs, while there is no engine
+    RatingEngine, _, _ = engine_api()  # skip before the reference runs, while there is no engine
+    from rating_core import Tuning
+
     note(f"cuts={cuts}")
     want_cdrs, want_events = run_reference(setup, arrivals)
-    got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts)
+    engine = RatingEngine(setup, Tuning(**tuning))
+    got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts, engine)
     problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem
@@ -207,27 +212,15 @@ def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, c
 def test_engine_stepping_fallback_matches_reference(case):
     """Same, with the engine's bulk path giving up after one special instant per window,
     so its one-increment-at-a-time fallback is what gets compared."""
-    import rating_core._charging as charging
-
-    saved, charging.MAX_SPECIALS = charging.MAX_SPECIALS, 1
-    try:
-        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
-    finally:
-        charging.MAX_SPECIALS = saved
+    engine_matches_reference_in_windows(case, max_specials=1)
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
 @given(windowed_cases())
 def test_engine_halving_slow_windows_matches_reference(case):
     """Same, with every window whose slow orgs have more than one increment to expand charged
-    as two halves (big runs do it above SPLIT_ROWS; the cases here are small)."""
-    import rating_core._charging as charging
-
-    saved, charging.SPLIT_ROWS = charging.SPLIT_ROWS, 1
-    try:
-        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
-    finally:
-        charging.SPLIT_ROWS = saved
+    as two halves (big runs do it above `Tuning.split_rows`; the cases here are small)."""
+    engine_matches_reference_in_windows(case, split_rows=1)
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
@@ -235,13 +228,7 @@ def test_engine_halving_slow_windows_matches_reference(case):
 def test_engine_with_array_admission_matches_reference(case):
     """Same, with every window admitted by the array passes rather than the small-batch memo
     (the cases here are small, so the memo is what the tests above compare)."""
-    import rating_core._admission as admission
-
-    saved, admission.SMALL_BATCH = admission.SMALL_BATCH, 0
-    try:
-        test_engine_matches_reference_in_any_windows.hypothesis.inner_test(case)
-    finally:
-        admission.SMALL_BATCH = saved
+    engine_matches_reference_in_windows(case, small_batch=0)
 
 
 @CASES

@@ -47,25 +47,19 @@ operations = st.lists(st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(operations)
 def test_watch_holds_every_row_due_before_its_horizon(ops):
-    import rating_core._calls as calls
-
-    saved, calls.WATCH_MS = calls.WATCH_MS, WATCH_MS
-    try:
-        table = CallTable()
-        for op in ops:
-            _apply(table, op)
-            if table.watch_until >= 0:
-                candidates = table.due_candidates(table.watch_until)
-                assert candidates is not None
-                assert must_watch(table) <= set(candidates.tolist()), op
-                assert list(candidates) == sorted(set(candidates.tolist()))  # sorted, no repeats
-                assert table.due_candidates(table.watch_until + 1) is None
-                due = np.minimum(table.view("next_ms"), table.view("hangup_ms"))
-                truth = int(due.min(where=table.view("alive"), initial=2**62))
-                bound = table.next_due_bound()
-                assert bound <= truth and (bound == truth or bound == table.watch_until)
-    finally:
-        calls.WATCH_MS = saved
+    table = CallTable(watch_ms=WATCH_MS)
+    for op in ops:
+        _apply(table, op)
+        if table.watch_until >= 0:
+            candidates = table.due_candidates(table.watch_until)
+            assert candidates is not None
+            assert must_watch(table) <= set(candidates.tolist()), op
+            assert list(candidates) == sorted(set(candidates.tolist()))  # sorted, no repeats
+            assert table.due_candidates(table.watch_until + 1) is None
+            due = np.minimum(table.view("next_ms"), table.view("hangup_ms"))
+            truth = int(due.min(where=table.view("alive"), initial=2**62))
+            bound = table.next_due_bound()
+            assert bound <= truth and (bound == truth or bound == table.watch_until)
 
 
 def _apply(table: CallTable, op: tuple) -> None:

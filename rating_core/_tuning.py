@@ -1,0 +1,31 @@
+"""The engine's tuning knobs: sizes that trade speed for memory, never results.
+
+Every field changes only which path (bulk or stepped, memo or array passes,
+watched rows or a full pass) computes an answer; SPEC §3 results are the same
+for any positive values.  Tests pass extreme values to force the rare paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Sizes of the rating engine's fast paths (`RatingEngine(setup, tuning=Tuning(...))`).
+
+    Attributes:
+      max_specials: special instants (a refused charge, a failing recharge) per org and
+        window that the bulk charging handles before stepping the rest of the window one
+        increment at a time.
+      split_rows: increments to expand one row each in a window above which the window is
+        charged as two halves.
+      small_batch: arrival batches up to this size are admitted through the memo of earlier
+        identical calls rather than the array passes (0: always the array passes).
+      watch_ms: how far ahead of a full pass the call table watches the rows due soon.
+    """
+
+    max_specials: int = 16
+    split_rows: int = 16_384
+    small_batch: int = 256
+    watch_ms: int = 1_000

@@ -1,0 +1,129 @@
+"""Each SPEC §3 rule has one home in the rating core, named in `rating_core`'s docstring.
+
+The table in `rating_core.__doc__` is what a newcomer reads to find the function
+to edit for a rule: every name in it must exist.  The increment rules
+(`rating_core/_increments.py`) are called with arrays by the bulk passes and with
+one call's scalars by the stepping path: both must give the same answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import FrozenInstanceError
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rating_core
+from rating_core import _increments as inc
+from rating_core._columns import with_room
+
+CORE = Path(rating_core.__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def _rule_table() -> list[tuple[str, str]]:
+    """(rule, dotted function) rows of the docstring's rule table."""
+    doc = rating_core.__doc__
+    table = doc.split("Where each SPEC §3 rule lives", 1)[1]
+    return re.findall(r"``(_\w+)\.([\w.]+)``", table)
+
+
+def test_every_function_the_rule_table_names_exists() -> None:
+    rows = _rule_table()
+    assert len(rows) >= 20
+    for module, name in rows:
+        obj = importlib.import_module(f"rating_core.{module}")
+        for part in name.split("."):
+            obj = getattr(obj, part)  # AttributeError names the stale row
+        assert callable(obj), f"{module}.{name}"
+
+
+def test_the_increment_cost_is_computed_in_one_place() -> None:
+    """ceil(rate × r / 60) is written only in `_increments.ceil_cost`."""
+    homes = [p.name for p in CORE.glob("*.py") if re.search(r"\+ 59\)\s*//\s*60", p.read_text())]
+    assert homes == ["_increments.py"]
+
+
+_ints = st.integers(0, 10**9)
+
+
+@given(st.lists(st.tuples(_ints, _ints, _ints, st.booleans(), _ints), min_size=1, max_size=20))
+def test_increment_rules_give_the_same_answer_on_scalars_and_arrays(rows) -> None:
+    """The stepper passes one call's values as Python ints and bools, the bulk passes arrays."""
+    rate, s, remaining, ok, balance = (np.array(col) for col in zip(*rows))
+    p = inc.pool_part(remaining, s)
+    r = s - p
+    cost = inc.ceil_cost(rate, r)
+    refused = inc.refused(r, ok, cost, balance)
+    exhausts = inc.exhausts(r, ok, cost, balance)
+    reason = inc.refused_reason(s)
+    for i, (rate_i, s_i, rem_i, ok_i, bal_i) in enumerate(rows):  # plain ints and bools
+        p_i = inc.pool_part(rem_i, s_i)
+        cost_i = inc.ceil_cost(rate_i, s_i - p_i)
+        assert p_i == min(rem_i, s_i) == p[i]
+        assert cost_i == -(-rate_i * (s_i - p_i) // 60) == cost[i]
+        assert inc.refused(s_i - p_i, ok_i, cost_i, bal_i) == refused[i]
+        assert inc.exhausts(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
+        assert inc.refused_reason(s_i) == reason[i]
+
+
+def test_refusal_follows_spec_paying_one_increment() -> None:
+    for ok, not_ok in ((True, False), (np.array([True]), np.array([False]))):
+        assert not inc.refused(0, not_ok, 0, 0)  # the pool pays it all: credits not asked
+        assert inc.refused(1, not_ok, 0, 10)  # credits must pay, and are not allowed
+        assert inc.refused(1, ok, 11, 10) and inc.exhausts(1, ok, 11, 10)  # the balance is lower
+        assert not inc.refused(1, ok, 10, 10)  # the balance is enough
+        assert not inc.exhausts(1, not_ok, 11, 10)  # refused, but not for the balance
+    assert inc.refused_reason(0) == rating_core.EndReason.BLOCKED_NO_BALANCE
+    assert inc.refused_reason(60) == rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED
+
+
+def test_boundaries_follow_spec_increments() -> None:
+    """Answered at a with increment first/next: a, a + first, a + first + next, ..."""
+    j = np.arange(4)
+    assert inc.boundary_ms(5_000, 30, 6, j).tolist() == [5_000, 35_000, 41_000, 47_000]
+
+
+def test_columns_grow_by_doubling_and_keep_their_rows() -> None:
+    cols = [np.arange(4, dtype=np.int64), np.array([True, False, True, False])]
+    assert with_room(cols, 4, 4, 64)[0] is cols[0]  # room enough: the same arrays
+    grown = with_room(cols, 3, 5, 8)
+    assert [len(c) for c in grown] == [10, 10]
+    assert [c.dtype for c in grown] == [np.int64, np.bool_]
+    assert grown[0][:3].tolist() == [0, 1, 2] and grown[1][:3].tolist() == [True, False, True]
+    assert len(with_room(cols, 0, 5, 1024)[0]) == 1024
+
+
+def test_tuning_is_passed_to_the_engine_not_patched() -> None:
+    tuning = rating_core.Tuning(max_specials=1, split_rows=2, small_batch=0, watch_ms=7)
+    with pytest.raises(FrozenInstanceError):
+        tuning.watch_ms = 8  # type: ignore[misc]
+    setup = rating_core.RatingSetup(
+        start=datetime(2026, 1, 1, tzinfo=timezone.utc), end_ms=1000, currency="EUR",
+        plans=rating_core.Plans(), tariffs=(), toll_free_tariffs=(), orgs=(),
+    )
+    engine = rating_core.RatingEngine(setup, tuning)
+    assert engine.admission.small_batch == 0
+    assert engine.calls.watch_ms == 7
+    assert (engine._charger.max_specials, engine._charger.split_rows) == (1, 2)
+
+
+def test_no_test_patches_a_rating_core_global_or_calls_hypothesis_internals() -> None:
+    """Tests choose the engine's tuning with a `Tuning`, and use Hypothesis' public API."""
+    patched = re.compile(r"(rating_core\.\w+|\b(?:charging|admission|calls|ledger|engine))\.[A-Z_]{2,}\s*=[^=]")
+    set_attr = re.compile(r"setattr\(\s*(rating_core\.\w+|charging|admission|calls|ledger|engine)\s*,\s*[\"'][A-Z_]{2,}[\"']")
+    private = re.compile(r"hypothesis\.internal|\.hypothesis\.inner_test|\bfind_any\b")
+    me = Path(__file__).resolve()
+    for path in TESTS.rglob("*.py"):
+        if path.resolve() == me:
+            continue
+        text = path.read_text()
+        assert not patched.search(text), path
+        assert not set_attr.search(text), path
+        assert not private.search(text), path
