@@ -27,9 +27,8 @@ from ._cli_common import (
     EXIT_USAGE,
     UsageError,
     add_force_argument,
-    count,
     epilog,
-    exit_now,
+    exit_now,  # simulator._entry ends a finished command with cli.exit_now
     load_checked,
     path,
     port,

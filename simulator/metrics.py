@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, EventColumns
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO, EventColumns, group_sum
 
 if TYPE_CHECKING:
     from rating_core import RatingEngine
@@ -274,8 +274,8 @@ class RunMetrics:
             charged_micro=old.charged_micro + p.charged_micro,
             expired_micro=old.expired_micro + p.expired_micro,
             recharges=old.recharges + p.recharges,
-            balance_micro=_group_sum(self._org_label, engine.balances(), n_labels),
-            pool_remaining_s=_group_sum(self._pool_series, engine.pool_remaining(), len(self.pool_labels)),
+            balance_micro=group_sum(self._org_label, engine.balances(), n_labels),
+            pool_remaining_s=group_sum(self._pool_series, engine.pool_remaining(), len(self.pool_labels)),
             sim_ms=engine.now,
         )
         self._active = active
@@ -366,13 +366,6 @@ class _RunCollector(Collector):
                     recharges.add_metric([org, outcome], int(s.recharges[i, k]))
             sim_time.add_metric([], s.sim_ms / 1000)
         yield from (started, ended, active, pools, balance, charged, recharges, expired, sim_time)
-
-
-def _group_sum(keys: NDArray[np.intp], values: NDArray[np.int64], n: int) -> NDArray[np.int64]:
-    """Exact int64 sums of `values` by `keys` in [0, n) (bincount's weights would sum as floats)."""
-    out = np.zeros(n, dtype=np.int64)
-    np.add.at(out, keys, values)
-    return out
 
 
 class MetricsServer:

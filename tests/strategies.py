@@ -34,7 +34,7 @@ from rating_core._model import (
     Tariff,
     User,
 )
-from reference import add_months, lot_expiry_ms, month_starts_ms, ms_between
+from .reference import add_months, lot_expiry_ms, month_starts_ms, ms_between
 
 T = TypeVar("T")
 Draw = Callable[[st.SearchStrategy[Any]], Any]

@@ -16,8 +16,8 @@ import pytest
 import rating_core._charging as charging
 from rating_core._ledger import Ledger
 from rating_core._model import Credits, Org, Plans, RatingSetup, Tariff, User
-from strategies import arrivals_from_rows
-from test_differential import engine_matches_reference_with_lots
+from ..strategies import arrivals_from_rows
+from .test_differential import engine_matches_reference_with_lots
 
 START = datetime(2026, 11, 1, 23, 55, tzinfo=timezone.utc)  # the card of 2026-11-01 expires 5 minutes in
 LICENSES = frozenset({"phone_system", "domestic_calling_plan", "communications_credits"})

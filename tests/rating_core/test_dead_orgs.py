@@ -27,9 +27,9 @@ import pytest
 
 import rating_core._charging as charging
 from rating_core._model import CallKind, Credits, Org, Plans, RatingSetup, Tariff, User
-from reference import month_starts_ms, run_reference
-from strategies import arrivals_from_rows
-from test_differential import (
+from ..reference import month_starts_ms, run_reference
+from ..strategies import arrivals_from_rows
+from .test_differential import (
     CDR_COLUMNS,
     EVENT_COLUMNS,
     first_difference,

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from rating_core._model import Arrivals, CallKind, CdrBatch, RatingSetup
-from reference import (
+from ..reference import (
     longest_prefix,
     month_starts_ms,
     pool_capacities_s,
     run_reference,
 )
-from strategies import anchors_ms, rating_cases, recharge_cases, window_cuts, windowed_cases
+from ..strategies import anchors_ms, rating_cases, recharge_cases, window_cuts, windowed_cases
 
 EXAMPLES = int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300"))
 CASES = settings(

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 import pytest
 
 from rating_core._model import Credits, Org, Plans, RatingSetup, Tariff, User
-from reference import run_reference
-from strategies import arrivals_from_rows
-from test_differential import engine_matches_reference_with_lots
+from ..reference import run_reference
+from ..strategies import arrivals_from_rows
+from .test_differential import engine_matches_reference_with_lots
 
 START = datetime(2028, 2, 28, 12, tzinfo=timezone.utc)
 HOUR, DAY = 3_600_000, 86_400_000

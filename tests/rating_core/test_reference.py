@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from rating_core._model import CallKind, Credits, Org, Plans, RatingSetup, Tariff, User
-from reference import (
+from ..reference import (
     lot_expiry_ms,
     month_starts_ms,
     ms_between,
     pool_capacities_s,
     run_reference,
 )
-from strategies import arrivals_from_rows
+from ..strategies import arrivals_from_rows
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DAY_MS = 86_400_000
