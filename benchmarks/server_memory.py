@@ -1,6 +1,6 @@
 """RSS of `callsim serve` under clients that hoard its memory, and after they leave.
 
-Two loads from docs/server.md §5 (issue 13), against a server started here on
+Two loads from docs/server.md §5, against a server started here on
 scenarios/server_demo.toml:
 
 * `--readers N`: N clients log in (org bench) and send setup+hangup pairs as

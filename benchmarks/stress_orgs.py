@@ -1,4 +1,4 @@
-"""Write a stress scenario of many orgs, healthy, dead and exhausted in turn (issue 13).
+"""Write a stress scenario of many orgs, healthy, dead and exhausted in turn.
 
     python benchmarks/stress_orgs.py OUT.toml [--orgs N] [--users U] [--calls-per-hour R]
                                               [--duration D] [--name NAME]
@@ -23,7 +23,7 @@ HEADER = """\
 # {name}: {orgs:,} orgs of {users} user(s), {rate:,} domestic calls/h each, for {duration};
 # healthy, dead (card expired, credits spent) and exhausted (no credits, pool dry) in turn.
 # Written by: python benchmarks/stress_orgs.py {args}
-# `callsim bench` reports its calls per second as a "stress" row (issue 13).
+# `callsim bench` reports its calls per second as a "stress" row.
 
 [simulation]
 name = "{name}"

@@ -1,4 +1,4 @@
-"""The ORACLE for cdrs.csv: how polars wrote the rows until 2026-11-26, kept for the tests.
+"""The ORACLE for cdrs.csv: an independent writer built on polars, kept for the tests.
 
 `simulator.outputs._csv_columns` builds cdrs.csv with numpy alone (faster, and no
 polars import in a run); this module is the former writer, an independent

@@ -18,7 +18,7 @@ from simulator.run import RunOptions, run_scenario
 from simulator.scenario import load_scenario, parse_scenario
 from simulator.switch import TICK_S, VIRTUAL_WINDOW_MS, WindowReport
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+from ..scenarios import SCENARIOS
 OUTPUTS = ("cdrs.csv", "cdrs.msgpack", "events.jsonl", "summary.json")
 
 # Ten seconds across a month refill, with increments of 1, 3 and 6 s: boundaries, hang-ups, a
