@@ -21,6 +21,7 @@ from ._cli_common import (
     add_force_argument,
     count,
     load_checked,
+    path,
     port,
     seconds,
 )
@@ -48,7 +49,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     serve.add_argument("--port", type=port, default=7060, help="TCP port (default: 7060; 0: any free port)")
     serve.add_argument("--metrics-port", type=port, default=None, metavar="PORT",
                        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
-    serve.add_argument("--out", type=Path, default=None, metavar="DIR",
+    serve.add_argument("--out", type=path, default=None, metavar="DIR",
                        help="where cdrs.csv, events.jsonl and summary.json go "
                             "(default: ./serve-<scenario name>)")
     serve.add_argument("--max-frame", type=count, default=1 << 20, metavar="BYTES",

@@ -41,6 +41,17 @@ def test_a_bench_size_beyond_its_bound_is_one_line_and_exit_2(capsys, option: st
     assert option in line and "whole number" in line
 
 
+def test_serve_refuses_an_empty_out(capsys) -> None:
+    """"" would be the current directory, whose summary.json the server would replace; the
+    parser refuses it, before anything is loaded or listened on."""
+    with pytest.raises(SystemExit) as stop:
+        cli.build_parser().parse_args(["serve", str(REPO / "scenarios" / "server_demo.toml"),
+                                       "--out", ""])
+    assert stop.value.code == cli.EXIT_USAGE
+    [line] = capsys.readouterr().err.splitlines()
+    assert "--out" in line and "empty" in line
+
+
 def test_the_fastest_speed_still_runs(tmp_path: Path, capsys) -> None:
     assert cli.main(["run", QUICKSTART, "--out", str(tmp_path), "--quiet", "--speed", "1e6"]) == 0
 
