@@ -26,7 +26,6 @@ succeeds from `Ledger` (`wants_recharge`, `may_attempt`, `card_valid`).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,6 +110,7 @@ class Charger:
     def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning()) -> None:
         self.max_specials = tuning.max_specials
         self.split_rows = tuning.split_rows
+        self.step_below = tuning.step_below
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -291,8 +291,12 @@ class Charger:
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
         """Commit up to each org's next special instant, step that instant alone, repeat.
 
-        An org with more than `max_specials` special instants in one window is
-        stepped one increment at a time for the rest of it instead.
+        An org with more than `max_specials` special instants in one window, or
+        whose special instants come closer than `step_below` increments (an org
+        stuck below its trigger, its recharges smaller than what a charge
+        costs: about every other charge refused), is stepped one increment at a
+        time for the rest of it instead: each pass here costs as much as
+        stepping thousands of increments.
         """
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
@@ -301,15 +305,21 @@ class Charger:
             self._add_recharges(recharges, out)  # first: spending takes from the front of the lots
             committed = rows.t < special[rows.org]
             self._commit_rows(rows, committed, p, cost, out)
+            paid = np.bincount(rows.org[committed], minlength=self.n_orgs)
             rows = rows.take(~committed)
             active = slow & (special < t1)
             if not active.any():
                 return
             dead = self._dead_orgs(rows, active, t1)
             self._charge_dead(rows.take(dead[rows.org]), out)
-            slow = active & ~dead
+            dense = active & ~dead & (paid < self.step_below)
+            for o in np.flatnonzero(dense):
+                self._step_org(int(o), int(special[o]), t1, other, safe, out)
+            slow = active & ~dead & ~dense
+            if not slow.any():
+                return
             for o in np.flatnonzero(slow):
-                self._step_instant(int(o), int(special[o]), rows, out)
+                self._step_instant(int(o), int(special[o]), out)
             cursor = np.where(slow, special + 1, cursor)
             keep = slow[rows.org] & (rows.t >= cursor[rows.org])
             rows = rows.take(keep & self.calls.col["alive"][rows.call])
@@ -332,14 +342,10 @@ class Charger:
         out.recharges.append(EventColumns.recharges(recharges.t, org, recharges.balance,
                                                     led.recharge_amounts[org]))
 
-    def _step_instant(self, o: int, t: int, rows: "_Rows", out: WindowOutcome) -> None:
-        """Charge org o's increments due at t one by one, then run its recharge check."""
-        stepper = _OrgStepper(self, o, t + 1, out)
-        at = np.flatnonzero((rows.org == o) & (rows.t == t))
-        for i in rows.call[at].tolist():  # rows are in call_id order within an instant
-            if self.calls.col["alive"][i]:
-                stepper.charge(i, t)
-        stepper.recharge_check(t)
+    def _step_instant(self, o: int, t: int, out: WindowOutcome) -> None:
+        """Charge org o's increments due at t one by one, then run its recharge check (an org
+        instant: it holds a refused charge or a failing attempt)."""
+        _OrgStepper(self, o, t + 1, out).run(t, np.array([t], dtype=np.int64))
 
     # -- 3b. orgs whose balance cannot pay anything until the window ends --
     def _dead_orgs(self, rows: "_Rows", candidates, t1: int) -> NDArray[np.bool_]:
@@ -697,12 +703,25 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
     np.minimum.at(out, org, t)
 
 
+HANGUP, CHARGE, OTHER = 0, 1, 2  # SPEC §3 order within an org instant: hang-ups, charges, the rest
+
+
 class _OrgStepper:
-    """Exact one-increment-at-a-time charging of one org from an instant to the window's end."""
+    """Exact one-increment-at-a-time charging of one org over [t_from, t1), as the rules read.
+
+    The decisions are sequential: a refused charge ends its call (no later boundary, and its
+    hang-up is no org instant), and each instant's recharge depends on the balance its
+    charges leave.  So they are taken in one loop over plain Python ints and lists, the org's
+    increments, hang-ups and other instants merged in SPEC §3 order; the arrays are built
+    before it and its outcome applied after it in bulk, as the bulk passes apply theirs:
+    recharges as lots and event columns (`Charger._add_recharges`), payments with
+    `Charger._commit_rows`, refused calls with `_end_refused`.  Each decision asks its rule's
+    home: `pool_part`, `ceil_cost`, `refused`, `exhausts`, and the ledger's `wants_recharge`,
+    `may_attempt`, `card_valid`, `fail_attempt` and `report_exhausted`.
+    """
 
     def __init__(self, charger: Charger, o: int, t1: int, out: WindowOutcome) -> None:
-        self.led = charger.ledger
-        self.c = charger.calls
+        self.charger = charger
         self.o = o
         self.t1 = t1
         self.out = out
@@ -710,71 +729,97 @@ class _OrgStepper:
     def run(self, t_from: int, other_t: NDArray[np.int64]) -> None:
         """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
         (boundary, call_id), then the recharge check; `other_t`: its other org instants."""
-        c = self.c
-        rows = np.flatnonzero(c.view("alive") & (c.view("org") == self.o))
-        nb, hang, cid = c.col["next_ms"], c.col["hangup_ms"], c.col["call_id"]
-        heap = [(int(nb[i]), int(cid[i]), int(i)) for i in rows if nb[i] < min(hang[i], self.t1)]
-        heapq.heapify(heap)
-        hangups = [(int(hang[i]), int(i)) for i in rows if t_from <= hang[i] < self.t1]
-        instants = sorted(set(int(x) for x in other_t))
-        hangups.sort()
-        hi = ii = 0
-        while True:
-            t = min(heap[0][0] if heap else NEVER,
-                    instants[ii] if ii < len(instants) else NEVER,
-                    hangups[hi][0] if hi < len(hangups) else NEVER)
-            if t >= self.t1:
-                return
-            had = False
-            while ii < len(instants) and instants[ii] == t:
-                ii, had = ii + 1, True
-            while hi < len(hangups) and hangups[hi][0] == t:
-                had |= bool(c.col["alive"][hangups[hi][1]])
-                hi += 1
-            while heap and heap[0][0] == t:
-                _, _, i = heapq.heappop(heap)
+        ch, o, t1 = self.charger, self.o, self.t1
+        c, led = ch.calls, ch.ledger
+        calls = np.flatnonzero(c.view("alive") & (c.view("org") == o))  # in call_id order
+        due = _Due(c, t1, np.append(led.pool_remaining, 0), calls)
+        rows = _Rows.expand(due, due.due)
+        n = len(rows.t)
+        hang = c.col["hangup_ms"][calls]
+        hung = np.flatnonzero((hang >= t_from) & (hang < t1))
+        other_t = np.asarray(other_t, dtype=np.int64)
+        other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
+        t = np.concatenate([rows.t, hang[hung], other])
+        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER], dtype=np.int64), [n, len(hung), len(other)])
+        ref = np.concatenate([np.arange(n), hung, np.zeros(len(other), dtype=np.int64)])
+        order = _order_by(t, kind, ref)  # charge rows are in call_id order within an instant
+        decided = self._decide(t[order].tolist(), kind[order].tolist(), ref[order].tolist(),
+                               rows, np.searchsorted(calls, rows.call), len(calls))
+        paid, p, cost, refused_at, recharges = decided
+        ch._add_recharges(recharges, self.out)  # first: spending takes from the front of the lots
+        if len(recharges.t):  # adding lots clears the flag; what the loop left it at stands
+            led.exhausted_reported[o] = self._reported
+        ch._commit_rows(rows, paid, p, cost, self.out)
+        if refused_at:
+            local, at = zip(*refused_at)
+            _end_refused(c, calls[list(local)], at, self.out)
+
+    def _decide(self, times: list[int], kinds: list[int], refs: list[int], rows: "_Rows",
+                local: NDArray[np.intp], n_calls: int):
+        """The loop: each charge paid or refused, each instant's recharge check."""
+        o, led, out = self.o, self.charger.ledger, self.out
+        n = len(rows.t)
+        call_of, seconds, pool_of = local.tolist(), rows.seconds.tolist(), rows.pool.tolist()
+        rate, credits_ok = rows.rate.tolist(), rows.credits_ok.tolist()
+        whole_cost = ceil_cost(rows.rate, rows.seconds).tolist()  # with no pool part
+        remaining = {pool: int(led.pool_remaining[pool]) for pool in set(pool_of) if pool >= 0}
+        alive = [True] * n_calls  # by index in the org's calls (`local`)
+        paid, p_of, cost_of = [False] * n, [0] * n, [0] * n
+        refused_at: list[tuple[int, int]] = []
+        recharge_t: list[int] = []
+        recharge_balance: list[int] = []
+        recharge_spent: list[int] = []
+        amount = int(led.recharge_amounts[o])
+        balance, spent = int(led.balance[o]), 0
+        reported = bool(led.exhausted_reported[o])
+        wants, may_attempt, card_valid = led.wants_recharge, led.may_attempt, led.card_valid
+        now, had = -1, False  # the instant being stepped, and whether it is an org instant
+        for t, kind, ref in zip(times + [NEVER], kinds + [OTHER], refs + [0]):
+            if t != now:
+                # the check after all events of the instant (SPEC §3 Credits)
+                if had and wants(balance, o) and may_attempt(now, o):
+                    if card_valid(now, o):
+                        balance += amount
+                        recharge_t.append(now)
+                        recharge_balance.append(balance)
+                        recharge_spent.append(spent)
+                        if reported:  # "once until credits are next added" (`Ledger.add_lot`)
+                            led.exhausted_reported[o] = reported = False
+                    else:
+                        out.events.append(led.fail_attempt(o, now, balance))
+                if t >= NEVER:
+                    break
+                now, had = t, False
+            if kind == CHARGE:
+                i = call_of[ref]
+                if not alive[i]:
+                    continue  # refused earlier: no boundary any more
                 had = True
-                if self.charge(i, t) and c.col["next_ms"][i] < min(hang[i], self.t1):
-                    heapq.heappush(heap, (int(nb[i]), int(cid[i]), i))
-            if had:
-                self.recharge_check(t)
-
-    def recharge_check(self, t: int) -> None:
-        """The org's auto-recharge check at t (`Ledger.recharge_check`), its event kept."""
-        ev = self.led.recharge_check(self.o, t)
-        if ev:
-            self.out.events.append(ev)
-
-    def charge(self, i: int, t: int) -> bool:
-        """Pay call row i's due increment at t (SPEC §3, atomic); False when it was refused."""
-        c, led, o = self.c, self.led, self.o
-        s = int(c.col["inc_s"][i])
-        pool = int(c.col["pool"][i])
-        take = pool_part(int(led.pool_remaining[pool]), s) if pool >= 0 else 0
-        r = s - take
-        cost = ceil_cost(int(c.col["rate"][i]), r)
-        credits_ok, balance = bool(c.col["credits_ok"][i]), int(led.balance[o])
-        if refused(r, credits_ok, cost, balance):
-            if exhausts(r, credits_ok, cost, balance):
-                ev = led.report_exhausted(o, t)
-                if ev:
-                    self.out.events.append(ev)
-            return self._fail(i, t)
-        if take:
-            led.pool_remaining[pool] -= take
-        if cost:
-            led.spend(o, cost)
-        c.col["billed_s"][i] += s
-        c.col["pool_s"][i] += take
-        c.col["credits_micro"][i] += cost
-        c.col["next_ms"][i] += 1000 * s
-        c.col["inc_s"][i] = c.col["next_s"][i]
-        c.col["inc_cost"][i] = c.col["next_cost"][i]
-        self.out.increments += 1
-        return True
-
-    def _fail(self, i: int, t: int) -> bool:
-        """End call row i, refused at t (`_end_refused` for one call, without its array passes)."""
-        self.c.end_one(i)
-        self.out.ended.add_one(i, t, refused_reason(int(self.c.col["billed_s"][i])))
-        return False
+                s, pool = seconds[ref], pool_of[ref]
+                if pool >= 0 and remaining[pool] > 0:
+                    take = pool_part(remaining[pool], s)
+                    cost = ceil_cost(rate[ref], s - take)
+                else:
+                    take, cost = 0, whole_cost[ref]
+                if refused(s - take, credits_ok[ref], cost, balance):
+                    if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
+                        out.events.append(led.report_exhausted(o, t, balance))
+                        reported = True
+                    alive[i] = False
+                    refused_at.append((i, t))
+                    continue
+                if take:
+                    remaining[pool] -= take
+                balance -= cost
+                spent += cost
+                paid[ref], p_of[ref], cost_of[ref] = True, take, cost
+            elif kind == HANGUP:
+                had = had or alive[ref]  # a refused call has already ended
+            else:
+                had = True
+        self._reported = reported
+        k = len(recharge_t)
+        recharges = _Recharges(np.full(k, o, dtype=np.int64), np.array(recharge_t, dtype=np.int64),
+                               np.array(recharge_balance, dtype=np.int64), np.array(recharge_spent, dtype=np.int64))
+        return (np.array(paid, dtype=bool), np.array(p_of, dtype=np.int64), np.array(cost_of, dtype=np.int64),
+                refused_at, recharges)

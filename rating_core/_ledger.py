@@ -68,10 +68,14 @@ class Ledger:
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
         self.recharge_amounts = np.array([c.recharge_amount_micro if c else 0 for c in credits], np.int64)
+        # the same settings as Python values, for the predicates asked about one org
+        self._recharge_on = self.recharge_on.tolist()
+        self._recharge_below = self.recharge_below.tolist()
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
         # first instant at which the card is no longer valid (NEVER: it never expires)
         until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
         self.card_until_ms = np.array([NEVER if u is None else u for u in until], dtype=np.int64)
+        self._card_until_ms = self.card_until_ms.tolist()
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
@@ -185,9 +189,11 @@ class Ledger:
             self._watch_expiry(o)
 
     def spend(self, o: int, amount: int) -> None:
-        """Take `amount` from the org's lots, the one expiring first first."""
+        """Take `amount` from the org's lots, the one expiring first first (`spend_many` for
+        one org)."""
         self.balance[o] -= amount
-        self._unsettled[o] += amount
+        self._unsettled[o] += amount - self._spent_ahead[o]
+        self._spent_ahead[o] = 0
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
         """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments).
@@ -218,17 +224,26 @@ class Ledger:
     # before `retry_after` has passed."  The three predicates below are that sentence; the
     # stepping check (`recharge_check`) and the bulk paths of the charging all ask them.
 
+    # Each takes one org's Python scalars (an int org: the stepping path, plain Python, ~10x
+    # faster than numpy scalars) or arrays.
+
     def wants_recharge(self, balance, orgs=slice(None)):
         """Whether an org with this balance asks for a recharge: enabled and strictly below the
         trigger.  `balance` and `orgs` are an org's (scalars) or arrays of the same shape."""
+        if isinstance(orgs, int):
+            return self._recharge_on[orgs] and balance < self._recharge_below[orgs]
         return self.recharge_on[orgs] & (balance < self.recharge_below[orgs])
 
     def may_attempt(self, t, orgs=slice(None)):
         """No retry wait is pending at instant `t` (scalars or arrays, as `wants_recharge`)."""
+        if isinstance(orgs, int):
+            return t >= int(self.retry_until[orgs])
         return t >= self.retry_until[orgs]
 
     def card_valid(self, t, orgs=slice(None)):
         """An attempt at `t` succeeds: the card is valid through the end of its last day."""
+        if isinstance(orgs, int):
+            return t < self._card_until_ms[orgs]
         return t < self.card_until_ms[orgs]
 
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
@@ -237,8 +252,13 @@ class Ledger:
             return None
         if self.card_valid(t, o):
             return self.recharge(o, t)
+        return self.fail_attempt(o, t, int(self.balance[o]))
+
+    def fail_attempt(self, o: int, t: int, balance: int) -> LedgerEvent:
+        """An attempt at `t` with an expired card: no attempt before `retry_after` has passed.
+        `balance` is the org's at t (the event reports it)."""
         self.retry_until[o] = t + self.retry_after[o]
-        return LedgerEvent(t, o, "recharge_failed", int(self.balance[o]), reason="card_expired")
+        return LedgerEvent(t, o, "recharge_failed", balance, reason="card_expired")
 
     def recharge(self, o: int, t: int) -> LedgerEvent:
         """A successful attempt at `t`: a lot of `recharge_amount`."""
@@ -256,9 +276,10 @@ class Ledger:
         fails = pending & ~self.card_valid(np.maximum(self.retry_until, t0))
         return pending, fails
 
-    def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:
-        """balance_exhausted, at most once until credits are next added."""
+    def report_exhausted(self, o: int, t: int, balance: int | None = None) -> LedgerEvent | None:
+        """balance_exhausted, at most once until credits are next added; `balance`: the org's
+        at t when the ledger's own is not up to date yet (the stepping path)."""
         if self.exhausted_reported[o]:
             return None
         self.exhausted_reported[o] = True
-        return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]))
+        return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]) if balance is None else balance)

@@ -18,6 +18,9 @@ class Tuning:
       max_specials: special instants (a refused charge, a failing recharge) per org and
         window that the bulk charging handles before stepping the rest of the window one
         increment at a time.
+      step_below: an org whose bulk pass paid fewer increments than this before its special
+        instant is stepped one increment at a time for the rest of the window (0: only after
+        `max_specials`).
       split_rows: increments to expand one row each in a window above which the window is
         charged as two halves.
       small_batch: arrival batches up to this size are admitted through the memo of earlier
@@ -26,6 +29,7 @@ class Tuning:
     """
 
     max_specials: int = 16
+    step_below: int = 256
     split_rows: int = 16_384
     small_batch: int = 256
     watch_ms: int = 1_000
