@@ -32,9 +32,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
-from ._events import EventColumns
+from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
-from ._ledger import NEVER, Ledger
+from ._ledger import NEVER, Ledger, attempt_allowed, card_accepts, recharge_wanted
 from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
@@ -336,9 +336,7 @@ class Charger:
         org = recharges.org
         if not len(org):
             return
-        for start, end in zip(*run_bounds(org)):
-            o = int(org[start])
-            led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+        _add_lots(led, recharges)
         out.recharges.append(EventColumns.recharges(recharges.t, org, recharges.balance,
                                                     led.recharge_amounts[org]))
 
@@ -698,6 +696,14 @@ def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
             - paid[np.searchsorted(row_key, org * width, side="left")])
 
 
+def _add_lots(led: Ledger, recharges: "_Recharges") -> None:
+    """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots`)."""
+    org = recharges.org
+    for start, end in zip(*run_bounds(org)):
+        o = int(org[start])
+        led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+
+
 def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np.int64]) -> None:
     """out[o] = min(out[o], earliest t of org o)."""
     np.minimum.at(out, org, t)
@@ -739,16 +745,17 @@ class _OrgStepper:
         hung = np.flatnonzero((hang >= t_from) & (hang < t1))
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        t = np.concatenate([rows.t, hang[hung], other])
-        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER], dtype=np.int64), [n, len(hung), len(other)])
-        ref = np.concatenate([np.arange(n), hung, np.zeros(len(other), dtype=np.int64)])
+        t = np.concatenate([rows.t, hang[hung], other, [NEVER]])  # NEVER: the last check's cue
+        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64), [n, len(hung), len(other), 1])
+        ref = np.concatenate([np.arange(n), hung, np.zeros(len(other) + 1, dtype=np.int64)])
         order = _order_by(t, kind, ref)  # charge rows are in call_id order within an instant
-        decided = self._decide(t[order].tolist(), kind[order].tolist(), ref[order].tolist(),
-                               rows, np.searchsorted(calls, rows.call), len(calls))
-        paid, p, cost, refused_at, recharges = decided
-        ch._add_recharges(recharges, self.out)  # first: spending takes from the front of the lots
-        if len(recharges.t):  # adding lots clears the flag; what the loop left it at stands
-            led.exhausted_reported[o] = self._reported
+        paid, p, cost, refused_at, recharges, events = self._decide(
+            t[order].tolist(), kind[order].tolist(), ref[order].tolist(), rows,
+            np.searchsorted(calls, rows.call), len(calls))
+        reported = bool(led.exhausted_reported[o])
+        _add_lots(led, recharges)  # first: spending takes from the front of the lots
+        led.exhausted_reported[o] = reported  # as the loop left it: the lots were added there
+        self.out.recharges.append(events)
         ch._commit_rows(rows, paid, p, cost, self.out)
         if refused_at:
             local, at = zip(*refused_at)
@@ -757,7 +764,7 @@ class _OrgStepper:
     def _decide(self, times: list[int], kinds: list[int], refs: list[int], rows: "_Rows",
                 local: NDArray[np.intp], n_calls: int):
         """The loop: each charge paid or refused, each instant's recharge check."""
-        o, led, out = self.o, self.charger.ledger, self.out
+        o, led = self.o, self.charger.ledger
         n = len(rows.t)
         call_of, seconds, pool_of = local.tolist(), rows.seconds.tolist(), rows.pool.tolist()
         rate, credits_ok = rows.rate.tolist(), rows.credits_ok.tolist()
@@ -767,28 +774,29 @@ class _OrgStepper:
         paid, p_of, cost_of = [False] * n, [0] * n, [0] * n
         refused_at: list[tuple[int, int]] = []
         recharge_t: list[int] = []
-        recharge_balance: list[int] = []
         recharge_spent: list[int] = []
-        amount = int(led.recharge_amounts[o])
+        events: list[tuple[int, int, int, int, int]] = []  # (t, kind, balance, amount, reason) in order
+        rule = led.recharge_rule(o)
+        on, below, amount, card_until = rule.on, rule.below, rule.amount, rule.card_until_ms
+        retry_until = int(led.retry_until[o])
         balance, spent = int(led.balance[o]), 0
         reported = bool(led.exhausted_reported[o])
-        wants, may_attempt, card_valid = led.wants_recharge, led.may_attempt, led.card_valid
         now, had = -1, False  # the instant being stepped, and whether it is an org instant
-        for t, kind, ref in zip(times + [NEVER], kinds + [OTHER], refs + [0]):
+        for t, kind, ref in zip(times, kinds, refs):
             if t != now:
                 # the check after all events of the instant (SPEC §3 Credits)
-                if had and wants(balance, o) and may_attempt(now, o):
-                    if card_valid(now, o):
+                if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
+                    if card_accepts(now, card_until):
                         balance += amount
                         recharge_t.append(now)
-                        recharge_balance.append(balance)
                         recharge_spent.append(spent)
-                        if reported:  # "once until credits are next added" (`Ledger.add_lot`)
+                        events.append((now, RECHARGE_SUCCEEDED, balance, amount, -1))
+                        if reported:  # once until credits are next added (`Ledger.add_lot`)
                             led.exhausted_reported[o] = reported = False
                     else:
-                        out.events.append(led.fail_attempt(o, now, balance))
-                if t >= NEVER:
-                    break
+                        led.fail_attempt(o, now, balance)
+                        retry_until = int(led.retry_until[o])
+                        events.append((now, RECHARGE_FAILED, balance, 0, CARD_EXPIRED))
                 now, had = t, False
             if kind == CHARGE:
                 i = call_of[ref]
@@ -803,8 +811,8 @@ class _OrgStepper:
                     take, cost = 0, whole_cost[ref]
                 if refused(s - take, credits_ok[ref], cost, balance):
                     if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
-                        out.events.append(led.report_exhausted(o, t, balance))
-                        reported = True
+                        reported = led.exhausted_unreported(o)
+                        events.append((t, BALANCE_EXHAUSTED, balance, 0, -1))
                     alive[i] = False
                     refused_at.append((i, t))
                     continue
@@ -817,9 +825,12 @@ class _OrgStepper:
                 had = had or alive[ref]  # a refused call has already ended
             else:
                 had = True
-        self._reported = reported
         k = len(recharge_t)
         recharges = _Recharges(np.full(k, o, dtype=np.int64), np.array(recharge_t, dtype=np.int64),
-                               np.array(recharge_balance, dtype=np.int64), np.array(recharge_spent, dtype=np.int64))
+                               np.empty(0, dtype=np.int64), np.array(recharge_spent, dtype=np.int64))
+        at, kind, bal, amt, reason = (np.array(col, dtype=np.int64) for col in zip(*events)) if events else (
+            np.empty(0, dtype=np.int64),) * 5
+        columns = EventColumns(at, np.full(len(at), o, dtype=np.int64), kind.astype(np.int8), bal, amt,
+                               reason.astype(np.int8))
         return (np.array(paid, dtype=bool), np.array(p_of, dtype=np.int64), np.array(cost_of, dtype=np.int64),
-                refused_at, recharges)
+                refused_at, recharges, columns)

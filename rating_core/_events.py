@@ -27,6 +27,9 @@ NO_BALANCE = frozenset({"pools_refilled"})
 #: recharge_failed reasons; the code of a reason is its index, -1 for none.
 REASONS = ("card_expired",)
 RECHARGE_SUCCEEDED = KIND_CODE["recharge_succeeded"]
+RECHARGE_FAILED = KIND_CODE["recharge_failed"]
+BALANCE_EXHAUSTED = KIND_CODE["balance_exhausted"]
+CARD_EXPIRED = REASONS.index("card_expired")
 
 
 class EventColumns:

@@ -12,6 +12,7 @@ later in the day, and is inserted ahead of it.
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +48,32 @@ def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
     return [p for p in out if p[2] > 0]
 
 
+def recharge_wanted(on, balance, below):
+    """SPEC §3 auto-recharge: "if enabled and the balance is strictly below `recharge_below`"."""
+    return on & (balance < below)
+
+
+def attempt_allowed(t, retry_until):
+    """SPEC §3 auto-recharge: "no retry wait is pending" at instant t."""
+    return t >= retry_until
+
+
+def card_accepts(t, card_until_ms):
+    """SPEC §3 auto-recharge: an attempt "on or before `card_expires`" adds a lot (the card is
+    valid through the end of that UTC day: `card_until_ms` is the first instant it is not)."""
+    return t < card_until_ms
+
+
+@dataclass(frozen=True)
+class RechargeRule:
+    """One org's auto-recharge settings as Python values (`Ledger.recharge_rule`)."""
+
+    on: bool
+    below: int
+    amount: int
+    card_until_ms: int
+
+
 class Ledger:
     """Pools, balances and lots of every org, and the rules that change them."""
 
@@ -68,14 +95,10 @@ class Ledger:
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
         self.recharge_amounts = np.array([c.recharge_amount_micro if c else 0 for c in credits], np.int64)
-        # the same settings as Python values, for the predicates asked about one org
-        self._recharge_on = self.recharge_on.tolist()
-        self._recharge_below = self.recharge_below.tolist()
         self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
         # first instant at which the card is no longer valid (NEVER: it never expires)
         until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
         self.card_until_ms = np.array([NEVER if u is None else u for u in until], dtype=np.int64)
-        self._card_until_ms = self.card_until_ms.tolist()
         self.retry_until = np.full(n, -1, dtype=np.int64)
         self.exhausted_reported = np.zeros(n, dtype=bool)
         self._refills = month_starts(setup.start, setup.end_ms)
@@ -224,27 +247,27 @@ class Ledger:
     # before `retry_after` has passed."  The three predicates below are that sentence; the
     # stepping check (`recharge_check`) and the bulk paths of the charging all ask them.
 
-    # Each takes one org's Python scalars (an int org: the stepping path, plain Python, ~10x
-    # faster than numpy scalars) or arrays.
+    # Each is one expression, the same for one org's Python scalars (the stepping path asks
+    # through `recharge_rule`) and for arrays (the bulk paths).
 
     def wants_recharge(self, balance, orgs=slice(None)):
         """Whether an org with this balance asks for a recharge: enabled and strictly below the
         trigger.  `balance` and `orgs` are an org's (scalars) or arrays of the same shape."""
-        if isinstance(orgs, int):
-            return self._recharge_on[orgs] and balance < self._recharge_below[orgs]
-        return self.recharge_on[orgs] & (balance < self.recharge_below[orgs])
+        return recharge_wanted(self.recharge_on[orgs], balance, self.recharge_below[orgs])
 
     def may_attempt(self, t, orgs=slice(None)):
         """No retry wait is pending at instant `t` (scalars or arrays, as `wants_recharge`)."""
-        if isinstance(orgs, int):
-            return t >= int(self.retry_until[orgs])
-        return t >= self.retry_until[orgs]
+        return attempt_allowed(t, self.retry_until[orgs])
 
     def card_valid(self, t, orgs=slice(None)):
         """An attempt at `t` succeeds: the card is valid through the end of its last day."""
-        if isinstance(orgs, int):
-            return t < self._card_until_ms[orgs]
-        return t < self.card_until_ms[orgs]
+        return card_accepts(t, self.card_until_ms[orgs])
+
+    def recharge_rule(self, o: int) -> "RechargeRule":
+        """Org o's settings for the three predicates above, as Python values (the stepping
+        path asks them once an instant: numpy scalars would cost ~10x)."""
+        return RechargeRule(bool(self.recharge_on[o]), int(self.recharge_below[o]),
+                            int(self.recharge_amounts[o]), int(self.card_until_ms[o]))
 
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
@@ -259,6 +282,14 @@ class Ledger:
         `balance` is the org's at t (the event reports it)."""
         self.retry_until[o] = t + self.retry_after[o]
         return LedgerEvent(t, o, "recharge_failed", balance, reason="card_expired")
+
+    def exhausted_unreported(self, o: int) -> bool:
+        """SPEC §3 Credits: whether a refusal for too low a balance is reported, at most once
+        until credits are next added (`add_lot`, `add_lots` clear the flag)."""
+        if self.exhausted_reported[o]:
+            return False
+        self.exhausted_reported[o] = True
+        return True
 
     def recharge(self, o: int, t: int) -> LedgerEvent:
         """A successful attempt at `t`: a lot of `recharge_amount`."""
@@ -279,7 +310,6 @@ class Ledger:
     def report_exhausted(self, o: int, t: int, balance: int | None = None) -> LedgerEvent | None:
         """balance_exhausted, at most once until credits are next added; `balance`: the org's
         at t when the ledger's own is not up to date yet (the stepping path)."""
-        if self.exhausted_reported[o]:
+        if not self.exhausted_unreported(o):
             return None
-        self.exhausted_reported[o] = True
         return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]) if balance is None else balance)
