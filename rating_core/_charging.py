@@ -111,6 +111,9 @@ class Charger:
         self.max_specials = tuning.max_specials
         self.split_rows = tuning.split_rows
         self.step_below = tuning.step_below
+        # orgs whose last window was stepped with a special instant every fewer than
+        # `step_below` increments: the next is stepped from its start, without a bulk pass
+        self.stepping = np.zeros(n_orgs, dtype=bool)
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -136,18 +139,24 @@ class Charger:
             return
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         slow &= ~dead
+        self.stepping &= slow
+        stepped = self.stepping.copy()  # stepped in the last window: stepped again from the start
+        slow &= ~stepped
         expand = due.due & ~fast & slow[due.org]
-        if t1 - t0 > 1 and int(due.count[expand].sum()) > self.split_rows:
+        rows = int(due.count[due.due & ~fast & (slow | stepped)[due.org]].sum())  # the stepper's too
+        if t1 - t0 > 1 and rows > self.split_rows:
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
-        safe_slow = _Boundaries(due, safe & slow[due.org])
+        safe_slow = _Boundaries(due, safe & (slow | stepped)[due.org])
         if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
             attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due, self.ledger.balance), 1, due.count))
         self._commit_fast(due, fast, out)
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if trying.any():
             self._fail_recharges(trying, t0, t1, other, attempts, out)
+        for o in np.flatnonzero(stepped).tolist():
+            self._step_org(o, t0, t1, other, safe_slow, out)
         if slow.any():
             self._charge_slow(t0, t1, due, expand, slow, other, safe_slow, out)
 
@@ -489,7 +498,8 @@ class Charger:
     def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
         stepper = _OrgStepper(self, o, t1, out)
         mine = np.concatenate([other.t[(other.org == o) & (other.t >= t_from)], safe.times_of(o, t_from)])
-        stepper.run(t_from, mine)
+        paid, specials = stepper.run(t_from, mine)
+        self.stepping[o] = specials > 0 and paid < self.step_below * specials
 
 
 @dataclass
@@ -732,9 +742,10 @@ class _OrgStepper:
         self.t1 = t1
         self.out = out
 
-    def run(self, t_from: int, other_t: NDArray[np.int64]) -> None:
+    def run(self, t_from: int, other_t: NDArray[np.int64]) -> tuple[int, int]:
         """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
-        (boundary, call_id), then the recharge check; `other_t`: its other org instants."""
+        (boundary, call_id), then the recharge check; `other_t`: its other org instants.
+        Returns the increments paid and the special instants met (refusals, failed attempts)."""
         ch, o, t1 = self.charger, self.o, self.t1
         c, led = ch.calls, ch.ledger
         calls = np.flatnonzero(c.view("alive") & (c.view("org") == o))  # in call_id order
@@ -760,6 +771,7 @@ class _OrgStepper:
         if refused_at:
             local, at = zip(*refused_at)
             _end_refused(c, calls[list(local)], at, self.out)
+        return int(paid.sum()), len(refused_at) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
 
     def _decide(self, times: list[int], kinds: list[int], refs: list[int], rows: "_Rows",
                 local: NDArray[np.intp], n_calls: int):
