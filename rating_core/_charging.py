@@ -134,13 +134,13 @@ class Charger:
         # everything else, even in a slow org: only their instants matter (recharge checks)
         safe = due.live & ~np.append(crossing, False)[due.pool]
         fast = due.due & (~slow[due.org] | safe)
+        self.stepping &= slow  # an org with nothing special possible goes back to the bulk path
         if not slow.any():
             self._commit_fast(due, fast, out)
             return
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         slow &= ~dead
-        self.stepping &= slow
-        stepped = self.stepping.copy()  # stepped in the last window: stepped again from the start
+        stepped = self.stepping & slow  # stepped in the last window: stepped again from the start
         slow &= ~stepped
         expand = due.due & ~fast & slow[due.org]
         rows = int(due.count[due.due & ~fast & (slow | stepped)[due.org]].sum())  # the stepper's too

@@ -377,6 +377,72 @@ def recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     return setup, arrivals_from_rows(rows)
 
 
+# --------------------------------------------------------------------------- stuck below the trigger
+
+
+def draw_stuck_credits(draw: Draw, start: datetime, cost: int) -> Credits:
+    """Credits whose balance trails a trigger far above it, recharged by less than one
+    increment's `cost` (or just more): about every other charge is refused and the org
+    recharges at almost every instant.  The card may expire a second, a minute or a day
+    into the run (then attempts fail and wait `retry_after`)."""
+    how = integer(draw, 0, 3)
+    if how == 0:
+        amount = 1  # the smallest recharge: almost every charge refused
+    elif how == 1:
+        amount = integer(draw, max(1, cost - 3), cost + 3)  # about one increment
+    else:
+        amount = integer(draw, 1, cost)
+    return Credits(
+        initial_micro=integer(draw, 0, 2 * cost),
+        auto_recharge=True,
+        recharge_below_micro=integer(draw, 20 * cost, 200 * cost),
+        recharge_amount_micro=amount,
+        card_expires=pick(draw, (None, None, start.date(), start.date() + timedelta(days=1))),
+        retry_after_ms=pick(draw, RETRY_AFTER_MS),
+    )
+
+
+@st.composite
+def below_increment_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """Busy orgs whose recharge amount is below one increment's cost, or near it (SPEC §3
+    "Credits", "Paying one increment"): up to 60 calls crowded into a few minutes, many of
+    them connected at once, charges colliding on one millisecond, tiny pools that run dry,
+    beside an org of ordinary credits.  The stepping path against the reference."""
+    start = pick(draw, RECHARGE_STARTS)
+    end_ms = integer(draw, 60_000, 40 * 60_000)
+    first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
+    rate = integer(draw, 1_000, 60_000)
+    cost = -(-rate * max(first_s, next_s) // 60)  # the dearer increment, paid from credits
+    orgs = []
+    for i in range(integer(draw, 1, 3)):
+        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1]) for u in range(integer(draw, 1, 3)))
+        credits = draw_stuck_credits(draw, start, cost) if i == 0 or chance(draw, 2) else \
+            draw_recharge_credits(draw, start, cost)
+        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
+    setup = RatingSetup(
+        start=start, end_ms=end_ms, currency="USD",
+        plans=Plans({"default": pick(draw, (0, 0, 1, 2))}, 0, 0, ()),
+        tariffs=(Tariff("1", rate, first_s, next_s, "US", "A"),),
+        toll_free_tariffs=(Tariff("1", rate, first_s, next_s),),
+        orgs=tuple(orgs),
+    )
+    users = setup.users()
+    rows = []
+    span = integer(draw, 1_000, end_ms)  # arrivals crowd into the first `span` ms
+    bases = [0, 1000]
+    for _ in range(integer(draw, 1, 60)):
+        t = min(draw_arrival_ms(draw, setup, bases), span) if chance(draw, 2) else integer(draw, 0, span - 1)
+        org = integer(draw, 0, len(orgs) - 1)
+        if orgs[org].toll_free_numbers and chance(draw, 4):
+            row = (t, org, -1, int(CallKind.TOLL_FREE), 18005550100, 12125550199)
+        else:
+            user = pick(draw, [u for u, (o, _) in enumerate(users) if o == org])
+            row = (t, org, user, int(CallKind.OUTBOUND), 12125550100, 0)
+        rows.append(row + (integer(draw, 0, 15 * 60_000),))
+        bases.append(t)
+    return setup, arrivals_from_rows(rows)
+
+
 @st.composite
 def window_cuts(draw: Draw, setup: RatingSetup, arrivals: Arrivals) -> list[int]:
     """Sorted distinct cut points in (0, end_ms), often on arrivals, refills or boundaries."""

@@ -26,7 +26,14 @@ from ..reference import (
     pool_capacities_s,
     run_reference,
 )
-from ..strategies import anchors_ms, rating_cases, recharge_cases, window_cuts, windowed_cases
+from ..strategies import (
+    anchors_ms,
+    below_increment_cases,
+    rating_cases,
+    recharge_cases,
+    window_cuts,
+    windowed_cases,
+)
 
 EXAMPLES = int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300"))
 CASES = settings(
@@ -190,12 +197,39 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
     engine_matches_reference_with_lots(setup, arrivals, cuts)
 
 
-def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, cuts: list[int]):
-    """Assert that the engine fed in windows gives the reference's CDRs, events, final balances
-    and lots (those with a rest, in order); returns the reference's (cdrs, events)."""
+@st.composite
+def windowed_below_increment_cases(draw):
+    """A case of `below_increment_cases`, its window cuts, and the sizes of the engine's fast
+    paths: stepping after one pass, after 16 special instants, or whenever the specials come
+    closer than 1, 256 or 10^9 increments (always)."""
+    setup, arrivals = draw(below_increment_cases())
+    tuning = {"max_specials": draw(st.sampled_from((16, 1, 3))),
+              "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
+              "split_rows": draw(st.sampled_from((16_384, 4)))}
+    return setup, arrivals, draw(window_cuts(setup, arrivals)), tuning
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_below_increment_cases())
+def test_engine_matches_reference_when_recharges_are_below_one_increment(case):
+    """Orgs stuck below their trigger, each recharge smaller than one increment's cost (or
+    about one): about every other charge refused, a recharge at almost every instant, cards
+    that expire mid-run.  The stepping path (`_charging._OrgStepper`) against the reference,
+    lots included, whatever path the tuning sends each window down."""
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts} tuning={tuning}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+
+
+def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, cuts: list[int], **tuning):
+    """Assert that the engine (built with `Tuning(**tuning)`) fed in windows gives the
+    reference's CDRs, events, final balances and lots (those with a rest, in order); returns
+    the reference's (cdrs, events)."""
     RatingEngine, _, _ = engine_api()
+    from rating_core import Tuning
+
     want_cdrs, want_events, state = run_reference(setup, arrivals, return_state=True)
-    engine = RatingEngine(setup)
+    engine = RatingEngine(setup, Tuning(**tuning))
     got_cdrs, got_events = run_engine_in_windows(setup, arrivals, cuts, engine)
     problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))

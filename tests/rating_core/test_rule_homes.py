@@ -101,7 +101,7 @@ def test_columns_grow_by_doubling_and_keep_their_rows() -> None:
 
 
 def test_tuning_is_passed_to_the_engine_not_patched() -> None:
-    tuning = rating_core.Tuning(max_specials=1, split_rows=2, small_batch=0, watch_ms=7)
+    tuning = rating_core.Tuning(max_specials=1, split_rows=2, small_batch=0, watch_ms=7, step_below=3)
     with pytest.raises(FrozenInstanceError):
         tuning.watch_ms = 8  # type: ignore[misc]
     setup = rating_core.RatingSetup(
@@ -111,7 +111,7 @@ def test_tuning_is_passed_to_the_engine_not_patched() -> None:
     engine = rating_core.RatingEngine(setup, tuning)
     assert engine.admission.small_batch == 0
     assert engine.calls.watch_ms == 7
-    assert (engine._charger.max_specials, engine._charger.split_rows) == (1, 2)
+    assert (engine._charger.max_specials, engine._charger.split_rows, engine._charger.step_below) == (1, 2, 3)
 
 
 def test_no_test_patches_a_rating_core_global_or_calls_hypothesis_internals() -> None:

@@ -1,0 +1,98 @@
+"""An org stuck below its trigger, each recharge smaller than one increment's cost.
+
+About every other charge is refused and the org recharges at almost every instant: each
+window holds thousands of special instants, so the engine steps the org one increment at a
+time (`_charging._OrgStepper`), and keeps stepping it from the start of the next window
+without a bulk pass first, until a window meets fewer special instants than
+`Tuning.step_below` allows.  Whatever the path, the results are the reference's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+import rating_core._charging as charging
+from rating_core._model import Credits, Org, Plans, RatingSetup, Tariff, User
+from ..strategies import arrivals_from_rows
+from .test_differential import engine_matches_reference_with_lots
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+LICENSES = frozenset({"phone_system", "domestic_calling_plan", "communications_credits"})
+MINUTE = 60_000
+
+
+def stuck_org(amount: int, card=None, retry_after_ms: int = 60_000) -> RatingSetup:
+    """One org without a pool: each minute costs 0.02, recharges of `amount` below 5.00."""
+    credits = Credits(initial_micro=0, auto_recharge=True, recharge_below_micro=5_000_000,
+                      recharge_amount_micro=amount, card_expires=card, retry_after_ms=retry_after_ms)
+    users = tuple(User(f"u{i}", "US", LICENSES) for i in range(3))
+    return RatingSetup(start=START, end_ms=40 * MINUTE, currency="USD", plans=Plans({"default": 0}),
+                       tariffs=(Tariff("1", 20_000, 60, 60, "US", "A"),), toll_free_tariffs=(),
+                       orgs=(Org("stuck", users, (), credits),))
+
+
+def busy_calls(n: int = 400):
+    """Four calls on one millisecond every 12 s for 20 minutes, each ~3 minutes (~60
+    connected at once): four charges an instant, where one recharge pays about one."""
+    return arrivals_from_rows([(i // 4 * 12_000, 0, i % 3, 0, 12125550100, 0, 150_000 + 997 * (i % 61))
+                               for i in range(n)])
+
+
+@pytest.fixture
+def bulk_passes(monkeypatch):
+    """The windows in which the engine looked for special instants in bulk."""
+    seen = []
+    first_special = charging.Charger._first_special
+
+    def spy(self, cursor, t1, *args):
+        seen.append(t1)
+        return first_special(self, cursor, t1, *args)
+
+    monkeypatch.setattr(charging.Charger, "_first_special", spy)
+    return seen
+
+
+CUTS = [m * MINUTE for m in range(1, 40)]  # a window a minute, as a server's ticks would cut
+
+
+@pytest.mark.parametrize("amount", [10_000, 1, 19_999, 20_000, 21_000])  # half, tiny, about one increment
+def test_a_stuck_org_is_stepped_window_after_window_and_matches_the_reference(bulk_passes, amount):
+    cdrs, events = engine_matches_reference_with_lots(stuck_org(amount), busy_calls(), CUTS)
+    kinds = [e[2] for e in events]
+    refused = [r for r in cdrs if r[14] in ("blocked_no_balance", "dropped_balance_exhausted")]
+    assert kinds.count("recharge_succeeded") > 90 and len(refused) > 50
+    busy = [t for t in bulk_passes if MINUTE < t <= 20 * MINUTE]  # while calls keep arriving
+    assert not busy, "after its first window, the org is stepped without a bulk pass"
+
+
+def test_without_step_below_the_bulk_passes_run_every_window_and_agree(bulk_passes):
+    engine_matches_reference_with_lots(stuck_org(10_000), busy_calls(), CUTS, step_below=0)
+    assert len({t for t in bulk_passes if MINUTE < t <= 20 * MINUTE}) == 19
+
+
+def test_a_failing_card_in_that_state_waits_retry_after_and_matches_the_reference():
+    """The card is valid through 2026-11-01: the run starts at 23:50, so from the tenth
+    minute each attempt fails and the org waits a minute before the next."""
+    setup = stuck_org(10_000, card=START.date(), retry_after_ms=MINUTE)
+    late = RatingSetup(**{**setup.__dict__, "start": START.replace(hour=23, minute=50)})
+    _, events = engine_matches_reference_with_lots(late, busy_calls(), CUTS)
+    failed = [e[0] for e in events if e[2] == "recharge_failed"]
+    assert failed and failed[0] >= 10 * MINUTE
+    assert all(b - a >= MINUTE for a, b in zip(failed, failed[1:]))
+
+
+def test_an_org_that_stops_being_refused_leaves_stepping():
+    """Calls stop after 20 minutes and end by the 24th: a window with nothing special
+    possible sends the org back to the bulk path."""
+    from rating_core import RatingEngine
+
+    engine = RatingEngine(stuck_org(10_000))
+    arrivals = busy_calls()
+    engine.advance(arrivals.take(arrivals.t_ms < 5 * MINUTE), 5 * MINUTE)
+    engine.advance(arrivals.take((arrivals.t_ms >= 5 * MINUTE) & (arrivals.t_ms < 6 * MINUTE)), 6 * MINUTE)
+    assert engine._charger.stepping[0]
+    engine.advance(arrivals.take(arrivals.t_ms >= 6 * MINUTE), 30 * MINUTE)
+    engine.advance(arrivals.take(arrivals.t_ms >= 30 * MINUTE), 40 * MINUTE)
+    assert not engine._charger.stepping[0]
