@@ -10,7 +10,9 @@
    two weeks and the month (flat means CDRs are streamed, not held).
 4. Stress rows, end to end, target >= 200k calls/s each: an org recharging
    every ~5 s (benchmarks/stress_recharge.toml), one recharging at almost every
-   instant (benchmarks/stress_recharge_every_instant.toml), dead, exhausted and healthy
+   instant (benchmarks/stress_recharge_every_instant.toml), one stuck below its trigger,
+   each recharge smaller than one increment's cost so that about every other charge is
+   refused (benchmarks/stress_recharge_below_increment.toml), dead, exhausted and healthy
    orgs mixed (benchmarks/stress_mixed_orgs.toml), and 10,000 orgs of one user
    and one traffic source each (written by benchmarks/stress_orgs.py).
 """
@@ -142,6 +144,7 @@ def bench_stress() -> list[dict] | None:
             args="stress_10k_orgs.toml --orgs 10000 --users 1 --calls-per-hour 10 --duration 8h "
                  "--name stress_10k_orgs"))
         for scenario in (BENCHMARKS / "stress_recharge.toml", BENCHMARKS / "stress_recharge_every_instant.toml",
+                         BENCHMARKS / "stress_recharge_below_increment.toml",
                          BENCHMARKS / "stress_mixed_orgs.toml", ten_thousand):
             results.append(_run_in_child(scenario))
     return results

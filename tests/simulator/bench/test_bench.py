@@ -84,3 +84,15 @@ def test_stress_recharge_every_instant_recharges_at_almost_every_charged_instant
     assert result["calls"] > 30_000
     assert org["recharges_succeeded"] > result["calls"] // 3 and org["recharges_failed"] == 0
     assert org["calls_by_end_reason"].get("blocked_no_balance", 0) == 0
+
+
+def test_stress_recharge_below_increment_refuses_about_every_other_charge(tmp_path: Path) -> None:
+    """The below-one-increment stress row: each recharge is half a charge, so the org is stuck
+    below its trigger (its first minute: ~16,700 calls, ~6,900 of them blocked, ~13,600
+    recharges, none failing)."""
+    result, summary = run_child(BENCHMARKS / "stress_recharge_below_increment.toml", tmp_path, "1m")
+    org = summary["orgs"]["acme"]
+    ends = org["calls_by_end_reason"]
+    refused = ends.get("blocked_no_balance", 0) + ends.get("dropped_balance_exhausted", 0)
+    assert result["calls"] > 15_000 and refused > result["calls"] // 3
+    assert org["recharges_succeeded"] > result["calls"] // 2 and org["recharges_failed"] == 0
