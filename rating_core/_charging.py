@@ -26,6 +26,7 @@ succeeds from `Ledger` (`wants_recharge`, `may_attempt`, `card_valid`).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -649,6 +650,13 @@ class _Rows:
         self.org_start = run_starts(self.org)
         return self
 
+    @classmethod
+    def of_calls(cls, call: NDArray[np.intp], o: int, pool: NDArray[np.int64], seconds: NDArray[np.int64]) -> "_Rows":
+        """Increments one org's stepping paid (call rows, pools, seconds), for `_commit_rows`."""
+        self = cls()
+        self.call, self.org, self.pool, self.seconds = call, np.full(len(call), o, dtype=np.int64), pool, seconds
+        return self
+
     def take(self, mask: NDArray[np.bool_]) -> "_Rows":
         """A subset of the rows, still sorted."""
         sub = _Rows()
@@ -727,13 +735,17 @@ class _OrgStepper:
 
     The decisions are sequential: a refused charge ends its call (no later boundary, and its
     hang-up is no org instant), and each instant's recharge depends on the balance its
-    charges leave.  So they are taken in one loop over plain Python ints and lists, the org's
-    increments, hang-ups and other instants merged in SPEC §3 order; the arrays are built
-    before it and its outcome applied after it in bulk, as the bulk passes apply theirs:
-    recharges as lots and event columns (`Charger._add_recharges`), payments with
-    `Charger._commit_rows`, refused calls with `_end_refused`.  Each decision asks its rule's
-    home: `pool_part`, `ceil_cost`, `refused`, `exhausts`, and the ledger's `wants_recharge`,
-    `may_attempt`, `card_valid`, `fail_attempt` and `report_exhausted`.
+    charges leave.  So they are taken in one loop over plain Python ints and lists: each
+    connected call's next boundary, the hang-ups and the other org instants, sorted once in
+    SPEC §3 order (hang-ups, charges by call_id, the rest), merged with a heap of the next
+    boundaries of the calls that paid (a call refused, most of them in an org stuck below its
+    trigger, never has its later boundaries listed).  The outcome is applied after the loop
+    in bulk, as the bulk passes apply theirs: recharges as lots (`_add_lots`), payments with
+    `Charger._commit_rows`, refused calls with `_end_refused`, events as one column set in
+    the loop's order.  Each decision asks its rule's home: `boundary_ms`'s increments,
+    `pool_part`, `ceil_cost`, `refused`, `exhausts`, and the ledger's auto-recharge clauses
+    (`recharge_wanted`, `attempt_allowed`, `card_accepts` with `Ledger.recharge_rule`;
+    `fail_attempt`, `exhausted_unreported`).
     """
 
     def __init__(self, charger: Charger, o: int, t1: int, out: WindowOutcome) -> None:
@@ -749,59 +761,75 @@ class _OrgStepper:
         ch, o, t1 = self.charger, self.o, self.t1
         c, led = ch.calls, ch.ledger
         calls = np.flatnonzero(c.view("alive") & (c.view("org") == o))  # in call_id order
-        due = _Due(c, t1, np.append(led.pool_remaining, 0), calls)
-        rows = _Rows.expand(due, due.due)
-        n = len(rows.t)
-        hang = c.col["hangup_ms"][calls]
-        hung = np.flatnonzero((hang >= t_from) & (hang < t1))
+        nb, hang = c.col["next_ms"][calls], c.col["hangup_ms"][calls]
+        charged, hangs = nb < np.minimum(hang, t1), (hang >= t_from) & (hang < t1)
+        mine = charged | hangs  # the calls with an instant in the span
+        calls, nb, hang, charged, hangs = calls[mine], nb[mine], hang[mine], charged[mine], hangs[mine]
+        due, hung = np.flatnonzero(charged), np.flatnonzero(hangs)
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        t = np.concatenate([rows.t, hang[hung], other, [NEVER]])  # NEVER: the last check's cue
-        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64), [n, len(hung), len(other), 1])
-        ref = np.concatenate([np.arange(n), hung, np.zeros(len(other) + 1, dtype=np.int64)])
-        order = _order_by(t, kind, ref)  # charge rows are in call_id order within an instant
-        paid, p, cost, refused_at, recharges, events = self._decide(
-            t[order].tolist(), kind[order].tolist(), ref[order].tolist(), rows,
-            np.searchsorted(calls, rows.call), len(calls))
+        t = np.concatenate([nb[due], hang[hung], other, [NEVER]])  # NEVER: the last check's cue
+        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64),
+                         [len(due), len(hung), len(other), 1])
+        ref = np.concatenate([due, hung, np.zeros(len(other) + 1, dtype=np.int64)])
+        order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
+        paid, refused_at, events = self._decide(t[order].tolist(), kind[order].tolist(), ref[order].tolist(),
+                                                calls, np.minimum(hang, t1))
         reported = bool(led.exhausted_reported[o])
-        _add_lots(led, recharges)  # first: spending takes from the front of the lots
+        _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
         led.exhausted_reported[o] = reported  # as the loop left it: the lots were added there
         self.out.recharges.append(events)
-        ch._commit_rows(rows, paid, p, cost, self.out)
+        local, seconds, p, cost = (np.array(col, dtype=np.int64) for col in zip(*paid)) if paid else (
+            np.empty(0, dtype=np.int64),) * 4
+        rows = _Rows.of_calls(calls[local], o, c.col["pool"][calls[local]], seconds)
+        ch._commit_rows(rows, np.ones(len(local), dtype=bool), p, cost, self.out)
         if refused_at:
             local, at = zip(*refused_at)
             _end_refused(c, calls[list(local)], at, self.out)
-        return int(paid.sum()), len(refused_at) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
+        return len(paid), len(refused_at) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
 
-    def _decide(self, times: list[int], kinds: list[int], refs: list[int], rows: "_Rows",
-                local: NDArray[np.intp], n_calls: int):
-        """The loop: each charge paid or refused, each instant's recharge check."""
+    def _decide(self, times: list[int], kinds: list[int], refs: list[int], calls: NDArray[np.intp],
+                until: NDArray[np.int64]):
+        """The loop: each charge paid or refused, each instant's recharge check.
+
+        Returns the paid increments as (call, seconds, pool seconds, credit cost) in time
+        order, the refusals as (call, instant), and the events in order (`EventColumns`).
+        """
         o, led = self.o, self.charger.ledger
-        n = len(rows.t)
-        call_of, seconds, pool_of = local.tolist(), rows.seconds.tolist(), rows.pool.tolist()
-        rate, credits_ok = rows.rate.tolist(), rows.credits_ok.tolist()
-        whole_cost = ceil_cost(rows.rate, rows.seconds).tolist()  # with no pool part
+        col = self.charger.calls.col
+        inc_s, next_s = col["inc_s"][calls].tolist(), col["next_s"][calls].tolist()
+        inc_cost, next_cost = col["inc_cost"][calls].tolist(), col["next_cost"][calls].tolist()
+        pool_of, rate = col["pool"][calls].tolist(), col["rate"][calls].tolist()
+        credits_ok, until = col["credits_ok"][calls].tolist(), until.tolist()
         remaining = {pool: int(led.pool_remaining[pool]) for pool in set(pool_of) if pool >= 0}
-        alive = [True] * n_calls  # by index in the org's calls (`local`)
-        paid, p_of, cost_of = [False] * n, [0] * n, [0] * n
+        alive = [True] * len(calls)
+        later: list[tuple[int, int]] = []  # heap of (boundary, call) of calls that paid one
+        paid: list[tuple[int, int, int, int]] = []
         refused_at: list[tuple[int, int]] = []
-        recharge_t: list[int] = []
-        recharge_spent: list[int] = []
-        events: list[tuple[int, int, int, int, int]] = []  # (t, kind, balance, amount, reason) in order
+        events: list[tuple[int, int, int, int, int]] = []  # (t, kind, balance, amount, reason)
         rule = led.recharge_rule(o)
         on, below, amount, card_until = rule.on, rule.below, rule.amount, rule.card_until_ms
         retry_until = int(led.retry_until[o])
-        balance, spent = int(led.balance[o]), 0
+        balance = int(led.balance[o])
         reported = bool(led.exhausted_reported[o])
         now, had = -1, False  # the instant being stepped, and whether it is an org instant
-        for t, kind, ref in zip(times, kinds, refs):
+
+        def in_order():
+            """The sorted items, with the queued boundaries of paying calls merged in."""
+            for item in zip(times, kinds, refs):
+                t, kind, ref = item
+                while later and (later[0][0] < t or later[0][0] == t and (
+                        kind == OTHER or kind == CHARGE and later[0][1] < ref)):
+                    tb, i = heapq.heappop(later)
+                    yield tb, CHARGE, i
+                yield item
+
+        for t, kind, ref in in_order():
             if t != now:
                 # the check after all events of the instant (SPEC §3 Credits)
                 if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
                     if card_accepts(now, card_until):
                         balance += amount
-                        recharge_t.append(now)
-                        recharge_spent.append(spent)
                         events.append((now, RECHARGE_SUCCEEDED, balance, amount, -1))
                         if reported:  # once until credits are next added (`Ledger.add_lot`)
                             led.exhausted_reported[o] = reported = False
@@ -811,38 +839,50 @@ class _OrgStepper:
                         events.append((now, RECHARGE_FAILED, balance, 0, CARD_EXPIRED))
                 now, had = t, False
             if kind == CHARGE:
-                i = call_of[ref]
-                if not alive[i]:
+                if not alive[ref]:
                     continue  # refused earlier: no boundary any more
                 had = True
-                s, pool = seconds[ref], pool_of[ref]
+                s, pool = inc_s[ref], pool_of[ref]
                 if pool >= 0 and remaining[pool] > 0:
                     take = pool_part(remaining[pool], s)
                     cost = ceil_cost(rate[ref], s - take)
                 else:
-                    take, cost = 0, whole_cost[ref]
+                    take, cost = 0, inc_cost[ref]
                 if refused(s - take, credits_ok[ref], cost, balance):
                     if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
                         reported = led.exhausted_unreported(o)
                         events.append((t, BALANCE_EXHAUSTED, balance, 0, -1))
-                    alive[i] = False
-                    refused_at.append((i, t))
+                    alive[ref] = False
+                    refused_at.append((ref, t))
                     continue
                 if take:
                     remaining[pool] -= take
                 balance -= cost
-                spent += cost
-                paid[ref], p_of[ref], cost_of[ref] = True, take, cost
+                paid.append((ref, s, take, cost))
+                nxt = boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: the next boundary, `next` long
+                inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
+                if nxt < until[ref]:
+                    heapq.heappush(later, (nxt, ref))
             elif kind == HANGUP:
                 had = had or alive[ref]  # a refused call has already ended
             else:
                 had = True
-        k = len(recharge_t)
-        recharges = _Recharges(np.full(k, o, dtype=np.int64), np.array(recharge_t, dtype=np.int64),
-                               np.empty(0, dtype=np.int64), np.array(recharge_spent, dtype=np.int64))
-        at, kind, bal, amt, reason = (np.array(col, dtype=np.int64) for col in zip(*events)) if events else (
+        at, kind, bal, amt, reason = (np.array(c, dtype=np.int64) for c in zip(*events)) if events else (
             np.empty(0, dtype=np.int64),) * 5
         columns = EventColumns(at, np.full(len(at), o, dtype=np.int64), kind.astype(np.int8), bal, amt,
                                reason.astype(np.int8))
-        return (np.array(paid, dtype=bool), np.array(p_of, dtype=np.int64), np.array(cost_of, dtype=np.int64),
-                refused_at, recharges, columns)
+        return paid, refused_at, columns
+
+
+def _recharges_of(o: int, events: EventColumns, led: Ledger) -> "_Recharges":
+    """The recharges among org o's stepped events, with what its charges before each cost.
+
+    Between two recharges only charges change the balance (no lot expires inside a
+    window), so after the k-th recharge it is start + k × amount − spent.
+    """
+    ok = events.kind == RECHARGE_SUCCEEDED
+    t, balance = events.time_ms[ok], events.balance[ok]
+    k = np.arange(1, len(t) + 1, dtype=np.int64)
+    start = int(led.balance[o])
+    spent = start + k * int(led.recharge_amounts[o]) - balance
+    return _Recharges(np.full(len(t), o, dtype=np.int64), t, balance, spent)

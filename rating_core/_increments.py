@@ -20,8 +20,10 @@ def boundary_ms(next_ms, inc_s, next_s, j):
     A call answered at `a` with increment `first/next` is charged at `a`, then at
     `a + first`, `a + first + next`, ...: from a boundary `next_ms` whose increment
     is `inc_s` seconds, boundary j > 0 is `inc_s + (j - 1) * next_s` seconds later.
-    Scalars or arrays of one shape.
+    Python ints (one call: the stepper) or arrays of one shape.
     """
+    if isinstance(j, int):
+        return next_ms + 1000 * (inc_s + (j - 1) * next_s) if j > 0 else next_ms
     return next_ms + np.where(j > 0, 1000 * (inc_s + (j - 1) * next_s), 0)
 
 
