@@ -9,7 +9,8 @@ General layout
 ``_engine``      RatingEngine: windows of time, SPEC §3 order within an instant, CDRs.
 ``_admission``   admission of arrivals: the rules per call, tabulated once.
 ``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
-                 one-at-a-time stepping (``_OrgStepper``) for the rest.
+                 one-at-a-time stepping (``_OrgStepper``, a loop over Python
+                 values) for orgs with special instants every few increments.
 ``_recharges``   a window's auto-recharges in closed form (bulk path).
 ``_increments``  the increment rules, shared by the bulk and the stepping paths.
 ``_ledger``      pools, balances, lots, refills, expiries and the recharge rule.
@@ -40,14 +41,16 @@ Credits taken from the first lot       ``_lots.LotQueue.take`` (lots kept in exp
                                        order: ``_lots.LotQueue.insert``)
 Failing, blocked vs dropped            ``_increments.refused_reason``
 balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
-                                       ``_ledger.Ledger.report_exhausted`` (once)
+                                       ``_ledger.Ledger.exhausted_unreported`` (once)
 Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
 Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; removal of
                                        the rest: ``_ledger.Ledger._expire_lots``
-Credits, auto-recharge wanted          ``_ledger.Ledger.wants_recharge``
-Credits, no retry wait pending         ``_ledger.Ledger.may_attempt``
-Credits, card valid (attempt succeeds) ``_ledger.Ledger.card_valid``
-Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check``
+Credits, auto-recharge wanted          ``_ledger.recharge_wanted`` (for orgs:
+                                       ``_ledger.Ledger.wants_recharge``)
+Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Ledger.may_attempt``)
+Credits, card valid (attempt succeeds) ``_ledger.card_accepts`` (``_ledger.Ledger.card_valid``)
+Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a failure:
+                                       ``_ledger.Ledger.fail_attempt``)
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
                                        fixed events) and ``_charging.Charger._hangups``
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and

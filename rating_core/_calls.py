@@ -82,11 +82,6 @@ class CallTable:
         self.col["alive"][idx] = False
         self.dead += len(idx)
 
-    def end_one(self, i: int) -> None:
-        """`end` of one row, without the array overhead."""
-        self.col["alive"][i] = False
-        self.dead += 1
-
     def compact(self) -> None:
         """Drop ended rows once they are at least half the table."""
         if self.dead < 1024 or 2 * self.dead < self.n:

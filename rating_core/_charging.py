@@ -15,13 +15,19 @@ For one window [t0, t1) with no refill or lot expiry inside it:
    special instant is stepped alone, and the search goes on after it.  A
    window with more than `Tuning.split_rows` such rows is first cut in two
    (`_charge_halves`).
-4. An org with more than `Tuning.max_specials` special instants in a window is stepped
-   one increment at a time for the rest of it, exactly as the rules read.
-   That is the rare path: many drops, and orgs with an exhausted balance.
+4. An org with more than `Tuning.max_specials` special instants in a window, or
+   whose special instants come closer than `Tuning.step_below` increments, is
+   stepped one increment at a time for the rest of it, exactly as the rules
+   read (`_OrgStepper`: one loop over Python values, its outcome applied in
+   bulk), and from the start of its next window while that holds.  That is
+   the path of an org stuck below its trigger, each recharge smaller than a
+   charge: about every other charge refused, a recharge at almost every
+   instant.
 
 Every path asks the same rules: the increment's boundaries, pool part, cost
 and refusal from `_increments`, whether a recharge is wanted, may be tried and
-succeeds from `Ledger` (`wants_recharge`, `may_attempt`, `card_valid`).
+succeeds from `_ledger` (`recharge_wanted`, `attempt_allowed`, `card_accepts`,
+through `Ledger`'s array forms on the bulk paths).
 """
 
 from __future__ import annotations
@@ -56,31 +62,23 @@ def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
 class EndedCalls:
     """Calls a window ended early: (table row, end instant, EndReason), in no particular order.
 
-    Kept as the arrays the bulk passes produce (a month's blocked calls are
-    ~250k), plus the odd call ended by one-at-a-time stepping.
+    Kept as the arrays the bulk passes and the stepping produce (a month's
+    blocked calls are ~250k).
     """
 
     def __init__(self) -> None:
         self._parts: list[tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int8]]] = []
-        self._single: list[tuple[int, int, int]] = []
 
     def __bool__(self) -> bool:
-        return bool(self._parts or self._single)
+        return bool(self._parts)
 
     def add(self, rows: NDArray[np.intp], at: NDArray[np.int64], reason: NDArray[np.int8]) -> None:
         if len(rows):
             self._parts.append((rows, at, reason))
 
-    def add_one(self, row: int, at: int, reason: int) -> None:
-        self._single.append((row, at, reason))
-
     def arrays(self) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int8]]:
         """Rows, end instants and reasons of every ended call."""
-        parts = list(self._parts)
-        if self._single:
-            rows, at, reason = zip(*self._single)
-            parts.append((np.array(rows, dtype=np.intp), np.array(at, dtype=np.int64),
-                          np.array(reason, dtype=np.int8)))
+        parts = self._parts
         if not parts:
             return np.empty(0, np.intp), np.empty(0, np.int64), np.empty(0, np.int8)
         rows, at, reason = zip(*parts)

@@ -307,9 +307,8 @@ class Ledger:
         fails = pending & ~self.card_valid(np.maximum(self.retry_until, t0))
         return pending, fails
 
-    def report_exhausted(self, o: int, t: int, balance: int | None = None) -> LedgerEvent | None:
-        """balance_exhausted, at most once until credits are next added; `balance`: the org's
-        at t when the ledger's own is not up to date yet (the stepping path)."""
+    def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:
+        """balance_exhausted, at most once until credits are next added."""
         if not self.exhausted_unreported(o):
             return None
-        return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]) if balance is None else balance)
+        return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]))
