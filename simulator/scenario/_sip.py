@@ -67,7 +67,7 @@ class OrgSip:
     """An org's `[orgs.sip]` table, as written (the password may be overridden at serve time)."""
 
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # a credential: kept out of logs and tracebacks
     realm: str
     trusted: tuple[IPv4Network | IPv6Network, ...]
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from rating_core import CallKind
 from ..scenario import DEFAULT_SIP_REALM, Scenario, sip_password_env_var
@@ -80,8 +80,10 @@ class Credentials:
     org: int
     org_id: str
     username: str
-    password: str | None  # the environment's CALLSIM_SIP_PASSWORD_<ORG>, else the scenario's
+    # The environment's CALLSIM_SIP_PASSWORD_<ORG>, else the scenario's; never in a repr.
+    password: str | None = field(repr=False)
     realm: str
+    trusted: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 def parse_user_number(user: str) -> int | None:
@@ -141,7 +143,8 @@ class SipIdentities:
                 raise SipConflict(f"orgs {other!r} and {org.id!r} both take their SIP password "
                                   f"from {var}: rename one so that each org has its own variable")
             password = environ.get(var) or org_sip.password
-            creds = Credentials(o, org.id, org_sip.username, password, org_sip.realm)
+            creds = Credentials(o, org.id, org_sip.username, password, org_sip.realm,
+                                org_sip.trusted)
             self._credentials[o] = self._by_username[org_sip.username] = creds
         self._prefixes = sorted(self._trusted, key=lambda k: -k[1])  # most specific first
 
@@ -225,6 +228,13 @@ class SipIdentities:
         offset = user - block.first_user
         return block.first_number + offset if offset < block.count else 0
 
+    def caller(self, who: str) -> tuple[int, int] | None:
+        """(org, global user) that `who` names when that is one user of one org: a number, or a
+        SIP user name only one org uses; else None."""
+        org = self._org_of(who)
+        user = self.user_in(org, who) if org is not None else None
+        return (org, user) if user is not None else None  # type: ignore[return-value]
+
     def user_in(self, org: int, who: str) -> int | None:
         """The global user that `who` (a SIP user name, else a number) names in `org`, or None."""
         user = self._names[org].get(who)
@@ -233,6 +243,8 @@ class SipIdentities:
         number = parse_user_number(who)
         owner = self.number_owner(number) if number is not None else None
         return owner[1] if owner is not None and owner[0] == org else None
+
+    user_in_org = user_in
 
     def _org_of(self, who: str) -> int | None:
         """The one org whose user `who` names (a number, or a name only that org uses)."""

@@ -144,3 +144,18 @@ def test_two_orgs_with_one_password_variable_cannot_serve_sip() -> None:
     text = HEAD + CONTOSO + FABRIKAM.replace('id = "fabrikam"', 'id = "CONTOSO"')
     with pytest.raises(SipConflict, match="CALLSIM_SIP_PASSWORD_CONTOSO"):
         SipIdentities.from_scenario(parse_scenario(text), {})
+
+
+def test_caller_names_one_user_of_one_org_or_nobody() -> None:
+    text = HEAD + CONTOSO.replace('number = "+14155550100"', 'sip_user = "1001"') + FABRIKAM
+    ids = SipIdentities.from_scenario(parse_scenario(text), {})
+    assert ids.caller("+14155551000") == (CONTOSO_ORG, SALES_1)
+    assert ids.caller("sales-0003") == (CONTOSO_ORG, SALES_3)
+    assert ids.caller("1001") is None  # both orgs have a 1001
+    assert ids.caller("+18005550100") is None  # a toll-free number is no user
+    assert ids.user_in_org(FABRIKAM_ORG, "1001") == BOB
+
+
+def test_passwords_stay_out_of_reprs(ids: SipIdentities) -> None:
+    scenario = parse_scenario(HEAD + CONTOSO)
+    assert "secret" not in repr(scenario.sip) and "secret" not in repr(ids.by_username("contoso-pbx"))
