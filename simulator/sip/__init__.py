@@ -2,12 +2,12 @@
 
 General layout, sans-IO below the line, Trio above it (h11's split):
 
+- `_identities`: the scenario's SIP identities looked up (users by number or SIP user name,
+  orgs by digest username or trusted address) and the SIP -> call mapping rules.
 - `_message`: SIP messages parsed and serialised with `sipmessage`; what is malformed and why;
   responses built from requests; framing on TCP.
 - `_sdp`: the answer (or offer) of a UAS that sends no media.
-- `_digest`: per-org digest authentication (nonces, MD5 and SHA-256, replay).
-- `_access`: who may place an org's calls: its credentials or its trusted addresses.
-- `_route`: from an INVITE to a call of the rating core (caller, number dialled, kind, org).
+- `_digest`: digest authentication (nonces per realm, MD5 and SHA-256, replay).
 - `_endpoint`: the transactions and dialogs (`Endpoint`): bytes, outcomes and time in,
   messages and calls out.
 -----
@@ -15,14 +15,17 @@ General layout, sans-IO below the line, Trio above it (h11's split):
   `callsim serve`.
 """
 
-from ._access import OrgAccess, networks
-from ._digest import Credentials, DigestAuth, authorization
+from ._digest import DigestAuth, authorization
 from ._endpoint import Endpoint, Hangup, Peer, Send, Setup, SipOptions, SipStats
+from ._identities import (
+    AUTHENTICATE, CONFERENCE_HEADER, Credentials, SipCall, SipConflict, SipIdentities, SipRefusal,
+    parse_user_number,
+)
 from ._message import MALFORMED_KINDS, Malformed, StreamFramer
-from ._route import CONFERENCE_HEADER, CallRoute, Identities, number_of
 
 __all__ = [
-    "CONFERENCE_HEADER", "CallRoute", "Credentials", "DigestAuth", "Endpoint", "Hangup", "Identities",
-    "MALFORMED_KINDS", "Malformed", "OrgAccess", "Peer", "Send", "Setup", "SipOptions", "SipStats",
-    "StreamFramer", "authorization", "networks", "number_of",
+    "AUTHENTICATE", "CONFERENCE_HEADER", "Credentials", "DigestAuth", "Endpoint", "Hangup",
+    "MALFORMED_KINDS", "Malformed", "Peer", "Send", "Setup", "SipCall", "SipConflict",
+    "SipIdentities", "SipOptions", "SipRefusal", "SipStats", "StreamFramer", "authorization",
+    "parse_user_number",
 ]

@@ -32,7 +32,7 @@ Who may act on a dialog: requests inside a dialog name it by Call-ID, the
 caller's tag and callsim's tag (16 random hex digits, unguessable), and
 must come from the address the INVITE came from; anything else gets a 481.
 So one org can end only its own calls; placing them is guarded by digest
-authentication or the org's trusted addresses (`_access`).
+authentication or the org's trusted addresses (`_digest`, `_identities`).
 """
 
 from __future__ import annotations
@@ -42,17 +42,16 @@ import itertools
 import logging
 import secrets
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sipmessage import URI, Request, Response
+from sipmessage import URI, Address, Request, Response
 
 from . import _message as msg
 from . import _sdp as sdp
-from ._access import OrgAccess
 from ._digest import DigestAuth
-from ._route import CallRoute, Identities, Refusal, route
+from ._identities import CONFERENCE_HEADER, SipCall, SipIdentities
 
 log = logging.getLogger("callsim.sip")
 
@@ -96,7 +95,7 @@ class Setup(NamedTuple):
     """A call for the rating core (`Exchange.submit_setup`); report its call id with `bound`."""
 
     ref: int
-    call: CallRoute
+    call: SipCall
     at: float
 
 
@@ -170,18 +169,17 @@ class Dialog:
         self.rated = False  # a `Setup` went to the rating core
         self.cancelled = False  # CANCEL (or BYE) came before the answer
         self.acked = False  # the ACK of a refusal came
-        self.call: CallRoute | None = None  # the call to place once ringing ends
+        self.call: SipCall | None = None  # the call to place once ringing ends
 
 
 class Endpoint:
     """The UAS.  Every public method returns the actions to run, in order."""
 
-    def __init__(self, identities: Identities, access: Sequence[OrgAccess], options: SipOptions,
-                 secret: bytes | None = None, observe_setup: Callable[[float], None] = lambda s: None) -> None:
+    def __init__(self, identities: SipIdentities, options: SipOptions, secret: bytes | None = None,
+                 observe_setup: Callable[[float], None] = lambda s: None) -> None:
         self.options = options
         self.stats = SipStats()
         self._identities = identities
-        self._access = access
         self._auth = DigestAuth(secret or secrets.token_bytes(32), options.nonce_ttl_s, options.algorithms)
         self._observe_setup = observe_setup
         self._refs = itertools.count(1)
@@ -252,25 +250,9 @@ class Endpoint:
         if self.stopping or len(self._dialogs) >= self.options.max_dialogs:
             self._refuse_new(inc, peer, now, out, 503, extra=(("Retry-After", "5"),))
             return
-        found = route(request, self._identities)
-        if isinstance(found, Refusal):
-            self._refuse_new(inc, peer, now, out, found.code, phrase=_phrase(found.code, found.reason))
+        found = self._place(inc, peer, now, out)
+        if found is None:
             return
-        access = self._access[found.org]
-        if not access.trusts(peer.host):
-            if access.credentials is None:
-                self._refuse_new(inc, peer, now, out, 403, phrase="Forbidden (no SIP credentials for this org)")
-                return
-            verdict = self._auth.verify(request.headers.getlist("Proxy-Authorization"), access.id,
-                                        access.credentials, "INVITE", inc.uri, now)
-            if verdict.failure:
-                self.stats.count(self.stats.auth_failures, verdict.failure)
-                self._refuse_new(inc, peer, now, out, 403, phrase="Forbidden (wrong credentials)")
-                return
-            if not verdict.ok:
-                values = self._auth.challenges(access.id, access.credentials.realm, now, verdict.stale)
-                self._refuse_new(inc, peer, now, out, 407, extra=tuple(("Proxy-Authenticate", v) for v in values))
-                return
         try:
             body = (sdp.answer(request.body, self.options.host, next(self._session)) if request.body
                     else sdp.offer(self.options.host, next(self._session)))
@@ -301,6 +283,39 @@ class Endpoint:
             return
         self._submit(dialog, found, now, out)
 
+    def _place(self, inc: msg.Incoming, peer: Peer, now: float, out: list[Action]) -> SipCall | None:
+        """Who places this call, for which org (a trusted address, else digest credentials), and
+        what call it is (`SipIdentities.call_for`); None when it was refused (response in `out`)."""
+        request, ids = inc.request, self._identities
+        caller = _caller_part(request)
+        org = ids.trusted_org(peer.host)
+        if org is None:
+            verdict = self._auth.verify(request.headers.getlist("Proxy-Authorization"), ids.by_username,
+                                        "INVITE", inc.uri, now)
+            if verdict.failure:
+                self.stats.count(self.stats.auth_failures, verdict.failure)
+                self._refuse_new(inc, peer, now, out, 403, phrase="Forbidden (wrong credentials)")
+                return None
+            if verdict.stale and verdict.credentials is not None:
+                self._challenge(inc, peer, now, out, verdict.credentials.realm, stale=True)
+                return None
+            if verdict.credentials is not None:
+                org = verdict.credentials.org  # type: ignore[attr-defined]
+        conference = request.headers.get(CONFERENCE_HEADER)
+        found = ids.call_for(caller, request.uri.user or "", conference.strip() if conference else None, org)
+        if isinstance(found, SipCall):
+            return found
+        if found.status == 407:
+            self._challenge(inc, peer, now, out, ids.realm_for(caller))
+        else:
+            self._refuse_new(inc, peer, now, out, found.status, phrase=_phrase(found.status, found.detail))
+        return None
+
+    def _challenge(self, inc: msg.Incoming, peer: Peer, now: float, out: list[Action], realm: str,
+                   stale: bool = False) -> None:
+        values = self._auth.challenges(realm, now, stale)
+        self._refuse_new(inc, peer, now, out, 407, extra=tuple(("Proxy-Authenticate", v) for v in values))
+
     def _new_dialog(self, inc: msg.Incoming, peer: Peer, now: float) -> Dialog:
         dialog = Dialog(next(self._refs), inc, peer, secrets.token_hex(8), now)
         dialog.local_to = f"{inc.request.headers['To']};tag={dialog.local_tag}"
@@ -326,7 +341,7 @@ class Endpoint:
         except ValueError:
             return self.options.ring_s
 
-    def _submit(self, dialog: Dialog, call: CallRoute, now: float, out: list[Action]) -> None:
+    def _submit(self, dialog: Dialog, call: SipCall, now: float, out: list[Action]) -> None:
         dialog.state = SUBMITTED
         dialog.rated = True
         dialog.received = now
@@ -679,3 +694,16 @@ def _uri(text: str) -> URI:
         return URI.parse(text)
     except ValueError:
         return URI.parse("sip:invalid")
+
+
+def _caller_part(request: Request) -> str:
+    """The user part of P-Asserted-Identity if present and readable, else of From ('' if none)."""
+    for name in ("P-Asserted-Identity", "From"):
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        try:
+            return Address.parse(value.split(",")[0]).uri.user or ""
+        except ValueError:
+            continue
+    return ""

@@ -4,40 +4,86 @@ from __future__ import annotations
 
 import re
 
-from simulator.sip import Credentials, Endpoint, OrgAccess, Peer, Send, SipOptions, networks
+from simulator.scenario import parse_scenario
+from simulator.sip import Endpoint, Peer, Send, SipIdentities, SipOptions
 
 CALLER = Peer("127.0.0.1", 5061)
 SDP = (b"v=0\r\no=user1 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        b"m=audio 6000 RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n")
-CONTOSO = Credentials("contoso", "contoso-pbx", "s3cret")
-FABRIKAM = Credentials("fabrikam", "fab-pbx", "other")
+SCENARIO = """\
+[simulation]
+name = "sip-test"
+seed = 1
+start = "2026-11-01T00:00:00Z"
+duration = "1d"
+currency = "USD"
+
+[plans]
+domestic_minutes = { default = 0 }
+
+[[tariff]]
+prefix = "1"
+country = "US"
+zone = "A"
+per_minute = "0.02"
+increment = "60/60"
+
+[[toll_free_tariff]]
+prefix = "44"
+per_minute = "0.05"
+increment = "60/60"
+
+[[orgs]]
+id = "contoso"
+toll_free_numbers = ["+18005550100"]
+
+[orgs.credits]
+initial = "0.04"
+
+[orgs.sip]
+username = "contoso-pbx"
+password = "s3cret"
+realm = "contoso"
+trusted = ["127.0.0.1"]
+
+[[orgs.users]]
+id = "alice"
+country = "US"
+licenses = ["phone_system", "domestic_calling_plan", "communications_credits", "audio_conferencing"]
+number = "+14155550100"
+
+[[orgs.users]]
+id = "bob"
+country = "US"
+licenses = ["phone_system", "domestic_calling_plan", "communications_credits", "audio_conferencing"]
+number = "+14155550101"
+
+[[orgs]]
+id = "fabrikam"
+
+[orgs.sip]
+username = "fab-pbx"
+password = "other"
+realm = "fabrikam"
+trusted = ["10.9.0.0/16"]
+
+[[orgs.users]]
+id = "carol"
+country = "GB"
+licenses = ["phone_system", "domestic_calling_plan"]
+number = "+442071234567"
+"""
+CONTOSO = ("contoso-pbx", "s3cret")
+FABRIKAM = ("fab-pbx", "other")
+OUTSIDER = Peer("192.0.2.5", 5062)  # trusted by nobody: challenged
 
 
-class Identities:
-    """Two orgs: contoso (0) with alice +14155550100 (user 0) and bob (user 1), toll-free
-    +18005550100; fabrikam (1) with carol +442071234567 (user 2)."""
-
-    users = {"+14155550100": (0, 0), "alice": (0, 0), "bob": (0, 1), "+442071234567": (1, 2), "carol": (1, 2)}
-
-    def caller(self, user_part: str):
-        return self.users.get(user_part) or self.users.get("+" + user_part)
-
-    def user_in_org(self, org: int, text: str):
-        found = self.caller(text)
-        return found[1] if found and found[0] == org else None
-
-    def toll_free_org(self, digits: int):
-        return 0 if digits == 18005550100 else None
-
-
-# contoso trusts loopback (most tests), both orgs challenge anyone else (OUTSIDER)
-ACCESS = [OrgAccess("contoso", CONTOSO, networks(["127.0.0.1"])),
-          OrgAccess("fabrikam", FABRIKAM, networks(["10.9.0.0/16"]))]
-OUTSIDER = Peer("192.0.2.5", 5062)
+def scenario():
+    return parse_scenario(SCENARIO)
 
 
 def endpoint(**options) -> Endpoint:
-    return Endpoint(Identities(), ACCESS, SipOptions(**options), secret=b"test-secret")
+    return Endpoint(SipIdentities.from_scenario(scenario(), {}), SipOptions(**options), secret=b"test-secret")
 
 
 def request(method: str, *, to: str = "+12125550100", caller: str = "+14155550100", call_id: str = "c1",

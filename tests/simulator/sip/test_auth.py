@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.sip import Credentials, DigestAuth, Setup, authorization
+from simulator.sip import DigestAuth, Peer, Setup, authorization
 
 from .support import CONTOSO, FABRIKAM, OUTSIDER, codes, endpoint, header, invite, request, sent, to_tag_of
 
@@ -22,8 +22,8 @@ def _challenge(ep, now=0.0, **kw):
     return values
 
 
-def _authorized(ep, challenge, credentials, now=0.1, nc=1, call_id="c1", branch="z9hG4bK-2", **kw):
-    auth = authorization(challenge, credentials, "INVITE", kw.pop("uri", URI), "cn0", nc)
+def _authorized(ep, challenge, credentials, now=0.1, nc=1, call_id="c1", branch="z9hG4bK-2", realm=None, **kw):
+    auth = authorization(challenge, *credentials, "INVITE", kw.pop("uri", URI), "cn0", nc, realm=realm)
     return ep.receive(invite(call_id=call_id, branch=branch, cseq=2,
                              extra=f"Proxy-Authorization: {auth}\r\n", **kw), OUTSIDER, now)
 
@@ -41,7 +41,7 @@ def test_invite_is_challenged_then_admitted_with_the_orgs_credentials(algorithm)
 def test_wrong_password_is_403_and_counted():
     ep = endpoint()
     values = _challenge(ep)
-    actions = _authorized(ep, values[0], Credentials("contoso", "contoso-pbx", "guess"))
+    actions = _authorized(ep, values[0], ("contoso-pbx", "guess"))
     assert codes(actions) == [403] and not any(isinstance(a, Setup) for a in actions)
     assert ep.stats.auth_failures == {"bad_response": 1}
 
@@ -50,12 +50,15 @@ def test_another_orgs_credentials_cannot_place_this_orgs_call():
     ep = endpoint()
     fab = _challenge(ep, caller="+442071234567")  # fabrikam's realm and nonce
     mine = _challenge(ep, branch="z9hG4bK-9", call_id="c9")  # contoso's
-    # fabrikam's valid credentials on contoso's caller: wrong realm
+    assert 'realm="fabrikam"' in fab[0] and 'realm="contoso"' in mine[0]
+    # fabrikam's valid credentials, placing contoso's alice's call: she is no user of fabrikam
     assert codes(_authorized(ep, fab[0], FABRIKAM)) == [403]
-    # fabrikam's nonce re-used under contoso's realm and password: a nonce not issued for contoso
-    forged = fab[0].replace('realm="fabrikam"', 'realm="contoso"')
-    assert codes(_authorized(ep, forged, CONTOSO, call_id="c3", branch="z9hG4bK-3")) == [403]
-    assert ep.stats.auth_failures == {"wrong_org": 1, "bad_nonce": 1}
+    # contoso's username in fabrikam's realm
+    assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c2", branch="z9hG4bK-2b")) == [403]
+    # fabrikam's nonce under contoso's realm and password: a nonce not issued in that realm
+    assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c3", branch="z9hG4bK-3", realm="contoso")) == [403]
+    assert codes(_authorized(ep, mine[0], ("nobody", "x"), call_id="c7", branch="z9hG4bK-7")) == [403]
+    assert ep.stats.auth_failures == {"wrong_realm": 1, "bad_nonce": 1, "unknown_user": 1}
     assert codes(_authorized(ep, mine[0], CONTOSO, call_id="c4", branch="z9hG4bK-4")) == [100]
 
 
@@ -85,8 +88,6 @@ def test_digest_uri_must_be_the_request_uri():
 
 def test_trusted_address_skips_the_challenge():
     ep = endpoint()
-    from simulator.sip import Peer
-
     actions = ep.receive(invite(caller="+442071234567"), Peer("10.9.3.4", 5060), 0.0)
     assert codes(actions) == [100]
 

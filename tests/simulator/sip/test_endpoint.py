@@ -236,7 +236,8 @@ def test_routing_toll_free_conference_and_unknown_callers():
                                          extra="X-Callsim-Conference: bob\r\n"), CALLER, 0.0)
             if isinstance(a, Setup)][0]
     assert conf.call.kind == CallKind.CONFERENCE_DIAL_OUT and conf.call.user == 1
-    assert codes(ep.receive(invite(branch="z9hG4bK-3", call_id="c3", caller="mallory"), CALLER, 0.0)) == [403]
+    assert codes(ep.receive(invite(branch="z9hG4bK-3", call_id="c3", caller="mallory"), CALLER, 0.0)) == [404]
+    assert codes(ep.receive(invite(branch="z9hG4bK-6", call_id="c6", caller="carol"), CALLER, 0.0)) == [403]
     assert codes(ep.receive(invite(branch="z9hG4bK-4", call_id="c4", to="helpdesk"), CALLER, 0.0)) == [404]
     assert codes(ep.receive(invite(branch="z9hG4bK-5", call_id="c5", caller="alice",
                                    extra="X-Callsim-Conference: carol\r\n"), CALLER, 0.0)) == [403]
