@@ -16,6 +16,7 @@ General layout, sans-IO below the line, Trio above it (h11's split):
 """
 
 from ._digest import DigestAuth, authorization
+from ._edge import DEFAULT_SIP_PORT, SipConfig, SipEdge, parse_listen
 from ._endpoint import Endpoint, Hangup, Peer, Send, Setup, SipOptions, SipStats
 from ._identities import (
     AUTHENTICATE, CONFERENCE_HEADER, Credentials, SipCall, SipConflict, SipIdentities, SipRefusal,
@@ -24,8 +25,8 @@ from ._identities import (
 from ._message import MALFORMED_KINDS, Malformed, StreamFramer
 
 __all__ = [
-    "AUTHENTICATE", "CONFERENCE_HEADER", "Credentials", "DigestAuth", "Endpoint", "Hangup",
+    "AUTHENTICATE", "CONFERENCE_HEADER", "Credentials", "DEFAULT_SIP_PORT", "DigestAuth", "Endpoint", "Hangup",
     "MALFORMED_KINDS", "Malformed", "Peer", "Send", "Setup", "SipCall", "SipConflict",
-    "SipIdentities", "SipOptions", "SipRefusal", "SipStats", "StreamFramer", "authorization",
-    "parse_user_number",
+    "SipConfig", "SipEdge", "SipIdentities", "SipOptions", "SipRefusal", "SipStats", "StreamFramer",
+    "authorization", "parse_listen", "parse_user_number",
 ]

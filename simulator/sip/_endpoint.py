@@ -129,6 +129,7 @@ class SipStats:
         self.responses: dict[int, int] = {}
         self.retransmissions: dict[str, int] = {"response_sent": 0, "bye_sent": 0, "request_absorbed": 0}
         self.malformed: dict[str, int] = dict.fromkeys(msg.MALFORMED_KINDS, 0)
+        self.malformed_total = 0  # the sum of `malformed` (the UDP reader mutes a source by it)
         self.auth_failures: dict[str, int] = {}
         self.timeouts: dict[str, int] = {"no_ack": 0, "bye_unanswered": 0}
         self.dropped: dict[str, int] = {"stray_response": 0}
@@ -219,6 +220,7 @@ class Endpoint:
             inc = msg.check(message)
         except msg.Malformed as err:
             self.stats.malformed[err.kind] += 1
+            self.stats.malformed_total += 1
             if err.reply is not None and err.reply.method != "ACK":
                 self._reply(out, err.reply, 400, peer, phrase=_phrase(400, err.reason))
             return

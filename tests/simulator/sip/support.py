@@ -130,3 +130,121 @@ def header(data: bytes, name: str) -> str:
 
 def to_tag_of(data: bytes) -> str:
     return header(data, "To").split("tag=")[-1]
+
+
+# -- a server on loopback, and SIP clients over UDP and TCP --------------------------------------
+
+def status(data: bytes) -> int:
+    """The status code of a response, 0 for a request."""
+    first = data.split(b"\r\n", 1)[0]
+    return int(first.split()[1]) if first.startswith(b"SIP/2.0 ") else 0
+
+
+class SipServer:
+    def __init__(self, edge, exchange, registry, out_dir, done, result, lines):
+        self.edge, self.exchange, self.registry, self.out_dir = edge, exchange, registry, out_dir
+        self._done, self._result, self.lines = done, result, lines
+
+    @property
+    def port(self) -> int:
+        return self.edge.port
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    async def stop(self):
+        self.exchange.stop()
+        return await self.finished()
+
+    async def finished(self):
+        await self._done.wait()
+        return self._result[0]
+
+    def cdrs(self) -> list[dict[str, str]]:
+        import csv
+
+        with open(self.out_dir / "cdrs.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+
+async def start_sip_server(nursery, tmp_path, scenario_text: str = SCENARIO, **sip) -> SipServer:
+    import trio
+    from prometheus_client import CollectorRegistry
+
+    from simulator.server import ServerConfig, serve
+    from simulator.sip import SipConfig, SipEdge
+
+    registry = CollectorRegistry()
+    parsed = parse_scenario(scenario_text)
+    options = SipOptions(**sip.pop("options", {}))
+    edge = SipEdge(parsed, SipConfig(port=0, options=options, **sip), {})
+    lines: list[str] = []
+    cfg = ServerConfig(out_dir=tmp_path / "out", port=None, edges=[edge], handle_signals=False,
+                       grace_s=0.05, registry=registry, announce=lines.append)
+    done, result = trio.Event(), []
+
+    async def run(task_status) -> None:
+        result.append(await serve(parsed, cfg, task_status=task_status))
+        done.set()
+
+    info = await nursery.start(run)
+    return SipServer(edge, info.exchange, registry, cfg.out_dir, done, result, lines)
+
+
+class UdpClient:
+    """A UAC's socket: sends to the server, receives whatever comes (responses and BYEs)."""
+
+    def __init__(self, sock, server_port: int) -> None:
+        self.sock, self.server = sock, ("127.0.0.1", server_port)
+
+    @classmethod
+    async def open(cls, server_port: int) -> "UdpClient":
+        import trio
+
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        await sock.bind(("127.0.0.1", 0))
+        return cls(sock, server_port)
+
+    async def send(self, data: bytes) -> None:
+        await self.sock.sendto(data, self.server)
+
+    async def recv(self) -> bytes:
+        data, _ = await self.sock.recvfrom(65536)
+        return data
+
+    async def recv_status(self, code: int) -> bytes:
+        """Skip to the next response with this status (provisional ones, resends...)."""
+        while True:
+            data = await self.recv()
+            if status(data) == code:
+                return data
+
+
+class TcpClient:
+    def __init__(self, stream) -> None:
+        from simulator.sip import StreamFramer
+
+        self.stream, self.framer, self.inbox = stream, StreamFramer(), []
+
+    @classmethod
+    async def open(cls, server_port: int) -> "TcpClient":
+        import trio
+
+        return cls(await trio.open_tcp_stream("127.0.0.1", server_port))
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def recv(self) -> bytes:
+        while not self.inbox:
+            data = await self.stream.receive_some(65536)
+            assert data, "connection closed by the server"
+            self.framer.feed(data)
+            self.inbox.extend(self.framer.messages())
+        return self.inbox.pop(0)
+
+    async def recv_status(self, code: int) -> bytes:
+        while True:
+            data = await self.recv()
+            if status(data) == code:
+                return data
