@@ -190,6 +190,7 @@ SIDEWAYS = {
     ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
+    ("simulator.sip", "simulator.server"),  # the SIP edge feeds the server's exchange
 }
 
 

@@ -1,0 +1,288 @@
+"""SIP messages in and out: `sipmessage` parses and serialises, this module judges and frames.
+
+`sipmessage.Message.parse` turns bytes into a Request or Response with raw
+header values (typed accessors parse a header on demand); `bytes(message)`
+serialises.  What it leaves to its caller, done here:
+
+* judging a request fit to handle (RFC 3261 §8.2, §18.3): the five headers a
+  response is built from (Via, From, To, Call-ID, CSeq) present and
+  parseable, CSeq's method equal to the request's, Content-Length consistent
+  with the body.  A request that fails gets a 400 when those five headers are
+  at least present (`Malformed.reply`), else it is dropped; every failure has
+  a `kind` (the label of `callsim_sip_malformed_total`);
+* salvage: `Message.parse` refuses a whole message for one bad header line or
+  an unparseable Request-URI; `parse` then parses it again without them, only
+  to learn whether a 400 can be sent;
+* framing on a stream (TCP): messages are cut by Content-Length (`StreamFramer`);
+* responses built from a request (`response`): Via, From, To, Call-ID and CSeq
+  copied verbatim (RFC 3261 §8.2.6.2), the top Via given `received`/`rport`
+  (§18.2.1, RFC 3581) by appending text (sipmessage's `Parameters` would
+  percent-encode an IPv6 `received`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from sipmessage import URI, Address, CSeq, Message, Request, Response, Via
+
+MAX_MESSAGE = 65_535  # bytes: the largest UDP datagram; a TCP message past it closes the connection
+REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+# -- kinds of malformed message (`callsim_sip_malformed_total{kind}`) ----------------------------
+NOT_SIP = "not_sip"  # not a SIP start line, no header end, not UTF-8: dropped
+BAD_HEADER_LINE = "bad_header_line"  # a header line without a colon, or folded
+BAD_REQUEST_URI = "bad_request_uri"
+MISSING_HEADER = "missing_header"  # one of REQUIRED absent
+BAD_VIA = "bad_via"
+BAD_FROM_TO = "bad_from_to"
+BAD_CSEQ = "bad_cseq"  # unparseable, or its method is not the request's
+BAD_CONTENT_LENGTH = "bad_content_length"
+TOO_LARGE = "too_large"
+MALFORMED_KINDS = (NOT_SIP, BAD_HEADER_LINE, BAD_REQUEST_URI, MISSING_HEADER, BAD_VIA, BAD_FROM_TO,
+                   BAD_CSEQ, BAD_CONTENT_LENGTH, TOO_LARGE)
+
+REASON_PHRASES = {
+    100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 402: "Payment Required",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 407: "Proxy Authentication Required",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    481: "Call/Transaction Does Not Exist", 484: "Address Incomplete", 487: "Request Terminated",
+    488: "Not Acceptable Here", 500: "Server Internal Error", 501: "Not Implemented",
+    503: "Service Unavailable",
+}
+_HEADER_END = b"\r\n\r\n"
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)", re.IGNORECASE | re.MULTILINE)
+_BRANCH_COOKIE = "z9hG4bK"
+
+
+class Malformed(Exception):
+    """A message that cannot be handled: `kind` for the metrics, `reply` a 400 when one can be formed."""
+
+    def __init__(self, kind: str, reason: str, reply: Request | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.reply = reply  # the request, parsed well enough to answer (a 400), or None: drop
+
+
+class Incoming(NamedTuple):
+    """A request checked fit to handle, with the fields every layer above reads, parsed once."""
+
+    request: Request
+    method: str
+    branch: str  # top Via's branch; for an RFC 2543 peer (no magic cookie), a key made of the rest
+    sent_by: str  # top Via's host:port
+    call_id: str
+    from_tag: str
+    to_tag: str
+    cseq: int
+    uri: str  # the Request-URI as received (digest's `uri` is compared with it)
+
+
+def parse(data: bytes) -> Request | Response:
+    """A message from bytes, or `Malformed` (with `reply` set when a 400 can still be sent)."""
+    if len(data) > MAX_MESSAGE:
+        raise Malformed(TOO_LARGE, f"message of {len(data)} bytes")
+    try:
+        message = Message.parse(data)
+    except (ValueError, IndexError) as err:
+        raise _salvage(data, str(err)) from None
+    if isinstance(message, Request):
+        _check_length(message, data)
+    return message
+
+
+def check(request: Request) -> Incoming:
+    """The request's dialog and transaction fields, or `Malformed` (with a 400 to send)."""
+    headers = request.headers
+    for name in REQUIRED:
+        if headers.get(name) is None:
+            raise Malformed(MISSING_HEADER, f"no {name} header", None)
+    try:
+        vias = request.via
+        top = vias[0]
+    except (ValueError, IndexError):
+        raise Malformed(BAD_VIA, "Via is not valid", request) from None
+    try:
+        from_tag = request.from_address.parameters.get("tag") or ""
+        to_tag = request.to_address.parameters.get("tag") or ""
+    except ValueError:
+        raise Malformed(BAD_FROM_TO, "From or To is not valid", request) from None
+    try:
+        cseq = request.cseq
+    except ValueError:
+        raise Malformed(BAD_CSEQ, "CSeq is not valid", request) from None
+    if cseq.method != request.method and not (request.method == "ACK" and cseq.method == "INVITE"):
+        raise Malformed(BAD_CSEQ, f"CSeq method {cseq.method} is not {request.method}", request)
+    call_id = headers["Call-ID"]
+    sent_by = f"{top.host}:{top.port or 5060}"
+    branch = top.parameters.get("branch") or ""
+    if not branch.startswith(_BRANCH_COOKIE):  # RFC 2543 peers: RFC 3261 §17.2.3's fallback, simplified
+        branch = f"{branch}|{call_id}|{from_tag}|{cseq.sequence}"
+    return Incoming(request, request.method, branch, sent_by, call_id, from_tag, to_tag,
+                    cseq.sequence, str(request.uri))
+
+
+def _check_length(request: Request, data: bytes) -> None:
+    """RFC 3261 §18.3: a body shorter than Content-Length is an error (400); a longer one is cut."""
+    value = request.headers.get("Content-Length")
+    if value is None:
+        return
+    try:
+        length = int(value)
+        if length < 0:
+            raise ValueError
+    except ValueError:
+        raise Malformed(BAD_CONTENT_LENGTH, f"Content-Length {value[:20]!r}", request) from None
+    if length > len(request.body):
+        raise Malformed(BAD_CONTENT_LENGTH, f"Content-Length {length} past the body's {len(request.body)} bytes",
+                        request)
+    request.body = request.body[:length]
+
+
+def _salvage(data: bytes, why: str) -> Malformed:
+    """Why `data` failed, and whether it can be answered: parse it again without the bad parts."""
+    head, sep, body = data.partition(_HEADER_END)
+    if not sep:
+        return Malformed(NOT_SIP, "no end of headers")
+    try:
+        lines = head.decode("utf8").split("\r\n")
+    except UnicodeDecodeError:
+        return Malformed(NOT_SIP, "not UTF-8")
+    start = lines[0].split(" ", 2)
+    if len(start) < 3 or start[2] != "SIP/2.0" or not start[0].isalpha():
+        return Malformed(NOT_SIP, "not a SIP request")  # a broken response is never answered
+    kind, reason = BAD_HEADER_LINE, why
+    try:
+        URI.parse(start[1])
+    except ValueError:
+        kind, reason = BAD_REQUEST_URI, f"Request-URI {start[1][:60]!r} is not valid"
+    kept = [line for line in lines[1:] if ":" in line and line[:1] not in (" ", "\t")]
+    text = "\r\n".join([f"{start[0]} sip:invalid SIP/2.0", *kept])
+    try:
+        request = Message.parse(text.encode("utf8") + _HEADER_END + body)
+    except (ValueError, IndexError):
+        return Malformed(kind, reason)
+    answerable = all(request.headers.get(name) is not None for name in REQUIRED)
+    return Malformed(kind, reason, request if answerable else None)  # type: ignore[arg-type]
+
+
+def response(inc: Incoming | Request, code: int, source: tuple[str, int], *, to_tag: str = "",
+             reason: str = "", phrase: str = "") -> Response:
+    """A response to a request: Via, From, To (with `to_tag` added if it has none), Call-ID, CSeq.
+
+    `source` is the address the request came from: the top Via gets
+    `received` when its host differs and `rport` filled when asked for.
+    `reason` adds a `Reason` header (RFC 3326).  Other headers and a body are
+    the caller's to add.  Content-Length is left for `serialise`.
+    """
+    request = inc.request if isinstance(inc, Incoming) else inc
+    out = Response(code, phrase or REASON_PHRASES.get(code, "Unknown"))
+    headers, theirs = out.headers, request.headers
+    vias = theirs.getlist("Via")
+    if vias:
+        headers.setlist("Via", [_received(vias[0], source), *vias[1:]])
+    headers.add("From", theirs.get("From") or "")
+    to = theirs.get("To") or ""
+    if to_tag and ";tag=" not in to.replace(" ", "").lower():
+        to = f"{to};tag={to_tag}"
+    headers.add("To", to)
+    headers.add("Call-ID", theirs.get("Call-ID") or "")
+    headers.add("CSeq", theirs.get("CSeq") or "")
+    if reason:
+        headers.add("Reason", reason)
+    return out
+
+
+def _received(via: str, source: tuple[str, int]) -> str:
+    """The top Via of a response: `received` if the sent-by host is not the source's, `rport` filled.
+
+    Only the first Via of a header line that may hold several is touched.
+    """
+    first, comma, rest = via.partition(",")
+    host, port = source
+    try:
+        parsed = Via.parse(first)
+    except ValueError:
+        return via
+    if parsed.host.strip("[]") != host:
+        first += f";received={host}"
+    if "rport" in parsed.parameters and not parsed.parameters["rport"]:
+        first = re.sub(r";\s*rport(?=\s*(;|$))", f";rport={port}", first, count=1)
+    return first + comma + rest
+
+
+def serialise(message: Request | Response, body: bytes = b"", content_type: str = "") -> bytes:
+    """The bytes on the wire, Content-Length (and Content-Type with a body) set."""
+    if body:
+        message.headers.set("Content-Type", content_type)
+    message.body = body
+    message.headers.set("Content-Length", str(len(body)))
+    return bytes(message)
+
+
+def tag_of(address: str) -> str:
+    """The `tag` parameter of a From/To value ('' without one)."""
+    try:
+        return Address.parse(address).parameters.get("tag") or ""
+    except ValueError:
+        return ""
+
+
+def cseq_of(value: str) -> CSeq | None:
+    try:
+        return CSeq.parse(value)
+    except ValueError:
+        return None
+
+
+class StreamFramer:
+    """Messages cut from a byte stream (TCP) by their Content-Length (RFC 3261 §18.3).
+
+    `feed` bytes, then iterate `messages()`.  Keep-alive CRLFs between
+    messages (RFC 5626 §3.5.1) are skipped.  A header block or body past
+    MAX_MESSAGE raises `Malformed(TOO_LARGE)`, and a Content-Length that is not
+    a number `Malformed(BAD_CONTENT_LENGTH)`: the stream cannot be
+    resynchronised, the connection must close.  A missing Content-Length
+    counts as 0.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def messages(self) -> list[bytes]:
+        out: list[bytes] = []
+        buf = self._buffer
+        while True:
+            start = 0
+            while buf[start:start + 2] == b"\r\n":
+                start += 2
+            if start:
+                del buf[:start]
+            end = buf.find(_HEADER_END)
+            if end < 0:
+                if len(buf) > MAX_MESSAGE:
+                    raise Malformed(TOO_LARGE, "header block past the limit")
+                return out
+            found = _CONTENT_LENGTH.search(bytes(buf[:end]))
+            try:
+                length = int(found.group(1)) if found else 0
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                raise Malformed(BAD_CONTENT_LENGTH, "Content-Length is not a number") from None
+            total = end + 4 + length
+            if total > MAX_MESSAGE:
+                raise Malformed(TOO_LARGE, f"message of {total} bytes")
+            if len(buf) < total:
+                return out
+            out.append(bytes(buf[:total]))
+            del buf[:total]
