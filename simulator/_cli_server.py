@@ -82,6 +82,13 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     serve.add_argument("--sip-ring", type=seconds, default=0.0, metavar="S",
                        help="send 180 Ringing and answer SIP calls S seconds later (default: 0, at once; "
                             "a caller's X-Callsim-Ring header, in ms, overrides it)")
+    serve.add_argument("--sip-digest", default="MD5,SHA-256", metavar="ALGORITHMS",
+                       help="digest algorithms offered in a 407, in this order (a client takes the first "
+                            "it supports): MD5 and SHA-256 (default: MD5,SHA-256, as SIPp 3.6 knows "
+                            "only MD5; SHA-256,MD5 prefers the stronger)")
+    serve.add_argument("--sip-t1", type=count, default=500, metavar="MS",
+                       help="SIP timer T1 in ms: retransmissions start at T1, transactions time out "
+                            "after 64*T1 (default: 500, RFC 3261)")
     add_force_argument(serve)
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
@@ -199,8 +206,14 @@ def _sip_edges(args: argparse.Namespace, scenario) -> list:
         host, sip_port = parse_listen(args.sip)
     except ValueError as err:
         raise UsageError(f"--sip {err}") from None
+    algorithms = tuple(a.strip().upper() for a in args.sip_digest.split(",") if a.strip())
+    unknown = [a for a in algorithms if a not in ("MD5", "SHA-256")]
+    if unknown or not algorithms or len(set(algorithms)) != len(algorithms):
+        raise UsageError(f"--sip-digest {args.sip_digest!r}: a list of MD5 and SHA-256, each once")
+    t1 = max(args.sip_t1, 1) / 1000
+    options = SipOptions(ring_s=args.sip_ring, algorithms=algorithms, t1=t1, t2=max(4.0, t1))
     try:
-        return [SipEdge(scenario, SipConfig(host, sip_port, SipOptions(ring_s=args.sip_ring)), os.environ)]
+        return [SipEdge(scenario, SipConfig(host, sip_port, options), os.environ)]
     except SipConflict as err:
         raise UsageError(f"{args.scenario}: {err}") from None
 

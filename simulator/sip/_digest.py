@@ -1,8 +1,11 @@
 """Per-org digest authentication of SIP requests (RFC 3261 §22, RFC 7616, RFC 8760).
 
 A request that needs an org's credentials and brings none gets a 407 with
-one `Proxy-Authenticate` challenge per algorithm (SHA-256 first, then MD5:
-RFC 8760 §2.4, the client takes the first it supports), `qop="auth"`.
+one `Proxy-Authenticate` challenge per algorithm, in the server's order of
+preference (RFC 8760 §2.4: the client takes the first it supports),
+`qop="auth"`.  MD5 comes first by default because SIPp 3.6, the usual test
+client, reads only the first challenge and speaks only MD5; `--sip-digest
+SHA-256,MD5` prefers the stronger one.
 
 Whose credentials they are is told by the digest username (each org has its
 own, `SipIdentities.by_username`); the realm must be that org's.  Nonces are
@@ -34,7 +37,7 @@ from typing import NamedTuple, Protocol, TypeVar
 from sipmessage import AuthChallenge, AuthCredentials, AuthParameters
 
 ALGORITHMS = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
-DEFAULT_ALGORITHMS = ("SHA-256", "MD5")
+DEFAULT_ALGORITHMS = ("MD5", "SHA-256")  # the offer order; RFC 8760 lets the server choose it
 
 # -- failure reasons (`callsim_sip_auth_failures_total{reason}`) ---------------------------------
 BAD_RESPONSE = "bad_response"  # the digest does not match: a wrong password

@@ -16,8 +16,9 @@ started in the server's nursery once the exchange runs:
 refusals and ends come back in bulk and go out at once, so a BYE for a call
 the rules cut leaves in the very tick that cut it.
 
-Fairness: a source gets at most `per_source` messages handled per round
-(the rest are dropped, counted `dropped{reason="source_budget"}`), and a
+Fairness: when a round holds several sources, none gets more than an equal
+share of it handled (at least `per_source`; the rest are dropped, counted
+`dropped{reason="source_budget"}`: a heavy source alone is never cut), and a
 source that sent `garbage_per_s` malformed messages within one second is
 not parsed at all for the rest of it (`dropped{reason="muted"}`): a flood
 from one address costs a `recvfrom` per datagram, not a parse, and the
@@ -60,7 +61,7 @@ class SipConfig:
     port: int = DEFAULT_SIP_PORT  # 0: any free port (UDP and TCP get the same one)
     options: SipOptions = field(default_factory=SipOptions)
     round_datagrams: int = 256  # datagrams read per round before yielding to the exchange
-    per_source: int = 128  # messages handled per source per round
+    per_source: int = 64  # messages of one source always handled in a round shared with others
     garbage_per_s: int = 200  # malformed messages a source may send per second before it is muted
     max_tcp_connections: int = 1_000
 
@@ -223,20 +224,23 @@ class _Runner:
                 now = trio.current_time()
                 if int(now) != window:
                     window, garbage = int(now), {}
-                handled: dict[str, int] = {}
+                batch: list[tuple[bytes, tuple[str, int]]] = []
                 for _ in range(config.round_datagrams):
                     try:
-                        data, address = sock.recvfrom(MAX_MESSAGE + 1)
+                        batch.append(sock.recvfrom(MAX_MESSAGE + 1))
                     except BlockingIOError:
                         break
                     except OSError:  # an ICMP error reported on the socket: nothing to read
                         continue
+                share = _fair_share(batch, config.per_source)
+                handled: dict[str, int] = {}
+                for data, address in batch:
                     host = address[0]
                     if garbage.get(host, 0) >= config.garbage_per_s:
                         dropped["muted"] += 1
                         continue
                     n = handled.get(host, 0)
-                    if n >= config.per_source:
+                    if n >= share:
                         dropped["source_budget"] += 1
                         continue
                     handled[host] = n + 1
@@ -398,6 +402,16 @@ class _SipSink:
 
     def flush(self) -> None:
         """Replies left at once (`run`): nothing waits here."""
+
+
+def _fair_share(batch: list[tuple[bytes, tuple[str, int]]], floor: int) -> float:
+    """How many of a round's datagrams one source may have handled: all of them when it is the
+    only source (an SBC at full load starves nobody), else an equal share of the round, at
+    least `floor`."""
+    if len(batch) <= floor:
+        return math.inf
+    sources = {address[0] for _, address in batch}
+    return math.inf if len(sources) == 1 else max(floor, len(batch) / len(sources))
 
 
 def _advertised(host: str) -> str:

@@ -65,7 +65,7 @@ KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTE
 # Reason header (RFC 3326) per callsim end reason: a Q.850 cause a SIP tool understands, and the
 # end reason itself as the text.
 Q850 = {"unroutable": 3, "not_licensed": 57, "blocked_no_balance": 21, "dropped_balance_exhausted": 17,
-        "simulation_end": 16, "hangup": 16, "no_ack": 102, "cancelled": 487}
+        "simulation_end": 16, "hangup": 16, "no_ack": 102}
 REFUSAL_CODES = {"unroutable": 404, "not_licensed": 403, "blocked_no_balance": 402}
 
 # dialog states
@@ -116,7 +116,7 @@ class SipOptions:
     ring_s: float = 0.0  # time between 180 Ringing and the answer; X-Callsim-Ring (ms) overrides
     max_dialogs: int = 100_000  # dialogs in progress; INVITEs past it get 503
     nonce_ttl_s: float = 60.0
-    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    algorithms: tuple[str, ...] = ("MD5", "SHA-256")  # offer order: SIPp 3.6 takes the first, MD5 only
     t1: float = T1
     t2: float = T2
 
@@ -678,7 +678,10 @@ class Endpoint:
 
 
 def _reason(end_reason: str) -> str:
-    """`Reason: Q.850;cause=N;text="end_reason"` (RFC 3326)."""
+    """`Reason: Q.850;cause=N;text="end_reason"` (RFC 3326); a cancelled INVITE's 487 says
+    `SIP;cause=487;text="cancelled"` (Q.850 has no cause for it)."""
+    if end_reason == "cancelled":
+        return 'SIP;cause=487;text="cancelled"'
     return f'Q.850;cause={Q850.get(end_reason, 16)};text="{end_reason}"'
 
 

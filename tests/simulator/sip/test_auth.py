@@ -32,7 +32,7 @@ def _authorized(ep, challenge, credentials, now=0.1, nc=1, call_id="c1", branch=
 def test_invite_is_challenged_then_admitted_with_the_orgs_credentials(algorithm):
     ep = endpoint()
     values = _challenge(ep)
-    assert 'algorithm=SHA-256' in values[0] and 'algorithm=MD5' in values[1] and 'qop="auth"' in values[0]
+    assert 'algorithm=MD5' in values[0] and 'algorithm=SHA-256' in values[1] and 'qop="auth"' in values[0]
     assert 'realm="contoso"' in values[0]
     actions = _authorized(ep, values[algorithm], CONTOSO)
     assert codes(actions) == [100] and any(isinstance(a, Setup) for a in actions)
