@@ -239,11 +239,11 @@ def test_lost_ack_200_is_retransmitted_then_the_call_released(tmp_path: Path) ->
 
 
 def test_digest_challenge_then_200_and_wrong_password_403(server: SipServer, tmp_path: Path) -> None:
-    good = run_sipp(tmp_path, server, "digest", "fabrikam.csv", local_ip=UNTRUSTED,
+    good = run_sipp(tmp_path, server, "digest", "digest.csv", local_ip=UNTRUSTED,
                     extra=("-au", "fabrikam-pbx", "-ap", "fabrikam-secret", "-d", "100"))
     assert good.returncode == 0, good.errors
     assert [s for s in good.statuses() if s != 100] == [407, 200, 200]  # INVITE, INVITE, BYE
-    bad = run_sipp(tmp_path, server, "digest", "fabrikam.csv", local_ip=UNTRUSTED,
+    bad = run_sipp(tmp_path, server, "digest", "digest.csv", local_ip=UNTRUSTED,
                    extra=("-au", "fabrikam-pbx", "-ap", "wrong", "-d", "100"))
     assert bad.returncode != 0
     assert [s for s in bad.statuses() if s != 100][:2] == [407, 403]
