@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -98,24 +98,12 @@ class SipServer:
             return self.proc.wait(timeout=STOP_S)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError("callsim did not stop within {STOP_S} s of SIGINT") from None
+            raise AssertionError(f"callsim did not stop within {STOP_S} s of SIGINT") from None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-    def output(self) -> str:
-        """What the server printed (complete once it has exited)."""
-        while True:
-            try:
-                line = self._lines.get(timeout=5)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-        return "".join(self.lines)
 
     def cdrs(self) -> list[dict[str, str]]:
         with open(self.out / "cdrs.csv", newline="") as f:
@@ -159,7 +147,6 @@ class SippRun:
     messages: list[Message]
     logs: list[str]
     errors: str
-    stats: dict[str, str] = field(default_factory=dict)
 
     def received(self, call_id: str | None = None) -> list[Message]:
         return [m for m in self.messages if not m.sent and (call_id is None or m.call_id == call_id)]

@@ -196,18 +196,21 @@ def test_server_stop_sends_bye_with_simulation_end(tmp_path: Path, transport: st
     assert [r["end_reason"] for r in server.cdrs()] == ["simulation_end"]  # nothing cut it before
 
 
+def _metric(metrics_port: int, name: str) -> float:
+    """A metric's value summed over its labels (0 when absent)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
 def _wait_for_dialogs(metrics_port: int, count: int, timeout_s: float = 10.0) -> None:
     """Until callsim_sip_dialogs says `count` dialogs are in progress (bounded)."""
     deadline = time.monotonic() + timeout_s
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
     while time.monotonic() < deadline:
         try:
-            text = urllib.request.urlopen(url, timeout=2).read().decode()
+            if _metric(metrics_port, "callsim_sip_dialogs") >= count:
+                return
         except OSError:
-            text = ""
-        found = re.search(r"^callsim_sip_dialogs (\S+)$", text, re.M)
-        if found and float(found[1]) >= count:
-            return
+            pass
         time.sleep(0.05)
     raise AssertionError(f"callsim_sip_dialogs did not reach {count} within {timeout_s} s")
 
@@ -251,34 +254,50 @@ def test_digest_challenge_then_200_and_wrong_password_403(server: SipServer, tmp
     assert [(r["org_id"], r["user_id"]) for r in server.cdrs()] == [("fabrikam", "bob")]
 
 
-def test_a_garbage_barrage_does_not_starve_a_good_caller(server: SipServer, tmp_path: Path) -> None:
+JUNK = (b"\x00" * 1200, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n", bytes(range(256)) * 4,
+        b"INVITE sip:x@y SIP/2.0\r\nContent-Length: 99999\r\n\r\nv=0",
+        b"BYE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9;branch=z9hG4bK1\r\n\r\n")
+
+
+def test_a_garbage_barrage_does_not_starve_a_good_caller(tmp_path: Path) -> None:
+    """One source floods the SIP port with junk over UDP and TCP while SIPp's calls, from
+    another address, are answered and hung up as usual."""
+    metrics_port = free_port()
+    server = SipServer(tmp_path, "--metrics-port", str(metrics_port))
     stop = threading.Event()
     sent = [0]
 
     def barrage() -> None:
-        junk = [b"\x00" * 1200, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n", bytes(range(256)) * 4,
-                b"INVITE sip:x@y SIP/2.0\r\nContent-Length: 99999\r\n\r\nv=0"]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((GARBAGE, 0))  # one source: the good caller sends from 127.0.0.1
             while not stop.is_set():
-                for data in junk:
+                for data in JUNK:
                     udp.sendto(data, (server.host, server.port))
                     sent[0] += 1
-        # TCP garbage ends its connection only: the good caller's connection is another one.
+                if sent[0] % 600 == 0:  # now and then a TCP connection's worth of junk
+                    try:
+                        with socket.create_connection((server.host, server.port), timeout=1,
+                                                      source_address=(GARBAGE, 0)) as tcp:
+                            tcp.sendall(b"".join(JUNK))
+                    except OSError:  # refused, reset or closed by the server: all fine
+                        pass
 
     thread = threading.Thread(target=barrage, daemon=True)
     thread.start()
     try:
         runs = [run_sipp(tmp_path, server, "call", "domestic.csv", transport=transport, calls=3,
                          extra=("-d", "100"), timeout_s=15) for transport in TRANSPORTS]
-    finally:
+        malformed = _metric(metrics_port, "callsim_sip_malformed_total")
         stop.set()
         thread.join(timeout=5)
-    assert sent[0] > 1000
+        assert server.proc.poll() is None  # it never crashed
+        assert server.stop() == 0
+    finally:
+        stop.set()
+        server.kill()
+    assert sent[0] > 1000 and malformed > 0
     for run in runs:
         assert run.returncode == 0, run.errors
-    assert server.proc.poll() is None
-    assert server.stop() == 0
     assert [r["end_reason"] for r in server.cdrs()] == ["hangup"] * 6
 
 
