@@ -105,14 +105,16 @@ def test_each_refusal_has_its_code_and_reason(server: SipServer, tmp_path: Path)
 def test_bye_at_exhaustion_within_10_ms_of_the_cdrs_cut_and_charges_exact(tmp_path: Path) -> None:
     """fabrikam's 0.02 of credit pays 2 s to a UK mobile by the second: callsim cuts the call at
     the boundary of 2 s, its BYE (Reason dropped_balance_exhausted, checked by SIPp's regexp)
-    reaches SIPp within 10 ms of that instant; and every CDR of the run equals `callsim run` of
-    the same calls written as [[calls]]."""
+    reaches SIPp within 10 ms of that instant; and every CDR of the run (domestic, toll-free and
+    dial-out calls hung up meanwhile, and the cut one) equals `callsim run` of the same calls
+    written as [[calls]]."""
     server = SipServer(tmp_path)
     runs: dict[str, SippRun] = {}
     flows = {  # at once: hang-ups of two orgs' calls while fabrikam's is cut
         "domestic": lambda: run_sipp(tmp_path, server, "call", "domestic.csv", calls=2,
                                      extra=("-d", "1500")),
         "toll_free": lambda: run_sipp(tmp_path, server, "call", "toll_free.csv", extra=("-d", "700")),
+        "dial_out": lambda: run_sipp(tmp_path, server, "dial_out", "dial_out.csv", extra=("-d", "1200")),
         "cut": lambda: run_sipp(tmp_path, server, "wait_for_bye", "fabrikam.csv", local_ip=FABRIKAM,
                                 timeout_s=10),
     }
@@ -138,8 +140,9 @@ def test_bye_at_exhaustion_within_10_ms_of_the_cdrs_cut_and_charges_exact(tmp_pa
     sipp_s = first(cut, sent=False, method="BYE").at - first(cut, sent=True, method="INVITE").at
     assert abs(sipp_s - cdr_s) <= 0.010, f"BYE {sipp_s - cdr_s:+.4f} s from the CDR's cut"
 
-    assert sorted(r["call_type"] for r in rows.values()) == [
-        "domestic", "domestic", "international", "toll_free"]
+    assert sorted((r["call_type"], r["user_id"]) for r in rows.values()) == [
+        ("conference_dial_out", "alice"), ("domestic", "alice"), ("domestic", "sales-0001"),
+        ("international", "bob"), ("toll_free", "")]
     replay = _replay(tmp_path, rows.values())
     assert [{k: r[k] for k in BILLING} for r in replay] == \
         [{k: r[k] for k in BILLING} for r in sorted(rows.values(), key=lambda r: int(r["call_id"]))]
@@ -158,7 +161,7 @@ def _replay(tmp_path: Path, rows) -> list[dict[str, str]]:
         at = int((_instant(r["start_time"]) - start).total_seconds() * 1000)
         held = int(round(float(r["duration_s"]) * 1000))
         duration = f'"{held}ms"' if r["end_reason"] == "hangup" else '"1h"'
-        kind = "toll_free" if r["call_type"] == "toll_free" else "outbound"
+        kind = r["call_type"] if r["call_type"] in ("toll_free", "conference_dial_out") else "outbound"
         lines += ["[[calls]]", f'at = "{at}ms"', f'org = "{r["org_id"]}"', f'type = "{kind}"',
                   f'to = "{r["to_number"]}"', f"duration = {duration}"]
         if r["user_id"]:
