@@ -535,7 +535,7 @@ class Endpoint:
         branch = f"z9hG4bK{secrets.token_hex(8)}"
         opts = self.options
         transport = "TCP" if dialog.peer.reliable else "UDP"
-        bye = Request("BYE", _uri(dialog.remote_target))
+        bye = msg.request("BYE", _uri(dialog.remote_target))
         h = bye.headers
         h.add("Via", f"SIP/2.0/{transport} {_hostport(opts.host, opts.port)};branch={branch};rport")
         h.add("Max-Forwards", "70")
