@@ -222,6 +222,7 @@ class _Runner:
             while True:
                 await trio.lowlevel.wait_readable(sock)
                 now = trio.current_time()
+                endpoint.stopping = not self.exchange.accepting  # new INVITEs: 503
                 if int(now) != window:
                     window, garbage = int(now), {}
                 batch: list[tuple[bytes, tuple[str, int]]] = []
@@ -355,6 +356,7 @@ class _TcpConnection:
                     endpoint.stats.malformed_total += 1
                     break
                 now = trio.current_time()
+                endpoint.stopping = not runner.exchange.accepting
                 for message in messages:
                     runner.run(endpoint.receive(message, peer, now))
                 runner.after_input()

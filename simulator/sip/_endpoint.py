@@ -193,7 +193,7 @@ class Endpoint:
         self._byes: dict[str, Dialog] = {}  # our BYE client transactions, by branch
         self._timers: list[tuple[float, int, int, Dialog]] = []
         self._session = itertools.count(1)
-        self.stopping = False
+        self.stopping = False  # the rating core takes no more calls: new INVITEs get 503
 
     @property
     def dialogs(self) -> int:
@@ -389,11 +389,15 @@ class Endpoint:
         """The rating core refused the call: 404 / 403 / 402 with a Reason naming why."""
         out: list[Action] = []
         dialog = self._by_ref.get(ref)
-        if dialog is None or dialog.state != SUBMITTED:
+        if dialog is None:
             return out
         dialog.rated = False
-        code = 487 if dialog.cancelled else REFUSAL_CODES.get(end_reason, 403)
-        self._final_refusal(dialog, code, now, out, reason=_reason(end_reason))
+        if dialog.state != SUBMITTED:  # its TCP connection closed meanwhile: nobody to answer
+            self._forget_dialog(dialog)
+        elif dialog.cancelled:
+            self._final_refusal(dialog, 487, now, out, reason=_reason("cancelled"))
+        else:
+            self._final_refusal(dialog, REFUSAL_CODES.get(end_reason, 403), now, out, reason=_reason(end_reason))
         return out
 
     def ended(self, ref: int, end_reason: str, now: float) -> list[Action]:
@@ -414,7 +418,8 @@ class Endpoint:
         """A TCP connection closed: its dialogs' calls are hung up now (nobody to send a BYE to)."""
         out: list[Action] = []
         for dialog in [d for d in self._by_ref.values() if d.peer.conn == conn]:
-            if dialog.rated and dialog.call_id and dialog.state in (ANSWERED, CONFIRMED, SUBMITTED):
+            if (dialog.rated and dialog.call_id and not dialog.cancelled
+                    and dialog.state in (ANSWERED, CONFIRMED, SUBMITTED)):
                 at = dialog.received if dialog.state == SUBMITTED else now
                 out.append(Hangup(dialog.call_id, at))
             dialog.state = HUNG_UP if dialog.rated else REFUSED
@@ -516,11 +521,7 @@ class Endpoint:
 
     # -- responses to our BYEs -------------------------------------------------------------------
     def _response(self, response: Response, now: float, out: list[Action]) -> None:
-        try:
-            branch = response.via[0].parameters.get("branch") or ""
-        except (ValueError, IndexError):
-            branch = ""
-        dialog = self._byes.get(branch)
+        dialog = self._byes.get(msg.branch_of(response.headers.get("Via") or ""))
         if dialog is None or response.code < 200:
             if dialog is None:
                 self.stats.dropped["stray_response"] += 1
@@ -535,7 +536,7 @@ class Endpoint:
         branch = f"z9hG4bK{secrets.token_hex(8)}"
         opts = self.options
         transport = "TCP" if dialog.peer.reliable else "UDP"
-        bye = Request("BYE", _uri(dialog.remote_target))
+        bye = msg.request("BYE", _uri(dialog.remote_target))
         h = bye.headers
         h.add("Via", f"SIP/2.0/{transport} {_hostport(opts.host, opts.port)};branch={branch};rport")
         h.add("Max-Forwards", "70")
@@ -558,7 +559,10 @@ class Endpoint:
     # -- timers ---------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         """When `timers_due` has something to do (None: nothing scheduled)."""
-        return self._timers[0][0] if self._timers else None
+        first = self._timers[0][0] if self._timers else None
+        if self._done_expiry and (first is None or self._done_expiry[0][0] < first):
+            return self._done_expiry[0][0]  # cached responses to forget (an OPTIONS-only peer)
+        return first
 
     def timers_due(self, now: float) -> list[Action]:
         out: list[Action] = []

@@ -246,3 +246,27 @@ def test_routing_toll_free_conference_and_unknown_callers():
 def test_sdp_offer_without_audio_is_488():
     body = b"v=0\r\no=x 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n"
     assert codes(endpoint().receive(invite(body=body), CALLER, 0.0)) == [488]
+
+
+def test_cached_responses_are_forgotten_after_timer_j_even_without_dialogs():
+    ep = endpoint()
+    options = request("OPTIONS", branch="z9hG4bK-o")
+    first = sent(ep.receive(options, CALLER, 0.0))
+    assert ep.next_deadline() == 64 * T1
+    assert sent(ep.receive(options, CALLER, 1.0)) == first  # absorbed, the same 200
+    ep.timers_due(64 * T1)
+    assert ep.next_deadline() is None
+    assert sent(ep.receive(options, CALLER, 40.0)) != first  # a new transaction: a new To tag
+
+
+def test_lost_tcp_connection_hangs_up_its_calls_and_forgets_its_dialogs():
+    ep = endpoint()
+    tcp = Peer("127.0.0.1", 40000, conn=3)
+    answered = [a for a in ep.receive(invite(), tcp, 0.0) if isinstance(a, Setup)][0]
+    ep.bound(answered.ref, 1)
+    ep.answered(answered.ref, 0.0)
+    waiting = [a for a in ep.receive(invite(call_id="c2", branch="z9hG4bK-2"), tcp, 1.0) if isinstance(a, Setup)][0]
+    ep.bound(waiting.ref, 2)
+    assert ep.connection_lost(3, 5.0) == [Hangup(1, 5.0), Hangup(2, 1.0)]  # the waiting one: billed nothing
+    assert ep.ended(answered.ref, "hangup", 5.0) == [] and ep.rejected(waiting.ref, "unroutable", 5.0) == []
+    assert ep.dialogs == 0
