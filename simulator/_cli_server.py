@@ -37,7 +37,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     serve = command("serve", "run the rating core as a TCP server (docs/server.md)",
                     ["callsim serve scenarios/server_demo.toml",
                      "callsim serve scenarios/server_demo.toml --port 7070 --metrics-port 9464",
-                     "callsim serve my_scenario.toml --host 0.0.0.0 --out /var/lib/callsim/run1"],
+                     "callsim serve my_scenario.toml --sip 0.0.0.0:5060 --out /var/lib/callsim/run1"],
                     [(EXIT_OK, "stopped by Ctrl-C or SIGTERM; every file is complete"),
                      (EXIT_CHECK_FAILED, "the outputs could not be written"),
                      (EXIT_BAD_INPUT[0], "bad input: the scenario, an option, or the address "
@@ -74,6 +74,21 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                             "--max-output-buffer)")
     serve.add_argument("--login-timeout", type=seconds, default=10.0, metavar="S",
                        help="close a connection that has not logged in after S seconds (default: 10)")
+    serve.add_argument("--sip", nargs="?", const="127.0.0.1:5060", default=None, metavar="[HOST:]PORT",
+                       help="also answer SIP calls on UDP and TCP at HOST:PORT (default host 127.0.0.1; "
+                            "`--sip` alone: 127.0.0.1:5060; port 0: any free port); docs/sip.md")
+    serve.add_argument("--sip-only", action="store_true",
+                       help="SIP only: no msgpack listener (--port and its limits are then unused)")
+    serve.add_argument("--sip-ring", type=seconds, default=0.0, metavar="S",
+                       help="send 180 Ringing and answer SIP calls S seconds later (default: 0, at once; "
+                            "a caller's X-Callsim-Ring header, in ms, overrides it)")
+    serve.add_argument("--sip-digest", default="MD5,SHA-256", metavar="ALGORITHMS",
+                       help="digest algorithms offered in a 407, in this order (a client takes the first "
+                            "it supports): MD5 and SHA-256 (default: MD5,SHA-256, as SIPp 3.6 knows "
+                            "only MD5; SHA-256,MD5 prefers the stronger)")
+    serve.add_argument("--sip-t1", type=count, default=500, metavar="MS",
+                       help="SIP timer T1 in ms: retransmissions start at T1, transactions time out "
+                            "after 64*T1 (default: 500, RFC 3261)")
     add_force_argument(serve)
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
@@ -126,6 +141,7 @@ def main(args: argparse.Namespace) -> int:
         resolve_tokens(scenario.setup, os.environ)
     except TokenConflict as err:
         raise UsageError(f"{args.scenario}: {err}") from None
+    edges = _sip_edges(args, scenario)
     max_frame, max_output = max(args.max_frame, 64), max(args.max_output_buffer, 1 << 16)
     budget, budget_text = _buffer_budget(args.max_buffered_bytes, max_frame, max_output, UsageError)
     out = args.out if args.out is not None else Path(f"serve-{scenario.name}")
@@ -151,7 +167,8 @@ def main(args: argparse.Namespace) -> int:
     # Any other thread (the sender to the files process, trio's thread hops) may by default keep
     # the GIL 5 ms before the event loop gets it back, a stall every connection's setups wait out.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    config = ServerConfig(out_dir=out, host=args.host, port=args.port, limits=limits, metrics=metrics,
+    config = ServerConfig(out_dir=out, host=args.host, port=None if args.sip_only else args.port,
+                          edges=edges, limits=limits, metrics=metrics,
                           write_msgpack=args.cdr_msgpack, files_process=True,
                           announce=lambda text: _listening(f"{text}\ncallsim: {budget_text}"))
     if metrics is not None:
@@ -159,7 +176,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         result = trio.run(serve, scenario, config)
     except OSError as err:
-        raise UsageError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
+        where = f"{args.host}:{args.port}" + (f" or the SIP address {args.sip}" if args.sip else "")
+        raise UsageError(f"cannot listen on {where} ({err.strerror or err})") from None
     finally:
         claim.release()
         if metrics is not None:
@@ -173,6 +191,31 @@ def main(args: argparse.Namespace) -> int:
          f"{total['billed_s']} s billed, {total['credits_charged']} credits charged; "
          f"outputs in {out}/")
     return EXIT_OK
+
+
+def _sip_edges(args: argparse.Namespace, scenario) -> list:
+    """The SIP listener asked for by --sip (none without it); a bad address or ambiguous SIP
+    identities are a UsageError."""
+    if args.sip is None:
+        if args.sip_only:
+            raise UsageError("--sip-only needs --sip [HOST:]PORT")
+        return []
+    from .sip import SipConfig, SipConflict, SipEdge, SipOptions, parse_listen
+
+    try:
+        host, sip_port = parse_listen(args.sip)
+    except ValueError as err:
+        raise UsageError(f"--sip {err}") from None
+    algorithms = tuple(a.strip().upper() for a in args.sip_digest.split(",") if a.strip())
+    unknown = [a for a in algorithms if a not in ("MD5", "SHA-256")]
+    if unknown or not algorithms or len(set(algorithms)) != len(algorithms):
+        raise UsageError(f"--sip-digest {args.sip_digest!r}: a list of MD5 and SHA-256, each once")
+    t1 = max(args.sip_t1, 1) / 1000
+    options = SipOptions(ring_s=args.sip_ring, algorithms=algorithms, t1=t1, t2=max(4.0, t1))
+    try:
+        return [SipEdge(scenario, SipConfig(host, sip_port, options), os.environ)]
+    except SipConflict as err:
+        raise UsageError(f"{args.scenario}: {err}") from None
 
 
 def _connection_limit(asked: int | None) -> int:

@@ -88,6 +88,63 @@ class ServerMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 10_000), registry=registry)
 
 
+class SipMetrics(Collector):
+    """SIP health of `callsim serve --sip` (docs/sip.md).
+
+    The endpoint tallies in plain dicts (`SipStats`: no Prometheus call per
+    message on the hot path); a scrape reads them (`watch`).  Labels are
+    bounded: methods outside the known ones count as `other`, response codes
+    are the few the server sends, kinds and reasons are fixed lists.
+    """
+
+    _COUNTERS = (
+        ("requests", "callsim_sip_requests_total", "SIP requests received, by method.", "method"),
+        ("responses", "callsim_sip_responses_total", "SIP responses sent (first sendings), by status code.",
+         "code"),
+        ("retransmissions", "callsim_sip_retransmissions_total",
+         "Retransmissions: response_sent (timer G, the 200 until its ACK), bye_sent (timer E), "
+         "request_absorbed (a request received again, answered from its transaction).", "kind"),
+        ("malformed", "callsim_sip_malformed_total",
+         "SIP messages refused as malformed (400 when one could be formed, else dropped), by kind.", "kind"),
+        ("auth_failures", "callsim_sip_auth_failures_total",
+         "Digest authentications refused with 403, by reason.", "reason"),
+        ("timeouts", "callsim_sip_timeouts_total",
+         "no_ack: a final response never acknowledged (timer H; a 200's call is then released); "
+         "bye_unanswered: our BYE never answered (timer F).", "kind"),
+        ("dropped", "callsim_sip_dropped_total",
+         "Messages not handled: source_budget and muted (one source's flood), stray_response, "
+         "server_error.", "reason"),
+    )
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.setup_latency = BulkHistogram(
+            "callsim_sip_setup_latency_seconds",
+            "Wall time from an INVITE's arrival to its 200 OK leaving (ringing excluded).",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=registry)
+        self._stats: Any = None
+        self._dialogs: Callable[[], int] = lambda: 0
+        registry.register(self)
+
+    def watch(self, stats: Any, dialogs: Callable[[], int]) -> None:
+        """Read `stats` (a `simulator.sip.SipStats`) and `dialogs()` at every scrape."""
+        self._stats, self._dialogs = stats, dialogs
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(name, doc, labels=[label]) for _, name, doc, label in self._COUNTERS] + [
+            GaugeMetricFamily("callsim_sip_dialogs", "SIP dialogs in progress.")]
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        for attr, name, doc, label in self._COUNTERS:
+            family = CounterMetricFamily(name, doc, labels=[label])
+            table = dict(getattr(stats, attr)) if stats is not None else {}
+            for key, value in sorted(table.items(), key=lambda kv: str(kv[0])):
+                family.add_metric([str(key)], value)
+            yield family
+        yield GaugeMetricFamily("callsim_sip_dialogs", "SIP dialogs in progress.", value=self._dialogs())
+
+
 class BulkHistogram(Collector):
     """A histogram observed in bulk: `observe(value, count)` records `count` equal observations.
 

@@ -8,6 +8,8 @@ General layout:
 - `_schema`: the pydantic model of the document, field by field.
 - `_expect_schema`: the `[[expect]]` tables, checked by the loader and kept as frozen
   `Expectation` objects that `simulator.expect` checks a finished run against.
+- `_sip`: users' SIP identities (numbers, SIP user names) and orgs' SIP credentials, checked
+  across tables while the loader walks the file (`SipConfig`).
 - `_toml_lines`: which line of the file a field path sits on, for error messages.
 - `estimate`: a scenario's memory, disk and time before it runs; refusals and warnings.
   A public submodule, so that tests and `--force` can stand in for this machine.
@@ -26,10 +28,13 @@ from ._expect_schema import (
     parse_expectations,
     say_ms,
 )
+from ._schema import DEFAULT_SIP_REALM
+from ._sip import NumberBlock, OrgSip, SipConfig, org_env_var, sip_password_env_var
 from ._loader import CallSpec, Problem, Scenario, ScenarioError, TrafficSpec, load_scenario, parse_scenario
 
 __all__ = [
-    "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "EventExpectation", "Expectation",
-    "Expected", "Problem", "Scenario", "ScenarioError", "TotalsExpectation", "TrafficSpec", "estimate",
-    "load_scenario", "parse_expectations", "parse_scenario", "say_ms",
+    "DEFAULT_SIP_REALM", "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "EventExpectation", "Expectation",
+    "Expected", "NumberBlock", "OrgSip", "Problem", "Scenario", "ScenarioError", "SipConfig",
+    "TotalsExpectation", "TrafficSpec", "estimate", "load_scenario", "org_env_var", "parse_expectations", "parse_scenario", "say_ms",
+    "sip_password_env_var",
 ]

@@ -38,6 +38,7 @@ from rating_core import (
 from . import estimate
 from . import _schema as schema
 from .. import units
+from ._sip import SipCollector, SipConfig
 from ._toml_lines import lines_of
 
 if TYPE_CHECKING:  # pydantic's expectation models are built only for a scenario with checks
@@ -133,6 +134,7 @@ class Scenario:
     source: str  # the path, or "<string>"
     workload: estimate.Workload | None = None  # what it asks of the machine (`estimate`)
     warnings: tuple[Problem, ...] = ()  # valid, but something in it does nothing or is slow
+    sip: SipConfig = SipConfig()  # users' numbers and SIP names, orgs' SIP credentials (`_sip`)
 
 
 def load_scenario(
@@ -247,6 +249,7 @@ class _Loader:
         self.orgs: list[_OrgNames] = []
         self.org_index: dict[str, int] = {}  # org id -> index of the first org with it
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
+        self.sip = SipCollector()
 
     def report(self, place: str, problem: str) -> None:
         self.problems.append(Problem(place, problem))
@@ -271,6 +274,10 @@ class _Loader:
         for names, org in zip(self.orgs, orgs):
             names.offset = offset
             offset += len(org.users) if org else 0
+        sip = self.sip.finish(len(self.orgs), [names.offset for names in self.orgs],
+                              [names.user_ids for names in self.orgs],
+                              [names.users for names in self.orgs])
+        self.problems.extend(Problem(p, m) for p, m in self.sip.problems)
         traffic = tuple(self._traffic(i, item) for i, item in enumerate(_items(raw, "traffic")))
         end_ms = sim.duration if sim else None
         calls = tuple(self._call(i, item, end_ms) for i, item in enumerate(_items(raw, "calls")))
@@ -315,6 +322,7 @@ class _Loader:
             source=self.source,
             workload=workload,
             warnings=tuple(self.warnings),
+            sip=sip,
         )
 
     def _check_size(self, workload: estimate.Workload) -> None:
@@ -445,6 +453,7 @@ class _Loader:
         )
         if model is not None:
             self._check_org_identity(place, model)
+            self.sip.org(place, i, model)
         if names.id is not None:
             self.org_index.setdefault(names.id, len(self.orgs))
         self.orgs.append(names)
@@ -515,6 +524,7 @@ class _Loader:
                 ids = [f"{model.group}-{n:0{width}d}" for n in range(1, model.count + 1)]
                 self._claim(f"{place}.group", "group", model.group, taken, ids)
                 names.groups.setdefault(model.group, tuple(range(first, first + len(ids))))
+            self.sip.user(place, len(self.orgs) - 1, first, model, model.group is not None)
             for k, uid in enumerate(ids):
                 names.users.setdefault(uid, first + k)
             names.user_ids.extend(ids)

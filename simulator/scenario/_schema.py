@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
@@ -89,6 +90,40 @@ def _printable(text: str) -> str:
     return text
 
 
+# RFC 3261 §25.1 `user`: unreserved and user-unreserved characters.  `;` is left out (it starts
+# the URI's parameters in every parser's eyes) and so is `%` (an escaped name would have two
+# spellings, and the lookup compares names as written).
+_SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,?/]{1,64}", re.ASCII)
+# A realm travels as a quoted string in WWW-/Proxy-Authenticate: no quote, backslash or control.
+_SIP_REALM = re.compile(r"[\x20-\x7e]{1,64}", re.ASCII)
+DEFAULT_SIP_REALM = "callsim"
+
+
+def _sip_user(value: object) -> str:
+    if isinstance(value, str) and _SIP_USER.fullmatch(value):
+        return value
+    raise ValueError("expected a SIP user name: 1 to 64 letters, digits or -_.!~*'()&=+$,?/, "
+                     f"got {show(value)}")
+
+
+def _sip_realm(value: object) -> str:
+    if isinstance(value, str) and _SIP_REALM.fullmatch(value) and not set('"\\') & set(value):
+        return value
+    raise ValueError(f"expected a realm: 1 to 64 printable ASCII characters without quotes or "
+                     f"backslashes, got {show(value)}")
+
+
+def _network(value: object) -> IPv4Network | IPv6Network:
+    """An address ("127.0.0.1", "::1") or a network ("10.0.0.0/8"), as a network."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected an address or network like "10.0.0.0/8", got {show(value)}')
+    try:
+        return ip_network(value)
+    except ValueError as exc:  # ipaddress says which part is wrong ("has host bits set")
+        raise ValueError(f"expected an address or network like \"10.0.0.0/8\", got {show(value)} "
+                         f"({exc})") from None
+
+
 def calls_per_hour(value: object) -> float:
     """A rate of calls per hour: an integer or finite float, above 0, at most the maximum."""
     if not (units.is_integer(value) or isinstance(value, float)):
@@ -129,6 +164,9 @@ DomesticKey = Annotated[str, PlainValidator(_domestic_key)]
 Text = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_PLAN_MINUTES)]
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]  # fits any RNG's and any writer's int64
+SipUser = Annotated[str, PlainValidator(_sip_user)]
+SipRealm = Annotated[str, PlainValidator(_sip_realm)]
+Network = Annotated[IPv4Network | IPv6Network, PlainValidator(_network)]
 
 TRAFFIC_TYPES = ("domestic", "international", "conference_dial_out", "toll_free")
 CALL_TYPES = ("outbound", "conference_dial_out", "toll_free")
@@ -195,11 +233,24 @@ class CreditsModel(_Table):
     retry_after: NonNegativeDuration = 24 * units.MS_PER_UNIT["h"]
 
 
+class OrgSipModel(_Table):
+    """`[orgs.sip]`: how the org's SIP requests are recognised (digest credentials, addresses).
+
+    Which of the keys are required together is the loader's call (`_sip`).
+    """
+
+    username: SipUser | None = None
+    password: Text | None = None
+    realm: SipRealm = DEFAULT_SIP_REALM
+    trusted: list[Network] = Field(default_factory=list)
+
+
 class OrgModel(_Table):
     id: Text
     toll_free_numbers: list[E164] = Field(default_factory=list)
     token: Text | None = None
     credits: CreditsModel | None = None
+    sip: OrgSipModel | None = None
     users: list[Any] = Field(default_factory=list)  # each checked with UserModel
 
 
@@ -211,6 +262,9 @@ class UserModel(_Table):
     count: Annotated[int, Field(ge=1, le=MAX_GROUP_COUNT)] | None = None
     country: Country
     licenses: Licenses
+    number: E164 | None = None  # a single user's SIP identity ...
+    sip_user: SipUser | None = None
+    number_base: E164 | None = None  # ... a group's: member k gets number_base + k - 1
 
 
 class TrafficModel(_Table):

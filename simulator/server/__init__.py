@@ -21,11 +21,12 @@ from ._budget import BufferBudget, default_budget
 from ._connection import Limits
 from ._directory import TokenConflict, resolve_tokens, token_env_var
 from ._loadgen import EXIT_FAILED, EXIT_USAGE, LoadError, LoadOptions, measure, run_loadgen
-from ._serve import DEFAULT_PORT, ServerConfig, ServerInfo, ServerResult, serve
+from ._exchange import CallSink, Exchange
+from ._serve import DEFAULT_PORT, Edge, ServerConfig, ServerInfo, ServerResult, serve
 from ._wire import FrameReader, ProtocolError, decode_payload, pack_frame
 
 __all__ = [
-    "BUFFER_MEMORY_SHARE", "BufferBudget", "DEFAULT_PORT", "EXIT_FAILED", "EXIT_USAGE",
+    "BUFFER_MEMORY_SHARE", "BufferBudget", "CallSink", "DEFAULT_PORT", "EXIT_FAILED", "EXIT_USAGE", "Edge", "Exchange",
     "FrameReader", "Limits", "LoadError", "LoadOptions", "ProtocolError", "ServerConfig",
     "ServerInfo", "ServerResult", "TokenConflict", "decode_payload", "default_budget", "measure",
     "pack_frame", "resolve_tokens", "run_loadgen", "serve", "token_env_var",

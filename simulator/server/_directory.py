@@ -18,14 +18,13 @@ orgs end up with the same token, wherever each came from.
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rating_core import RatingSetup
+from ..scenario import org_env_var
 
 TOKEN_ENV_PREFIX = "CALLSIM_TOKEN_"
-_NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 
 
 class TokenConflict(ValueError):
@@ -34,7 +33,7 @@ class TokenConflict(ValueError):
 
 def token_env_var(org_id: str) -> str:
     """The environment variable that overrides an org's token: `contoso-eu` -> CALLSIM_TOKEN_CONTOSO_EU."""
-    return TOKEN_ENV_PREFIX + _NOT_ALNUM.sub("_", org_id.upper())
+    return org_env_var(TOKEN_ENV_PREFIX, org_id)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -52,11 +53,25 @@ from ._exchange import Exchange
 from ._files import ServerFiles, ServerFilesProcess
 from ._wire import TOO_MANY_CONNECTIONS, ProtocolError, pack_frame
 
-__all__ = ["ServerConfig", "ServerInfo", "ServerResult", "serve"]
+__all__ = ["Edge", "ServerConfig", "ServerInfo", "ServerResult", "serve"]
 
 log = logging.getLogger("callsim.server")
 
 DEFAULT_PORT = 7060
+
+
+class Edge(Protocol):
+    """Another front end fed by the same exchange (`simulator.sip.SipEdge`: SIP over UDP and TCP)."""
+
+    async def bind(self) -> None:
+        """Listen; raises OSError.  Called before the server creates its files."""
+
+    async def run(self, exchange: Exchange, registry: CollectorRegistry, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve into `exchange` until cancelled; started once the exchange runs."""
+
+    def describe(self) -> str:
+        """The line `announce` prints about it, once bound."""
 
 
 @dataclass
@@ -65,7 +80,8 @@ class ServerConfig:
 
     out_dir: Path
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT  # 0: any free port (tests), reported in ServerInfo
+    port: int | None = DEFAULT_PORT  # 0: any free port (tests), reported in ServerInfo; None: no msgpack
+    edges: list[Edge] = field(default_factory=list)  # other front ends on the same exchange (SIP)
     limits: Limits = field(default_factory=Limits)
     metrics: MetricsServer | None = None  # the /metrics endpoint, if one was asked for
     registry: CollectorRegistry | None = None  # without an endpoint: where metrics go (tests read it)
@@ -95,7 +111,7 @@ class ServerInfo:
     """What `serve` reports once it listens (`nursery.start(serve, ...)` returns it)."""
 
     host: str
-    port: int
+    port: int | None  # None: no msgpack listener
     exchange: Exchange
     budget: BufferBudget  # what the connections hold in buffers, against `max_buffered_bytes`
 
@@ -201,7 +217,7 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
       could not be written (then the other fields say what was written).
 
     Raises:
-      OSError: the address cannot be listened on (before anything is created).
+      OSError: the address (or an edge's) cannot be listened on (before anything is created).
     """
     directory = Directory(scenario.setup, config.environ)
     registry = config.metrics.registry if config.metrics else config.registry or CollectorRegistry()
@@ -217,8 +233,15 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
     run_metrics = RunMetrics(registry, exchange.engine) if config.metrics or config.registry else None
     # Listen before any task starts, so "address in use" reaches the caller as a plain OSError;
     # and before the files exist, which are closed by the `finally` below once they do.
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-    port = listeners[0].socket.getsockname()[1]
+    listeners = [] if config.port is None else await trio.open_tcp_listeners(config.port, host=config.host)
+    port = listeners[0].socket.getsockname()[1] if listeners else None
+    try:
+        for edge in config.edges:
+            await edge.bind()
+    except OSError:
+        for listener in listeners:
+            await listener.aclose()
+        raise
     complete = False
     try:
         outputs = _Outputs(scenario, exchange, config, run_metrics)
@@ -250,13 +273,17 @@ async def serve(scenario: Scenario, config: ServerConfig, *,
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(drive, nursery)
-            nursery.start_soon(trio.serve_listeners, handler, listeners)
+            for edge in config.edges:
+                await nursery.start(edge.run, exchange, registry)
+            if listeners:
+                nursery.start_soon(trio.serve_listeners, handler, listeners)
             nursery.start_soon(outputs.run, config.flush_s, config.file_flush_s)
             nursery.start_soon(gate.return_memory)
             if config.handle_signals:
                 nursery.start_soon(_stop_on_signal, exchange)
             if config.announce is not None:
-                config.announce(_describe(scenario, directory, config.host, port))
+                config.announce("\n".join([_describe(scenario, directory, config.host, port),
+                                            *(edge.describe() for edge in config.edges)]))
             task_status.started(ServerInfo(config.host, port, exchange, budget))
     finally:
         summary: dict = {}
@@ -333,12 +360,13 @@ async def _stop_on_signal(exchange: Exchange) -> None:
             exchange.stop()
 
 
-def _describe(scenario: Scenario, directory: Directory, host: str, port: int) -> str:
+def _describe(scenario: Scenario, directory: Directory, host: str, port: int | None) -> str:
     """The startup line: where it listens, and which orgs can log in."""
     locked = directory.without_token()
     orgs = ", ".join(o.id for o in scenario.setup.orgs)
-    text = f"callsim: serving {scenario.name} on {host}:{port} (orgs: {orgs})"
-    if locked:
+    where = f" on {host}:{port}" if port is not None else ""
+    text = f"callsim: serving {scenario.name}{where} (orgs: {orgs})"
+    if locked and port is not None:
         text += f"; no token, cannot log in: {', '.join(locked)}"
     return text
 

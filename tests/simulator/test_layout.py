@@ -179,7 +179,7 @@ FLOORS = {
     "simulator.traffic": 3, "simulator.outputs": 3,
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
     "simulator.metrics": 4,
-    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5,
+    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sip": 5,
     "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
@@ -190,6 +190,7 @@ SIDEWAYS = {
     ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
+    ("simulator.sip", "simulator.server"),  # the SIP edge feeds the server's exchange
 }
 
 

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.samples import Sample
 
 from rating_core import RatingEngine
-from simulator.metrics import RunMetrics
+from simulator.metrics import RunMetrics, SipMetrics
 from simulator.scenario import load_scenario
+from simulator.sip import SipStats
 from tests.scenarios import REPO
 
 DASHBOARD = json.loads((REPO / "docs" / "grafana" / "callsim.json").read_text())
@@ -23,6 +24,9 @@ DASHBOARD = json.loads((REPO / "docs" / "grafana" / "callsim.json").read_text())
 def _exported_samples() -> list[Sample]:
     registry = CollectorRegistry()
     RunMetrics(registry, RatingEngine(load_scenario(REPO / "scenarios" / "quickstart.toml").setup))
+    sip, stats = SipMetrics(registry), SipStats()  # `callsim serve --sip`: the dashboard's SIP row
+    stats.requests["INVITE"] = stats.responses[200] = stats.auth_failures["bad_response"] = 1
+    sip.watch(stats, lambda: 1)
     return [s for family in registry.collect() for s in family.samples]
 
 
