@@ -526,7 +526,7 @@ class Endpoint:
             if dialog is None:
                 self.stats.dropped["stray_response"] += 1
             return
-        del self._byes[branch]
+        del self._byes[dialog.bye_tx]
         self._forget_dialog(dialog)
 
     def _send_bye(self, dialog: Dialog, end_reason: str, now: float, out: list[Action]) -> None:
