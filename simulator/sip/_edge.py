@@ -138,6 +138,7 @@ class SipEdge:
                 nursery.start_soon(trio.serve_listeners, runner.tcp_handler(self.config), self._listeners)
                 task_status.started()
         finally:
+            runner.run(endpoint.stop(trio.current_time()))  # sent at once, without waiting
             self._udp.close()
 
 
