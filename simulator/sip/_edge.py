@@ -50,6 +50,7 @@ log = logging.getLogger("callsim.sip")
 
 DEFAULT_SIP_PORT = 5060
 UDP_BUFFER = 8 << 20  # bytes asked for the socket's receive buffer: bursts wait there, not dropped
+TIMER_GRAIN_S = 0.005  # the timer task wakes at most this often (a ringing call's answer included)
 TCP_OUTPUT_LIMIT = 4 << 20  # bytes of replies a TCP peer may leave unread before it is dropped
 
 
@@ -138,6 +139,7 @@ class SipEdge:
                 nursery.start_soon(trio.serve_listeners, runner.tcp_handler(self.config), self._listeners)
                 task_status.started()
         finally:
+            runner.run(endpoint.stop(trio.current_time()))  # sent at once, without waiting
             self._udp.close()
 
 
@@ -200,14 +202,19 @@ class _Runner:
 
     # -- tasks ----------------------------------------------------------------------------------
     async def timers(self) -> None:
+        """Run the endpoint's timers when due, at most once per TIMER_GRAIN_S: under load a
+        deadline falls every millisecond (each answered call's first resend check), and every
+        wake-up is a task switch; SIP's timers count in hundreds of milliseconds."""
         endpoint = self.endpoint
+        last = -math.inf
         while True:
             deadline = endpoint.next_deadline()
-            self._sleeping_until = math.inf if deadline is None else deadline
+            self._sleeping_until = math.inf if deadline is None else max(deadline, last + TIMER_GRAIN_S)
             with trio.move_on_at(self._sleeping_until):
                 await self._timer_wake.wait()
             self._timer_wake = trio.Event()
-            self.run(endpoint.timers_due(trio.current_time()))
+            last = trio.current_time()
+            self.run(endpoint.timers_due(last))
 
     async def udp(self, config: SipConfig) -> None:
         sock, endpoint = self.udp_socket, self.endpoint

@@ -427,6 +427,15 @@ class Endpoint:
                 self._forget_dialog(dialog)
         return out
 
+    def stop(self, now: float) -> list[Action]:
+        """The server stops: INVITEs still ringing (never rated) get a 503 now.  Calls the rating
+        core has are ended by it (`simulation_end`) and get their BYE through `ended`."""
+        out: list[Action] = []
+        self.stopping = True
+        for dialog in [d for d in self._by_ref.values() if d.state == RINGING]:
+            self._final_refusal(dialog, 503, now, out, (("Retry-After", "5"),))
+        return out
+
     # -- ACK ----------------------------------------------------------------------------------
     def _ack(self, inc: msg.Incoming, peer: Peer, now: float) -> None:
         """ACK of a 2xx ends the 200's resends; ACK of a refusal ends the INVITE transaction."""
@@ -526,7 +535,7 @@ class Endpoint:
             if dialog is None:
                 self.stats.dropped["stray_response"] += 1
             return
-        del self._byes[branch]
+        del self._byes[dialog.bye_tx]
         self._forget_dialog(dialog)
 
     def _send_bye(self, dialog: Dialog, end_reason: str, now: float, out: list[Action]) -> None:

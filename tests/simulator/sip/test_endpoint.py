@@ -270,3 +270,11 @@ def test_lost_tcp_connection_hangs_up_its_calls_and_forgets_its_dialogs():
     assert ep.connection_lost(3, 5.0) == [Hangup(1, 5.0), Hangup(2, 1.0)]  # the waiting one: billed nothing
     assert ep.ended(answered.ref, "hangup", 5.0) == [] and ep.rejected(waiting.ref, "unroutable", 5.0) == []
     assert ep.dialogs == 0
+
+
+def test_stop_answers_invites_still_ringing_with_503():
+    ep = endpoint(ring_s=30.0)
+    assert codes(ep.receive(invite(), CALLER, 0.0)) == [100, 180]
+    assert codes(ep.stop(1.0)) == [503]
+    assert codes(ep.receive(invite(call_id="c2", branch="z9hG4bK-2"), CALLER, 1.1)) == [503]
+    assert not any(isinstance(a, Setup) for a in ep.timers_due(31.0)) and ep.dialogs == 0
