@@ -215,7 +215,7 @@ def holding(raw: object, place: str, holding_mean_ms: int | None,
     if not isinstance(raw, dict):
         return None, [(place, f"expected a table, got {show(raw)}")]
     kind = raw.get("distribution")
-    if kind not in _HOLDING_MODELS:
+    if not (isinstance(kind, str) and kind in _HOLDING_MODELS):
         listed = ", ".join(f'"{d}"' for d in DISTRIBUTIONS)
         problem = "required" if kind is None else f"expected one of {listed}, got {show(kind)}"
         return None, [(f"{place}.distribution", problem + ("" if kind is not None else
