@@ -129,7 +129,7 @@ def rate_profile(
     values: list[float] = getattr(model, key)
     lengths = (24, HOURS_PER_WEEK) if key == "rates" else (24 if key == "hours" else HOURS_PER_WEEK,)
     if len(values) not in lengths:
-        noun = "rates" if key == "rates" else "weights"
+        noun = ("rate" if key == "rates" else "weight") + ("" if len(values) == 1 else "s")
         expected = " or ".join(str(n) for n in lengths)
         return None, 0.0, [(f"{place}.{key}", f"{len(values)} {noun}, expected {expected}")]
     if key == "rates":
