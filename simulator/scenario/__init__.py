@@ -10,6 +10,9 @@ General layout:
   `Expectation` objects that `simulator.expect` checks a finished run against.
 - `_sip`: users' SIP identities (numbers, SIP user names) and orgs' SIP credentials, checked
   across tables while the loader walks the file (`SipConfig`).
+- `_traffic_schema`: a traffic source's shape tables (`rate_profile`, `holding`, weighted
+  `destinations`), checked into the `_traffic_shapes` values the generator draws from:
+  `RateProfile`, `Holding`, `Destination`.
 - `_toml_lines`: which line of the file a field path sits on, for error messages.
 - `estimate`: a scenario's memory, disk and time before it runs; refusals and warnings.
   A public submodule, so that tests and `--force` can stand in for this machine.
@@ -30,11 +33,13 @@ from ._expect_schema import (
 )
 from ._schema import DEFAULT_SIP_REALM
 from ._sip import NumberBlock, OrgSip, SipConfig, org_env_var, sip_password_env_var
+from ._traffic_shapes import Destination, Holding, RateProfile
 from ._loader import CallSpec, Problem, Scenario, ScenarioError, TrafficSpec, load_scenario, parse_scenario
 
 __all__ = [
-    "DEFAULT_SIP_REALM", "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "EventExpectation", "Expectation",
-    "Expected", "NumberBlock", "OrgSip", "Problem", "Scenario", "ScenarioError", "SipConfig",
-    "TotalsExpectation", "TrafficSpec", "estimate", "load_scenario", "org_env_var", "parse_expectations", "parse_scenario", "say_ms",
+    "DEFAULT_SIP_REALM", "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "Destination",
+    "EventExpectation", "Expectation", "Expected", "Holding", "NumberBlock", "OrgSip", "Problem",
+    "RateProfile", "Scenario", "ScenarioError", "SipConfig", "TotalsExpectation", "TrafficSpec",
+    "estimate", "load_scenario", "org_env_var", "parse_expectations", "parse_scenario", "say_ms",
     "sip_password_env_var",
 ]

@@ -31,6 +31,7 @@ from ..strategies import (
     below_increment_cases,
     rating_cases,
     recharge_cases,
+    traffic_cases,
     window_cuts,
     windowed_cases,
 )
@@ -181,13 +182,14 @@ def engine_matches_reference_in_windows(case, **tuning):
 
 
 @st.composite
-def windowed_recharge_cases(draw):
-    setup, arrivals = draw(recharge_cases())
+def windowed(draw, cases):
+    """A case of the `cases` strategy plus the cut points at which to feed it in windows."""
+    setup, arrivals = draw(cases)
     return setup, arrivals, draw(window_cuts(setup, arrivals))
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 2, 50))
-@given(windowed_recharge_cases())
+@given(windowed(recharge_cases()))
 def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
     """Orgs whose credits recharge every few increments, beside dead and exhausted ones: the
     bulk recharges (`rating_core._recharges`) against the reference, lots included (each
@@ -239,6 +241,15 @@ def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, c
         assert lots == state.lots[org.id], org.id
         assert engine.ledger.balance[o] == state.balances_micro[org.id]
     return want_cdrs, want_events
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 2, 50))
+@given(windowed(traffic_cases()))
+def test_engine_matches_reference_on_generated_traffic(case):
+    """Calls drawn by `simulator.traffic` from sources with rate profiles (closed hours, UTC
+    offsets), lognormal, empirical and histogram holding times and weighted destinations
+    (whole numbers, weights of 0, numbers that route nowhere), fed in random windows."""
+    engine_matches_reference_in_windows(case)
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
