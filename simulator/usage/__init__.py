@@ -25,6 +25,7 @@ from ._vocabulary import (
     number_type, parse_time, upn, user_id_from_upn,
 )
 from ._fit import EMPIRICAL_MIN_CALLS, HoldingFit, Period, RateFit, fit_holding, fit_rates, hour_of_week
+from ._fit_report import FitQuality, write_fit_report
 from ._import import choose_period, import_usage
 from ._mapping import call_type_kind, user_ids, user_licenses
 from ._model import ImportedModel, TrafficFit
@@ -34,10 +35,10 @@ from ._sources import Source, read_source
 from ._writer import ESTIMATE_MARK, scenario_text
 
 __all__ = [
-    "EMPIRICAL_MIN_CALLS", "ESTIMATE_MARK", "HoldingFit", "ImportedModel", "Period", "RateFit", "Source",
+    "EMPIRICAL_MIN_CALLS", "ESTIMATE_MARK", "FitQuality", "HoldingFit", "ImportedModel", "Period", "RateFit", "Source",
     "TrafficFit", "UsageCalls", "UsageError", "UsageWarning", "call_type_kind", "check_rows", "choose_period",
     "fit_holding", "fit_rates", "hour_of_week", "import_usage", "read_source", "scenario_text", "user_ids",
-    "user_licenses",
+    "user_licenses", "write_fit_report",
     "ARCHIVE_GLOB", "ARCHIVE_PARAMETERS", "CALL_TYPE_TO_TEAMS", "CAPABILITY_DOMESTIC_MINUTES",
     "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",
     "EXPORT_ENCODING", "EXPORT_FILE_GLOB", "EXPORT_HEADER", "EXPORT_LINE_END", "GRAPH_FIELDS",

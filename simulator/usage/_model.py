@@ -63,6 +63,7 @@ class TrafficFit:
     rates: RateFit
     holding: HoldingFit
     durations_s: np.ndarray  # observed, for the report
+    starts_ms: np.ndarray  # observed start instants (UTC ms), for the report
     destinations: list[tuple[str, int]]  # (prefix, calls); toll_free: callers' prefixes
     users: str | None  # the one user who placed them all, else None (every user of the org)
 
@@ -131,7 +132,8 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
         upns = rows.filter(pl.col("upn") != "")["upn"].unique().to_list()
         traffic.append(TrafficFit(
             kind, rows.height, fit_rates(rows["start_ms"].to_numpy(), period),
-            fit_holding(rows["duration_s"].to_numpy()), rows["duration_s"].to_numpy(), mix,
+            fit_holding(rows["duration_s"].to_numpy()), rows["duration_s"].to_numpy(),
+            rows["start_ms"].to_numpy(), mix,
             ids[upns[0]] if kind != TOLL_FREE and len(upns) == 1 and upns[0] in ids else None))
     tariffs = _tariffs(outbound, sorted(tariff_prefixes), users, country)
     toll_free = used.filter(pl.col("kind") == TOLL_FREE)
