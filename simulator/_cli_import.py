@@ -28,8 +28,7 @@ def _utc_offset(text: str) -> int:
 def add_parser(command) -> None:
     """Add `import` to the top parser (`command` is cli's sub-parser factory)."""
     parser = command(
-        "import", "turn a Teams PSTN usage export (CSV, Calls.Export zip, Graph JSON) into an "
-                  "editable scenario and a report of how well it fits",
+        "import", "a Teams PSTN usage export in, an editable scenario and its fit report out",
         ["callsim import PSTN.calls.2026-11-30.csv --out mine.toml",
          "callsim import Calls.Export.1234.zip --out mine.toml --utc-offset -05:00",
          "callsim import page1.json page2.json --out mine.toml --no-report"],
