@@ -25,7 +25,6 @@ The rules (docs/usage-import.md repeats them):
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,6 +215,9 @@ def per_minute_rates(frame: pl.DataFrame, prefix_column: str) -> dict[str, RateE
             for prefix, micro, minutes, calls in sums.iter_rows()}
 
 
-def most_common(values: list[str]) -> str | None:
-    counts = Counter(v for v in values if v)
-    return min(counts, key=lambda v: (-counts[v], v)) if counts else None
+def most_common(values: pl.Series) -> str | None:
+    """The most frequent non-empty value (the smallest of equals), None when there is none."""
+    counts = values.filter(values != "").value_counts()
+    if counts.height == 0:
+        return None
+    return counts.sort(["count", values.name], descending=[True, False])[0, values.name]

@@ -18,7 +18,7 @@ from ._sources import read_source
 #: Bytes of memory per byte of input, measured with `/usr/bin/time -f %M callsim import` on
 #: exports of 100,000 and 1,000,000 rows (docs/usage-import.md) and rounded up: the CSV's text
 #: columns and the typed ones beside them; JSON becomes Python objects first.
-MEMORY_PER_CSV_BYTE = 3
+MEMORY_PER_CSV_BYTE = 8
 MEMORY_PER_JSON_BYTE = 12
 BASE_MEMORY = 200 << 20  # Python, polars, numpy and matplotlib loaded
 

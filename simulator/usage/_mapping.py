@@ -119,9 +119,9 @@ def user_ids(upns: list[str]) -> dict[str, str]:
     return ids
 
 
-def org_id(upns: list[str]) -> str:
-    """The org's id from the most common UPN domain: "contoso" for "@contoso.onmicrosoft.com"."""
-    domains = Counter(upn.partition("@")[2].lower() for upn in upns if "@" in upn)
+def org_id(domains: Counter[str]) -> str:
+    """The org's id from the most common UPN domain: "contoso" for "@contoso.onmicrosoft.com"
+    (`domains`: calls per lower-case domain)."""
     if not domains:
         return "org"
     domain = min(domains, key=lambda d: (-domains[d], d))

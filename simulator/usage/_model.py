@@ -3,6 +3,7 @@ per traffic type the fitted arrivals, holding times and destinations, and the ta
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,7 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
         calls.warnings.append(warning)
     used = frame.filter(inside & pl.col("kind").is_not_null())
     outbound = used.filter(pl.col("kind").is_in(OUTBOUND_TYPES))
-    country = most_common(frame["location"].to_list()) or "US"
+    country = most_common(frame["location"]) or "US"
     users = _users(outbound, country)
     ids = {user.upn: user.id for user in users}
     traffic, tariff_prefixes, caller_prefixes = [], set(), set()
@@ -141,7 +142,7 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
     numbers = toll_free.filter(pl.col("destination").is_not_null()).group_by("destination").len() \
         .sort(["len", "destination"], descending=[True, False])["destination"].to_list()
     return ImportedModel(
-        org=org or org_id(frame["upn"].to_list()), country=country, currency=calls.currency,
+        org=org or org_id(_counts(frame["upn"].str.to_lowercase().str.extract(r"@(.+)$", 1))), country=country, currency=calls.currency,
         period=period, users=users, traffic=traffic, tariffs=tariffs,
         toll_free_tariffs=toll_free_tariffs,
         toll_free_numbers=[f"+{n}" for n in numbers[:MAX_TOLL_FREE_NUMBERS]],
@@ -210,6 +211,11 @@ def _tariff(prefix: str, country: str, estimates: dict[str, RateEstimate],
     if rates:
         return Tariff(prefix, country, None, rates[len(rates) // 2], "the median of the other prefixes")
     return Tariff(prefix, country, None, 0, "nothing: no call paid credits")
+
+
+def _counts(values: pl.Series) -> Counter[str]:
+    counts = values.drop_nulls().value_counts()
+    return Counter(dict(counts.iter_rows()))
 
 
 def data_period(calls: UsageCalls, offset_min: int) -> tuple[int, int]:

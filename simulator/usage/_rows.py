@@ -145,11 +145,13 @@ def _digits(text: pl.Expr) -> pl.Expr:
 def _with_kinds(calls: UsageCalls, typed: pl.DataFrame) -> pl.DataFrame:
     """The callsim type of each row, decided once per distinct (call type, number type,
     context), then joined: a million rows have a handful of distinct combinations."""
+    key = pl.concat_str(["call_type", "number_type", "context"], separator="\x1f")
     combos = typed.select("call_type", "number_type", "context").unique()
-    kinds, skips = zip(*(call_type_kind(*row) for row in combos.iter_rows())) if combos.height else ((), ())
-    combos = combos.with_columns(pl.Series("kind", kinds, dtype=pl.String),
-                                 pl.Series("skip", skips, dtype=pl.String))
-    typed = typed.join(combos, on=["call_type", "number_type", "context"], how="left", maintain_order="left")
+    kinds, skips = {}, {}
+    for row in combos.iter_rows():
+        kinds["\x1f".join(row)], skips["\x1f".join(row)] = call_type_kind(*row)
+    typed = typed.with_columns(key.replace_strict(kinds, default=None, return_dtype=pl.String).alias("kind"),
+                               key.replace_strict(skips, default=None, return_dtype=pl.String).alias("skip"))
     counts = typed.filter(pl.col("skip").is_not_null()).group_by("skip").len().sort("skip")
     calls.skipped = dict(counts.iter_rows())
     return typed
