@@ -5,8 +5,11 @@ General layout:
 - `_vocabulary`: the export's columns, values and formats, and how each maps onto callsim's
   call types, licences and numbers: the one home of these rules, for the writer
   (`callsim run --cdr-format teams`) and the reader (`callsim import`) alike.
+- `_export_writer`: a run's CDRs in the export's layout (`teams_export`, an
+  `outputs.ExtraCdrFile` that `callsim run` hands its CDR writer).
 """
 
+from ._export_writer import TeamsExport, teams_export
 from ._vocabulary import (
     ARCHIVE_GLOB, ARCHIVE_PARAMETERS, CALL_TYPE_TO_TEAMS, CAPABILITY_DOMESTIC_MINUTES, CAPABILITY_LICENSES,
     CHARGE_DECIMALS, DOMESTIC, EXPORTED_END_REASONS, EXPORT_COLUMNS, EXPORT_ENCODING, EXPORT_FILE_GLOB,
@@ -18,6 +21,7 @@ from ._vocabulary import (
 )
 
 __all__ = [
+    "TeamsExport", "teams_export",
     "ARCHIVE_GLOB", "ARCHIVE_PARAMETERS", "CALL_TYPE_TO_TEAMS", "CAPABILITY_DOMESTIC_MINUTES",
     "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",
     "EXPORT_ENCODING", "EXPORT_FILE_GLOB", "EXPORT_HEADER", "EXPORT_LINE_END", "GRAPH_FIELDS",
