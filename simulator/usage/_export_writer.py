@@ -78,7 +78,8 @@ def guids(seed: int, salt: int, ids: NDArray[np.integer]) -> NDArray[np.uint8]:
     the seed, a salt (one per column) and the ids: the same inputs, the same GUIDs."""
     key = _scalar_mix(seed * 0x9E3779B97F4A7C15 + salt)
     high = _splitmix(ids.astype(np.uint64) + np.uint64(key))
-    low = _splitmix(high ^ np.uint64(_scalar_mix(key + 1)))
+    # the second half from the first and a key of its own (from one key unrelated to `key`)
+    low = _splitmix(high ^ np.uint64(_scalar_mix(key ^ 0x632BE59BD9B4E019)))
     raw = np.empty((len(ids), 16), dtype=np.uint8)
     raw[:, :8] = high.astype(">u8").view(np.uint8).reshape(-1, 8)
     raw[:, 8:] = low.astype(">u8").view(np.uint8).reshape(-1, 8)
