@@ -8,6 +8,9 @@ General layout:
 - `_schema`: the pydantic model of the document, field by field.
 - `_expect_schema`: the `[[expect]]` tables, checked by the loader and kept as frozen
   `Expectation` objects that `simulator.expect` checks a finished run against.
+- `_traffic_schema`: a traffic source's shape tables (`rate_profile`, `holding`, weighted
+  `destinations`), checked into the `_traffic_shapes` values the generator draws from:
+  `RateProfile`, `Holding`, `Destination`.
 - `_toml_lines`: which line of the file a field path sits on, for error messages.
 - `estimate`: a scenario's memory, disk and time before it runs; refusals and warnings.
   A public submodule, so that tests and `--force` can stand in for this machine.
@@ -26,10 +29,12 @@ from ._expect_schema import (
     parse_expectations,
     say_ms,
 )
+from ._traffic_shapes import Destination, Holding, RateProfile
 from ._loader import CallSpec, Problem, Scenario, ScenarioError, TrafficSpec, load_scenario, parse_scenario
 
 __all__ = [
-    "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "EventExpectation", "Expectation",
+    "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "Destination", "EventExpectation",
+    "Expectation", "Holding", "RateProfile",
     "Expected", "Problem", "Scenario", "ScenarioError", "TotalsExpectation", "TrafficSpec", "estimate",
     "load_scenario", "parse_expectations", "parse_scenario", "say_ms",
 ]

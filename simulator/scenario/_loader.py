@@ -37,8 +37,10 @@ from rating_core import (
 )
 from . import estimate
 from . import _schema as schema
+from . import _traffic_schema as traffic_schema
 from .. import units
 from ._toml_lines import lines_of
+from ._traffic_shapes import Destination, Holding, RateProfile
 
 if TYPE_CHECKING:  # pydantic's expectation models are built only for a scenario with checks
     from ._expect_schema import Expectation
@@ -54,6 +56,7 @@ __all__ = [
     "parse_scenario",
 ]
 
+MS_PER_HOUR = 3_600_000
 GROUP_ID_DIGITS = 4  # sales-0001: at least this many digits, more when count needs them
 _DEFAULT_DOMESTIC_MINUTES = 3000
 LATEST_END = datetime(9998, 12, 1, tzinfo=timezone.utc)  # see _Loader._simulation
@@ -96,7 +99,14 @@ class ScenarioError(Exception):
 
 @dataclass(frozen=True)
 class TrafficSpec:
-    """One `[[traffic]]` source: Poisson arrivals with exponential holding times."""
+    """One `[[traffic]]` source: Poisson arrivals, at a flat rate or by the hour of the week.
+
+    Without the shape fields (all None) it is a flat `calls_per_hour` with exponential holding
+    times of mean `holding_mean_ms` to uniform `destinations`.  With a `rate_profile`,
+    `calls_per_hour` is its busiest hour's rate; with a `holding` distribution,
+    `holding_mean_ms` is its mean (rounded); with `weighted` destinations, `destinations`
+    holds the digits of each entry, in the same order.
+    """
 
     org: int  # org index
     type: str  # domestic | international | conference_dial_out | toll_free
@@ -104,6 +114,22 @@ class TrafficSpec:
     holding_mean_ms: int
     users: tuple[int, ...]  # global user indices; all of the org's when omitted; () for toll_free
     destinations: tuple[str, ...] | None  # digit prefixes; None: the generator's default
+    rate_profile: RateProfile | None = None  # None: flat calls_per_hour
+    holding: Holding | None = None  # None: exponential, mean holding_mean_ms
+    weighted: tuple[Destination, ...] | None = None  # None: destinations drawn uniformly
+
+
+@dataclass(frozen=True)
+class _TrafficShape:
+    """A source's keys that need no other table: checked before anything is expanded, so that
+    the work estimate sees the rate profile and the holding times."""
+
+    model: schema.TrafficModel
+    profile: RateProfile | None
+    peak_per_hour: float
+    holding: Holding
+    destinations: tuple[str, ...] | None
+    weighted: tuple[Destination, ...] | None
 
 
 @dataclass(frozen=True)
@@ -247,6 +273,8 @@ class _Loader:
         self.orgs: list[_OrgNames] = []
         self.org_index: dict[str, int] = {}  # org id -> index of the first org with it
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
+        # traffic problems found before the orgs are read, reported in file order after them
+        self.traffic_problems: list[list[Problem]] = []
 
     def report(self, place: str, problem: str) -> None:
         self.problems.append(Problem(place, problem))
@@ -259,7 +287,8 @@ class _Loader:
     def load(self, raw: dict[str, Any]) -> Scenario:
         self.check(schema.DocumentModel, raw, "")
         sim = self._simulation(raw)
-        workload = _workload(raw, sim.duration if sim else 0)
+        shapes = [self._traffic_shape(i, item) for i, item in enumerate(_items(raw, "traffic"))]
+        workload = _workload(raw, sim, shapes)
         self._check_size(workload)
         plans = self._plans(raw.get("plans"))
         tariffs = self._tariffs(_items(raw, "tariff"), "tariff", schema.TariffModel)
@@ -271,7 +300,7 @@ class _Loader:
         for names, org in zip(self.orgs, orgs):
             names.offset = offset
             offset += len(org.users) if org else 0
-        traffic = tuple(self._traffic(i, item) for i, item in enumerate(_items(raw, "traffic")))
+        traffic = tuple(self._traffic(i, shape) for i, shape in enumerate(shapes))
         end_ms = sim.duration if sim else None
         calls = tuple(self._call(i, item, end_ms) for i, item in enumerate(_items(raw, "calls")))
         org_ids = [names.id for names in self.orgs]
@@ -574,9 +603,39 @@ class _Loader:
         self.report(place, f"unknown org {show(org_id)}")
         return None
 
-    def _traffic(self, i: int, raw: object) -> TrafficSpec | None:
+    def _traffic_shape(self, i: int, raw: object) -> tuple[schema.TrafficModel | None,
+                                                           _TrafficShape | None]:
+        """Check a source's own keys; the problems wait in `traffic_problems` for `_traffic`."""
         place = f"traffic[{i}]"
-        model = self.check(schema.TrafficModel, raw, place)
+        model, found = schema.validate(schema.TrafficModel, raw, place)
+        problems = [Problem(p, m) for p, m in found]
+        self.traffic_problems.append(problems)
+        if model is None:
+            return None, None
+        shape_problems: list[tuple[str, str]] = []
+        profile, peak, found = traffic_schema.rate_profile(
+            model.rate_profile, f"{place}.rate_profile", model.calls_per_hour, f"{place}.calls_per_hour")
+        shape_problems += found
+        holding, found = traffic_schema.holding(
+            model.holding, f"{place}.holding", model.holding_mean, f"{place}.holding_mean")
+        shape_problems += found
+        destinations, weighted = None, None
+        if model.destinations is not None:
+            destinations, weighted, found = traffic_schema.destinations(
+                model.destinations, f"{place}.destinations")
+            shape_problems += found
+        problems += [Problem(p, m) for p, m in shape_problems]
+        if shape_problems:
+            return model, None
+        assert holding is not None
+        return model, _TrafficShape(model, profile, peak, holding, destinations, weighted)
+
+    def _traffic(
+        self, i: int, checked: tuple[schema.TrafficModel | None, _TrafficShape | None]
+    ) -> TrafficSpec | None:
+        place = f"traffic[{i}]"
+        self.problems.extend(self.traffic_problems[i])
+        model, shape = checked
         if model is None:
             return None
         found = self._find_org(f"{place}.org", model.org)
@@ -602,13 +661,20 @@ class _Loader:
                     f"{place}.users",
                     f"no group or user {show(model.users)} in org {show(model.org)}",
                 )
+        if shape is None:
+            return None
+        exponential = shape.holding.kind == "exponential"
         return TrafficSpec(
             org=o,
             type=model.type,
-            calls_per_hour=model.calls_per_hour,
-            holding_mean_ms=model.holding_mean,
+            calls_per_hour=shape.peak_per_hour,
+            holding_mean_ms=round(shape.holding.mean_ms),
             users=tuple(names.offset + u for u in users),
-            destinations=tuple(model.destinations) if model.destinations is not None else None,
+            destinations=shape.destinations,
+            rate_profile=shape.profile,
+            # exponential: the shorthand's draws, whichever way it was written
+            holding=None if exponential else shape.holding,
+            weighted=shape.weighted,
         )
 
     def _call(self, i: int, raw: object, end_ms: int | None) -> CallSpec | None:
@@ -662,7 +728,11 @@ def _items(raw: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
+def _workload(
+    raw: dict[str, Any],
+    sim: schema.SimulationModel | None,
+    shapes: list[tuple[schema.TrafficModel | None, _TrafficShape | None]],
+) -> estimate.Workload:
     """What the file asks for, read from the raw tables before any group is expanded.
 
     Values that do not check are left out: their problems are reported by the tables' own
@@ -685,16 +755,11 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
                 past_limit = place
             if count > most:
                 biggest, most = place, count
+    duration_ms = sim.duration if sim else 0
     sources = []
-    for i, item in enumerate(_items(raw, "traffic")):
-        if not isinstance(item, dict):
-            continue
-        try:
-            rate = schema.calls_per_hour(item.get("calls_per_hour"))
-            holding = units.parse_duration_ms(item.get("holding_mean"))
-        except ValueError:
-            continue
-        sources.append(estimate.Source(f"traffic[{i}]", rate, max(holding, 0)))
+    for i, (_, shape) in enumerate(shapes):
+        if shape is not None:
+            sources.append(_source_work(f"traffic[{i}]", shape, sim))
     return estimate.Workload(
         duration_ms=duration_ms,
         users=users,
@@ -704,3 +769,18 @@ def _workload(raw: dict[str, Any], duration_ms: int) -> estimate.Workload:
         orgs=len(_items(raw, "orgs")),
         users_past_limit=past_limit,
     )
+
+
+def _source_work(place: str, shape: _TrafficShape, sim: schema.SimulationModel | None) -> estimate.Source:
+    """A source as the estimate sees it: its mean rate over the run, its busiest hour's rate."""
+    holding_ms = max(round(shape.holding.mean_ms), 0)
+    if shape.profile is None:
+        return estimate.Source(place, shape.peak_per_hour, holding_ms)
+    if sim is not None and sim.duration > 0:
+        start = units.epoch_ms(sim.start)
+        mean = shape.profile.calls_between(start, start + sim.duration) * MS_PER_HOUR / sim.duration
+    else:
+        mean = sum(shape.profile.per_hour) / len(shape.profile.per_hour)
+    rate_key = "calls_per_hour" if shape.model.calls_per_hour is not None else "rate_profile.rates"
+    return estimate.Source(place, mean, holding_ms, peak_per_hour=shape.peak_per_hour,
+                           rate_key=rate_key)

@@ -130,6 +130,19 @@ Text = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 Minutes = Annotated[int, Field(ge=0, le=MAX_PLAN_MINUTES)]
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]  # fits any RNG's and any writer's int64
 
+
+def _destination_item(value: object) -> object:
+    """A `destinations` entry: a prefix string, or a table (checked by `_traffic_schema`)."""
+    if isinstance(value, str):
+        return units.parse_prefix(value)
+    if isinstance(value, dict):
+        return value
+    raise ValueError(f'expected a prefix like "44" or a table like {{ prefix = "44", weight = 2 }}, '
+                     f"got {show(value)}")
+
+
+DestinationItem = Annotated[object, PlainValidator(_destination_item)]
+
 TRAFFIC_TYPES = ("domestic", "international", "conference_dial_out", "toll_free")
 CALL_TYPES = ("outbound", "conference_dial_out", "toll_free")
 _OUTBOUND_HINT = ' (explicit calls say "outbound"; domestic or international follows from `to`)'
@@ -214,12 +227,17 @@ class UserModel(_Table):
 
 
 class TrafficModel(_Table):
+    """The keys of a source; which of rate and holding keys it needs, and the shape tables
+    (`rate_profile`, `holding`, weighted `destinations`), are `_traffic_schema`'s."""
+
     org: Text
     type: Annotated[str, _one_of(*TRAFFIC_TYPES)]
-    calls_per_hour: CallsPerHour
-    holding_mean: PositiveDuration
+    calls_per_hour: CallsPerHour | None = None
+    holding_mean: PositiveDuration | None = None
     users: Text | None = None
-    destinations: Annotated[list[Prefix], Field(min_length=1)] | None = None
+    destinations: Annotated[list[DestinationItem], Field(min_length=1, max_length=100_000)] | None = None
+    rate_profile: Any = None
+    holding: Any = None
 
 
 class CallModel(_Table):
@@ -269,6 +287,8 @@ def _message(err: Any) -> str:
         "too_short": "must not be empty",
         "string_too_short": "must not be empty",
     }
+    if kind == "too_short" and ctx.get("min_length", 1) > 1:
+        return f"at least {ctx['min_length']} items, got {ctx['actual_length']}"
     if kind in simple:
         return simple[kind]
     expected = {
@@ -285,6 +305,8 @@ def _message(err: Any) -> str:
         return f"must be at least {ctx['ge']}, {got}"
     if kind == "less_than_equal":
         return f"must be at most {ctx['le']}, {got}"
+    if kind == "too_long":
+        return f"at most {ctx['max_length']:,} items, got {ctx['actual_length']:,}"
     return err["msg"]  # not expected from TOML input; still better than a traceback
 
 

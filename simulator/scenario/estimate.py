@@ -68,11 +68,22 @@ MS_PER_HOUR = 3_600_000
 
 @dataclass(frozen=True)
 class Source:
-    """One `[[traffic]]` source as the estimate sees it; `place` is its `traffic[i]`."""
+    """One `[[traffic]]` source as the estimate sees it; `place` is its `traffic[i]`.
+
+    `calls_per_hour` is its mean rate over the run (the calls it makes), `peak_per_hour` the
+    rate of its busiest hour (the calls connected at once, the blocks it draws; the same as
+    the mean without a rate profile), `rate_key` the key under `place` that sets the rate.
+    """
 
     place: str
     calls_per_hour: float
     holding_mean_ms: int
+    peak_per_hour: float | None = None  # None: calls_per_hour
+    rate_key: str = "calls_per_hour"
+
+    @property
+    def peak(self) -> float:
+        return self.calls_per_hour if self.peak_per_hour is None else self.peak_per_hour
 
 
 @dataclass(frozen=True)
@@ -138,9 +149,8 @@ def estimate(work: Workload) -> WorkEstimate:
     # Little's law gives the mean; Poisson arrivals stray above it by a few standard
     # deviations at the peak, and every explicit call may be connected at once.
     peak = connected * 1.1 + 4 * math.sqrt(connected) + work.explicit_calls
-    window = min(sum(s.calls_per_hour for s in work.sources) * WINDOW_MS / MS_PER_HOUR,
-                 WINDOW_CALLS)
-    blocks = [_calls_per_draw(s.calls_per_hour) for s in work.sources]
+    window = min(sum(s.peak for s in work.sources) * WINDOW_MS / MS_PER_HOUR, WINDOW_CALLS)
+    blocks = [_calls_per_draw(s.peak) for s in work.sources]
     memory = (
         BASE_BYTES
         + work.users * USER_BYTES
@@ -164,16 +174,17 @@ def estimate(work: Workload) -> WorkEstimate:
 
 
 def _calls_per_draw(calls_per_hour: float) -> float:
-    """Expected calls of one draw block of a source (traffic._cells_per_draw's blocks)."""
+    """Expected calls of one draw block of a source (the blocks of simulator.traffic, at its busiest rate)."""
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     cells = min(MAX_CELLS_PER_DRAW, max(1, math.ceil(CALLS_PER_DRAW / per_cell)))
     return per_cell * cells
 
 
 def _connected(source: Source, duration_ms: int) -> float:
-    """Little's law, L = arrival rate x mean holding time; no call is older than the run."""
+    """Little's law, L = arrival rate x mean holding time, at the busiest hour's rate (a profile
+    peaks there); no call is older than the run."""
     holding_h = min(source.holding_mean_ms, duration_ms) / MS_PER_HOUR
-    return source.calls_per_hour * holding_h
+    return source.peak * holding_h
 
 
 def refusals(work: Workload, machine: Machine) -> list[tuple[str, str]]:
@@ -206,7 +217,7 @@ def warnings(work: Workload) -> list[tuple[str, str]]:
     # Stepping through windows is at most minutes (100 years): a long run is many calls.
     if est.run_seconds <= LONG_RUN_S or not work.sources:
         return []
-    return [(_busiest(work).place + ".calls_per_hour",
+    return [(_rate_place(_busiest(work)),
              f"~{_count(est.calls)} calls take {_seconds(est.run_seconds)} to run at "
              f"~{CALLS_PER_SECOND:,} calls/s")]
 
@@ -215,15 +226,15 @@ def _memory_cause(work: Workload, est: WorkEstimate) -> tuple[str, str]:
     """The field that asks for most of the memory, and what it asks for."""
     users = work.users * USER_BYTES
     calls = est.peak_connected * CONNECTED_CALL_BYTES + est.window_calls * WINDOW_CALL_BYTES
-    drawn = sum(_calls_per_draw(s.calls_per_hour) for s in work.sources)
+    drawn = sum(_calls_per_draw(s.peak) for s in work.sources)
     if drawn * DRAWN_CALL_BYTES >= max(calls, users):
         return "traffic", (f"{len(work.sources):,} traffic sources each draw their calls in "
                            f"blocks, ~{_count(drawn)} calls held ahead in all")
     if work.sources and calls >= users:
         busiest = _busiest(work)
         return (
-            busiest.place + ".calls_per_hour",
-            f"{_count(busiest.calls_per_hour)} calls/h held "
+            _rate_place(busiest),
+            f"{_count(busiest.peak)} calls/h held "
             f"{format_duration(busiest.holding_mean_ms)} on average over "
             f"{format_duration(work.duration_ms)} is ~{_count(est.calls)} calls, "
             f"~{_count(est.peak_connected)} connected at peak",
@@ -234,12 +245,16 @@ def _memory_cause(work: Workload, est: WorkEstimate) -> tuple[str, str]:
 def _calls_place(work: Workload, est: WorkEstimate) -> str:
     """The field that asks for most of the calls: the busiest source, or the explicit calls."""
     if work.sources and est.calls - work.explicit_calls >= work.explicit_calls:
-        return _busiest(work).place + ".calls_per_hour"
+        return _rate_place(_busiest(work))
     return "calls"
 
 
 def _busiest(work: Workload) -> Source:
     return max(work.sources, key=lambda s: _connected(s, work.duration_ms) + s.calls_per_hour)
+
+
+def _rate_place(source: Source) -> str:
+    return f"{source.place}.{source.rate_key}"
 
 
 def this_machine(out_dir: str | os.PathLike[str] | None = None) -> Machine:

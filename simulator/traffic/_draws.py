@@ -1,0 +1,306 @@
+"""One traffic source's calls, drawn block by block on a fixed grid of simulated time.
+
+The model, per grid cell of `GRID_MS`: n ~ Poisson(expected calls of the cell) arrivals at
+uniform integer ms in the cell, i.e. a Poisson process whose rate is constant within a cell.
+A flat source has one rate; a source with a rate profile has the rate of the local hour the
+cell lies in.  Its cells are whole minutes of the local clock (the profile's UTC offset is
+whole minutes), so no cell straddles two hours: per cell, the draw is that of the exact
+non-homogeneous Poisson process with the piecewise-constant hourly rate, with no rejection
+step and nothing that depends on how the run is cut into windows.  (A run that starts
+between two whole minutes has its first profile cell begin before the start; the calls
+drawn there are dropped.)
+
+Then, per call: a holding time from the source's distribution (rounded to whole ms, at least
+1 ms); a caller uniform among the source's users; a destination (`_numbers`).
+
+Draw blocks are whole cells, their length a function of the source's busiest rate only (never
+of the caller's windows, the playback speed or the duration), so the random stream, and with
+it every call, is fixed by the scenario and seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rating_core import Arrivals, CallKind, RatingSetup, parse_number
+from ..units import MAX_DURATION_MS, epoch_ms
+from ._numbers import DefaultDestinations, Groups, Prefixes, Weighted
+
+if TYPE_CHECKING:  # the loader's values; traffic only reads them
+    from ..scenario import Holding, RateProfile, Scenario, TrafficSpec
+
+GRID_MS = 60_000
+"""Grid cell of the Poisson draws.  Part of the random stream: changing it changes every call."""
+
+TARGET_CALLS_PER_DRAW = 16_384
+"""Expected calls per draw block: big enough to amortise numpy call overhead, small enough that
+the buffer of drawn-but-not-yet-returned calls stays a few MB per source."""
+
+MAX_CELLS_PER_DRAW = 1_440
+"""Longest draw block (one day of cells), so quiet sources do not draw months ahead."""
+
+MS_PER_HOUR = 3_600_000
+
+_KIND_BY_TYPE = {
+    "domestic": CallKind.OUTBOUND,
+    "international": CallKind.OUTBOUND,
+    "conference_dial_out": CallKind.CONFERENCE_DIAL_OUT,
+    "toll_free": CallKind.TOLL_FREE,
+}
+
+
+# --------------------------------------------------------------------------- arrival rate
+
+
+@dataclass(frozen=True)
+class CellRates:
+    """Expected calls per grid cell, and where the cells lie.
+
+    Cell k covers simulated ms [k x GRID_MS - phase_ms, (k + 1) x GRID_MS - phase_ms).  Flat
+    sources have phase 0 and one rate (`flat`); profile sources a rate per hour of the week
+    (`by_hour`, indexed as `profile.per_hour`) and cells on whole minutes, cell 0 starting at
+    `epoch0_ms` (ms since the Unix epoch).
+    """
+
+    flat: float
+    profile: RateProfile | None = None
+    by_hour: NDArray[np.float64] | None = None
+    epoch0_ms: int = 0
+    phase_ms: int = 0
+
+    @classmethod
+    def of(cls, spec: TrafficSpec, start_epoch_ms: int) -> CellRates:
+        profile: RateProfile | None = spec.rate_profile
+        if profile is None:
+            return cls(spec.calls_per_hour * GRID_MS / MS_PER_HOUR)
+        phase = start_epoch_ms % GRID_MS  # the offset is whole minutes: so are local minutes
+        by_hour = np.array(profile.per_hour, dtype=np.float64) * GRID_MS / MS_PER_HOUR
+        return cls(0.0, profile, by_hour, start_epoch_ms - phase, phase)
+
+    def expected(self, first_cell: int, n_cells: int) -> float | NDArray[np.float64]:
+        """Expected calls of each of the cells from `first_cell` on (a scalar when flat)."""
+        if self.profile is None or self.by_hour is None:
+            return self.flat
+        cells = self.epoch0_ms + (first_cell + np.arange(n_cells, dtype=np.int64)) * GRID_MS
+        return self.by_hour[self.profile.hour_of_week(cells)]
+
+
+# --------------------------------------------------------------------------- holding times
+
+
+@dataclass(frozen=True)
+class HoldingDraw:
+    """Draws holding times in ms: exponential (`holding` None: mean `mean_ms`), lognormal, or
+    by the inverse CDF through (`probabilities`, `durations`), piecewise linear."""
+
+    kind: str
+    mean_ms: float
+    mu: float = 0.0
+    sigma: float = 0.0
+    probabilities: NDArray[np.float64] | None = None
+    durations: NDArray[np.float64] | None = None
+
+    @classmethod
+    def of(cls, spec: TrafficSpec) -> HoldingDraw:
+        holding: Holding | None = spec.holding
+        if holding is None:
+            return cls("exponential", float(spec.holding_mean_ms))
+        if holding.kind == "lognormal":
+            return cls("lognormal", holding.mean_ms, math.log(holding.median_ms), holding.sigma)
+        return cls(holding.kind, holding.mean_ms,
+                   probabilities=np.array(holding.probabilities, dtype=np.float64),
+                   durations=np.array(holding.durations_ms, dtype=np.float64))
+
+    def draw(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
+        """n holding times, whole ms, at least 1 ms (a zero-length call is a rounding artefact,
+        not a call), at most 100 years (a lognormal tail must not overflow int64 ms)."""
+        if self.kind == "exponential":
+            ms = rng.exponential(self.mean_ms, size=n)
+        elif self.kind == "lognormal":
+            ms = np.minimum(rng.lognormal(self.mu, self.sigma, size=n), MAX_DURATION_MS)
+        else:
+            ms = self._inverse_cdf(rng.random(n))
+        return np.maximum(np.rint(ms), 1).astype(np.int64)
+
+    def _inverse_cdf(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The linear interpolation between the points around each u.
+
+        `side="right"` takes the last point at or below u, so a stretch of zero probability (an
+        empty histogram bin: two equal probabilities) is never the one interpolated in.
+        """
+        p, d = self.probabilities, self.durations
+        assert p is not None and d is not None
+        i = np.clip(np.searchsorted(p, u, side="right") - 1, 0, len(p) - 2)
+        fraction = (u - p[i]) / (p[i + 1] - p[i])
+        return d[i] + fraction * (d[i + 1] - d[i])
+
+
+# --------------------------------------------------------------------------- one source
+
+
+@dataclass(frozen=True)
+class SourceTables:
+    """What one `[[traffic]]` source draws from, resolved to arrays once.
+
+    `slots` are the possible callers (global user indices; a single -1 for toll-free) and
+    `slot_group` each caller's candidate prefix group.  The drawn prefix completes into the
+    `to` number, or for toll-free into the caller's `from` number, `to` then being uniform
+    among `to_numbers` (the org's toll-free numbers).  `calls_per_hour` is the busiest rate
+    (the flat one, or a profile's peak hour).
+    """
+
+    org: int
+    kind: CallKind
+    calls_per_hour: float
+    rates: CellRates
+    holding: HoldingDraw
+    slots: NDArray[np.int32]
+    slot_group: NDArray[np.intp]
+    groups: Groups | Weighted
+    prefixes: Prefixes
+    to_numbers: NDArray[np.int64]  # toll-free only
+    profile: RateProfile | None = None
+
+    @property
+    def drawable(self) -> bool:
+        """False when this source can produce no call at all (see simulator.traffic)."""
+        if self.calls_per_hour <= 0 or len(self.slots) == 0 or len(self.prefixes.digits) == 0:
+            return False
+        return self.kind != CallKind.TOLL_FREE or len(self.to_numbers) > 0
+
+    def expected_calls(self, start_epoch_ms: int, end_ms: int) -> float:
+        """Expected arrivals in [0, end_ms): the rate integrated over the run."""
+        if not self.drawable:
+            return 0.0
+        if self.profile is None:
+            return self.calls_per_hour * end_ms / MS_PER_HOUR
+        return self.profile.calls_between(start_epoch_ms, start_epoch_ms + end_ms)
+
+
+def _source_tables(
+    spec: TrafficSpec, setup: RatingSetup, defaults: DefaultDestinations, start_epoch_ms: int
+) -> SourceTables:
+    """Resolve a source's callers and candidate destinations against the rating setup."""
+    kind = _KIND_BY_TYPE[spec.type]
+    shape = (spec.org, kind, spec.calls_per_hour, CellRates.of(spec, start_epoch_ms),
+             HoldingDraw.of(spec))
+    if spec.type == "toll_free":
+        slots, slot_group = np.array([-1], dtype=np.int32), np.zeros(1, dtype=np.intp)
+        to_numbers = np.array(
+            [parse_number(n) for n in setup.orgs[spec.org].toll_free_numbers], dtype=np.int64
+        )
+        if spec.weighted is None:
+            callers = spec.destinations
+            if callers is None:
+                callers = tuple(t.prefix for t in setup.toll_free_tariffs)
+            prefixes = Prefixes.of(callers)
+            groups: Groups | Weighted = Groups.of([range(len(prefixes.digits))])
+        else:
+            prefixes = Prefixes.of_entries(spec.weighted)
+            groups = Weighted.of([e.weight for e in spec.weighted])
+        return SourceTables(*shape, slots, slot_group, groups, prefixes, to_numbers,
+                            spec.rate_profile)
+
+    no_numbers = np.empty(0, dtype=np.int64)
+    slots = np.array(spec.users, dtype=np.int32)
+    if spec.weighted is not None:
+        prefixes = Prefixes.of_entries(spec.weighted)
+        slot_group = np.zeros(len(slots), dtype=np.intp)
+        groups = Weighted.of([e.weight for e in spec.weighted])
+    elif spec.destinations is not None:
+        prefixes = Prefixes.of(spec.destinations)
+        slot_group = np.zeros(len(slots), dtype=np.intp)
+        groups = Groups.of([range(len(prefixes.digits))])
+    else:
+        prefixes, slot_group, groups = defaults.of(spec)
+    return SourceTables(*shape, slots, slot_group, groups, prefixes, no_numbers,
+                        spec.rate_profile)
+
+
+def all_source_tables(scenario: Scenario) -> list[SourceTables]:
+    """Every `[[traffic]]` source resolved, in file order; what they share is resolved once."""
+    setup = scenario.setup
+    defaults = DefaultDestinations(setup)
+    start = epoch_ms(setup.start)
+    return [_source_tables(spec, setup, defaults, start) for spec in scenario.traffic]
+
+
+def cells_per_draw(calls_per_hour: float) -> int:
+    """Draw block length in grid cells: ~TARGET_CALLS_PER_DRAW expected calls, 1..one day.
+
+    A function of the (busiest) rate only, never of the caller's chunks, the speed or the
+    duration: see the module docstring.
+    """
+    per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
+    if per_cell <= 0:
+        return MAX_CELLS_PER_DRAW
+    return int(min(MAX_CELLS_PER_DRAW, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))))
+
+
+def _draw_block(
+    src: SourceTables, rng: np.random.Generator, first_cell: int, n_cells: int
+) -> Arrivals:
+    """All calls of `n_cells` grid cells from `first_cell` on, sorted by time (call_id unset).
+
+    The order of the draws below is part of the random stream: keep it.
+    """
+    counts = rng.poisson(src.rates.expected(first_cell, n_cells), size=n_cells)
+    n = int(counts.sum())
+    cell_start = (first_cell + np.arange(n_cells, dtype=np.int64)) * GRID_MS - src.rates.phase_ms
+    t_ms = np.repeat(cell_start, counts) + rng.integers(0, GRID_MS, size=n, dtype=np.int64)
+    t_ms.sort()  # cells are disjoint, so this sorts within each cell and keeps cells in order
+    holding_ms = src.holding.draw(rng, n)
+    slot = rng.integers(0, len(src.slots), size=n)
+    number = src.prefixes.complete(rng, src.groups.pick(rng, src.slot_group[slot]))
+    if src.kind == CallKind.TOLL_FREE:
+        to_number = src.to_numbers[rng.integers(0, len(src.to_numbers), size=n)]
+        from_number = number
+    else:
+        to_number, from_number = number, np.zeros(n, dtype=np.int64)
+    return Arrivals(
+        call_id=np.zeros(n, dtype=np.int64),
+        t_ms=t_ms,
+        org=np.full(n, src.org, dtype=np.int32),
+        user=src.slots[slot],
+        kind=np.full(n, int(src.kind), dtype=np.int8),
+        to_number=to_number,
+        from_number=from_number,
+        holding_ms=holding_ms,
+    )
+
+
+class SourceDraws:
+    """One source's arrivals in time order, drawn block by block on the fixed grid."""
+
+    def __init__(self, src: SourceTables, rng: np.random.Generator, end_ms: int) -> None:
+        self._src = src
+        self._rng = rng
+        self._end_ms = end_ms
+        self._cells = cells_per_draw(src.calls_per_hour)
+        self._next_cell = 0
+        # Nothing to draw: pretend everything up to the end has been drawn (and was empty).
+        self.drawn_to_ms = 0 if src.drawable else end_ms
+
+    def draw_to(self, t1: int) -> list[Arrivals]:
+        """The next blocks, up to the first that reaches t1 (t1 <= end): every call before t1
+        not drawn yet, and the rest of that block's cells."""
+        blocks = []
+        while self.drawn_to_ms < t1:
+            blocks.append(self._draw_next())
+        return blocks
+
+    def _draw_next(self) -> Arrivals:
+        first = self._next_cell
+        block = _draw_block(self._src, self._rng, first, self._cells)
+        self._next_cell += self._cells
+        self.drawn_to_ms = self._next_cell * GRID_MS - self._src.rates.phase_ms
+        if first == 0 and self._src.rates.phase_ms:  # the first cell began before the start
+            block = block.take(slice(int(np.searchsorted(block.t_ms, 0)), None))
+        if self.drawn_to_ms > self._end_ms:  # drawn in full for stability, kept up to the end
+            block = block.take(slice(0, int(np.searchsorted(block.t_ms, self._end_ms))))
+        return block
