@@ -7,6 +7,14 @@ General layout:
   (`callsim run --cdr-format teams`) and the reader (`callsim import`) alike.
 - `_export_writer`: a run's CDRs in the export's layout (`teams_export`, an
   `outputs.ExtraCdrFile` that `callsim run` hands its CDR writer).
+- `callsim import` (docs/usage-import.md), downward: `_sources` reads a CSV, a
+  `Calls.Export.*.zip` or Graph JSON pages into text columns; `_rows` checks and types every
+  row in columns (`UsageCalls`: fatal problems raise `UsageError`, the others become counted
+  `UsageWarning`s, `_problems`); `_mapping` puts call types, capabilities and UPNs in callsim's
+  terms; `_fit` fits arrivals per hour of the week, holding times, destinations and per-minute
+  rates; `_model` gathers the org, users, traffic fits and tariffs (`ImportedModel`), which
+  `_import` runs end to end; `_writer` writes the commented scenario and `_fit_report` the fit's
+  PNGs and HTML page.
 """
 
 from ._export_writer import TeamsExport, teams_export
@@ -19,9 +27,22 @@ from ._vocabulary import (
     domestic_international, export_file_name, format_time, licenses_for, number_digits, number_kind,
     number_type, parse_time, upn, user_id_from_upn,
 )
+from ._fit import EMPIRICAL_MIN_CALLS, HoldingFit, Period, RateFit, fit_holding, fit_rates, hour_of_week
+from ._fit_report import FitQuality, write_fit_report
+from ._import import choose_period, import_usage
+from ._mapping import call_type_kind, user_ids, user_licenses
+from ._model import ImportedModel, TrafficFit
+from ._problems import UsageError, UsageWarning
+from ._rows import UsageCalls, check_rows
+from ._sources import Source, read_source
+from ._writer import ESTIMATE_MARK, scenario_text
 
 __all__ = [
     "TeamsExport", "teams_export",
+    "EMPIRICAL_MIN_CALLS", "ESTIMATE_MARK", "FitQuality", "HoldingFit", "ImportedModel", "Period", "RateFit", "Source",
+    "TrafficFit", "UsageCalls", "UsageError", "UsageWarning", "call_type_kind", "check_rows", "choose_period",
+    "fit_holding", "fit_rates", "hour_of_week", "import_usage", "read_source", "scenario_text", "user_ids",
+    "user_licenses", "write_fit_report",
     "ARCHIVE_GLOB", "ARCHIVE_PARAMETERS", "CALL_TYPE_TO_TEAMS", "CAPABILITY_DOMESTIC_MINUTES",
     "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",
     "EXPORT_ENCODING", "EXPORT_FILE_GLOB", "EXPORT_HEADER", "EXPORT_LINE_END", "GRAPH_FIELDS",
