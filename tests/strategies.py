@@ -396,3 +396,111 @@ def windowed_cases(draw: Draw) -> tuple[RatingSetup, Arrivals, list[int]]:
     """A rating case plus the cut points at which to feed it to the engine in windows."""
     setup, arrivals = draw(rating_cases())
     return setup, arrivals, draw(window_cuts(setup, arrivals))
+
+
+# --------------------------------------------------------------------------- generated traffic
+
+SHAPE_WEIGHTS = (0.0, 0.0, 0.1, 0.5, 1.0, 2.0, 3.5)
+UTC_OFFSETS_MS = tuple(m * 60_000 for m in (0, -300, 330, 345, -570, 840, -720))
+ROUTED_AND_NOT = tuple(str(n) for n in NUMBERS)  # whole numbers; the last one routes nowhere
+
+
+def draw_rate_profile(draw: Draw, calls_per_hour: float):
+    """24 or 168 hourly weights, many of them 0 (closed hours), at a whole-minute UTC offset."""
+    from simulator.scenario import RateProfile
+
+    hours = 24 if chance(draw, 2) else 168
+    levels = [pick(draw, SHAPE_WEIGHTS) for _ in range(8)]
+    pattern = [levels[integer(draw, 0, 7)] for _ in range(24)]
+    week = pattern * 7 if hours == 24 else [w * pick(draw, (1.0, 1.0, 0.0, 0.3)) for w in pattern * 7]
+    if not any(week):
+        week[integer(draw, 0, 167)] = 1.0
+    return RateProfile(tuple(calls_per_hour * w for w in week), pick(draw, UTC_OFFSETS_MS))
+
+
+def draw_holding(draw: Draw):
+    """Exponential (None), lognormal, empirical quantiles or a histogram with empty bins; short
+    enough (medians of seconds to minutes) that the reference pays every increment quickly."""
+    from simulator.scenario import Holding
+
+    how = integer(draw, 0, 3)
+    if how == 0:
+        return None
+    if how == 1:
+        return Holding.lognormal(integer(draw, 1, 180) * 1000, pick(draw, (0.0, 0.5, 0.9, 1.2)))
+    durations = sorted(integer(draw, 0, 1200) * 1000 for _ in range(integer(draw, 2, 5)))
+    if how == 2:
+        inner = sorted({integer(draw, 1, 99) / 100 for _ in range(len(durations) - 2)})
+        probabilities = (0.0, *inner, 1.0)
+        return Holding.inverse_cdf(probabilities, tuple(durations[:len(probabilities)]))
+    edges = tuple(sorted(set(durations) | {durations[0] + 1000}))
+    counts = [float(pick(draw, (0, 1, 5))) for _ in range(len(edges) - 1)]
+    counts[-1] = counts[-1] or 1.0
+    return Holding.histogram(edges, tuple(counts))
+
+
+def draw_weighted(draw: Draw, toll_free: bool):
+    """None (the default or uniform destinations) or a weighted table of prefixes and numbers,
+    some of weight 0, some that route nowhere."""
+    from simulator.scenario import Destination
+
+    if chance(draw, 3):
+        return None
+    prefixes = TOLL_FREE_PREFIXES if toll_free else tuple(PREFIX_COUNTRY) + ("33",)
+    entries = []
+    for _ in range(integer(draw, 1, 4)):
+        weight = float(pick(draw, (1, 1, 3, 0, 0.25)))
+        if chance(draw, 3):
+            entries.append(Destination(pick(draw, ROUTED_AND_NOT), weight, number=True))
+        else:
+            entries.append(Destination(pick(draw, prefixes), weight))
+    if not any(e.weight for e in entries):
+        entries[0] = Destination(entries[0].digits, 1.0, entries[0].number)
+    return tuple(entries)
+
+
+def draw_traffic_spec(draw: Draw, setup: RatingSetup, o: int, expected_calls: float):
+    """One source of org `o` with a profile (mostly), a holding distribution and destinations,
+    at a rate that makes about `expected_calls` calls over the run."""
+    from simulator.scenario import TrafficSpec
+
+    kind = pick(draw, ("domestic", "international", "conference_dial_out", "toll_free"))
+    offset = sum(len(org.users) for org in setup.orgs[:o])
+    users = () if kind == "toll_free" else tuple(offset + u for u in range(len(setup.orgs[o].users)))
+    rate = expected_calls * 3_600_000 / setup.end_ms
+    profile = draw_rate_profile(draw, rate) if not chance(draw, 4) else None
+    holding = draw_holding(draw)
+    weighted = draw_weighted(draw, kind == "toll_free")
+    destinations = tuple(e.digits for e in weighted) if weighted else None
+    mean_ms = round(holding.mean_ms) if holding else integer(draw, 1, 300) * 1000
+    peak = profile.peak if profile else rate
+    return TrafficSpec(o, kind, peak, mean_ms, users, destinations, profile, holding, weighted)
+
+
+@st.composite
+def traffic_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """A random setup whose calls come from `simulator.traffic`: one to three sources with rate
+    profiles, lognormal, empirical or histogram holding times and weighted destinations; about
+    30 calls expected (6 on a 13-14 month run), at most 60."""
+    from dataclasses import dataclass
+
+    from simulator.traffic import TrafficPlan
+
+    @dataclass(frozen=True)
+    class Generated:  # the part of `simulator.scenario.Scenario` that TrafficPlan reads
+        name: str
+        seed: int
+        setup: RatingSetup
+        traffic: tuple
+        calls: tuple = ()
+
+    setup, long_run = draw_setup(draw)
+    n_sources = integer(draw, 1, 3)
+    budget = (6 if long_run else 30) / n_sources
+    traffic = tuple(draw_traffic_spec(draw, setup, integer(draw, 0, len(setup.orgs) - 1), budget)
+                    for _ in range(n_sources))
+    plan = TrafficPlan(Generated("generated", integer(draw, 0, 2**32), setup, traffic))
+    arrivals = plan.chunk(0, setup.end_ms)
+    keep = np.flatnonzero(np.arange(len(arrivals)) < 60)  # a rare busy draw: keep the case small
+    arrivals = arrivals.take(keep)
+    return setup, arrivals

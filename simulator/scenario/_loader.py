@@ -613,11 +613,8 @@ class _Loader:
         if model is None:
             return None, None
         shape_problems: list[tuple[str, str]] = []
-        rate_place = f"{place}.calls_per_hour"
-        if model.rate_profile is not None and model.calls_per_hour is None:
-            rate_place = f"{place}.rate_profile"
         profile, peak, found = traffic_schema.rate_profile(
-            model.rate_profile, f"{place}.rate_profile", model.calls_per_hour, rate_place)
+            model.rate_profile, f"{place}.rate_profile", model.calls_per_hour, f"{place}.calls_per_hour")
         shape_problems += found
         holding, found = traffic_schema.holding(
             model.holding, f"{place}.holding", model.holding_mean, f"{place}.holding_mean")

@@ -287,6 +287,8 @@ def _message(err: Any) -> str:
         "too_short": "must not be empty",
         "string_too_short": "must not be empty",
     }
+    if kind == "too_short" and ctx.get("min_length", 1) > 1:
+        return f"at least {ctx['min_length']} items, got {ctx['actual_length']}"
     if kind in simple:
         return simple[kind]
     expected = {

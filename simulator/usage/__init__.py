@@ -5,6 +5,8 @@ General layout:
 - `_vocabulary`: the export's columns, values and formats, and how each maps onto callsim's
   call types, licences and numbers: the one home of these rules, for the writer
   (`callsim run --cdr-format teams`) and the reader (`callsim import`) alike.
+- `_export_writer`: a run's CDRs in the export's layout (`teams_export`, an
+  `outputs.ExtraCdrFile` that `callsim run` hands its CDR writer).
 - `callsim import` (docs/usage-import.md), downward: `_sources` reads a CSV, a
   `Calls.Export.*.zip` or Graph JSON pages into text columns; `_rows` checks and types every
   row in columns (`UsageCalls`: fatal problems raise `UsageError`, the others become counted
@@ -15,6 +17,7 @@ General layout:
   PNGs and HTML page.
 """
 
+from ._export_writer import TeamsExport, teams_export
 from ._vocabulary import (
     ARCHIVE_GLOB, ARCHIVE_PARAMETERS, CALL_TYPE_TO_TEAMS, CAPABILITY_DOMESTIC_MINUTES, CAPABILITY_LICENSES,
     CHARGE_DECIMALS, DOMESTIC, EXPORTED_END_REASONS, EXPORT_COLUMNS, EXPORT_ENCODING, EXPORT_FILE_GLOB,
@@ -35,6 +38,7 @@ from ._sources import Source, read_source
 from ._writer import ESTIMATE_MARK, scenario_text
 
 __all__ = [
+    "TeamsExport", "teams_export",
     "EMPIRICAL_MIN_CALLS", "ESTIMATE_MARK", "FitQuality", "HoldingFit", "ImportedModel", "Period", "RateFit", "Source",
     "TrafficFit", "UsageCalls", "UsageError", "UsageWarning", "call_type_kind", "check_rows", "choose_period",
     "fit_holding", "fit_rates", "hour_of_week", "import_usage", "read_source", "scenario_text", "user_ids",

@@ -26,7 +26,7 @@ from ..reference import (
     pool_capacities_s,
     run_reference,
 )
-from ..strategies import anchors_ms, rating_cases, recharge_cases, window_cuts, windowed_cases
+from ..strategies import anchors_ms, rating_cases, recharge_cases, traffic_cases, window_cuts, windowed_cases
 
 EXAMPLES = int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300"))
 CASES = settings(
@@ -205,6 +205,21 @@ def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, c
         assert lots == state.lots[org.id], org.id
         assert engine.ledger.balance[o] == state.balances_micro[org.id]
     return want_cdrs, want_events
+
+
+@st.composite
+def windowed_traffic_cases(draw):
+    setup, arrivals = draw(traffic_cases())
+    return setup, arrivals, draw(window_cuts(setup, arrivals))
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 2, 50))
+@given(windowed_traffic_cases())
+def test_engine_matches_reference_on_generated_traffic(case):
+    """Calls drawn by `simulator.traffic` from sources with rate profiles (closed hours, UTC
+    offsets), lognormal, empirical and histogram holding times and weighted destinations
+    (whole numbers, weights of 0, numbers that route nowhere), fed in random windows."""
+    engine_matches_reference_in_windows(case)
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
