@@ -25,7 +25,7 @@ def test_the_imported_scenario_loads_runs_and_has_its_report(tmp_path: Path, cap
     assert "# [orgs.credits]" in text and 'start = "2026-11-02T00:00:00Z"' in text
     assert '# hours of the week are read on the local clock UTC+00:00' in text
     report = tmp_path / "contoso.fit.html"
-    assert report.exists() and (tmp_path / "contoso.fit" / "domestic-arrivals.png").exists()
+    assert report.exists() and (tmp_path / "contoso.fit" / "domestic.png").exists()
     assert "holding-time gap D" in report.read_text()
     capsys.readouterr()
     assert cli.main(["run", str(out), "--out", str(tmp_path / "run"), "--quiet"]) == 0
