@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fit import HOURS_PER_WEEK, hour_of_week
+from ._fit import HOURS_PER_WEEK, hour_of_week, offset_text
 from ._model import ImportedModel, TrafficFit
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -136,7 +136,7 @@ def _week_panel(axis, fit: TrafficFit, model: ImportedModel) -> None:
     axis.set_xticks(range(0, HOURS_PER_WEEK + 1, 24), [*_DAYS, ""])
     axis.set_xlim(0, HOURS_PER_WEEK)
     axis.set_ylabel("calls per hour")
-    axis.set_title(f"{fit.type}: the week on the local clock (UTC{_offset(model.period.offset_min)})", loc="left")
+    axis.set_title(f"{fit.type}: the week on the local clock (UTC{offset_text(model.period.offset_min)})", loc="left")
 
 
 def _series_panel(axis, fit: TrafficFit, observed: np.ndarray, fitted: np.ndarray) -> None:
@@ -200,7 +200,3 @@ def _page(model: ImportedModel, qualities: list[FitQuality], sections: list[str]
         "<th>hours outside the 90% band</th><th>holding-time gap D</th></tr>", rows, "</table>",
         *sections, "</body></html>\n"])
 
-
-def _offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -59,10 +59,10 @@ def choose_period(calls: UsageCalls, utc_offset_min: int | None) -> Period:
     return Period(first, last, offset, "the calls: local midnight before the first to after the last", said)
 
 
-def refuse_too_large(paths: Sequence[Path]) -> None:
-    """Raise `UsageError` when reading `paths` would take more than 80% of the available
-    memory (as `callsim run` weighs a scenario; --force reads anyway)."""
-    available = estimate.available_memory()
+def refuse_too_large(paths: Sequence[Path], available: int | None = None) -> None:
+    """Raise `UsageError` when reading `paths` would take more than 80% of `available` bytes
+    of memory (default: this machine's, as `callsim run` weighs a scenario; --force reads anyway)."""
+    available = estimate.available_memory() if available is None else available
     if available is None:
         return
     needed = BASE_MEMORY

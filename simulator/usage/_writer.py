@@ -8,12 +8,16 @@ import re
 from datetime import datetime, timezone
 
 from ..units import format_duration, format_micro
-from ._fit import HOURS_PER_WEEK, HoldingFit
+from ._fit import HOURS_PER_WEEK, HoldingFit, offset_text
 from ._mapping import TOLL_FREE
 from ._model import ImportedModel, Tariff, TrafficFit
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ESTIMATE_MARK = "# estimate: check against your tariff"
+#: The licence a user needs for callsim to admit a call of each type (SPEC §3 step 2).
+_NEEDS = {"domestic": {"domestic_calling_plan", "international_calling_plan"},
+          "international": {"domestic_calling_plan", "international_calling_plan"},
+          "conference_dial_out": {"audio_conferencing"}}
 
 
 def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1) -> str:
@@ -41,7 +45,7 @@ def _header(model: ImportedModel, report: str | None) -> list[str]:
         f"# Imported by `callsim import` from {', '.join(_comment(s) for s in model.sources)}.",
         f"# {model.rows:,} rows read; simulated: {counts}.",
         f"# Period: {_instant(period.start_ms)} to {_instant(period.end_ms)} (from {period.said_by});",
-        f"# hours of the week are read on the local clock UTC{_offset(period.offset_min)} ({period.offset_said_by}).",
+        f"# hours of the week are read on the local clock UTC{offset_text(period.offset_min)} ({period.offset_said_by}).",
         "# Estimated, to check: the tariffs' per_minute (from Charge / minutes where credits paid),",
         "# increments (60/60 assumed), zones, and the plans' minutes. To fill in: [orgs.credits].",
     ]
@@ -131,13 +135,19 @@ def _traffic(model: ImportedModel, fit: TrafficFit) -> list[str]:
              f"({_float(rates.rates[busy])}/h)"]
     if fit.users is not None:
         lines.append(f"users = {_s(fit.users)}  # the only user who placed these calls")
+    elif fit.type in _NEEDS:
+        unlicensed = [u.id for u in model.users if not _NEEDS[fit.type] & set(u.licenses)]
+        if unlicensed:
+            shown = ", ".join(unlicensed[:3]) + (", ..." if len(unlicensed) > 3 else "")
+            lines.append(f"# drawn from all {len(model.users):,} users; {len(unlicensed):,} of them ({shown}) lack "
+                         f"{' or '.join(sorted(_NEEDS[fit.type]))}: their calls will be not_licensed")
     if fit.destinations:
         what = "callers' prefixes" if fit.type == TOLL_FREE else "destination prefixes"
         lines.append(f"destinations = [  # {what}, weighted by the calls in the export")
         lines += [f"  {{ prefix = {_s(prefix)}, weight = {count} }}," for prefix, count in fit.destinations]
         lines.append("]")
     lines += ["", "[traffic.rate_profile]  # calls_per_hour times these weights, Monday 00:00-01:00 first",
-              f"utc_offset = {_s(_offset(model.period.offset_min))}", "week = ["]
+              f"utc_offset = {_s(offset_text(model.period.offset_min))}", "week = ["]
     weights = rates.weights
     for day in range(7):
         for half in (0, 12):
@@ -177,10 +187,6 @@ def _instant(ms: int) -> str:
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
 
-
-def _offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _money(micro: int) -> str:

@@ -41,3 +41,21 @@ def test_graph_pages_import_to_a_scenario_in_their_currency(tmp_path: Path) -> N
     text = out.read_text()
     assert 'currency = "EUR"' in text and 'utc_offset = "+01:00"' in text
     assert 'prefix = "4420"' in text and 'country = "GB"' in text and 'country = "DE"' in text
+
+
+def test_a_traffic_drawn_from_users_without_its_licence_says_so(tmp_path: Path) -> None:
+    from simulator.usage import EXPORT_HEADER, import_usage, scenario_text
+
+    def row(upn: str, call_type: str, capability: str, hour: int) -> str:
+        return (f"u,c,,US,o,{upn},,,{call_type},Subscriber,Domestic,United States,+12125550100,"
+                f"2026-11-02T{hour:02d}:00:00Z,,60,0.00,0.00,USD,{capability}\r\n")
+
+    path = tmp_path / "PSTN.calls.x.csv"
+    path.write_bytes(EXPORT_HEADER + "".join([
+        row("alice@contoso.com", "user_out", "MCOPSTN1", 9), row("bob@contoso.com", "user_out", "MCOPSTN1", 10),
+        row("carol@contoso.com", "conf_out", "MCOMEETADD", 11), row("bob@contoso.com", "conf_out", "MCOMEETADD", 12),
+    ]).encode())
+    text = scenario_text(import_usage([path]))
+    assert ("# drawn from all 3 users; 1 of them (carol) lack domestic_calling_plan or "
+            "international_calling_plan: their calls will be not_licensed") in text
+    assert "# drawn from all 3 users; 1 of them (alice) lack audio_conferencing" in text
