@@ -157,3 +157,11 @@ def test_cli_options_are_checked(tmp_path: Path, capsys) -> None:
     assert caught.value.code == 2 and '--utc-offset: expected an offset "+HH:MM"' in capsys.readouterr().err
     assert cli.main(["import", export, "--out", str(tmp_path / "s.toml"), "--org", "a b"]) == 2
     assert '--org: expected letters, digits' in capsys.readouterr().err
+
+
+def test_values_padded_with_spaces_are_read(tmp_path: Path) -> None:
+    padded = ",".join(f" {cell} " if i in (8, 10, 13, 15, 17, 18) else cell for i, cell in enumerate(GOOD.split(",")))
+    model = import_usage([_export(tmp_path, padded)])
+    (fit,) = model.traffic
+    assert (fit.type, fit.calls, model.currency) == ("domestic", 1, "USD")
+    assert list(fit.durations_s) == [60]
