@@ -18,6 +18,8 @@ ESTIMATE_MARK = "# estimate: check against your tariff"
 _NEEDS = {"domestic": {"domestic_calling_plan", "international_calling_plan"},
           "international": {"domestic_calling_plan", "international_calling_plan"},
           "conference_dial_out": {"audio_conferencing"}}
+#: At most this many sources per traffic type when it is split by caller (`_split`).
+MAX_SPLIT_USERS = 20
 
 
 def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1) -> str:
@@ -34,7 +36,9 @@ def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1
                   f"id = {_s(user.id)}  # {_comment(user.upn)}, {_plural(user.calls, 'outbound call')}",
                   f"country = {_s(user.country)}", f"licenses = {_list(user.licenses)}{assumed}"]
     for fit in model.traffic:
-        lines += ["", *_traffic(model, fit)]
+        split = _split(model, fit)
+        for user, calls in split or [(None, fit.calls)]:
+            lines += ["", *_traffic(model, fit, user, calls)]
     return "\n".join(lines) + "\n"
 
 
@@ -126,17 +130,40 @@ def _org(model: ImportedModel) -> list[str]:
     return lines
 
 
-def _traffic(model: ImportedModel, fit: TrafficFit) -> list[str]:
+def _lacking(model: ImportedModel, kind: str) -> list[str]:
+    """Ids of the org's users who lack the licence `kind` needs."""
+    return [u.id for u in model.users if kind in _NEEDS and not _NEEDS[kind] & set(u.licenses)]
+
+
+def _split(model: ImportedModel, fit: TrafficFit) -> list[tuple[str, int]] | None:
+    """One source per calling user, each at its share of the rate, when some users of the org
+    lack the type's licence (a source drawn from all of them would make not_licensed calls the
+    export never had) and the callers are few enough to list; None: one source."""
+    lacking = set(_lacking(model, fit.type))
+    if fit.users is not None or not lacking or not 1 < len(fit.callers) <= MAX_SPLIT_USERS:
+        return None
+    if any(user in lacking for user, _ in fit.callers):
+        return None
+    return list(fit.callers)
+
+
+def _traffic(model: ImportedModel, fit: TrafficFit, user: str | None, calls: int) -> list[str]:
     rates = fit.rates
     busy = rates.busy_hour
-    lines = ["[[traffic]]", f"org = {_s(model.org)}", f"type = {_s(fit.type)}",
-             f"calls_per_hour = {_float(rates.calls_per_hour)}  # the week's mean: {_plural(fit.calls, 'call')} "
-             f"in the export; busiest hour {_DAYS[busy // 24]} {busy % 24:02d}:00 "
-             f"({_float(rates.rates[busy])}/h)"]
-    if fit.users is not None:
+    share = calls / fit.calls
+    lines = ["[[traffic]]", f"org = {_s(model.org)}", f"type = {_s(fit.type)}"]
+    if user is None:
+        lines.append(f"calls_per_hour = {_float(rates.calls_per_hour)}  # the week's mean: "
+                     f"{_plural(fit.calls, 'call')} in the export; busiest hour {_DAYS[busy // 24]} "
+                     f"{busy % 24:02d}:00 ({_float(rates.rates[busy])}/h)")
+    else:
+        lines += [f"calls_per_hour = {_float(rates.calls_per_hour * share)}  # {user}'s {calls:,} of the "
+                  f"{fit.calls:,} {fit.type} calls (one source per caller: other users lack the licence)",
+                  f"users = {_s(user)}"]
+    if user is None and fit.users is not None:
         lines.append(f"users = {_s(fit.users)}  # the only user who placed these calls")
-    elif fit.type in _NEEDS:
-        unlicensed = [u.id for u in model.users if not _NEEDS[fit.type] & set(u.licenses)]
+    elif user is None and fit.type in _NEEDS:
+        unlicensed = _lacking(model, fit.type)
         if unlicensed:
             shown = ", ".join(unlicensed[:3]) + (", ..." if len(unlicensed) > 3 else "")
             lines.append(f"# drawn from all {len(model.users):,} users; {len(unlicensed):,} of them ({shown}) lack "
