@@ -177,6 +177,11 @@ def _png(fig) -> bytes:
 
 
 def _section(fit: TrafficFit, quality: FitQuality, charts: list[tuple[str, bytes]]) -> str:
+    seen = int(fit.rates.covered.max())
+    caution = ("" if seen >= 2 else
+               '<p class="how"><b>Each hour of the week is seen at most once in this export:</b> the fitted '
+               "rates are the observations themselves, so the band says nothing; a few weeks of usage "
+               "show how well one weekly profile holds.</p>")
     images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" '
                      f'alt="{html.escape(name)}">' for name, png in charts)
     return (f'<section id="{fit.type}"><h2>{html.escape(fit.type)}: {fit.calls:,} calls</h2>'
@@ -184,7 +189,7 @@ def _section(fit: TrafficFit, quality: FitQuality, charts: list[tuple[str, bytes
             f"the observed average it comes from. Middle: every hour of the export; "
             f"{quality.outside_band:.0%} of them fall outside the 90% Poisson band (about 10% if the "
             f"weekly profile explains the traffic). Bottom: holding times, observed and fitted "
-            f"({html.escape(fit.holding.distribution)}).</p>{images}</section>")
+            f"({html.escape(fit.holding.distribution)}).</p>{caution}{images}</section>")
 
 
 def _page(model: ImportedModel, qualities: list[FitQuality], sections: list[str], folder: str) -> str:

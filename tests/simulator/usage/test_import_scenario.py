@@ -30,6 +30,7 @@ def test_the_imported_scenario_loads_runs_and_has_its_report(tmp_path: Path, cap
     report = tmp_path / "contoso.fit.html"
     assert report.exists() and (tmp_path / "contoso.fit" / "domestic.png").exists()
     assert "holding-time gap D" in report.read_text()
+    assert "seen at most once in this export" in report.read_text()  # a one-week export
     capsys.readouterr()
     assert cli.main(["run", str(out), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert (tmp_path / "run" / "cdrs.csv").exists()
