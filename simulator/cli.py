@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _cli_server
+from . import _cli_import, _cli_server
 from ._cli_common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -115,6 +115,11 @@ _MSGPACK_HELP = ("write cdrs.msgpack beside cdrs.csv (default: yes); --no-cdr-ms
                  "its file worker (docs/outputs.md)")
 
 
+_FORMAT_HELP = ("teams: also write the CDRs as the Teams admin center's PSTN usage export, "
+                "PSTN.calls.<scenario name>.csv, for spreadsheets built on it and `callsim import` "
+                "(default: callsim, cdrs.csv only; cdrs.csv is always written; docs/outputs.md)")
+
+
 def _seed(text: str) -> int:
     if not text.isdigit() or int(text) > 2**63 - 1:
         raise argparse.ArgumentTypeError(f'expected a whole number 0 to 2**63-1, got "{text}"')
@@ -131,6 +136,7 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--json", action="store_true", help=_JSON_HELP)
     command.add_argument("--cdr-msgpack", action=argparse.BooleanOptionalAction, default=True,
                          help=_MSGPACK_HELP)
+    command.add_argument("--cdr-format", choices=("callsim", "teams"), default="callsim", help=_FORMAT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-stress", action="store_true",
                        help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
     _cli_server.add_parsers(command)  # serve, loadgen
+    _cli_import.add_parser(command)
     return parser
 
 
@@ -289,6 +296,8 @@ def _command(args: argparse.Namespace) -> int:
             return run_bench(args)
         if args.command in ("serve", "loadgen"):
             return _cli_server.main(args)
+        if args.command == "import":
+            return _cli_import.main(args)
         if args.command == "report":
             from . import report
 
@@ -366,7 +375,8 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
     from .run import start_cdr_workers
 
     # Before trio's event loop or any thread: the children are forked (outputs/_cdr_workers.py).
-    workers = start_cdr_workers(scenario, fork=True, msgpack=args.cdr_msgpack)
+    workers = start_cdr_workers(scenario, fork=True, msgpack=args.cdr_msgpack,
+                                teams_export=args.cdr_format == "teams")
     try:
         import trio
 
@@ -376,6 +386,7 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
         progress = Progress(scenario, quiet=args.quiet)
         options = RunOptions(out_dir=args.out, speed=args.speed, observers=[progress.observe],
                              cdr_workers=workers, write_msgpack=args.cdr_msgpack,
+                             teams_export=args.cdr_format == "teams",
                              signals=args.stop_signals)
         _serve_metrics(args, options)
         options.out_dir_claim = claim  # held by `_run` until it returns, --check included

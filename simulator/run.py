@@ -23,6 +23,7 @@ import trio
 
 from rating_core import RatingEngine, Step
 
+from . import usage
 from .clock import SimClock
 from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
 from ._stop_signals import StopSignals
@@ -36,14 +37,18 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
 CDR_WORKER_CALLS = 200_000  # expected calls below which worker processes cost more to start than they save
 
 
-def start_cdr_workers(scenario: Scenario, fork: bool = False, msgpack: bool = True) -> CdrWorkers | None:
+def start_cdr_workers(scenario: Scenario, fork: bool = False, msgpack: bool = True,
+                      teams_export: bool = False) -> CdrWorkers | None:
     """The CDR files' worker processes for a run of `scenario`, started now, or None when the run
     is expected to be too small to be worth them (fewer than `CDR_WORKER_CALLS` calls).
 
     `fork=True`: before the caller runs an event loop or starts a thread, so that the children
-    are forked (`outputs.CdrWorkers`); `msgpack=False`: no cdrs.msgpack, so no worker for it.
+    are forked (`outputs.CdrWorkers`); `msgpack=False`: no cdrs.msgpack, so no worker for it;
+    `teams_export`: a worker for the Teams usage export (`RunOptions.teams_export`).
     """
-    return CdrWorkers(fork, msgpack) if expected_calls(scenario) >= CDR_WORKER_CALLS else None
+    if expected_calls(scenario) < CDR_WORKER_CALLS:
+        return None
+    return CdrWorkers(fork, msgpack, extra=teams_export)
 
 
 @dataclass
@@ -70,6 +75,9 @@ class RunOptions:
     cdr_workers: CdrWorkers | None = None
     # cdrs.msgpack beside cdrs.csv (`callsim run --no-cdr-msgpack`: False)
     write_msgpack: bool = True
+    # the CDRs in the Teams admin center's usage export layout too, PSTN.calls.<name>.csv
+    # (`callsim run --cdr-format teams`; simulator/usage)
+    teams_export: bool = False
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
 
@@ -102,15 +110,16 @@ class _Outputs:
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
-                 workers: CdrWorkers | None, write_msgpack: bool = True) -> None:
+                 workers: CdrWorkers | None, write_msgpack: bool = True, teams_export: bool = False) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
         # spawned: the event loop runs
-        workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack)
+        workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack, teams_export=teams_export)
         try:
-            self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
-                                  write_msgpack=write_msgpack, workers=workers or False, **buffer)
+            extra = [usage.teams_export(setup, tables, scenario.seed, out_dir, scenario.name)] if teams_export else []
+            self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, write_msgpack=write_msgpack,
+                                  workers=workers or False, extra_files=extra, **buffer)
             self.events = EventWriter(out_dir, tables, setup.start)
         except BaseException:
             if workers is not None:  # or its children would wait for files that never come
@@ -213,7 +222,8 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
     for hook in options.on_switch:
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
-                       workers=options.cdr_workers, write_msgpack=options.write_msgpack)
+                       workers=options.cdr_workers, write_msgpack=options.write_msgpack,
+                       teams_export=options.teams_export)
     channel, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
     send = _StepSender(channel, ROWS_AHEAD)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Generic, TypeVar
+from typing import BinaryIO, Generic, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -207,6 +207,26 @@ CDR_FILE_FORMATS: dict[str, tuple[Callable[[CdrBatch, CdrLookups, RowJoiner, Bin
     "csv": (write_csv, CSV_HEADER),
     "msgpack": (write_msgpack, b""),
 }
+
+
+class CdrSink(Protocol):
+    """Where CDR batches go, in output order: a file of them (`CdrFile`, or an extra file)."""
+
+    def write(self, batch: CdrBatch) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ExtraCdrFile(Protocol):
+    """A file of the CDRs in a layout of its own, written beside cdrs.csv (`CdrWriter`'s
+    `extra_files`): `open` creates it and returns its sink.  Formatted in the process that
+    writes cdrs.csv, a worker's for big runs: then the object is pickled to it."""
+
+    path: Path  # where `open` creates it (named in a write error)
+
+    def open(self) -> CdrSink: ...
 
 
 class CdrFile:

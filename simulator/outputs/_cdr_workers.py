@@ -19,11 +19,13 @@ their pipes are `_worker_process.WorkerProcess`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._cdr_format import CdrFile, CdrLookups
+from ._cdr_format import CdrFile, CdrLookups, CdrSink, ExtraCdrFile
 from ._worker_process import WorkerProcess, forkable, receive_batch
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (16k rows, ~1.6 MB each)
 FORMATS = ("csv", "msgpack")
+EXTRA = "extra"  # the worker of the `ExtraCdrFile`s (`CdrWriter`'s extra_files)
 
 
 def _write_cdrs(conn: Connection) -> None:
@@ -40,34 +43,48 @@ def _write_cdrs(conn: Connection) -> None:
     opened = conn.recv()
     if opened is None:  # closed before any file was named: the run ended early
         return
-    fmt, path, tables, start, currency = opened
+    fmt, path, tables, start, currency, extras = opened
     try:
-        cdr_file = CdrFile(Path(path), fmt, CdrLookups.build(tables, start, currency))
-        try:
+        with contextlib.ExitStack() as closing:  # every file is closed, whatever fails first
+            files: list[CdrSink] = []
+            if fmt != EXTRA:
+                files.append(CdrFile(Path(path), fmt, CdrLookups.build(tables, start, currency)))
+                closing.callback(files[0].close)
+            for extra in extras:
+                files.append(extra.open())
+                closing.callback(files[-1].close)
             while conn.recv() is not None:  # a batch's length: its columns follow
-                cdr_file.write(receive_batch(conn))
-        finally:
-            cdr_file.close()
+                batch = receive_batch(conn)
+                for cdr_file in files:
+                    cdr_file.write(batch)
     except OSError as err:  # a failed write names no file: this one is the only one
         err.filename = str(err.filename or path)  # one type, whatever the OS error held
         raise
 
 
 class CdrFileWorker(WorkerProcess):
-    """One CDR file (`fmt`: "csv" or "msgpack") written by a child: `open`, `write`, `close`.
+    """One CDR file (`fmt`: "csv" or "msgpack") written by a child: `open`, `write`, `close`;
+    or (`fmt` "extra") the extra files of a run (`open_extras`).
 
     `fork`: fork the child if this process allows it (`forkable`), else spawn it.
     """
 
     def __init__(self, fmt: str, fork: bool = False) -> None:
-        if fmt not in FORMATS:
+        if fmt not in (*FORMATS, EXTRA):
             raise ValueError(f"unknown CDR file format {fmt!r}")
         super().__init__(_write_cdrs, name=f"callsim-{fmt}", queued=QUEUED_BATCHES, fork=fork and forkable())
         self.fmt = fmt
 
-    def open(self, path: Path, tables: "Tables", start: "datetime", currency: str) -> None:
-        """Name the file (created now, by the child) and give it what formatting needs."""
-        self.put((self.fmt, str(path), tables, start, currency))
+    def open(self, path: Path, tables: "Tables", start: "datetime", currency: str,
+             extras: Sequence[ExtraCdrFile] = ()) -> None:
+        """Name the file (created now, by the child) and give it what formatting needs;
+        `extras` are more files of the same rows the child opens and writes beside it
+        (pickled: they must be picklable)."""
+        self.put((self.fmt, str(path), tables, start, currency, tuple(extras)))
+
+    def open_extras(self, extras: Sequence[ExtraCdrFile]) -> None:
+        """The "extra" worker's files (pickled to the child, which opens them)."""
+        self.put((EXTRA, str(extras[0].path) if extras else "", None, None, None, tuple(extras)))
 
     def write(self, batch: "CdrBatch") -> None:
         """Queue the batch; its columns are read later, from the sender thread, so the caller
@@ -80,22 +97,24 @@ class CdrFileWorker(WorkerProcess):
 
 
 class CdrWorkers:
-    """The file workers of one run (cdrs.csv's, and cdrs.msgpack's unless `msgpack=False`),
-    started together, written and closed together.
+    """The file workers of one run (cdrs.csv's, cdrs.msgpack's unless `msgpack=False`, and
+    with `extra=True` one for the run's extra files), started together, written and closed
+    together.
 
     `fork=True` is for a program's start-up, before it runs an event loop or a
     thread (`callsim run` and the bench): the children are then forked.  By
     default, and whenever the process has a thread, they are spawned.
     """
 
-    def __init__(self, fork: bool = False, msgpack: bool = True) -> None:
-        # both children before either sender thread (the first `open` starts them): both forked
+    def __init__(self, fork: bool = False, msgpack: bool = True, extra: bool = False) -> None:
+        # every child before any sender thread (the first `open` starts them): all forked
         self.csv = CdrFileWorker("csv", fork)
         self.msgpack = CdrFileWorker("msgpack", fork) if msgpack else None
+        self.extra = CdrFileWorker(EXTRA, fork) if extra else None
 
     @property
     def workers(self) -> tuple[CdrFileWorker, ...]:
-        return (self.csv,) if self.msgpack is None else (self.csv, self.msgpack)
+        return tuple(w for w in (self.csv, self.msgpack, self.extra) if w is not None)
 
     @property
     def closed(self) -> bool:

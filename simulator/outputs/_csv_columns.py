@@ -158,10 +158,10 @@ def _day_minutes() -> NDArray[np.void]:
 
 
 @functools.cache
-def _seconds() -> NDArray[np.void]:
-    """":SS.mmmZ" for each millisecond of a minute."""
+def _seconds(tail: str) -> NDArray[np.void]:
+    """":SS.mmm" + `tail` for each millisecond of a minute (tail "Z": ":SS.mmmZ")."""
     seconds, ms = _digits_of(np.arange(60), 2), _digits_of(np.arange(1000), 3)
-    return _texts([":", seconds[:, None], ".", ms[None, :], "Z"], (60, 1000))
+    return _texts([":", seconds[:, None], ".", ms[None, :], tail], (60, 1000))
 
 
 def _civil(days: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
@@ -187,9 +187,10 @@ def _calendar(first_day: int, last_day: int) -> tuple[NDArray[np.void], NDArray[
     return year_months, (day - 1) * _MINUTES_PER_DAY
 
 
-def instants(epoch_ms: NDArray[np.int64]) -> list[Field]:
+def instants(epoch_ms: NDArray[np.int64], tail: str = "Z") -> list[Field]:
     """Unix-epoch milliseconds as `format_epoch_ms_iso` writes them, "2026-11-01T00:00:10.000Z",
-    for the years 1 to 9999 (`datetime`'s).
+    for the years 1 to 9999 (`datetime`'s); `tail` follows the milliseconds instead of "Z"
+    ("0000Z": seven fractional digits, as .NET writes a UTC instant).
 
     The table of days spans only the days between the first and the last
     instant: for a batch of CDRs, a day or two.
@@ -200,7 +201,7 @@ def instants(epoch_ms: NDArray[np.int64]) -> list[Field]:
     year_months, month_days = _calendar(first_day, last_day)
     day -= first_day
     return [Field(year_months.take(day)), Field(_day_minutes().take(month_days.take(day) + minute_of_day)),
-            Field(_seconds().take(ms_of_minute))]
+            Field(_seconds(tail).take(ms_of_minute))]
 
 
 # --- strings ---------------------------------------------------------------------------------

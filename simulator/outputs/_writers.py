@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +22,7 @@ from typing import Any
 
 from rating_core import CdrBatch, CdrBuffer, EventColumns, LedgerEvent, Tables
 
-from ._cdr_format import CDR_COLUMNS, CdrFile, CdrLookups
+from ._cdr_format import CDR_COLUMNS, CdrFile, CdrLookups, CdrSink, ExtraCdrFile
 from ._cdr_workers import CdrFileWorker, CdrWorkers
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._event_lines import EventLines
@@ -66,6 +66,8 @@ class CdrWriter:
     starts them here, `callsim run` passes the ones it started early.
     `write_msgpack=False` exists because the msgpack stream costs more than
     the CSV per row (see docs/outputs.md); SPEC §4 only promises the CSV.
+    `extra_files` are more files of the same rows in layouts of their own
+    (`ExtraCdrFile`, e.g. the Teams usage export), formatted where cdrs.csv is.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class CdrWriter:
         write_msgpack: bool = True,
         buffer_rows: int | None = None,
         workers: "bool | CdrWorkers" = False,
+        extra_files: Sequence[ExtraCdrFile] = (),
     ) -> None:
         if buffer_rows is None:
             buffer_rows = WORKER_BUFFER_ROWS if workers else DEFAULT_BUFFER_ROWS
@@ -86,11 +89,19 @@ class CdrWriter:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not write_msgpack:  # an earlier run's cdrs.msgpack here would pass for this run's
             (out_dir / CDRS_MSGPACK).unlink(missing_ok=True)
-        self._sinks: list[CdrFile | CdrFileWorker] = []
+        self._sinks: list[CdrSink | CdrFileWorker] = []
         if workers:
             workers = CdrWorkers() if workers is True else workers
-            workers.csv.open(out_dir / CDRS_CSV, tables, start, currency)
+            # the extra files in a worker of their own if there is one, else beside cdrs.csv
+            extra_worker = workers.extra
+            workers.csv.open(out_dir / CDRS_CSV, tables, start, currency, () if extra_worker else extra_files)
             self._sinks.append(workers.csv)
+            if extra_worker is not None:
+                if extra_files:
+                    extra_worker.open_extras(extra_files)
+                    self._sinks.append(extra_worker)
+                else:
+                    extra_worker.close()  # never given a file: it just exits
             if write_msgpack:
                 if workers.msgpack is None:
                     raise ValueError("write_msgpack=True with workers started without msgpack")
@@ -103,6 +114,7 @@ class CdrWriter:
             self._sinks.append(CdrFile(out_dir / CDRS_CSV, "csv", lookups))
             if write_msgpack:
                 self._sinks.append(CdrFile(out_dir / CDRS_MSGPACK, "msgpack", lookups))
+            self._sinks += [extra.open() for extra in extra_files]
         self._closed = False
         self.rows_written = 0
 

@@ -178,9 +178,10 @@ FLOORS = {
     "simulator.scenario": 2,
     "simulator.traffic": 3, "simulator.outputs": 3,
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
-    "simulator.metrics": 4,
+    "simulator.metrics": 4, "simulator.usage": 4,
     "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sip": 5,
-    "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
+    "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_import": 6, "simulator._cli_server": 6,
+    "simulator._bench_run": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
 HELPERS = {"simulator.clock", "simulator._stop_signals", "simulator._malloc", "simulator._version"}
@@ -189,6 +190,7 @@ HELPERS = {"simulator.clock", "simulator._stop_signals", "simulator._malloc", "s
 SIDEWAYS = {
     ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
+    ("simulator.cli", "simulator._cli_import"), ("simulator._cli_import", "simulator._cli_common"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
     ("simulator.sip", "simulator.server"),  # the SIP edge feeds the server's exchange
 }
