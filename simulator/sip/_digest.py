@@ -97,11 +97,13 @@ class DigestAuth:
             out.append(str(AuthChallenge("Digest", AuthParameters(**params))))
         return out
 
-    def verify(self, values: list[str], find: Callable[[str], S | None], method: str, uri: str,
-               now: float) -> Verdict:
+    def verify(self, values: list[str], find: Callable[[str], S | None], method: str,
+               uris: tuple[str, ...], now: float) -> Verdict:
         """Judge the Proxy-Authorization `values` of a request: whose credentials, and are they right.
 
-        `find` maps a digest username to its org's credentials.  Returns an ok
+        `find` maps a digest username to its org's credentials; `uris` are the digest-uri
+        values accepted: the Request-URI (RFC 2617 §3.2.2.5), and `sip:host:port` of it, which
+        SIPp 3.6 sends (a replay is refused by the nonce count either way).  Returns an ok
         verdict (with the credentials), NO_CREDENTIALS (none sent: challenge),
         a stale one (challenge again in that realm) or a failure (refuse, 403).
         A nonce is only good in the realm it was issued for.
@@ -123,7 +125,7 @@ class DigestAuth:
         algorithm = params.get("algorithm", "MD5")
         nonce, nc, cnonce = params.get("nonce", ""), params.get("nc", ""), params.get("cnonce", "")
         if (algorithm not in self.algorithms or params.get("qop") != "auth" or not cnonce
-                or params.get("uri") != uri or len(nc) != 8):
+                or params.get("uri") not in uris or len(nc) != 8):
             return Verdict(False, failure=BAD_PARAMS)
         try:
             count = int(nc, 16)
@@ -135,7 +137,7 @@ class DigestAuth:
         now_ms = int(now * 1000)
         hash_ = ALGORITHMS[algorithm]
         ha1 = _h(hash_, f"{creds.username}:{creds.realm}:{creds.password}")
-        ha2 = _h(hash_, f"{method}:{uri}")
+        ha2 = _h(hash_, f"{method}:{params['uri']}")
         expected = _h(hash_, f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
         if not hmac.compare_digest(expected.encode(), params.get("response", "").lower().encode()):
             return Verdict(False, failure=BAD_RESPONSE)

@@ -292,8 +292,10 @@ class Endpoint:
         caller = _caller_part(request)
         org = ids.trusted_org(peer.host)
         if org is None:
+            uri = request.uri
+            bare = f"sip:{uri.host}:{uri.port}" if uri.port else f"sip:{uri.host}"
             verdict = self._auth.verify(request.headers.getlist("Proxy-Authorization"), ids.by_username,
-                                        "INVITE", inc.uri, now)
+                                        "INVITE", (inc.uri, bare), now)
             if verdict.failure:
                 self.stats.count(self.stats.auth_failures, verdict.failure)
                 self._refuse_new(inc, peer, now, out, 403, phrase="Forbidden (wrong credentials)")

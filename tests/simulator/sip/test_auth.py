@@ -79,11 +79,14 @@ def test_expired_nonce_is_challenged_again_as_stale_not_counted():
     assert ep.stats.auth_failures == {}
 
 
-def test_digest_uri_must_be_the_request_uri():
+def test_digest_uri_must_be_the_request_uri_or_its_host_and_port():
     ep = endpoint()
     values = _challenge(ep)
     assert codes(_authorized(ep, values[0], CONTOSO, uri="sip:+19995550100@127.0.0.1")) == [403]
     assert ep.stats.auth_failures == {"bad_params": 1}
+    # SIPp 3.6's digest-uri: the server's address
+    assert codes(_authorized(ep, values[0], CONTOSO, uri="sip:127.0.0.1:5060", call_id="c8",
+                             branch="z9hG4bK-8")) == [100]
 
 
 def test_trusted_address_skips_the_challenge():
