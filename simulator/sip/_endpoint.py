@@ -194,9 +194,9 @@ class Endpoint:
             bare = f"sip:{uri.host}:{uri.port}" if uri.port else f"sip:{uri.host}"
             verdict = self._auth.verify(request.headers.getlist("Proxy-Authorization"), ids.by_username,
                                         "INVITE", (inc.uri, bare), now)
-            if verdict.failure:
+            if verdict.failure:  # answered statelessly, as the challenges: see `_challenge`
                 self.stats.count(self.stats.auth_failures, verdict.failure)
-                self._refuse_new(inc, peer, now, out, 403, phrase="Forbidden (wrong credentials)")
+                self._reply(out, inc, 403, peer, phrase="Forbidden (wrong credentials)")
                 return None
             if verdict.stale and verdict.credentials is not None:
                 self._challenge(inc, peer, now, out, verdict.credentials.realm, stale=True)
@@ -215,8 +215,11 @@ class Endpoint:
 
     def _challenge(self, inc: msg.Incoming, peer: Peer, now: float, out: list[Action], realm: str,
                    stale: bool = False) -> None:
+        """A 407, sent statelessly: whoever is not yet authenticated makes the server keep
+        nothing (a retransmitted INVITE is challenged again; its ACK matches nothing and is
+        dropped), so a flood of INVITEs cannot fill memory with transactions."""
         values = self._auth.challenges(realm, now, stale)
-        self._refuse_new(inc, peer, now, out, 407, extra=tuple(("Proxy-Authenticate", v) for v in values))
+        self._reply(out, inc, 407, peer, extra=tuple(("Proxy-Authenticate", v) for v in values))
 
     def _new_dialog(self, inc: msg.Incoming, peer: Peer, now: float) -> Dialog:
         dialog = Dialog(next(self._refs), inc, peer, secrets.token_hex(8), now)

@@ -98,3 +98,14 @@ def test_trusted_address_skips_the_challenge():
 def test_unknown_algorithm_list_is_refused_at_construction():
     with pytest.raises(ValueError):
         DigestAuth(b"x", algorithms=("SHA-512-256",))
+
+
+def test_unauthenticated_invites_leave_no_state_behind():
+    ep = endpoint()
+    for i in range(50):
+        assert codes(ep.receive(invite(call_id=f"x{i}", branch=f"z9hG4bK-x{i}"), OUTSIDER, 0.0)) == [407]
+    auth = authorization(_challenge(ep)[0], "contoso-pbx", "nope", "INVITE", URI, "c")
+    refused = ep.receive(invite(call_id="y", branch="z9hG4bK-y", extra=f"Proxy-Authorization: {auth}\r\n"),
+                         OUTSIDER, 0.0)
+    assert codes(refused) == [403]
+    assert ep.next_deadline() is None and ep.dialogs == 0  # no transaction, no timer
