@@ -193,13 +193,13 @@ class Endpoint:
             uri = request.uri
             bare = f"sip:{uri.host}:{uri.port}" if uri.port else f"sip:{uri.host}"
             verdict = self._auth.verify(request.headers.getlist("Proxy-Authorization"), ids.by_username,
-                                        "INVITE", (inc.uri, bare), now)
+                                        "INVITE", (inc.uri, bare), caller, now)
             if verdict.failure:  # answered statelessly, as the challenges: see `_challenge`
                 self.stats.count(self.stats.auth_failures, verdict.failure)
                 self._reply(out, inc, 403, peer, phrase="Forbidden (wrong credentials)")
                 return None
             if verdict.stale and verdict.credentials is not None:
-                self._challenge(inc, peer, now, out, verdict.credentials.realm, stale=True)
+                self._challenge(inc, peer, now, out, verdict.credentials.realm, caller, stale=True)
                 return None
             if verdict.credentials is not None:
                 org = verdict.credentials.org  # type: ignore[attr-defined]
@@ -208,17 +208,17 @@ class Endpoint:
         if isinstance(found, SipCall):
             return found
         if found.status == 407:
-            self._challenge(inc, peer, now, out, ids.realm_for(caller))
+            self._challenge(inc, peer, now, out, ids.realm_for(caller), caller)
         else:
             self._refuse_new(inc, peer, now, out, found.status, phrase=_phrase(found.status, found.detail))
         return None
 
     def _challenge(self, inc: msg.Incoming, peer: Peer, now: float, out: list[Action], realm: str,
-                   stale: bool = False) -> None:
+                   caller: str, stale: bool = False) -> None:
         """A 407, sent statelessly: whoever is not yet authenticated makes the server keep
         nothing (a retransmitted INVITE is challenged again; its ACK matches nothing and is
         dropped), so a flood of INVITEs cannot fill memory with transactions."""
-        values = self._auth.challenges(realm, now, stale)
+        values = self._auth.challenges(realm, caller, now, stale)
         self._reply(out, inc, 407, peer, extra=tuple(("Proxy-Authenticate", v) for v in values))
 
     def _new_dialog(self, inc: msg.Incoming, peer: Peer, now: float) -> Dialog:

@@ -51,15 +51,18 @@ def test_another_orgs_credentials_cannot_place_this_orgs_call():
     fab = _challenge(ep, caller="+442071234567")  # fabrikam's realm and nonce
     mine = _challenge(ep, branch="z9hG4bK-9", call_id="c9")  # contoso's
     assert 'realm="fabrikam"' in fab[0] and 'realm="contoso"' in mine[0]
-    # fabrikam's valid credentials, placing contoso's alice's call: she is no user of fabrikam
+    # fabrikam's valid credentials, with a nonce carol obtained, placing contoso's alice's call
     assert codes(_authorized(ep, fab[0], FABRIKAM)) == [403]
     # contoso's username in fabrikam's realm
     assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c2", branch="z9hG4bK-2b")) == [403]
     # fabrikam's nonce under contoso's realm and password: a nonce not issued in that realm
     assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c3", branch="z9hG4bK-3", realm="contoso")) == [403]
     assert codes(_authorized(ep, mine[0], ("nobody", "x"), call_id="c7", branch="z9hG4bK-7")) == [403]
-    assert ep.stats.auth_failures == {"wrong_realm": 1, "bad_nonce": 1, "unknown_user": 1}
+    assert ep.stats.auth_failures == {"wrong_realm": 1, "bad_nonce": 2, "unknown_user": 1}
     assert codes(_authorized(ep, mine[0], CONTOSO, call_id="c4", branch="z9hG4bK-4")) == [100]
+    # contoso's own nonce, obtained by alice, used for bob: not issued to that caller
+    assert codes(_authorized(ep, mine[0], CONTOSO, nc=2, call_id="c5", branch="z9hG4bK-5", caller="bob")) == [403]
+    assert ep.stats.auth_failures["bad_nonce"] == 3
 
 
 def test_replayed_nonce_count_is_refused():
