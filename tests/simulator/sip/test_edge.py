@@ -161,3 +161,16 @@ async def test_lost_ack_200_resent_then_the_call_released_by_timer_h(nursery, tm
     (row,) = server.cdrs()
     assert row["end_reason"] == "hangup" and row["end_time"] == "2026-11-01T00:00:32.000Z"
     assert server.sample("callsim_sip_timeouts_total", kind="no_ack") == 1
+
+
+async def test_tcp_stream_that_cannot_be_framed_is_closed_and_counted(nursery, tmp_path):
+    server = await start_sip_server(nursery, tmp_path)
+    client = await TcpClient.open(server.port)
+    await client.send(invite().replace(b"Content-Length: ", b"Content-Length: x"))
+    with trio.fail_after(5):
+        assert await client.stream.receive_some(1000) == b""  # closed by the server
+    assert server.sample("callsim_sip_malformed_total", kind="bad_content_length") == 1
+    other = await TcpClient.open(server.port)  # the listener goes on
+    await other.send(request("OPTIONS", branch="z9hG4bK-o"))
+    with trio.fail_after(5):
+        assert status(await other.recv()) == 200
