@@ -8,6 +8,7 @@ General layout, sans-IO below the line, Trio above it (h11's split):
   responses built from requests; framing on TCP.
 - `_sdp`: the answer (or offer) of a UAS that sends no media.
 - `_digest`: digest authentication (nonces per realm, MD5 and SHA-256, replay).
+- `_dialog`: a call's dialog record, the actions the endpoint returns, its options and tallies.
 - `_endpoint`: the transactions and dialogs (`Endpoint`): bytes, outcomes and time in,
   messages and calls out.
 -----

@@ -10,8 +10,8 @@ SHA-256,MD5` prefers the stronger one.
 Whose credentials they are is told by the digest username (each org has its
 own, `SipIdentities.by_username`); the realm must be that org's.  Nonces are
 stateless to issue and cheap to check: the issuing instant and an HMAC over
-(server secret, realm, instant), so a nonce made in one realm is refused in
-another (`bad_nonce`), and one older than `nonce_ttl_s` is
+(server secret, realm, caller, instant), so a nonce obtained in one realm, or
+by one caller (a user of one org), is refused for another (`bad_nonce`), and one older than `nonce_ttl_s` is
 answered by a fresh challenge with `stale=true` (not a failure: the client
 retries with the new nonce).  Replays are refused by nonce count: each
 nonce remembers the highest `nc` it was used with, until it expires, and a
@@ -43,7 +43,7 @@ DEFAULT_ALGORITHMS = ("MD5", "SHA-256")  # the offer order; RFC 8760 lets the se
 BAD_RESPONSE = "bad_response"  # the digest does not match: a wrong password
 UNKNOWN_USER = "unknown_user"  # a digest username no org has
 WRONG_REALM = "wrong_realm"  # an org's username with another realm than the org's
-BAD_NONCE = "bad_nonce"  # a nonce this server never issued in this realm
+BAD_NONCE = "bad_nonce"  # a nonce this server never issued in this realm to this caller
 REPLAY = "replay"  # a nonce count already used
 BAD_PARAMS = "bad_params"  # missing fields, an algorithm or qop not offered, a uri not the request's
 FAILURES = (BAD_RESPONSE, UNKNOWN_USER, WRONG_REALM, BAD_NONCE, REPLAY, BAD_PARAMS)
@@ -86,9 +86,10 @@ class DigestAuth:
         self._counts: dict[str, int] = {}  # nonce -> highest nc seen
         self._expiry: collections.deque[tuple[int, str]] = collections.deque()  # FIFO: one TTL for all
 
-    def challenges(self, realm: str, now: float, stale: bool = False) -> list[str]:
-        """The Proxy-Authenticate values of a 407 in `realm` (one per algorithm, preferred first)."""
-        nonce = self._nonce(realm, int(now * 1000))
+    def challenges(self, realm: str, caller: str, now: float, stale: bool = False) -> list[str]:
+        """The Proxy-Authenticate values of a 407 in `realm` to `caller` (one per algorithm,
+        preferred first); the nonce is good for that realm and caller only."""
+        nonce = self._nonce(realm, caller, int(now * 1000))
         out = []
         for algorithm in self.algorithms:
             params = {"realm": realm, "nonce": nonce, "algorithm": algorithm, "qop": "auth"}
@@ -97,11 +98,13 @@ class DigestAuth:
             out.append(str(AuthChallenge("Digest", AuthParameters(**params))))
         return out
 
-    def verify(self, values: list[str], find: Callable[[str], S | None], method: str, uri: str,
-               now: float) -> Verdict:
+    def verify(self, values: list[str], find: Callable[[str], S | None], method: str,
+               uris: tuple[str, ...], caller: str, now: float) -> Verdict:
         """Judge the Proxy-Authorization `values` of a request: whose credentials, and are they right.
 
-        `find` maps a digest username to its org's credentials.  Returns an ok
+        `find` maps a digest username to its org's credentials; `uris` are the digest-uri
+        values accepted: the Request-URI (RFC 2617 §3.2.2.5), and `sip:host:port` of it, which
+        SIPp 3.6 sends (a replay is refused by the nonce count either way).  Returns an ok
         verdict (with the credentials), NO_CREDENTIALS (none sent: challenge),
         a stale one (challenge again in that realm) or a failure (refuse, 403).
         A nonce is only good in the realm it was issued for.
@@ -123,19 +126,19 @@ class DigestAuth:
         algorithm = params.get("algorithm", "MD5")
         nonce, nc, cnonce = params.get("nonce", ""), params.get("nc", ""), params.get("cnonce", "")
         if (algorithm not in self.algorithms or params.get("qop") != "auth" or not cnonce
-                or params.get("uri") != uri or len(nc) != 8):
+                or params.get("uri") not in uris or len(nc) != 8):
             return Verdict(False, failure=BAD_PARAMS)
         try:
             count = int(nc, 16)
         except ValueError:
             return Verdict(False, failure=BAD_PARAMS)
-        issued = self._issued(nonce, creds.realm)
+        issued = self._issued(nonce, creds.realm, caller)
         if issued is None:
             return Verdict(False, failure=BAD_NONCE)
         now_ms = int(now * 1000)
         hash_ = ALGORITHMS[algorithm]
         ha1 = _h(hash_, f"{creds.username}:{creds.realm}:{creds.password}")
-        ha2 = _h(hash_, f"{method}:{uri}")
+        ha2 = _h(hash_, f"{method}:{params['uri']}")
         expected = _h(hash_, f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
         if not hmac.compare_digest(expected.encode(), params.get("response", "").lower().encode()):
             return Verdict(False, failure=BAD_RESPONSE)
@@ -150,24 +153,25 @@ class DigestAuth:
         self._counts[nonce] = count
         return Verdict(True, credentials=creds)
 
-    def _nonce(self, realm: str, now_ms: int) -> str:
+    def _nonce(self, realm: str, caller: str, now_ms: int) -> str:
         stamp = _STAMP.pack(now_ms)
-        return stamp.hex() + self._mac(realm, stamp)
+        return stamp.hex() + self._mac(realm, caller, stamp)
 
-    def _issued(self, nonce: str, realm: str) -> int | None:
-        """The instant (ms) `nonce` was issued in `realm`, or None if it was not issued there."""
+    def _issued(self, nonce: str, realm: str, caller: str) -> int | None:
+        """The instant (ms) `nonce` was issued in `realm` to `caller`, or None if it was not."""
         if len(nonce) != 48:
             return None
         try:
             stamp = bytes.fromhex(nonce[:16])
         except ValueError:
             return None
-        if not hmac.compare_digest(nonce[16:].encode(), self._mac(realm, stamp).encode()):
+        if not hmac.compare_digest(nonce[16:].encode(), self._mac(realm, caller, stamp).encode()):
             return None
         return _STAMP.unpack(stamp)[0]
 
-    def _mac(self, realm: str, stamp: bytes) -> str:
-        return hmac.new(self._secret, realm.encode() + b"\0" + stamp, hashlib.sha256).hexdigest()[:32]
+    def _mac(self, realm: str, caller: str, stamp: bytes) -> str:
+        key = b"\0".join((realm.encode(), caller.encode(), stamp))
+        return hmac.new(self._secret, key, hashlib.sha256).hexdigest()[:32]
 
     def _forget(self, now_ms: int) -> None:
         """Drop the counts of expired nonces (they are refused as stale before being looked up)."""

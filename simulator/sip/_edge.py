@@ -176,6 +176,8 @@ class _Runner:
                 endpoint.bound(action.ref, call_id)
             elif type(action) is Hangup:
                 exchange.submit_hangup(action.call_id, exchange.ms(action.at))
+        if actions:
+            self.after_input()  # outcomes from the exchange schedule resends and timeouts too
 
     def send(self, peer: Peer, data: bytes) -> None:
         if peer.conn:
@@ -195,7 +197,8 @@ class _Runner:
             pass
 
     def after_input(self) -> None:
-        """Wake the timer task if the endpoint now has an earlier deadline than it sleeps to."""
+        """Wake the timer task if the endpoint now has an earlier deadline than it sleeps to
+        (after anything that may have scheduled one: input, or an outcome of the exchange)."""
         deadline = self.endpoint.next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wake.set()

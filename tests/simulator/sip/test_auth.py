@@ -51,15 +51,18 @@ def test_another_orgs_credentials_cannot_place_this_orgs_call():
     fab = _challenge(ep, caller="+442071234567")  # fabrikam's realm and nonce
     mine = _challenge(ep, branch="z9hG4bK-9", call_id="c9")  # contoso's
     assert 'realm="fabrikam"' in fab[0] and 'realm="contoso"' in mine[0]
-    # fabrikam's valid credentials, placing contoso's alice's call: she is no user of fabrikam
+    # fabrikam's valid credentials, with a nonce carol obtained, placing contoso's alice's call
     assert codes(_authorized(ep, fab[0], FABRIKAM)) == [403]
     # contoso's username in fabrikam's realm
     assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c2", branch="z9hG4bK-2b")) == [403]
     # fabrikam's nonce under contoso's realm and password: a nonce not issued in that realm
     assert codes(_authorized(ep, fab[0], CONTOSO, call_id="c3", branch="z9hG4bK-3", realm="contoso")) == [403]
     assert codes(_authorized(ep, mine[0], ("nobody", "x"), call_id="c7", branch="z9hG4bK-7")) == [403]
-    assert ep.stats.auth_failures == {"wrong_realm": 1, "bad_nonce": 1, "unknown_user": 1}
+    assert ep.stats.auth_failures == {"wrong_realm": 1, "bad_nonce": 2, "unknown_user": 1}
     assert codes(_authorized(ep, mine[0], CONTOSO, call_id="c4", branch="z9hG4bK-4")) == [100]
+    # contoso's own nonce, obtained by alice, used for bob: not issued to that caller
+    assert codes(_authorized(ep, mine[0], CONTOSO, nc=2, call_id="c5", branch="z9hG4bK-5", caller="bob")) == [403]
+    assert ep.stats.auth_failures["bad_nonce"] == 3
 
 
 def test_replayed_nonce_count_is_refused():
@@ -79,11 +82,14 @@ def test_expired_nonce_is_challenged_again_as_stale_not_counted():
     assert ep.stats.auth_failures == {}
 
 
-def test_digest_uri_must_be_the_request_uri():
+def test_digest_uri_must_be_the_request_uri_or_its_host_and_port():
     ep = endpoint()
     values = _challenge(ep)
     assert codes(_authorized(ep, values[0], CONTOSO, uri="sip:+19995550100@127.0.0.1")) == [403]
     assert ep.stats.auth_failures == {"bad_params": 1}
+    # SIPp 3.6's digest-uri: the server's address
+    assert codes(_authorized(ep, values[0], CONTOSO, uri="sip:127.0.0.1:5060", call_id="c8",
+                             branch="z9hG4bK-8")) == [100]
 
 
 def test_trusted_address_skips_the_challenge():
@@ -95,3 +101,14 @@ def test_trusted_address_skips_the_challenge():
 def test_unknown_algorithm_list_is_refused_at_construction():
     with pytest.raises(ValueError):
         DigestAuth(b"x", algorithms=("SHA-512-256",))
+
+
+def test_unauthenticated_invites_leave_no_state_behind():
+    ep = endpoint()
+    for i in range(50):
+        assert codes(ep.receive(invite(call_id=f"x{i}", branch=f"z9hG4bK-x{i}"), OUTSIDER, 0.0)) == [407]
+    auth = authorization(_challenge(ep)[0], "contoso-pbx", "nope", "INVITE", URI, "c")
+    refused = ep.receive(invite(call_id="y", branch="z9hG4bK-y", extra=f"Proxy-Authorization: {auth}\r\n"),
+                         OUTSIDER, 0.0)
+    assert codes(refused) == [403]
+    assert ep.next_deadline() is None and ep.dialogs == 0  # no transaction, no timer

@@ -138,3 +138,39 @@ async def test_garbage_flood_from_one_source_does_not_stop_another_callers_call(
         raise AssertionError("the caller never got its 200")
     assert server.sample("callsim_sip_malformed_total", kind="not_sip") <= 50 + 1
     assert server.sample("callsim_sip_dropped_total", reason="muted") > 0
+
+
+async def test_lost_ack_200_resent_then_the_call_released_by_timer_h(nursery, tmp_path, autojump_clock):
+    server = await start_sip_server(nursery, tmp_path)
+    client = await UdpClient.open(server.port)
+    await client.send(invite())
+    assert status(await client.recv()) == 100
+    first = await client.recv_status(200)
+    sent_at = [trio.current_time()]
+    while True:  # never ACKed: the 200 again at T1, 2·T1, 4·T1, then every T2, until timer H
+        data = await client.recv()
+        if data.startswith(b"BYE "):
+            break
+        assert data == first
+        sent_at.append(trio.current_time())
+    released = trio.current_time() - server.exchange.wall(0)
+    gaps = [round(b - a, 2) for a, b in zip(sent_at, sent_at[1:])]
+    assert gaps[:4] == [0.5, 1.0, 2.0, 4.0] and set(gaps[4:]) == {4.0}
+    assert 'text="no_ack"' in header(data, "Reason") and 32.0 <= released <= 32.01
+    await server.stop()
+    (row,) = server.cdrs()
+    assert row["end_reason"] == "hangup" and row["end_time"] == "2026-11-01T00:00:32.000Z"
+    assert server.sample("callsim_sip_timeouts_total", kind="no_ack") == 1
+
+
+async def test_tcp_stream_that_cannot_be_framed_is_closed_and_counted(nursery, tmp_path):
+    server = await start_sip_server(nursery, tmp_path)
+    client = await TcpClient.open(server.port)
+    await client.send(invite().replace(b"Content-Length: ", b"Content-Length: x"))
+    with trio.fail_after(5):
+        assert await client.stream.receive_some(1000) == b""  # closed by the server
+    assert server.sample("callsim_sip_malformed_total", kind="bad_content_length") == 1
+    other = await TcpClient.open(server.port)  # the listener goes on
+    await other.send(request("OPTIONS", branch="z9hG4bK-o"))
+    with trio.fail_after(5):
+        assert status(await other.recv()) == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rating_core import CallKind
 from simulator.sip import Hangup, Peer, Setup
 
-from .support import CALLER, SDP, endpoint, header, invite, codes, request, sent, to_tag_of
+from .support import CALLER, codes, endpoint, header, invite, request, sent, to_tag_of
 
 T1 = 0.5
 
