@@ -766,7 +766,7 @@ class _OrgStepper:
         due, hung = np.flatnonzero(charged), np.flatnonzero(hangs)
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        t = np.concatenate([nb[due], hang[hung], other, [NEVER]])  # NEVER: the last check's cue
+        t = np.concatenate([nb[due], hang[hung], other, [t1]])  # t1: the cue of the last check
         kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64),
                          [len(due), len(hung), len(other), 1])
         ref = np.concatenate([due, hung, np.zeros(len(other) + 1, dtype=np.int64)])
