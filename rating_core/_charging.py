@@ -726,6 +726,7 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
 
 
 HANGUP, CHARGE, OTHER = 0, 1, 2  # SPEC §3 order within an org instant: hang-ups, charges, the rest
+LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
 
 
 class _OrgStepper:
@@ -734,10 +735,11 @@ class _OrgStepper:
     The decisions are sequential: a refused charge ends its call (no later boundary, and its
     hang-up is no org instant), and each instant's recharge depends on the balance its
     charges leave.  So they are taken in one loop over plain Python ints and lists: each
-    connected call's next boundary, the hang-ups and the other org instants, sorted once in
-    SPEC §3 order (hang-ups, charges by call_id, the rest), merged with a heap of the next
-    boundaries of the calls that paid (a call refused, most of them in an org stuck below its
-    trigger, never has its later boundaries listed).  The outcome is applied after the loop
+    connected call's first few boundaries (`LISTED`), the hang-ups and the other org instants,
+    sorted once in SPEC §3 order (hang-ups, charges by call_id, the rest), merged with a heap
+    of the next boundaries of the calls that paid all they had listed (a call refused, most
+    of them in an org stuck below its trigger, has few later boundaries listed, and a call
+    that pays every second is not listed to the end of the span).  The outcome is applied after the loop
     in bulk, as the bulk passes apply theirs: recharges as lots (`_add_lots`), payments with
     `Charger._commit_rows`, refused calls with `_end_refused`, events as one column set in
     the loop's order.  Each decision asks its rule's home: `boundary_ms`'s increments,
@@ -764,15 +766,26 @@ class _OrgStepper:
         mine = charged | hangs  # the calls with an instant in the span
         calls, nb, hang, charged, hangs = calls[mine], nb[mine], hang[mine], charged[mine], hangs[mine]
         due, hung = np.flatnonzero(charged), np.flatnonzero(hangs)
+        # each due call's first LISTED boundaries in the span (SPEC §3 Increments); a call
+        # that pays its last listed one has its next queued by the loop
+        until = np.minimum(hang, t1)
+        inc_s, next_s = c.col["inc_s"][calls[due]], c.col["next_s"][calls[due]]
+        after = nb[due] + 1000 * inc_s
+        more = np.where(until[due] > after, -((after - until[due]) // (1000 * next_s)), 0)
+        listed = np.minimum(1 + more, LISTED)
+        j = _offsets_within(listed)
+        boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        t = np.concatenate([nb[due], hang[hung], other, [NEVER]])  # NEVER: the last check's cue
+        t = np.concatenate([boundary, hang[hung], other, [t1]])  # t1: the cue of the last check
         kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64),
-                         [len(due), len(hung), len(other), 1])
-        ref = np.concatenate([due, hung, np.zeros(len(other) + 1, dtype=np.int64)])
+                         [len(boundary), len(hung), len(other), 1])
+        ref = np.concatenate([np.repeat(due, listed), hung, np.zeros(len(other) + 1, dtype=np.int64)])
         order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
+        left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
+        left[due] = np.where(listed <= more, listed, 0)
         paid, refused_at, events = self._decide(t[order].tolist(), kind[order].tolist(), ref[order].tolist(),
-                                                calls, np.minimum(hang, t1))
+                                                calls, until, left.tolist())
         reported = bool(led.exhausted_reported[o])
         _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
         led.exhausted_reported[o] = reported  # as the loop left it: the lots were added there
@@ -787,7 +800,7 @@ class _OrgStepper:
         return len(paid), len(refused_at) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
 
     def _decide(self, times: list[int], kinds: list[int], refs: list[int], calls: NDArray[np.intp],
-                until: NDArray[np.int64]):
+                until: NDArray[np.int64], left: list[int]):
         """The loop: each charge paid or refused, each instant's recharge check.
 
         Returns the paid increments as (call, seconds, pool seconds, credit cost) in time
@@ -857,10 +870,13 @@ class _OrgStepper:
                     remaining[pool] -= take
                 balance -= cost
                 paid.append((ref, s, take, cost))
-                nxt = boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: the next boundary, `next` long
                 inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
-                if nxt < until[ref]:
-                    heapq.heappush(later, (nxt, ref))
+                if left[ref] > 1:
+                    left[ref] -= 1
+                elif left[ref]:  # its last listed boundary, and it may have more: queue the next
+                    nxt = boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: `s` after this one
+                    if nxt < until[ref]:
+                        heapq.heappush(later, (nxt, ref))
             elif kind == HANGUP:
                 had = had or alive[ref]  # a refused call has already ended
             else:

@@ -168,7 +168,7 @@ class Ledger:
     # -- credits --------------------------------------------------------
     def add_lot(self, o: int, t: int, amount: int) -> None:
         """Org o buys `amount` at t, a lot expiring 12 months later (SPEC §3 Credits); all the org
-        spent before is passed to `spend` first."""
+        spent before is passed to `spend_many` first."""
         expires = lot_expiry_ms(self.setup.start, t)
         lots = self.lots_of(o)
         first = lots.first_expiry()
@@ -186,7 +186,7 @@ class Ledger:
         one org.
 
         `spent[j]` is what the org spends from its balance before the purchase
-        at `t[j]` and has not yet passed to `spend`/`spend_many` (which follow).
+        at `t[j]` and has not yet passed to `spend_many` (which follows).
         It only matters for a lot that expires before one the org holds (bought
         on a 02-29): that lot is put ahead, so what was spent before it is taken
         from the lots first, and `spend_many` does not take it again.
@@ -211,15 +211,9 @@ class Ledger:
         if lots.first_expiry() != first:
             self._watch_expiry(o)
 
-    def spend(self, o: int, amount: int) -> None:
-        """Take `amount` from the org's lots, the one expiring first first (`spend_many` for
-        one org)."""
-        self.balance[o] -= amount
-        self._unsettled[o] += amount - self._spent_ahead[o]
-        self._spent_ahead[o] = 0
-
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
-        """`spend` for every org at once: `amounts[o]` from org o (a window's bulk payments).
+        """Take `amounts[o]` from each org o's lots, the one expiring first first (a window's
+        payments, in bulk or stepped).
 
         The lots are not walked here (10,000 orgs would be 10,000 Python steps a window):
         what was spent is taken from the front of the lots when they are next looked at
@@ -244,11 +238,10 @@ class Ledger:
     # "Auto-recharge: after all events of an instant for an org, if enabled and the balance is
     # strictly below `recharge_below` and no retry wait is pending, one attempt: on or before
     # `card_expires` it adds a lot of `recharge_amount`, else it fails and no attempt is made
-    # before `retry_after` has passed."  The three predicates below are that sentence; the
-    # stepping check (`recharge_check`) and the bulk paths of the charging all ask them.
-
-    # Each is one expression, the same for one org's Python scalars (the stepping path asks
-    # through `recharge_rule`) and for arrays (the bulk paths).
+    # before `retry_after` has passed."  Its three clauses are `recharge_wanted`,
+    # `attempt_allowed` and `card_accepts`, each one expression for one org's Python values
+    # (the stepping path, with `recharge_rule`) or for arrays; the predicates below apply them
+    # to the ledger's orgs, for `recharge_check` and the bulk paths.
 
     def wants_recharge(self, balance, orgs=slice(None)):
         """Whether an org with this balance asks for a recharge: enabled and strictly below the
@@ -263,7 +256,7 @@ class Ledger:
         """An attempt at `t` succeeds: the card is valid through the end of its last day."""
         return card_accepts(t, self.card_until_ms[orgs])
 
-    def recharge_rule(self, o: int) -> "RechargeRule":
+    def recharge_rule(self, o: int) -> RechargeRule:
         """Org o's settings for the three predicates above, as Python values (the stepping
         path asks them once an instant: numpy scalars would cost ~10x)."""
         return RechargeRule(bool(self.recharge_on[o]), int(self.recharge_below[o]),

@@ -337,6 +337,16 @@ def draw_recharge_credits(draw: Draw, start: datetime, cost: int) -> Credits | N
     )
 
 
+def draw_org_call(draw: Draw, setup: RatingSetup, users: list, t: int, toll_free_one_in: int) -> tuple:
+    """(t, org, user, kind, to, from) of a call to the "1" tariff from a random org: toll-free to
+    the org's number about once in `toll_free_one_in` when it has one, else one of its users'."""
+    org = integer(draw, 0, len(setup.orgs) - 1)
+    if setup.orgs[org].toll_free_numbers and chance(draw, toll_free_one_in):
+        return (t, org, -1, int(CallKind.TOLL_FREE), 18005550100, 12125550199)
+    user = pick(draw, [u for u, (o, _) in enumerate(users) if o == org])
+    return (t, org, user, int(CallKind.OUTBOUND), 12125550100, 0)
+
+
 @st.composite
 def recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     """Busy orgs whose credits recharge every few increments (SPEC §3 "Credits"), mixed with
@@ -366,13 +376,7 @@ def recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     bases = [0, 1000, 60_000]
     for _ in range(integer(draw, 1, 40)):
         t = draw_arrival_ms(draw, setup, bases)
-        org = integer(draw, 0, len(orgs) - 1)
-        if orgs[org].toll_free_numbers and chance(draw, 3):
-            row = (t, org, -1, int(CallKind.TOLL_FREE), 18005550100, 12125550199)
-        else:
-            user = pick(draw, [u for u, (o, _) in enumerate(users) if o == org])
-            row = (t, org, user, int(CallKind.OUTBOUND), 12125550100, 0)
-        rows.append(row + (integer(draw, 0, 20 * 60_000),))
+        rows.append(draw_org_call(draw, setup, users, t, 3) + (integer(draw, 0, 20 * 60_000),))
         bases.append(t)
     return setup, arrivals_from_rows(rows)
 
@@ -432,13 +436,7 @@ def below_increment_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     bases = [0, 1000]
     for _ in range(integer(draw, 1, 60)):
         t = min(draw_arrival_ms(draw, setup, bases), span) if chance(draw, 2) else integer(draw, 0, span - 1)
-        org = integer(draw, 0, len(orgs) - 1)
-        if orgs[org].toll_free_numbers and chance(draw, 4):
-            row = (t, org, -1, int(CallKind.TOLL_FREE), 18005550100, 12125550199)
-        else:
-            user = pick(draw, [u for u, (o, _) in enumerate(users) if o == org])
-            row = (t, org, user, int(CallKind.OUTBOUND), 12125550100, 0)
-        rows.append(row + (integer(draw, 0, 15 * 60_000),))
+        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
         bases.append(t)
     return setup, arrivals_from_rows(rows)
 

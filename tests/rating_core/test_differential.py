@@ -223,6 +223,22 @@ def test_engine_matches_reference_when_recharges_are_below_one_increment(case):
     engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
 
 
+@settings(CASES, max_examples=max(EXAMPLES // 6, 30))
+@given(windowed_below_increment_cases(), st.sampled_from((1, 1_000, 10**9)))
+def test_engine_fed_as_a_server_matches_reference_when_recharges_are_below_one_increment(case, watch_ms):
+    """The same orgs stuck below their trigger, fed as `callsim serve` feeds the engine (hang-ups
+    told as they happen, the cuts as its ticks)."""
+    from rating_core import Tuning
+
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts} tuning={tuning} watch_ms={watch_ms}")
+    want_cdrs, want_events = run_reference(setup, arrivals)
+    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
+    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
+               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
+    assert not problem, problem
+
+
 def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, cuts: list[int], **tuning):
     """Assert that the engine (built with `Tuning(**tuning)`) fed in windows gives the
     reference's CDRs, events, final balances and lots (those with a rest, in order); returns
