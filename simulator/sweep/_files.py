@@ -24,7 +24,7 @@ from ._stats import TOTAL, Distribution, OrgStats, PointStats
 from ._summary import ORG_FIELDS, OrgRunSummary, RunSummary
 
 _MONEY_FIELDS = {"credits_spent_micros", "credits_purchased_micros", "lowest_balance_micros"}
-_CSV_FIELDS = tuple(name for name in ORG_FIELDS if name != "credits_spent_by_day_micros")  # a column a day: left out
+_CSV_FIELDS = ORG_FIELDS
 
 
 @dataclass(frozen=True)
