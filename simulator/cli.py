@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _cli_import, _cli_server
+from . import _cli_import, _cli_server, _cli_sweep
 from ._cli_common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -118,6 +118,9 @@ _MSGPACK_HELP = ("write cdrs.msgpack beside cdrs.csv (default: yes); --no-cdr-ms
 _FORMAT_HELP = ("teams: also write the CDRs as the Teams admin center's PSTN usage export, "
                 "PSTN.calls.<scenario name>.csv, for spreadsheets built on it and `callsim import` "
                 "(default: callsim, cdrs.csv only; cdrs.csv is always written; docs/outputs.md)")
+_SET_HELP = ("replace a value of the scenario by its dotted path before it is checked, e.g. "
+             "orgs.contoso.credits.initial=50.00 or traffic[0].calls_per_hour=300 (repeatable; "
+             "as `callsim sweep --set` with one value, docs/sweep.md)")
 
 
 def _seed(text: str) -> int:
@@ -137,6 +140,8 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--cdr-msgpack", action=argparse.BooleanOptionalAction, default=True,
                          help=_MSGPACK_HELP)
     command.add_argument("--cdr-format", choices=("callsim", "teams"), default="callsim", help=_FORMAT_HELP)
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help=_SET_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
     _cli_server.add_parsers(command)  # serve, loadgen
     _cli_import.add_parser(command)
+    _cli_sweep.add_parser(command)
     return parser
 
 
@@ -298,6 +304,8 @@ def _command(args: argparse.Namespace) -> int:
             return _cli_server.main(args)
         if args.command == "import":
             return _cli_import.main(args)
+        if args.command == "sweep":
+            return _cli_sweep.main(args)
         if args.command == "report":
             from . import report
 
@@ -361,13 +369,31 @@ def _run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()
 
-    scenario = load_checked(args.scenario, args.force, args.out)
+    scenario = load_checked(args.scenario, args.force, args.out, edit=_overrides(args.overrides))
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.check and not scenario.expectations:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
         return _run_owned(args, scenario, claim)
+
+
+def _overrides(arguments: Sequence[str]):
+    """`run --set KEY=VALUE`...: the scenario edit they make (None without any)."""
+    if not arguments:
+        return None
+    from .sweep import apply_overrides, parse_set
+
+    overrides = []
+    for argument in arguments:
+        try:
+            values = parse_set(argument)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if len(values) > 1:
+            raise UsageError(f"--set {argument}: one value per --set for a run (a sweep takes several)")
+        overrides += values
+    return lambda document: apply_overrides(document, overrides)
 
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:

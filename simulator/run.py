@@ -78,6 +78,9 @@ class RunOptions:
     # the CDRs in the Teams admin center's usage export layout too, PSTN.calls.<name>.csv
     # (`callsim run --cdr-format teams`; simulator/usage)
     teams_export: bool = False
+    # False: never start CDR worker processes, format the files in this one (a Dask worker,
+    # a daemonic process, may not have children: `simulator.sweep --keep-runs`)
+    cdr_worker_processes: bool = True
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
 
@@ -110,12 +113,13 @@ class _Outputs:
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
-                 workers: CdrWorkers | None, write_msgpack: bool = True, teams_export: bool = False) -> None:
+                 workers: CdrWorkers | None, write_msgpack: bool = True, teams_export: bool = False,
+                 processes: bool = True) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        # spawned: the event loop runs
-        workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack, teams_export=teams_export)
+        if processes:  # spawned: the event loop runs
+            workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack, teams_export=teams_export)
         try:
             extra = [usage.teams_export(setup, tables, scenario.seed, out_dir, scenario.name)] if teams_export else []
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, write_msgpack=write_msgpack,
@@ -223,7 +227,7 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
                        workers=options.cdr_workers, write_msgpack=options.write_msgpack,
-                       teams_export=options.teams_export)
+                       teams_export=options.teams_export, processes=options.cdr_worker_processes)
     channel, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
     send = _StepSender(channel, ROWS_AHEAD)
 

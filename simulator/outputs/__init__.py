@@ -27,6 +27,9 @@ from ._out_dir import (
     EVENTS_JSONL,
     REPORT_HTML,
     SUMMARY_JSON,
+    SWEEP_CSV,
+    SWEEP_HTML,
+    SWEEP_JSON,
     OutDir,
     OutDirBusy,
     RunNotFinished,
@@ -34,14 +37,15 @@ from ._out_dir import (
     reading,
     unfinished,
 )
-from ._summary import SummaryBuilder
+from ._summary import SummaryBuilder, SummaryCounts
 from ._worker_process import WorkerFailed, WorkerProcess, forkable, receive_batch, write_error_text
 from ._writers import DEFAULT_BUFFER_ROWS, EVENT_FIELDS, CdrWriter, EventWriter, event_line, event_record
 
 __all__ = [
     "CDRS_CSV", "CDRS_MSGPACK", "CDR_COLUMNS", "DEFAULT_BUFFER_ROWS", "EVENTS_JSONL", "EVENT_FIELDS",
-    "REPORT_HTML", "SUMMARY_JSON", "ByteTable", "CdrFile", "CdrFileWorker", "CdrLookups", "CdrSink", "CdrWorkers",
-    "CdrWriter", "EventWriter", "ExtraCdrFile", "Field", "OutDir", "OutDirBusy", "RowJoiner", "RunNotFinished",
-    "SummaryBuilder", "WorkerFailed", "WorkerProcess", "claim_for_command", "csv_columns", "event_line",
-    "event_record", "fast_width", "forkable", "reading", "receive_batch", "unfinished", "used_pool", "write_error_text",
+    "REPORT_HTML", "SUMMARY_JSON", "SWEEP_CSV", "SWEEP_HTML", "SWEEP_JSON", "ByteTable", "CdrFile",
+    "CdrFileWorker", "CdrLookups", "CdrSink", "CdrWorkers", "CdrWriter", "EventWriter", "ExtraCdrFile",
+    "Field", "OutDir", "OutDirBusy", "RowJoiner", "RunNotFinished", "SummaryBuilder", "SummaryCounts",
+    "WorkerFailed", "WorkerProcess", "claim_for_command", "csv_columns", "event_line", "event_record",
+    "fast_width", "forkable", "reading", "receive_batch", "unfinished", "used_pool", "write_error_text",
 ]

@@ -96,3 +96,14 @@ def test_stress_recharge_below_increment_refuses_about_every_other_charge(tmp_pa
     refused = ends.get("blocked_no_balance", 0) + ends.get("dropped_balance_exhausted", 0)
     assert result["calls"] > 15_000 and refused > result["calls"] // 3
     assert org["recharges_succeeded"] > result["calls"] // 2 and org["recharges_failed"] == 0
+
+
+def test_the_sweep_row_rates_the_scenario_in_memory() -> None:
+    from simulator.bench._bench import bench_sweep_run
+    from simulator.scenario import load_scenario
+    from simulator.sweep import summarise
+    from tests.scenarios import QUICKSTART
+
+    row = bench_sweep_run(QUICKSTART, repeats=1)
+    assert row["calls"] == summarise(load_scenario(QUICKSTART)).total.calls > 0
+    assert row["calls_per_s"] == row["calls"] / row["wall_s"]
