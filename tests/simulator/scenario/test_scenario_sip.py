@@ -8,22 +8,12 @@ from ipaddress import ip_network
 import pytest
 
 from simulator.scenario import NumberBlock, OrgSip, ScenarioError, parse_scenario
+from tests.scenarios import START, US_TARIFF, table
 
-HEAD = """\
-[simulation]
-name = "sip"
-seed = 1
-start = "2026-11-01T00:00:00Z"
-duration = "1h"
-currency = "USD"
-
-[[tariff]]
-prefix = "1"
-country = "US"
-zone = "A"
-per_minute = "0.02"
-increment = "60/60"
-"""
+# One simulation and one US tariff: the tables SIP identities are checked beside.
+HEAD = (table("[simulation]", {"name": "sip", "seed": 1, "start": START, "duration": "1h",
+                               "currency": "USD"})
+        + "\n" + table("[[tariff]]", US_TARIFF))
 
 CONTOSO = """
 [[orgs]]
