@@ -67,8 +67,7 @@ def write_fit_report(model: ImportedModel, page: Path) -> list[FitQuality]:
         observed, fitted = hourly_series(fit, model)
         quality = _quality(fit, observed, fitted)
         qualities.append(quality)
-        charts = [(f"{fit.type}-arrivals.png", _arrivals_png(fit, observed, fitted, model)),
-                  (f"{fit.type}-holding.png", _holding_png(fit, quality))]
+        charts = [(f"{fit.type}.png", _figure_png(fit, observed, fitted, model, quality))]
         for name, png in charts:
             (folder / name).write_bytes(png)
         sections.append(_section(fit, quality, charts))
@@ -108,46 +107,56 @@ def _band(mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(mean - spread, 0), mean + spread
 
 
-def _arrivals_png(fit: TrafficFit, observed: np.ndarray, fitted: np.ndarray, model: ImportedModel) -> bytes:
+def _figure_png(fit: TrafficFit, observed: np.ndarray, fitted: np.ndarray, model: ImportedModel,
+                quality: FitQuality) -> bytes:
+    """One figure per traffic type, three panels: the week, every hour, the holding times.
+    One figure with fixed margins, not tight_layout: it measures every tick label, which
+    costs more than drawing."""
     import matplotlib.pyplot as plt
 
-    color = _COLORS.get(fit.type, "#1f77b4")
-    fig, (week, series) = plt.subplots(2, 1, figsize=(11, 6.4), dpi=100)
-    hours = np.arange(HOURS_PER_WEEK)
-    observed_rate = np.divide(fit.rates.counts, fit.rates.covered, out=np.full(HOURS_PER_WEEK, np.nan),
-                              where=fit.rates.covered > 0)
-    week.step(hours, fit.rates.calls_per_hour * _written_weights(fit), where="post", color=color,
-              label="fitted rate (the scenario's week)")
-    week.plot(hours + 0.5, observed_rate, "o", ms=3, color="#333", label="observed: calls / hours covered")
-    week.set_xticks(range(0, HOURS_PER_WEEK + 1, 24), [*_DAYS, ""])
-    week.set_xlim(0, HOURS_PER_WEEK)
-    week.set_ylabel("calls per hour")
-    week.set_title(f"{fit.type}: the week on the local clock (UTC{_offset(model.period.offset_min)})", loc="left")
-    week.legend(frameon=False, fontsize=8)
-    low, high = _band(fitted)
-    x = np.arange(len(observed))
-    series.fill_between(x, low, high, step="post", color=color, alpha=0.2, label="90% Poisson band")
-    series.step(x, fitted, where="post", color=color, lw=1, label="fitted")
-    series.step(x, observed, where="post", color="#333", lw=0.7, label="observed")
-    series.set_xlabel("hours since the start of the period")
-    series.set_ylabel("calls in the hour")
-    series.set_title("every hour of the period: observed vs fitted", loc="left")
-    series.legend(frameon=False, fontsize=8)
-    for axis in (week, series):
+    fig, (week, series, holding) = plt.subplots(3, 1, figsize=(11, 9.6), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.96, bottom=0.06, hspace=0.42)
+    _week_panel(week, fit, model)
+    _series_panel(series, fit, observed, fitted)
+    _holding_panel(holding, fit, quality)
+    for axis in (week, series, holding):
         axis.grid(color="#dddddd", lw=0.6)
-    fig.tight_layout()
+        axis.legend(frameon=False, fontsize=8)
     return _png(fig)
 
 
-def _holding_png(fit: TrafficFit, quality: FitQuality) -> bytes:
-    import matplotlib.pyplot as plt
+def _week_panel(axis, fit: TrafficFit, model: ImportedModel) -> None:
+    color = _COLORS.get(fit.type, "#1f77b4")
+    hours = np.arange(HOURS_PER_WEEK)
+    observed_rate = np.divide(fit.rates.counts, fit.rates.covered, out=np.full(HOURS_PER_WEEK, np.nan),
+                              where=fit.rates.covered > 0)
+    axis.step(hours, fit.rates.calls_per_hour * _written_weights(fit), where="post", color=color,
+              label="fitted rate (the scenario's week)")
+    axis.plot(hours + 0.5, observed_rate, "o", ms=3, color="#333", label="observed: calls / hours covered")
+    axis.set_xticks(range(0, HOURS_PER_WEEK + 1, 24), [*_DAYS, ""])
+    axis.set_xlim(0, HOURS_PER_WEEK)
+    axis.set_ylabel("calls per hour")
+    axis.set_title(f"{fit.type}: the week on the local clock (UTC{_offset(model.period.offset_min)})", loc="left")
 
+
+def _series_panel(axis, fit: TrafficFit, observed: np.ndarray, fitted: np.ndarray) -> None:
+    color = _COLORS.get(fit.type, "#1f77b4")
+    low, high = _band(fitted)
+    x = np.arange(len(observed))
+    axis.fill_between(x, low, high, step="post", color=color, alpha=0.2, label="90% Poisson band")
+    axis.step(x, fitted, where="post", color=color, lw=1, label="fitted")
+    axis.step(x, observed, where="post", color="#333", lw=0.7, label="observed")
+    axis.set_xlabel("hours since the start of the period")
+    axis.set_ylabel("calls in the hour")
+    axis.set_title("every hour of the period: observed vs fitted", loc="left")
+
+
+def _holding_panel(axis, fit: TrafficFit, quality: FitQuality) -> None:
     seconds = np.sort(np.maximum(fit.durations_s.astype(float), 1.0))
     shares = np.arange(1, len(seconds) + 1) / len(seconds)
     if len(seconds) > _CDF_POINTS:  # a million steps draw as the same curve as a few thousand
         keep = np.unique(np.linspace(0, len(seconds) - 1, _CDF_POINTS).astype(np.int64))
         seconds, shares = seconds[keep], shares[keep]
-    fig, axis = plt.subplots(figsize=(11, 3.6), dpi=100)
     axis.step(seconds, shares, where="post", color="#333", label=f"observed ({fit.calls:,} calls)")
     grid = np.geomspace(1, max(seconds.max(), 2) * 1.5, 400)
     axis.plot(grid, fit.holding.cdf(grid), color=_COLORS.get(fit.type, "#1f77b4"),
@@ -155,11 +164,7 @@ def _holding_png(fit: TrafficFit, quality: FitQuality) -> bytes:
     axis.set_xscale("log")
     axis.set_xlabel("holding time (s, log scale)")
     axis.set_ylabel("share of calls shorter")
-    axis.set_title(f"{fit.type}: holding times, largest gap D = {quality.ks_distance:.3f}", loc="left")
-    axis.legend(frameon=False, fontsize=8)
-    axis.grid(color="#dddddd", lw=0.6)
-    fig.tight_layout()
-    return _png(fig)
+    axis.set_title(f"holding times, largest gap D = {quality.ks_distance:.3f}", loc="left")
 
 
 def _png(fig) -> bytes:

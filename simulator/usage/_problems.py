@@ -3,7 +3,7 @@
 Two kinds, decided per problem in `_rows` and listed in docs/usage-import.md:
 
 - `UsageError`: the export cannot be read as one (a missing column, a malformed date, duration,
-  number of money, mixed currencies, an empty file).  `callsim import` prints its one line and
+  amount or currency, two currencies, an empty file).  `callsim import` prints its one line and
   exits 2; nothing is written.
 - `UsageWarning`: rows that are read but not fully used (an unknown call type or capability, a
   malformed phone number).  Counted, printed on stderr and listed in the written scenario's

@@ -95,15 +95,31 @@ def _read_csv(name: str, data: Path | bytes, head: bytes) -> Source:
     duplicated = sorted({c for c in header if header.count(c) > 1 and c in CSV_FIELDS})
     if duplicated:
         raise UsageError(name, f"column {_quoted(duplicated[0])} appears twice in the header")
+    # Every column is read, not only those import uses: with a projection polars would let a
+    # row with too many fields (an unquoted comma) pass with its values shifted.
     try:
         frame = pl.read_csv(data if isinstance(data, bytes) else str(data), infer_schema=False,
-                            columns=list(CSV_FIELDS), row_index_name="_row", row_index_offset=2,
-                            raise_if_empty=False)
+                            row_index_name="_row", row_index_offset=2, raise_if_empty=False)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as err:
-        raise UsageError(name, f"not a well-formed CSV file: {_first_line(err)}") from None
+        raise UsageError(_ragged_place(name, data, len(header)),
+                         f"not a well-formed CSV file: {_first_line(err)}") from None
+    frame = frame.select("_row", *CSV_FIELDS)
     frame = frame.rename(CSV_FIELDS).with_columns(
         pl.col(list(FIELDS)).fill_null(""), pl.lit(-1, pl.Int32).alias("_page"))
     return Source(name, frame.select("_row", "_page", *FIELDS), None, json=False)
+
+
+def _ragged_place(name: str, data: Path | bytes, columns: int) -> str:
+    """The first row whose field count differs from the header's, found with the csv module
+    once polars has refused the file (so the message names a row, not just the file)."""
+    try:
+        raw = data if isinstance(data, bytes) else Path(data).read_bytes()
+        for number, record in enumerate(csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace"))), 1):
+            if number > 1 and len(record) != columns and record:
+                return f"{name}: row {number}: {len(record)} fields where the header has {columns}"
+    except (OSError, csv.Error):
+        pass
+    return name
 
 
 def _csv_header(name: str, head: bytes) -> list[str]:

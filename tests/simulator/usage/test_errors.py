@@ -1,0 +1,142 @@
+"""Hostile exports: each fatal problem is one line naming file, row and column; each warning
+is counted with its rows and listed in the scenario; nothing is dropped silently."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from simulator import cli
+from simulator.usage import UsageError, import_usage, scenario_text
+from simulator.usage import EXPORT_HEADER
+
+EXPORTS = Path(__file__).parent / "exports"
+GOOD = ("u1,c1,,US,o1,alice@contoso.com,Alice,,user_out,Subscriber,Domestic,United States,+12125550100,"
+        "2026-11-02T09:00:00Z,,60,0.00,0.00,USD,MCOPSTN1")
+
+
+def _export(tmp_path: Path, *rows: str, header: bytes = EXPORT_HEADER) -> Path:
+    path = tmp_path / "PSTN.calls.test.csv"
+    path.write_bytes(header + "".join(row + "\r\n" for row in rows).encode())
+    return path
+
+
+def _bad(field: int, value: str) -> str:
+    cells = GOOD.split(",")
+    cells[field] = value
+    return ",".join(cells)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    (_bad(13, "02/11/2026 09:00"), 'row 3: Start Time: malformed date "02/11/2026 09:00"'),
+    (_bad(13, "2026-11-02T09:00:00"), 'row 3: Start Time: malformed date "2026-11-02T09:00:00" (ISO 8601 with an offset'),
+    (_bad(15, "60.5"), 'row 3: Duration Seconds: malformed duration "60.5"'),
+    (_bad(15, "-1"), 'row 3: Duration Seconds: malformed duration "-1"'),
+    (_bad(17, '"1,5"'), 'row 3: Charge: malformed charge "1,5"'),
+    (_bad(17, "-0.10"), 'row 3: Charge: malformed charge "-0.10"'),
+    (_bad(18, "US Dollar"), 'row 3: Currency: malformed currency "US Dollar"'),
+    (_bad(18, "EUR"), 'row 3: Currency: "EUR", but'),
+    (_bad(10, "Local"), 'row 3: Domestic/International: "Local" on a user_out call'),
+    (_bad(8, ""), "row 3: Call Type: empty call type"),
+])
+def test_a_malformed_row_is_fatal_and_named_by_row_and_column(tmp_path: Path, row: str, message: str) -> None:
+    path = _export(tmp_path, GOOD, row, GOOD)
+    with pytest.raises(UsageError) as caught:
+        import_usage([path])
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_row_with_an_unquoted_comma_is_named(tmp_path: Path) -> None:
+    path = _export(tmp_path, GOOD, GOOD, _bad(17, "1,5"))
+    with pytest.raises(UsageError, match=r"row 4: 21 fields where the header has 20: not a well-formed CSV"):
+        import_usage([path])
+
+
+def test_the_count_of_further_bad_rows_is_said(tmp_path: Path) -> None:
+    path = _export(tmp_path, GOOD, _bad(15, "x"), _bad(15, "y"), _bad(15, "z"))
+    with pytest.raises(UsageError, match=r"row 3: Duration Seconds: .* \(and 2 more rows\)"):
+        import_usage([path])
+
+
+def test_mixed_currencies_name_both_rows(tmp_path: Path) -> None:
+    path = _export(tmp_path, GOOD, GOOD, _bad(18, "GBP"))
+    with pytest.raises(UsageError) as caught:
+        import_usage([path])
+    assert f'row 4: Currency: "GBP", but {path}: row 2 has "USD": a file mixing currencies' in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty file"),
+    (b"\xef\xbb\xbf\r\n", "empty file"),
+    (EXPORT_HEADER, "no calls: the export has a header and no rows"),
+    (EXPORT_HEADER.replace(b",Charge,", b","), 'no column "Charge"'),
+    (b"a,b\r\n1,2\r\n", 'not a PSTN usage export: no column "UPN"'),
+])
+def test_files_that_are_no_export_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "PSTN.calls.x.csv"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        import_usage([path])
+
+
+def test_graph_errors_name_the_page_and_index(tmp_path: Path) -> None:
+    pages = json.loads((EXPORTS / "getPstnCalls.pages.json").read_text())
+    pages[1]["value"][0]["startDateTime"] = "yesterday"
+    path = tmp_path / "pages.json"
+    path.write_text(json.dumps(pages))
+    with pytest.raises(UsageError, match=r'pages.json: \[1\]\.value\[0\]: startDateTime: malformed date "yesterday"'):
+        import_usage([path])
+    path.write_text('{"@odata.context": "x"}')
+    with pytest.raises(UsageError, match='expected a page with a "value" array'):
+        import_usage([path])
+    path.write_text('{"value": [')
+    with pytest.raises(UsageError, match="not valid JSON"):
+        import_usage([path])
+
+
+def test_a_zip_without_the_csv_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Calls.Export.1.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("DirectRouting.calls.csv", "x")
+    with pytest.raises(UsageError, match=r'no PSTN.calls.\*.csv in the archive \(it holds "DirectRouting.calls.csv"\)'):
+        import_usage([path])
+
+
+def test_unknown_call_types_and_capabilities_are_counted_warnings_listed_in_the_scenario(tmp_path: Path) -> None:
+    path = _export(tmp_path, GOOD, _bad(8, "dr_out"), _bad(19, "MCOFUTURE"), _bad(8, "dr_in"),
+                   _bad(12, "not-a-number"))
+    model = import_usage([path])
+    lines = [warning.line() for warning in model.warnings]
+    assert f"unknown call type or number type (not simulated): 2 rows ({path}: row 3 Call Type 'dr_out', " \
+           f"{path}: row 5 Call Type 'dr_in')" in lines
+    assert f'unknown capability (no licence inferred from it): 1 row ({path}: row 4 "MCOFUTURE")' in lines
+    assert any(line.startswith("destination number not E.164") and "row 6" in line for line in lines)
+    text = scenario_text(model)
+    assert "# Warnings (rows read but not fully used):" in text
+    assert all(f"#   {line}" in text for line in lines)
+    assert next(fit for fit in model.traffic if fit.type == "domestic").calls == 3  # rows 2, 4, 6
+
+
+def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    path = _export(tmp_path, GOOD, _bad(13, "soon"))
+    out = tmp_path / "s.toml"
+    assert cli.main(["import", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"callsim: {path}: row 3: Start Time: malformed date")
+    assert not out.exists() and not (tmp_path / "s.fit.html").exists()
+
+
+def test_cli_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s.toml"
+    out.write_text("mine")
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(out), "--no-report"]) == 2
+    assert "exists: --force to replace it" in capsys.readouterr().err
+    assert out.read_text() == "mine"
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(out), "--no-report",
+                     "--force"]) == 0
+    assert out.read_text().startswith("# Imported by `callsim import`")

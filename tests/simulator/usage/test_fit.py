@@ -1,0 +1,60 @@
+"""The fit gives back a known model: synthetic exports drawn with a fixed seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.usage import EMPIRICAL_MIN_CALLS, fit_holding, import_usage
+
+from .synthetic import office_week, write_export
+
+TUESDAY_10 = 24 + 10
+
+
+@pytest.mark.parametrize("offset_min", [0, -300])
+def test_the_fitted_week_recovers_the_profile_and_its_busy_hour(tmp_path: Path, offset_min: int) -> None:
+    """4 weeks at up to 60 calls/h: the busy hour exactly, every hour's rate within 4 standard
+    deviations of a Poisson count over 4 hours (the local clock read from the Start Times)."""
+    true = office_week(60.0)
+    path = tmp_path / "PSTN.calls.synthetic.csv"
+    write_export(path, true, weeks=4, seed=16, offset_min=offset_min)
+    model = import_usage([path])
+    assert model.period.offset_min == offset_min
+    assert model.period.end_ms - model.period.start_ms == 28 * 86_400_000
+    (fit,) = model.traffic
+    assert fit.rates.busy_hour == TUESDAY_10
+    assert np.all(fit.rates.covered == 4.0)
+    assert np.all(np.abs(fit.rates.rates - true) <= 4 * np.sqrt(true / 4))
+    assert fit.rates.calls_per_hour == pytest.approx(true.mean(), rel=0.03)
+
+
+def test_the_destination_mix_keeps_the_drawn_shares(tmp_path: Path) -> None:
+    path = tmp_path / "PSTN.calls.synthetic.csv"
+    write_export(path, office_week(30.0), weeks=2, seed=3)
+    (fit,) = import_usage([path]).traffic
+    prefixes = dict(fit.destinations)
+    assert list(prefixes) == ["1212", "1415", "1312", "1617"]
+    shares = np.array(list(prefixes.values())) / fit.calls
+    assert np.allclose(shares, [0.4, 0.3, 0.2, 0.1], atol=0.02)
+
+
+def test_holding_times_quantiles_with_many_calls_lognormal_with_few() -> None:
+    rng = np.random.default_rng(5)
+    many = np.maximum(np.round(rng.lognormal(np.log(120), 0.8, 5000)), 1).astype(np.int64)
+    fit = fit_holding(many)
+    assert fit.distribution == "empirical"
+    probabilities = [p for p, _ in fit.quantiles]
+    assert probabilities[0] == 0.0 and probabilities[-1] == 1.0
+    assert all(b > a for a, b in zip(probabilities, probabilities[1:]))
+    median = dict(fit.quantiles)[0.5] / 1000
+    assert median == pytest.approx(120, rel=0.05)
+    few = many[:EMPIRICAL_MIN_CALLS - 1]
+    fit = fit_holding(few)
+    assert fit.distribution == "lognormal"
+    assert fit.median_ms / 1000 == pytest.approx(120, rel=0.15)
+    assert fit.sigma == pytest.approx(0.8, rel=0.15)
+    assert fit_holding(np.array([90])).distribution == "exponential"
+    assert fit_holding(np.array([60] * 500)).distribution != "empirical"  # one length: no quantiles to draw
