@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from rating_core import CdrBuffer, LedgerEvent, Step
 
+from .. import usage
 from .._malloc import return_freed_memory
 from ..metrics import MetricsServer, RunMetrics, ServerMetrics, declare_build_info
 from ..outputs import WorkerFailed, write_error_text
@@ -80,6 +81,8 @@ class ServerConfig:
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its per-row
     # encoding (~1.3 us a CDR) is CPU the two cores' server and load generator need.
     write_msgpack: bool = False
+    # the CDRs as the Teams admin center's usage export too (`callsim serve --cdr-format teams`)
+    teams_export: bool = False
     # Write the files from a child process at a lower priority (`callsim serve` does; see
     # _server_files); False: from a worker thread of this process, as the tests do.
     files_process: bool = False
@@ -115,8 +118,11 @@ class _Outputs:
                  run_metrics: RunMetrics | None) -> None:
         setup = scenario.setup
         files = ServerFilesProcess if config.files_process else ServerFiles
-        self._files = files(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
-                            scenario.name, scenario.seed, config.write_msgpack)
+        tables = exchange.engine.tables
+        extra = ([usage.teams_export(setup, tables, scenario.seed, config.out_dir, scenario.name)]
+                 if config.teams_export else [])
+        self._files = files(config.out_dir, tables, setup.start, setup.currency,
+                            scenario.name, scenario.seed, config.write_msgpack, extra)
         self._out_dir = config.out_dir
         self._exchange = exchange
         self._metrics = run_metrics

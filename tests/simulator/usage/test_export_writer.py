@@ -131,3 +131,18 @@ def test_callsim_run_writes_it_beside_cdrs_csv_and_twice_the_same(tmp_path: Path
     plain = run("run", str(scenario), "--out", str(tmp_path / "c"), "--quiet", cwd=REPO)
     assert plain.returncode == 0 and not list((tmp_path / "c").glob("PSTN.calls.*"))
     assert (tmp_path / "c" / "cdrs.csv").read_bytes() == (tmp_path / "a" / "cdrs.csv").read_bytes()
+
+
+def test_callsim_serve_writes_the_same_export_from_its_files_process(tmp_path: Path) -> None:
+    from rating_core import Step
+    from simulator.server._files import ServerFiles, ServerFilesProcess
+
+    batches = [random_batch(1_500, seed=s) for s in range(4)]
+    exports = {}
+    for name, kind in (("thread", ServerFiles), ("process", ServerFilesProcess)):
+        files = kind(tmp_path / name, TABLES, START, "USD", "demo", 7, False, [export_of(tmp_path / name / "x.csv")])
+        for batch in batches:
+            files.write(Step(batch, [], 0), True)
+        files.close([0, 0], [0, 0, 0], True, 0)
+        exports[name] = (tmp_path / name / "x.csv").read_bytes()
+    assert exports["thread"] == exports["process"] == write_export(tmp_path / "run" / "x.csv", batches)
