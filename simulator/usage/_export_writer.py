@@ -109,7 +109,7 @@ class ExportUser:
 class TeamsExport:
     """The export file of one run (an `outputs.ExtraCdrFile`): where, and what its rows need.
 
-    Picklable: a big run formats it in the worker process that writes cdrs.csv.
+    Picklable: a big run formats it in a worker process (`outputs.CdrWorkers(extra=True)`).
     """
 
     path: Path
@@ -124,16 +124,13 @@ class TeamsExport:
         return TeamsExportFile(self)
 
 
-def teams_export(setup: RatingSetup, tables: Tables, seed: int, out_dir: Path, label: str,
-                 domains: Sequence[str | None] = ()) -> TeamsExport:
-    """The export of a run of `setup` into `out_dir`/`export_file_name(label)` (label: the
-    scenario's name); `domains[org]` the UPN domain of each org (None or missing:
-    `default_domain`)."""
+def teams_export(setup: RatingSetup, tables: Tables, seed: int, out_dir: Path, label: str) -> TeamsExport:
+    """The export of a run of `setup` (whose engine has `tables`) into
+    `out_dir`/`export_file_name(label)` (label: the scenario's name); UPNs in each org's
+    `default_domain`."""
     users = tuple(ExportUser(org, user.id, user.country, user.effective_licenses) for org, user in setup.users())
-    named = [d if i < len(domains) and (d := domains[i]) else default_domain(org.id)
-             for i, org in enumerate(setup.orgs)]
-    return TeamsExport(out_dir / export_file_name(label), tables, setup.start, setup.currency, seed, users,
-                       tuple(named))
+    domains = tuple(default_domain(org.id) for org in setup.orgs)
+    return TeamsExport(out_dir / export_file_name(label), tables, setup.start, setup.currency, seed, users, domains)
 
 
 _WHERE = ("domestic", "international", "toll_free")  # Domestic/International: the word of each
@@ -195,7 +192,7 @@ class _Lookups:
         self.capability = csv_columns.TextTable(names, _ROW_END)
 
 
-def _parts(batch: CdrBatch, seed: int, lookups: _Lookups) -> list:
+def _parts(batch: CdrBatch, seed: int, lookups: _Lookups) -> list[bytes | Field]:
     """The batch's export rows (exported end reasons only) as `RowJoiner` parts."""
     user, call_type = batch.user, batch.call_type.astype(np.intp)
     where = np.full(len(batch), 2, dtype=np.intp)  # "" (toll-free)
