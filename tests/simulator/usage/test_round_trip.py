@@ -18,6 +18,7 @@ from simulator.scenario import load_scenario
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
 CONNECTED = ["hangup", "dropped_balance_exhausted", "simulation_end"]
+Stats = tuple[dict[str, int], dict[str, float], int]  # calls and mean seconds per type, busy hour
 
 
 def run(scenario: Path, out: Path, teams: bool = False) -> Path:
@@ -25,7 +26,7 @@ def run(scenario: Path, out: Path, teams: bool = False) -> Path:
     return out
 
 
-def statistics(out: Path) -> tuple[dict[str, int], dict[str, float], int]:
+def statistics(out: Path) -> Stats:
     """Connected calls per call type, their mean connected seconds, and the hour of the day
     (UTC) in which the most calls start."""
     cdrs = pl.read_csv(out / "cdrs.csv", infer_schema=False)
@@ -47,11 +48,10 @@ def with_credits(imported: Path) -> Path:
     return filled
 
 
-# callsim import's empirical holding fit spreads the top 1 % of durations uniformly up to the
-# longest call, which lifts the re-run's mean holding by 6-7 %: the import's to fix.
-@pytest.mark.xfail(reason="import's holding fit overshoots the mean by 6-7 % (its last quantile segment)",
-                   strict=False)
-def test_import_of_a_teams_export_reruns_to_the_same_statistics(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def round_trip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stats, Stats]:
+    """The original run's statistics and its imported scenario's re-run's."""
+    tmp_path = tmp_path_factory.mktemp("round_trip")
     original = run(HERE / "round_trip.toml", tmp_path / "original", teams=True)
     imported = tmp_path / "imported.toml"
     done = subprocess.run([sys.executable, "-m", "simulator", "import", str(original / "PSTN.calls.roundtrip.csv"),
@@ -59,12 +59,22 @@ def test_import_of_a_teams_export_reruns_to_the_same_statistics(tmp_path: Path) 
                           timeout=120)
     assert done.returncode == 0, done.stderr
     rerun = run(with_credits(imported), tmp_path / "rerun")
+    return statistics(original), statistics(rerun)
 
-    counts, means, busy_hour = statistics(original)
-    counts_again, means_again, busy_hour_again = statistics(rerun)
+
+def test_calls_per_type_within_3_percent_and_the_busy_hour_exact(round_trip: tuple[Stats, Stats]) -> None:
+    (counts, _, busy_hour), (counts_again, _, busy_hour_again) = round_trip
     assert set(counts) == set(counts_again) == {"domestic", "international", "conference_dial_out", "toll_free"}
     for call_type, n in counts.items():
         assert abs(counts_again[call_type] - n) <= 0.03 * n, (call_type, n, counts_again[call_type])
-        assert abs(means_again[call_type] - means[call_type]) <= 0.03 * means[call_type], (
-            call_type, means[call_type], means_again[call_type])
     assert busy_hour == busy_hour_again == 15  # 10:00-11:00 in New York
+
+
+# callsim import's empirical holding fit spreads the top 1 % of durations uniformly up to the
+# longest call, which lifts the re-run's mean holding by 6-7 %: the import's to fix.
+@pytest.mark.xfail(reason="import's holding fit overshoots the mean by 6-7 % (its last quantile segment)",
+                   strict=False)
+def test_mean_holding_per_type_within_3_percent(round_trip: tuple[Stats, Stats]) -> None:
+    (_, means, _), (_, means_again, _) = round_trip
+    for call_type, mean in means.items():
+        assert abs(means_again[call_type] - mean) <= 0.03 * mean, (call_type, mean, means_again[call_type])
