@@ -4,6 +4,7 @@ the busy hour exact."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,11 +41,18 @@ def statistics(out: Path) -> Stats:
 
 
 def with_credits(imported: Path) -> Path:
-    """The step the import leaves to the user ("To fill in: [orgs.credits]"): credits enough."""
+    """The step the import leaves to the user ("To fill in: [orgs.credits]"): credits enough,
+    in the org's `[orgs.credits]` table if the import wrote one, else in a new one."""
     text = imported.read_text()
-    first_user = text.index("[[orgs.users]]")
+    table = re.search(r"^\[orgs\.credits\][^\n]*\n(?:(?!\[).*\n)*?initial = [^\n]*", text, re.MULTILINE)
+    if table is not None:
+        text = text[:table.start()] + re.sub(r"initial = [^\n]*$", 'initial = "1000000.00"', table.group()) + \
+            text[table.end():]
+    else:
+        first_user = text.index("[[orgs.users]]")
+        text = text[:first_user] + '[orgs.credits]\ninitial = "1000000.00"\n\n' + text[first_user:]
     filled = imported.with_name("filled.toml")
-    filled.write_text(text[:first_user] + '[orgs.credits]\ninitial = "1000000.00"\n\n' + text[first_user:])
+    filled.write_text(text)
     return filled
 
 
