@@ -46,22 +46,18 @@ def _number(value: object, what: str) -> float:
     return value  # type: ignore[return-value]
 
 
-def _weight(value: object) -> float:
-    number = _number(value, "a weight")
-    if number < 0:
-        raise ValueError(f"must not be negative, got {show(value)}")
-    if number > MAX_WEIGHT:
-        raise ValueError(f"too large: must be at most {MAX_WEIGHT:.0e}, got {show(value)}")
-    return float(number)
+def _non_negative(what: str, maximum: float) -> PlainValidator:
+    """A finite number from 0 to `maximum`; `what` names it when it is no number."""
 
+    def check(value: object) -> float:
+        number = _number(value, what)
+        if number < 0:
+            raise ValueError(f"must not be negative, got {show(value)}")
+        if number > maximum:
+            raise ValueError(f"too large: must be at most {maximum:.0e}, got {show(value)}")
+        return float(number)
 
-def _rate(value: object) -> float:
-    number = _number(value, "a number of calls per hour")
-    if number < 0:
-        raise ValueError(f"must not be negative, got {show(value)}")
-    if number > MAX_CALLS_PER_HOUR:
-        raise ValueError(f"too large: must be at most {MAX_CALLS_PER_HOUR:.0e}, got {show(value)}")
-    return float(number)
+    return PlainValidator(check)
 
 
 def _sigma(value: object) -> float:
@@ -99,8 +95,8 @@ def _not_all_zero(noun: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Weight = Annotated[float, PlainValidator(_weight)]
-Rate = Annotated[float, PlainValidator(_rate)]
+Weight = Annotated[float, _non_negative("a weight", MAX_WEIGHT)]
+Rate = Annotated[float, _non_negative("a number of calls per hour", MAX_CALLS_PER_HOUR)]
 Weights = Annotated[list[Weight], _not_all_zero("weight")]
 Rates = Annotated[list[Rate], _not_all_zero("rate")]
 
@@ -186,13 +182,6 @@ def _quantile(value: object) -> tuple[float, int]:
     return probability, duration
 
 
-def _count(value: object) -> float:
-    number = _number(value, "a count")
-    if number < 0:
-        raise ValueError(f"must not be negative, got {show(value)}")
-    return float(number)
-
-
 Points = Annotated[list[Annotated[tuple[float, int], PlainValidator(_quantile)]],
                    Field(min_length=2, max_length=MAX_POINTS)]
 
@@ -203,7 +192,7 @@ class EmpiricalModel(_HoldingTable):
 
 class HistogramModel(_HoldingTable):
     edges: Annotated[list[NonNegativeDuration], Field(min_length=2, max_length=MAX_POINTS + 1)]
-    counts: Annotated[list[Annotated[float, PlainValidator(_count)]], _not_all_zero("count")]
+    counts: Annotated[list[Annotated[float, _non_negative("a count", MAX_WEIGHT)]], _not_all_zero("count")]
 
 
 _HOLDING_MODELS: dict[str, type[_HoldingTable]] = {
@@ -226,7 +215,7 @@ def holding(raw: object, place: str, holding_mean_ms: int | None,
     if not isinstance(raw, dict):
         return None, [(place, f"expected a table, got {show(raw)}")]
     kind = raw.get("distribution")
-    if kind not in _HOLDING_MODELS:
+    if not (isinstance(kind, str) and kind in _HOLDING_MODELS):
         listed = ", ".join(f'"{d}"' for d in DISTRIBUTIONS)
         problem = "required" if kind is None else f"expected one of {listed}, got {show(kind)}"
         return None, [(f"{place}.distribution", problem + ("" if kind is not None else

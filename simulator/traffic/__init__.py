@@ -25,7 +25,7 @@ Why it is built this way:
   are dropped after drawing), so a longer run starts with exactly the calls of a shorter one.
 * **Fast.**  Everything is drawn per draw block with whole-array numpy calls; there is no
   Python loop per call or per cell, and a rate profile costs one table lookup per cell.
-  Blocks hold about 16,384 expected calls (at the source's busiest rate), so a month of
+  Blocks hold about 16,384 expected calls (whatever the hour, with a profile), so a month of
   1.4 M calls is ~100 block draws in all.  `TrafficPlan` also merges and numbers ahead in
   windows of about that size, so tiny `chunk` windows are mostly array slicing.  Drawn calls
   wait in time-sorted runs (one per round of draws, whatever sources drew in it), so a window

@@ -13,9 +13,9 @@ drawn there are dropped.)
 Then, per call: a holding time from the source's distribution (rounded to whole ms, at least
 1 ms); a caller uniform among the source's users; a destination (`_numbers`).
 
-Draw blocks are whole cells, their length a function of the source's busiest rate only (never
-of the caller's windows, the playback speed or the duration), so the random stream, and with
-it every call, is fixed by the scenario and seed.
+Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, their lengths a
+function of the source's rates only (never of the caller's windows, the playback speed or the
+duration), so the random stream, and with it every call, is fixed by the scenario and seed.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ MAX_CELLS_PER_DRAW = 1_440
 """Longest draw block (one day of cells), so quiet sources do not draw months ahead."""
 
 MS_PER_HOUR = 3_600_000
+CELLS_PER_WEEK = 168 * MS_PER_HOUR // GRID_MS
 
 _KIND_BY_TYPE = {
     "domestic": CallKind.OUTBOUND,
@@ -72,6 +73,7 @@ class CellRates:
     by_hour: NDArray[np.float64] | None = None
     epoch0_ms: int = 0
     phase_ms: int = 0
+    week: NDArray[np.float64] | None = None  # expected calls before each cell of the first week
 
     @classmethod
     def of(cls, spec: TrafficSpec, start_epoch_ms: int) -> CellRates:
@@ -80,7 +82,9 @@ class CellRates:
             return cls(spec.calls_per_hour * GRID_MS / MS_PER_HOUR)
         phase = start_epoch_ms % GRID_MS  # the offset is whole minutes: so are local minutes
         by_hour = np.array(profile.per_hour, dtype=np.float64) * GRID_MS / MS_PER_HOUR
-        return cls(0.0, profile, by_hour, start_epoch_ms - phase, phase)
+        rates = cls(0.0, profile, by_hour, start_epoch_ms - phase, phase)
+        week = np.concatenate([[0.0], np.cumsum(rates.expected(0, CELLS_PER_WEEK))])
+        return cls(0.0, profile, by_hour, start_epoch_ms - phase, phase, week)
 
     def expected(self, first_cell: int, n_cells: int) -> float | NDArray[np.float64]:
         """Expected calls of each of the cells from `first_cell` on (a scalar when flat)."""
@@ -88,6 +92,23 @@ class CellRates:
             return self.flat
         cells = self.epoch0_ms + (first_cell + np.arange(n_cells, dtype=np.int64)) * GRID_MS
         return self.by_hour[self.profile.hour_of_week(cells)]
+
+    def cells_from(self, first_cell: int) -> int:
+        """How many cells from `first_cell` a profile source's next draw block takes: as many
+        as it takes to expect ~TARGET_CALLS_PER_DRAW calls (1 to a day's worth).
+
+        Quiet nights and busy hours alike make blocks of about the target (a block costs a
+        dozen numpy calls whatever it holds, and one far above the target falls out of the
+        CPU's caches).  The cells repeat weekly, so `week` (the running sum over one week)
+        answers for any cell.  Flat sources take `cells_per_draw` of their rate every time.
+        """
+        assert self.week is not None, "a flat source's blocks are all cells_per_draw long"
+        per_week = float(self.week[-1])
+        weeks, cell = divmod(first_cell, CELLS_PER_WEEK)
+        goal = weeks * per_week + float(self.week[cell]) + TARGET_CALLS_PER_DRAW
+        goal_weeks, rest = divmod(goal, per_week)
+        end = int(goal_weeks) * CELLS_PER_WEEK + int(np.searchsorted(self.week, rest, side="left"))
+        return min(MAX_CELLS_PER_DRAW, max(1, end - first_cell))
 
 
 # --------------------------------------------------------------------------- holding times
@@ -167,6 +188,13 @@ class SourceTables:
     profile: RateProfile | None = None
 
     @property
+    def mean_per_hour(self) -> float:
+        """The flat rate, or a profile's mean over the week."""
+        if self.profile is None:
+            return self.calls_per_hour
+        return sum(self.profile.per_hour) / len(self.profile.per_hour)
+
+    @property
     def drawable(self) -> bool:
         """False when this source can produce no call at all (see simulator.traffic)."""
         if self.calls_per_hour <= 0 or len(self.slots) == 0 or len(self.prefixes.digits) == 0:
@@ -233,8 +261,8 @@ def all_source_tables(scenario: Scenario) -> list[SourceTables]:
 def cells_per_draw(calls_per_hour: float) -> int:
     """Draw block length in grid cells: ~TARGET_CALLS_PER_DRAW expected calls, 1..one day.
 
-    A function of the (busiest) rate only, never of the caller's chunks, the speed or the
-    duration: see the module docstring.
+    A function of the source's typical rate only, never of the caller's chunks, the speed
+    or the duration: see the module docstring.
     """
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
@@ -281,7 +309,7 @@ class SourceDraws:
         self._src = src
         self._rng = rng
         self._end_ms = end_ms
-        self._cells = cells_per_draw(src.calls_per_hour)
+        self._cells = cells_per_draw(src.calls_per_hour)  # flat sources: every block
         self._next_cell = 0
         # Nothing to draw: pretend everything up to the end has been drawn (and was empty).
         self.drawn_to_ms = 0 if src.drawable else end_ms
@@ -296,8 +324,9 @@ class SourceDraws:
 
     def _draw_next(self) -> Arrivals:
         first = self._next_cell
-        block = _draw_block(self._src, self._rng, first, self._cells)
-        self._next_cell += self._cells
+        cells = self._cells if self._src.profile is None else self._src.rates.cells_from(first)
+        block = _draw_block(self._src, self._rng, first, cells)
+        self._next_cell += cells
         self.drawn_to_ms = self._next_cell * GRID_MS - self._src.rates.phase_ms
         if first == 0 and self._src.rates.phase_ms:  # the first cell began before the start
             block = block.take(slice(int(np.searchsorted(block.t_ms, 0)), None))

@@ -113,8 +113,9 @@ class TrafficPlan:
         self._drawn_to = np.array([s.drawn_to_ms for s in self._sources], dtype=np.int64)
         self._runs = [_Run.of([_explicit_arrivals(scenario.calls, self.end_ms)], [-1])]
         # Merging has a fixed cost per call of `chunk`; merging ~one draw block of all sources
-        # at a time and slicing it keeps tiny windows cheap.  Ids do not depend on it.
-        busy = sum(t.calls_per_hour for t in tables if t.drawable)
+        # at a time (on average: at their mean rates) and slicing it keeps tiny windows cheap.
+        # Ids do not depend on it.
+        busy = sum(t.mean_per_hour for t in tables if t.drawable)
         self._merge_ahead_ms = cells_per_draw(busy) * GRID_MS
         self._ready = Arrivals.empty()  # merged and numbered, not yet handed out
         self._ready_to_ms = 0  # every call before this instant is numbered

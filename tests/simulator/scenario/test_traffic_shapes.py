@@ -147,6 +147,9 @@ def test_an_exponential_holding_table_is_the_holding_mean_shorthand() -> None:
     ({"distribution": "gamma"},
      'traffic[0].holding.distribution: expected one of "exponential", "lognormal", "empirical", '
      '"histogram", got "gamma"'),
+    ({"distribution": {"value": "lognormal"}, "median": "2m"},
+     'traffic[0].holding.distribution: expected one of "exponential", "lognormal", "empirical", '
+     '"histogram", got a table'),
     ({"median": "2m"},
      'traffic[0].holding.distribution: required (one of "exponential", "lognormal", "empirical", '
      '"histogram")'),
