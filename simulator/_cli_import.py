@@ -98,5 +98,6 @@ def _write(target: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
     except OSError as err:
-        temporary.unlink(missing_ok=True)
         raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
+    finally:  # also on Ctrl-C: no stray temporary file
+        temporary.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from ._vocabulary import (
 )
 from ._fit import EMPIRICAL_MIN_CALLS, HoldingFit, Period, RateFit, fit_holding, fit_rates, hour_of_week
 from ._fit_report import FitQuality, write_fit_report
-from ._import import choose_period, import_usage
+from ._import import choose_period, import_usage, refuse_too_large
 from ._mapping import call_type_kind, user_ids, user_licenses
 from ._model import ImportedModel, TrafficFit
 from ._problems import UsageError, UsageWarning
@@ -41,7 +41,7 @@ __all__ = [
     "TeamsExport", "teams_export",
     "EMPIRICAL_MIN_CALLS", "ESTIMATE_MARK", "FitQuality", "HoldingFit", "ImportedModel", "Period", "RateFit", "Source",
     "TrafficFit", "UsageCalls", "UsageError", "UsageWarning", "call_type_kind", "check_rows", "choose_period",
-    "fit_holding", "fit_rates", "hour_of_week", "import_usage", "read_source", "scenario_text", "user_ids",
+    "fit_holding", "fit_rates", "hour_of_week", "import_usage", "read_source", "refuse_too_large", "scenario_text", "user_ids",
     "user_licenses", "write_fit_report",
     "ARCHIVE_GLOB", "ARCHIVE_PARAMETERS", "CALL_TYPE_TO_TEAMS", "CAPABILITY_DOMESTIC_MINUTES",
     "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",

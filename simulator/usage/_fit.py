@@ -53,6 +53,12 @@ class Period:
     offset_said_by: str  # "--utc-offset", "the Start Times" or "none found: UTC"
 
 
+def offset_text(minutes: int) -> str:
+    """Minutes east of UTC as the scenario's `utc_offset` writes them: -300 -> "-05:00"."""
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def hour_of_week(utc_ms: NDArray[np.int64], offset_min: int) -> NDArray[np.int64]:
     """0 = Monday 00:00-01:00 on the local clock, 167 = Sunday 23:00-24:00."""
     local = utc_ms + offset_min * 60_000

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fit import HOURS_PER_WEEK, hour_of_week
+from ._fit import HOURS_PER_WEEK, hour_of_week, offset_text
 from ._model import ImportedModel, TrafficFit
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -136,7 +136,7 @@ def _week_panel(axis, fit: TrafficFit, model: ImportedModel) -> None:
     axis.set_xticks(range(0, HOURS_PER_WEEK + 1, 24), [*_DAYS, ""])
     axis.set_xlim(0, HOURS_PER_WEEK)
     axis.set_ylabel("calls per hour")
-    axis.set_title(f"{fit.type}: the week on the local clock (UTC{_offset(model.period.offset_min)})", loc="left")
+    axis.set_title(f"{fit.type}: the week on the local clock (UTC{offset_text(model.period.offset_min)})", loc="left")
 
 
 def _series_panel(axis, fit: TrafficFit, observed: np.ndarray, fitted: np.ndarray) -> None:
@@ -177,6 +177,11 @@ def _png(fig) -> bytes:
 
 
 def _section(fit: TrafficFit, quality: FitQuality, charts: list[tuple[str, bytes]]) -> str:
+    seen = int(fit.rates.covered.max())
+    caution = ("" if seen >= 2 else
+               '<p class="how"><b>Each hour of the week is seen at most once in this export:</b> the fitted '
+               "rates are the observations themselves, so the band says nothing; a few weeks of usage "
+               "show how well one weekly profile holds.</p>")
     images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" '
                      f'alt="{html.escape(name)}">' for name, png in charts)
     return (f'<section id="{fit.type}"><h2>{html.escape(fit.type)}: {fit.calls:,} calls</h2>'
@@ -184,7 +189,7 @@ def _section(fit: TrafficFit, quality: FitQuality, charts: list[tuple[str, bytes
             f"the observed average it comes from. Middle: every hour of the export; "
             f"{quality.outside_band:.0%} of them fall outside the 90% Poisson band (about 10% if the "
             f"weekly profile explains the traffic). Bottom: holding times, observed and fitted "
-            f"({html.escape(fit.holding.distribution)}).</p>{images}</section>")
+            f"({html.escape(fit.holding.distribution)}).</p>{caution}{images}</section>")
 
 
 def _page(model: ImportedModel, qualities: list[FitQuality], sections: list[str], folder: str) -> str:
@@ -200,7 +205,3 @@ def _page(model: ImportedModel, qualities: list[FitQuality], sections: list[str]
         "<th>hours outside the 90% band</th><th>holding-time gap D</th></tr>", rows, "</table>",
         *sections, "</body></html>\n"])
 
-
-def _offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

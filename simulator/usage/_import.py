@@ -15,11 +15,12 @@ from ._problems import UsageError
 from ._rows import UsageCalls, check_rows
 from ._sources import read_source
 
-#: Bytes of memory per byte of input, measured with `/usr/bin/time -f %M callsim import` on
-#: exports of 100,000 and 1,000,000 rows (docs/usage-import.md) and rounded up: the CSV's text
-#: columns and the typed ones beside them; JSON becomes Python objects first.
+#: Bytes of memory per byte of input, from `/usr/bin/time -f %M callsim import --no-report`
+#: less ~150 MB of code: 6.7 for a 106 MB CSV of 1,007,758 short rows, 3.3 for a 254 MB one of
+#: 863,276 rows written by `--cdr-format teams`, 2.5 for 53 MB of compact Graph JSON (100,709
+#: rows), rounded up: the text columns and the typed ones beside them, JSON as Python objects.
 MEMORY_PER_CSV_BYTE = 8
-MEMORY_PER_JSON_BYTE = 12
+MEMORY_PER_JSON_BYTE = 6
 BASE_MEMORY = 200 << 20  # Python, polars, numpy and matplotlib loaded
 
 
@@ -59,10 +60,10 @@ def choose_period(calls: UsageCalls, utc_offset_min: int | None) -> Period:
     return Period(first, last, offset, "the calls: local midnight before the first to after the last", said)
 
 
-def refuse_too_large(paths: Sequence[Path]) -> None:
-    """Raise `UsageError` when reading `paths` would take more than 80% of the available
-    memory (as `callsim run` weighs a scenario; --force reads anyway)."""
-    available = estimate.available_memory()
+def refuse_too_large(paths: Sequence[Path], available: int | None = None) -> None:
+    """Raise `UsageError` when reading `paths` would take more than 80% of `available` bytes
+    of memory (default: this machine's, as `callsim run` weighs a scenario; --force reads anyway)."""
+    available = estimate.available_memory() if available is None else available
     if available is None:
         return
     needed = BASE_MEMORY

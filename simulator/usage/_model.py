@@ -67,6 +67,7 @@ class TrafficFit:
     starts_ms: np.ndarray  # observed start instants (UTC ms), for the report
     destinations: list[tuple[str, int]]  # (prefix, calls); toll_free: callers' prefixes
     users: str | None  # the one user who placed them all, else None (every user of the org)
+    callers: tuple[tuple[str, int], ...]  # (user id, calls) of the users who placed them, most first
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,14 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
         mix = destination_mix(digits)
         (caller_prefixes if kind == TOLL_FREE else tariff_prefixes).update(p for p, _ in mix)
         upns = rows.filter(pl.col("upn") != "")["upn"].unique().to_list()
+        per_upn = rows.filter(pl.col("upn").is_in(list(ids))).group_by("upn").len()
+        callers = tuple(sorted(((ids[u], n) for u, n in per_upn.iter_rows()), key=lambda c: (-c[1], c[0])))
         traffic.append(TrafficFit(
             kind, rows.height, fit_rates(rows["start_ms"].to_numpy(), period),
             fit_holding(rows["duration_s"].to_numpy()), rows["duration_s"].to_numpy(),
             rows["start_ms"].to_numpy(), mix,
-            ids[upns[0]] if kind != TOLL_FREE and len(upns) == 1 and upns[0] in ids else None))
+            ids[upns[0]] if kind != TOLL_FREE and len(upns) == 1 and upns[0] in ids else None,
+            callers if kind != TOLL_FREE else ()))
     tariffs = _tariffs(outbound, sorted(tariff_prefixes), users, country)
     toll_free = used.filter(pl.col("kind") == TOLL_FREE)
     toll_free_tariffs = _toll_free_tariffs(toll_free, sorted(caller_prefixes))

@@ -19,6 +19,7 @@ what is a counted warning (the row stays, a warning lists its first places):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -62,9 +63,14 @@ def check_rows(sources: list[Source]) -> UsageCalls:
     if frame.height == 0:
         raise UsageError(", ".join(s.name for s in sources), "no calls: the export has a header and no rows")
     calls = UsageCalls(frame, sources, None)
-    typed = frame.with_columns(pl.col(c).str.strip_chars() for c in frame.columns if not c.startswith("_"))
+    # Surrounding spaces are dropped (a padded export is still an export); a column without
+    # any is left as it is, which spares a copy of a million strings.
+    padded = frame.select(pl.col(c).str.contains(r"^\s|\s$").any() for c in frame.columns
+                          if not c.startswith("_")).row(0, named=True)
+    typed = frame.with_columns(pl.col(c).str.strip_chars() for c, has in padded.items() if has)
+    spaced = typed.select(pl.col("start").str.contains(" ", literal=True).any()).item()
     typed = typed.with_columns(
-        _start_ms(pl.col("start")).alias("start_ms"),
+        _start_ms(pl.col("start"), spaced).alias("start_ms"),
         _offset_min(pl.col("start")).alias("offset_min"),
         pl.when(pl.col("duration").str.contains(r"^\d{1,9}$"))
           .then(pl.col("duration").cast(pl.Int64, strict=False)).alias("duration_s"),
@@ -112,19 +118,28 @@ def check_rows(sources: list[Source]) -> UsageCalls:
     return calls
 
 
-def _start_ms(text: pl.Expr) -> pl.Expr:
+def _start_ms(text: pl.Expr, spaced: bool) -> pl.Expr:
     """ISO 8601 date and time ("T" or a space between), optional fraction, and an offset ("Z",
     "+01:00", "+0100"); as the vocabulary's `parse_time`, a time without an offset is refused:
     a guess would shift every call."""
-    normal = text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T")
+    normal = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T") if spaced else text
     return normal.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="ms",
                                   time_zone="UTC").dt.epoch("ms")
 
 
 def _offset_min(text: pl.Expr) -> pl.Expr:
-    parts = text.str.extract_groups(r"([+-])(\d{2}):?(\d{2})$")
-    minutes = parts.struct.field("2").cast(pl.Int32) * 60 + parts.struct.field("3").cast(pl.Int32)
-    return pl.when(parts.struct.field("1") == "-").then(-minutes).otherwise(minutes).fill_null(0)
+    """The offset a time is written with, in minutes ("Z" and malformed: 0), read from its
+    last six characters: a whole export has a handful of distinct ones, each parsed once."""
+    return text.str.slice(-6).map_batches(_tail_minutes, return_dtype=pl.Int32)
+
+
+def _tail_minutes(tails: pl.Series) -> pl.Series:
+    minutes = {}
+    for tail in tails.unique().to_list():
+        match = re.search(r"([+-])(\d{2}):?(\d{2})$", tail or "")
+        value = int(match[2]) * 60 + int(match[3]) if match else 0
+        minutes[tail] = -value if match and match[1] == "-" else value
+    return tails.replace_strict(minutes, default=0, return_dtype=pl.Int32)
 
 
 def _charge_micro(text: pl.Expr) -> pl.Expr:

@@ -8,12 +8,18 @@ import re
 from datetime import datetime, timezone
 
 from ..units import format_duration, format_micro
-from ._fit import HOURS_PER_WEEK, HoldingFit
+from ._fit import HOURS_PER_WEEK, HoldingFit, offset_text
 from ._mapping import TOLL_FREE
 from ._model import ImportedModel, Tariff, TrafficFit
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ESTIMATE_MARK = "# estimate: check against your tariff"
+#: The licence a user needs for callsim to admit a call of each type (SPEC §3 step 2).
+_NEEDS = {"domestic": {"domestic_calling_plan", "international_calling_plan"},
+          "international": {"domestic_calling_plan", "international_calling_plan"},
+          "conference_dial_out": {"audio_conferencing"}}
+#: At most this many sources per traffic type when it is split by caller (`_split`).
+MAX_SPLIT_USERS = 20
 
 
 def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1) -> str:
@@ -30,7 +36,9 @@ def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1
                   f"id = {_s(user.id)}  # {_comment(user.upn)}, {_plural(user.calls, 'outbound call')}",
                   f"country = {_s(user.country)}", f"licenses = {_list(user.licenses)}{assumed}"]
     for fit in model.traffic:
-        lines += ["", *_traffic(model, fit)]
+        split = _split(model, fit)
+        for user, calls in split or [(None, fit.calls)]:
+            lines += ["", *_traffic(model, fit, user, calls)]
     return "\n".join(lines) + "\n"
 
 
@@ -41,7 +49,7 @@ def _header(model: ImportedModel, report: str | None) -> list[str]:
         f"# Imported by `callsim import` from {', '.join(_comment(s) for s in model.sources)}.",
         f"# {model.rows:,} rows read; simulated: {counts}.",
         f"# Period: {_instant(period.start_ms)} to {_instant(period.end_ms)} (from {period.said_by});",
-        f"# hours of the week are read on the local clock UTC{_offset(period.offset_min)} ({period.offset_said_by}).",
+        f"# hours of the week are read on the local clock UTC{offset_text(period.offset_min)} ({period.offset_said_by}).",
         "# Estimated, to check: the tariffs' per_minute (from Charge / minutes where credits paid),",
         "# increments (60/60 assumed), zones, and the plans' minutes. To fill in: [orgs.credits].",
     ]
@@ -122,22 +130,51 @@ def _org(model: ImportedModel) -> list[str]:
     return lines
 
 
-def _traffic(model: ImportedModel, fit: TrafficFit) -> list[str]:
+def _lacking(model: ImportedModel, kind: str) -> list[str]:
+    """Ids of the org's users who lack the licence `kind` needs."""
+    return [u.id for u in model.users if kind in _NEEDS and not _NEEDS[kind] & set(u.licenses)]
+
+
+def _split(model: ImportedModel, fit: TrafficFit) -> list[tuple[str, int]] | None:
+    """One source per calling user, each at its share of the rate, when some users of the org
+    lack the type's licence (a source drawn from all of them would make not_licensed calls the
+    export never had) and the callers are few enough to list; None: one source."""
+    lacking = set(_lacking(model, fit.type))
+    if fit.users is not None or not lacking or not 1 < len(fit.callers) <= MAX_SPLIT_USERS:
+        return None
+    if any(user in lacking for user, _ in fit.callers):
+        return None
+    return list(fit.callers)
+
+
+def _traffic(model: ImportedModel, fit: TrafficFit, user: str | None, calls: int) -> list[str]:
     rates = fit.rates
     busy = rates.busy_hour
-    lines = ["[[traffic]]", f"org = {_s(model.org)}", f"type = {_s(fit.type)}",
-             f"calls_per_hour = {_float(rates.calls_per_hour)}  # the week's mean: {_plural(fit.calls, 'call')} "
-             f"in the export; busiest hour {_DAYS[busy // 24]} {busy % 24:02d}:00 "
-             f"({_float(rates.rates[busy])}/h)"]
-    if fit.users is not None:
+    share = calls / fit.calls
+    lines = ["[[traffic]]", f"org = {_s(model.org)}", f"type = {_s(fit.type)}"]
+    if user is None:
+        lines.append(f"calls_per_hour = {_float(rates.calls_per_hour)}  # the week's mean: "
+                     f"{_plural(fit.calls, 'call')} in the export; busiest hour {_DAYS[busy // 24]} "
+                     f"{busy % 24:02d}:00 ({_float(rates.rates[busy])}/h)")
+    else:
+        lines += [f"calls_per_hour = {_float(rates.calls_per_hour * share)}  # {user}'s {calls:,} of the "
+                  f"{fit.calls:,} {fit.type} calls (one source per caller: other users lack the licence)",
+                  f"users = {_s(user)}"]
+    if user is None and fit.users is not None:
         lines.append(f"users = {_s(fit.users)}  # the only user who placed these calls")
+    elif user is None and fit.type in _NEEDS:
+        unlicensed = _lacking(model, fit.type)
+        if unlicensed:
+            shown = ", ".join(unlicensed[:3]) + (", ..." if len(unlicensed) > 3 else "")
+            lines.append(f"# drawn from all {len(model.users):,} users; {len(unlicensed):,} of them ({shown}) lack "
+                         f"{' or '.join(sorted(_NEEDS[fit.type]))}: their calls will be not_licensed")
     if fit.destinations:
         what = "callers' prefixes" if fit.type == TOLL_FREE else "destination prefixes"
         lines.append(f"destinations = [  # {what}, weighted by the calls in the export")
         lines += [f"  {{ prefix = {_s(prefix)}, weight = {count} }}," for prefix, count in fit.destinations]
         lines.append("]")
     lines += ["", "[traffic.rate_profile]  # calls_per_hour times these weights, Monday 00:00-01:00 first",
-              f"utc_offset = {_s(_offset(model.period.offset_min))}", "week = ["]
+              f"utc_offset = {_s(offset_text(model.period.offset_min))}", "week = ["]
     weights = rates.weights
     for day in range(7):
         for half in (0, 12):
@@ -177,10 +214,6 @@ def _instant(ms: int) -> str:
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
 
-
-def _offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _money(micro: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
-from simulator.usage import UsageError, import_usage, scenario_text
+from simulator.usage import UsageError, import_usage, refuse_too_large, scenario_text
 from simulator.usage import EXPORT_HEADER
 
 EXPORTS = Path(__file__).parent / "exports"
@@ -140,3 +140,28 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path: Path, capsys) -> None:
     assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(out), "--no-report",
                      "--force"]) == 0
     assert out.read_text().startswith("# Imported by `callsim import`")
+
+
+def test_an_export_too_large_for_the_memory_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = _export(tmp_path, *[GOOD] * 1000)
+    with pytest.raises(UsageError, match=r"PSTN.calls.test.csv: ~.* GiB of memory to import, more than 80% of "
+                                         r"this machine's 0.1 GiB available \(--force or CALLSIM_FORCE=1"):
+        refuse_too_large([path], available=100 << 20)
+    refuse_too_large([path], available=64 << 30)  # room enough: no refusal
+
+
+def test_cli_options_are_checked(tmp_path: Path, capsys) -> None:
+    export = str(EXPORTS / "PSTN.calls.2026-11-08.csv")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["import", export, "--out", str(tmp_path / "s.toml"), "--utc-offset", "+15:00"])
+    assert caught.value.code == 2 and '--utc-offset: expected an offset "+HH:MM"' in capsys.readouterr().err
+    assert cli.main(["import", export, "--out", str(tmp_path / "s.toml"), "--org", "a b"]) == 2
+    assert '--org: expected letters, digits' in capsys.readouterr().err
+
+
+def test_values_padded_with_spaces_are_read(tmp_path: Path) -> None:
+    padded = ",".join(f" {cell} " if i in (8, 10, 13, 15, 17, 18) else cell for i, cell in enumerate(GOOD.split(",")))
+    model = import_usage([_export(tmp_path, padded)])
+    (fit,) = model.traffic
+    assert (fit.type, fit.calls, model.currency) == ("domestic", 1, "USD")
+    assert list(fit.durations_s) == [60]

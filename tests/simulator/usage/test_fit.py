@@ -58,3 +58,19 @@ def test_holding_times_quantiles_with_many_calls_lognormal_with_few() -> None:
     assert fit.sigma == pytest.approx(0.8, rel=0.15)
     assert fit_holding(np.array([90])).distribution == "exponential"
     assert fit_holding(np.array([60] * 500)).distribution != "empirical"  # one length: no quantiles to draw
+
+
+def test_the_fit_report_finds_poisson_traffic_inside_its_band(tmp_path: Path) -> None:
+    """Traffic drawn from the very profile falls outside the 90% band in about 10% of the hours,
+    and its holding times sit on the fitted CDF; the page and its PNG are written."""
+    from simulator.usage import write_fit_report
+
+    path = tmp_path / "PSTN.calls.synthetic.csv"
+    write_export(path, office_week(60.0), weeks=4, seed=16)
+    page = tmp_path / "fit.html"
+    (quality,) = write_fit_report(import_usage([path]), page)
+    assert quality.hours == 28 * 24
+    assert 0.03 < quality.outside_band < 0.2
+    assert quality.ks_distance < 0.02
+    assert (tmp_path / "fit" / "domestic.png").read_bytes().startswith(b"\x89PNG")
+    assert "seen at most once" not in page.read_text()

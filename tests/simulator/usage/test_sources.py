@@ -53,3 +53,28 @@ def test_graph_import_keeps_the_currency_and_reads_hours_on_the_written_offset()
     assert model.period.offset_min == 60
     domestic = next(fit for fit in model.traffic if fit.type == "domestic")
     assert domestic.rates.busy_hour == 24 + 14  # Tuesday 14:00 local (+01:00), 13:00 UTC
+
+
+def test_the_same_rows_as_csv_or_graph_json_give_the_same_scenario(tmp_path: Path) -> None:
+    import json
+
+    import polars as pl
+
+    from simulator.usage import GRAPH_FIELDS, scenario_text
+
+    from .synthetic import office_week, write_export
+
+    csv = tmp_path / "PSTN.calls.x.csv"
+    write_export(csv, office_week(5.0), weeks=1, seed=9)
+    numbers = {"duration": int, "charge": float, "connectionCharge": float}
+    rows = [{field: numbers.get(field, str)(row[column]) if row[column] else None
+             for field, column in GRAPH_FIELDS.items()}
+            for row in pl.read_csv(csv, infer_schema=False).iter_rows(named=True)]
+    half = len(rows) // 2
+    pages = tmp_path / "pages.json"
+    pages.write_text(json.dumps([{"value": rows[:half], "@odata.nextLink": "https://..."}, {"value": rows[half:]}]))
+
+    def body(path: Path) -> str:
+        return scenario_text(import_usage([path])).split("\n", 1)[1]  # the first line names the file
+
+    assert body(csv) == body(pages)
