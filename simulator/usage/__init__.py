@@ -17,6 +17,8 @@ General layout:
   PNGs and HTML page.
 """
 
+import importlib
+
 from ._export_writer import TeamsExport, teams_export
 from ._vocabulary import (
     ARCHIVE_GLOB, ARCHIVE_PARAMETERS, CALL_TYPE_TO_TEAMS, CAPABILITY_DOMESTIC_MINUTES, CAPABILITY_LICENSES,
@@ -27,15 +29,32 @@ from ._vocabulary import (
     domestic_international, export_file_name, format_time, licenses_for, number_digits, number_kind,
     number_type, parse_time, upn, user_id_from_upn,
 )
-from ._fit import EMPIRICAL_MIN_CALLS, HoldingFit, Period, RateFit, fit_holding, fit_rates, hour_of_week
-from ._fit_report import FitQuality, write_fit_report
-from ._import import choose_period, import_usage, refuse_too_large
-from ._mapping import call_type_kind, user_ids, user_licenses
-from ._model import ImportedModel, TrafficFit
-from ._problems import UsageError, UsageWarning
-from ._rows import UsageCalls, check_rows
-from ._sources import Source, read_source
-from ._writer import ESTIMATE_MARK, scenario_text
+
+# `callsim import`'s modules load on first use (PEP 562): they bring polars (~0.3 s, and its
+# threads, which keep `callsim run` from forking its file workers), and a run that writes the
+# teams export, or its worker process, needs only the vocabulary and the writer.
+_LAZY = {
+    "_fit": ("EMPIRICAL_MIN_CALLS", "HoldingFit", "Period", "RateFit", "fit_holding", "fit_rates", "hour_of_week"),
+    "_fit_report": ("FitQuality", "write_fit_report"),
+    "_import": ("choose_period", "import_usage", "refuse_too_large"),
+    "_mapping": ("call_type_kind", "user_ids", "user_licenses"),
+    "_model": ("ImportedModel", "TrafficFit"),
+    "_problems": ("UsageError", "UsageWarning"),
+    "_rows": ("UsageCalls", "check_rows"),
+    "_sources": ("Source", "read_source"),
+    "_writer": ("ESTIMATE_MARK", "scenario_text"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    """A name of a lazily loaded module: imported now, then kept here."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "TeamsExport", "teams_export",
