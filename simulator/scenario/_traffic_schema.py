@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PlainValidator
@@ -129,7 +130,7 @@ def rate_profile(
     values: list[float] = getattr(model, key)
     lengths = (24, HOURS_PER_WEEK) if key == "rates" else (24 if key == "hours" else HOURS_PER_WEEK,)
     if len(values) not in lengths:
-        noun = "rates" if key == "rates" else "weights"
+        noun = ("rate" if key == "rates" else "weight") + ("" if len(values) == 1 else "s")
         expected = " or ".join(str(n) for n in lengths)
         return None, 0.0, [(f"{place}.{key}", f"{len(values)} {noun}, expected {expected}")]
     if key == "rates":
@@ -209,7 +210,7 @@ def holding(raw: object, place: str, holding_mean_ms: int | None,
     if raw is None:
         if holding_mean_ms is None:
             return None, [(mean_place, "required (or a [traffic.holding] table)")]
-        return Holding.exponential(holding_mean_ms), []
+        return _exponential(holding_mean_ms), []
     if holding_mean_ms is not None:
         return None, [(place, "give either holding_mean or a holding table, not both")]
     if not isinstance(raw, dict):
@@ -224,13 +225,19 @@ def holding(raw: object, place: str, holding_mean_ms: int | None,
     if model is None:
         return None, problems
     if isinstance(model, ExponentialModel):
-        return Holding.exponential(model.mean), []
+        return _exponential(model.mean), []
     if isinstance(model, LognormalModel):
         return Holding.lognormal(model.median, model.sigma), []
     if isinstance(model, EmpiricalModel):
         return _empirical(model.quantiles, f"{place}.quantiles")
     assert isinstance(model, HistogramModel)
     return _histogram(model, place)
+
+
+@lru_cache(maxsize=1024)
+def _exponential(mean_ms: int) -> Holding:
+    """One value per mean: files with thousands of sources repeat a few."""
+    return Holding.exponential(mean_ms)
 
 
 def _empirical(points: list[tuple[float, int]], place: str) -> tuple[Holding | None, Problems]:

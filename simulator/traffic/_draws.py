@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,7 +80,7 @@ class CellRates:
     def of(cls, spec: TrafficSpec, start_epoch_ms: int) -> CellRates:
         profile: RateProfile | None = spec.rate_profile
         if profile is None:
-            return cls(spec.calls_per_hour * GRID_MS / MS_PER_HOUR)
+            return _flat_rates(spec.calls_per_hour)
         phase = start_epoch_ms % GRID_MS  # the offset is whole minutes: so are local minutes
         by_hour = np.array(profile.per_hour, dtype=np.float64) * GRID_MS / MS_PER_HOUR
         rates = cls(0.0, profile, by_hour, start_epoch_ms - phase, phase)
@@ -130,7 +131,7 @@ class HoldingDraw:
     def of(cls, spec: TrafficSpec) -> HoldingDraw:
         holding: Holding | None = spec.holding
         if holding is None:
-            return cls("exponential", float(spec.holding_mean_ms))
+            return _exponential(spec.holding_mean_ms)
         if holding.kind == "lognormal":
             return cls("lognormal", holding.mean_ms, math.log(holding.median_ms), holding.sigma)
         return cls(holding.kind, holding.mean_ms,
@@ -159,6 +160,17 @@ class HoldingDraw:
         i = np.clip(np.searchsorted(p, u, side="right") - 1, 0, len(p) - 2)
         fraction = (u - p[i]) / (p[i + 1] - p[i])
         return d[i] + fraction * (d[i + 1] - d[i])
+
+
+# Thousands of one-user sources share a few flat rates and holding means: one object each.
+@lru_cache(maxsize=1024)
+def _flat_rates(calls_per_hour: float) -> CellRates:
+    return CellRates(calls_per_hour * GRID_MS / MS_PER_HOUR)
+
+
+@lru_cache(maxsize=1024)
+def _exponential(mean_ms: int) -> HoldingDraw:
+    return HoldingDraw("exponential", float(mean_ms))
 
 
 # --------------------------------------------------------------------------- one source

@@ -174,13 +174,14 @@ def engine_matches_reference_in_windows(case, **tuning):
 
 
 @st.composite
-def windowed_recharge_cases(draw):
-    setup, arrivals = draw(recharge_cases())
+def windowed(draw, cases):
+    """A case of the `cases` strategy plus the cut points at which to feed it in windows."""
+    setup, arrivals = draw(cases)
     return setup, arrivals, draw(window_cuts(setup, arrivals))
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 2, 50))
-@given(windowed_recharge_cases())
+@given(windowed(recharge_cases()))
 def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
     """Orgs whose credits recharge every few increments, beside dead and exhausted ones: the
     bulk recharges (`rating_core._recharges`) against the reference, lots included (each
@@ -207,14 +208,8 @@ def engine_matches_reference_with_lots(setup: RatingSetup, arrivals: Arrivals, c
     return want_cdrs, want_events
 
 
-@st.composite
-def windowed_traffic_cases(draw):
-    setup, arrivals = draw(traffic_cases())
-    return setup, arrivals, draw(window_cuts(setup, arrivals))
-
-
 @settings(CASES, max_examples=max(EXAMPLES // 2, 50))
-@given(windowed_traffic_cases())
+@given(windowed(traffic_cases()))
 def test_engine_matches_reference_on_generated_traffic(case):
     """Calls drawn by `simulator.traffic` from sources with rate profiles (closed hours, UTC
     offsets), lognormal, empirical and histogram holding times and weighted destinations

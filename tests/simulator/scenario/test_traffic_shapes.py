@@ -276,3 +276,13 @@ def test_a_source_with_rates_is_named_by_its_rates_when_too_busy() -> None:
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text, machine=estimate.Machine(memory_bytes=1 << 30))
     assert str(info.value).startswith("traffic[0].rate_profile.rates: 1e9 calls/h held 1h on average")
+
+
+def test_a_problem_in_a_shape_table_names_its_line() -> None:
+    text = source() + '[traffic.rate_profile]\nutc_offset = "-05:00"\nweek = [1.0, 2.0]\n'
+    text = text.replace('holding_mean = "3m"\n', 'holding_mean = "3m"\n', 1)
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "office.toml")
+    (problem,) = info.value.problems
+    line = text.splitlines().index("week = [1.0, 2.0]") + 1
+    assert problem.located() == f"office.toml:{line}: traffic[0].rate_profile.week: 2 weights, expected 168"
