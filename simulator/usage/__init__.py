@@ -17,7 +17,7 @@ General layout:
   PNGs and HTML page.
 """
 
-import importlib
+from typing import TYPE_CHECKING
 
 from ._export_writer import TeamsExport, teams_export
 from ._vocabulary import (
@@ -29,11 +29,10 @@ from ._vocabulary import (
     domestic_international, export_file_name, format_time, licenses_for, number_digits, number_kind,
     number_type, parse_time, upn, user_id_from_upn,
 )
-
-# `callsim import`'s modules load on first use (PEP 562): they bring polars (~0.3 s, and its
-# threads, which keep `callsim run` from forking its file workers), and a run that writes the
-# teams export, or its worker process, needs only the vocabulary and the writer.
-_LAZY = {
+# The import's names are loaded on first use (PEP 562): `callsim run --cdr-format teams` needs
+# only the vocabulary and the writer above, and importing polars, phonenumbers and the fit into
+# every run would start polars' thread pool before the run forks its file workers.
+_IMPORT_NAMES = {
     "_fit": ("EMPIRICAL_MIN_CALLS", "HoldingFit", "Period", "RateFit", "fit_holding", "fit_rates", "hour_of_week"),
     "_fit_report": ("FitQuality", "write_fit_report"),
     "_import": ("choose_period", "import_usage", "refuse_too_large"),
@@ -44,17 +43,29 @@ _LAZY = {
     "_sources": ("Source", "read_source"),
     "_writer": ("ESTIMATE_MARK", "scenario_text"),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+_MODULE_OF = {name: module for module, names in _IMPORT_NAMES.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    """A name of a lazily loaded module: imported now, then kept here."""
+def __getattr__(name: str):
     if name not in _MODULE_OF:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_MODULE_OF[name]}", __name__), name)
     globals()[name] = value
     return value
 
+
+if TYPE_CHECKING:
+    from ._fit import EMPIRICAL_MIN_CALLS, HoldingFit, Period, RateFit, fit_holding, fit_rates, hour_of_week
+    from ._fit_report import FitQuality, write_fit_report
+    from ._import import choose_period, import_usage, refuse_too_large
+    from ._mapping import call_type_kind, user_ids, user_licenses
+    from ._model import ImportedModel, TrafficFit
+    from ._problems import UsageError, UsageWarning
+    from ._rows import UsageCalls, check_rows
+    from ._sources import Source, read_source
+    from ._writer import ESTIMATE_MARK, scenario_text
 
 __all__ = [
     "TeamsExport", "teams_export",

@@ -187,8 +187,8 @@ def _tariffs(outbound: pl.DataFrame, prefixes: list[str], users: list[User], org
         (pl.col("kind") == DOMESTIC).mean().alias("share"),
         pl.col("location").filter(pl.col("kind") == DOMESTIC).mode().sort().first().alias("country"))
     countries = {p: (c if share > 0.5 and c else None) for p, share, c in domestic.iter_rows()}
-    return [_tariff(prefix, (countries.get(prefix) or region_of(_code(prefix, frame))).upper(),
-                    estimates, by_code, _code(prefix, frame)) for prefix in prefixes]
+    return [_tariff(prefix, (countries.get(prefix) or region_of(_code(prefix))).upper(),
+                    estimates, by_code, _code(prefix)) for prefix in prefixes]
 
 
 def _toll_free_tariffs(toll_free: pl.DataFrame, prefixes: list[str]) -> list[Tariff]:
@@ -196,10 +196,10 @@ def _toll_free_tariffs(toll_free: pl.DataFrame, prefixes: list[str]) -> list[Tar
         prefix_of(pl.col("caller"), prefixes).alias("prefix"), country_code(pl.col("caller")).alias("code"))
     estimates = per_minute_rates(frame, "prefix")
     by_code = per_minute_rates(frame, "code")
-    return [_tariff(prefix, "", estimates, by_code, _code(prefix, frame)) for prefix in prefixes]
+    return [_tariff(prefix, "", estimates, by_code, _code(prefix)) for prefix in prefixes]
 
 
-def _code(prefix: str, frame: pl.DataFrame) -> str:
+def _code(prefix: str) -> str:
     return pl.select(country_code(pl.lit(prefix))).item()
 
 
