@@ -93,6 +93,9 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     serve.add_argument("--cdr-msgpack", action="store_true",
                        help="also write cdrs.msgpack, as `callsim run` does (off by default: packing it "
                             "costs CPU the server needs under load)")
+    serve.add_argument("--cdr-format", choices=("callsim", "teams"), default="callsim",
+                       help="teams: also write the CDRs as the Teams admin center's PSTN usage export, "
+                            "PSTN.calls.<scenario name>.csv, as `callsim run --cdr-format teams` does")
 
     load = command("loadgen", "measure setups/s and setup latency against `callsim serve`",
                    ["callsim loadgen --rate 20000 --concurrent 10000 --no-cdr",
@@ -169,7 +172,8 @@ def main(args: argparse.Namespace) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     config = ServerConfig(out_dir=out, host=args.host, port=None if args.sip_only else args.port,
                           edges=edges, limits=limits, metrics=metrics,
-                          write_msgpack=args.cdr_msgpack, files_process=True,
+                          write_msgpack=args.cdr_msgpack, teams_export=args.cdr_format == "teams",
+                          files_process=True,
                           announce=lambda text: _listening(f"{text}\ncallsim: {budget_text}"))
     if metrics is not None:
         _say(f"callsim: metrics at {metrics.url}")

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from rating_core import RatingEngine, Step
+from rating_core import RatingEngine, Step, Tables
 
-from . import usage
 from .clock import SimClock
 from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
 from ._stop_signals import StopSignals
@@ -33,6 +32,7 @@ from .traffic import TrafficPlan, expected_calls
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served (~50-80 ms)
     from .metrics import MetricsServer
+    from .outputs import ExtraCdrFile
 
 CDR_WORKER_CALLS = 200_000  # expected calls below which worker processes cost more to start than they save
 
@@ -105,6 +105,15 @@ STEPS_AHEAD = 64
 ROWS_AHEAD = 131_072
 
 
+def _teams_export(scenario: Scenario, tables: Tables, out_dir: Path) -> "ExtraCdrFile":
+    """The run's Teams usage export (`RunOptions.teams_export`).  Imported here, when asked for:
+    simulator.usage brings polars, whose threads would keep `callsim run` from forking its file
+    workers (`outputs.forkable`) had it been imported before they start."""
+    from . import usage
+
+    return usage.teams_export(scenario.setup, tables, scenario.seed, out_dir, scenario.name)
+
+
 class _Outputs:
     """The files of one run; `write` is called from a worker thread, with the Steps that are ready.
 
@@ -121,7 +130,7 @@ class _Outputs:
         if processes:  # spawned: the event loop runs
             workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack, teams_export=teams_export)
         try:
-            extra = [usage.teams_export(setup, tables, scenario.seed, out_dir, scenario.name)] if teams_export else []
+            extra = [_teams_export(scenario, tables, out_dir)] if teams_export else []
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, write_msgpack=write_msgpack,
                                   workers=workers or False, extra_files=extra, **buffer)
             self.events = EventWriter(out_dir, tables, setup.start)

@@ -18,26 +18,37 @@ the CPU from the event loop instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from rating_core import Step, Tables
 
-from ..outputs import CdrWriter, EventWriter, SummaryBuilder, WorkerFailed, WorkerProcess, receive_batch
+from ..outputs import (
+    CdrWriter,
+    EventWriter,
+    ExtraCdrFile,
+    SummaryBuilder,
+    WorkerFailed,
+    WorkerProcess,
+    receive_batch,
+)
 
 FILES_QUEUED = 64  # messages (2 per hand-over with rows) the child may fall behind before the server waits
 FILES_NICE = 10  # the child's priority below the server's: the files can wait, setups cannot
 
 
 class ServerFiles:
-    """The writers and the summary of one server run, fed steps merged over many ticks."""
+    """The writers and the summary of one server run, fed steps merged over many ticks
+    (`extra_files`: more files of the CDRs, as `CdrWriter` takes them)."""
 
     def __init__(self, out_dir: Path, tables: Tables, start: datetime, currency: str,
-                 scenario_name: str, seed: int, write_msgpack: bool) -> None:
+                 scenario_name: str, seed: int, write_msgpack: bool,
+                 extra_files: Sequence[ExtraCdrFile] = ()) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._out_dir = out_dir
-        self.cdrs = CdrWriter(out_dir, tables, start, currency, write_msgpack=write_msgpack)
+        self.cdrs = CdrWriter(out_dir, tables, start, currency, write_msgpack=write_msgpack, extra_files=extra_files)
         self.events = EventWriter(out_dir, tables, start)
         self.summary = SummaryBuilder(tables, currency, scenario_name, seed, start=start)
 
@@ -71,10 +82,12 @@ class ServerFilesProcess:
     """
 
     def __init__(self, out_dir: Path, tables: Tables, start: datetime, currency: str,
-                 scenario_name: str, seed: int, write_msgpack: bool) -> None:
+                 scenario_name: str, seed: int, write_msgpack: bool,
+                 extra_files: Sequence[ExtraCdrFile] = ()) -> None:
         self._worker = WorkerProcess(_write_files, name="callsim-files", queued=FILES_QUEUED,
                                      nice=FILES_NICE)
-        self._worker.put((str(out_dir), tables, start, currency, scenario_name, seed, write_msgpack))
+        self._worker.put((str(out_dir), tables, start, currency, scenario_name, seed, write_msgpack,
+                          tuple(extra_files)))
         opened = self._worker.receive()  # the files exist, or this raised why they cannot
         if opened != "opened":
             self._worker.close()

@@ -96,6 +96,8 @@ class ServerConfig:
     # cdrs.msgpack next to cdrs.csv, as `callsim run` writes.  Off by default here: its per-row
     # encoding (~1.3 us a CDR) is CPU the two cores' server and load generator need.
     write_msgpack: bool = False
+    # the CDRs as the Teams admin center's usage export too (`callsim serve --cdr-format teams`)
+    teams_export: bool = False
     # Write the files from a child process at a lower priority (`callsim serve` does; see
     # _server_files); False: from a worker thread of this process, as the tests do.
     files_process: bool = False
@@ -131,8 +133,14 @@ class _Outputs:
                  run_metrics: RunMetrics | None) -> None:
         setup = scenario.setup
         files = ServerFilesProcess if config.files_process else ServerFiles
-        self._files = files(config.out_dir, exchange.engine.tables, setup.start, setup.currency,
-                            scenario.name, scenario.seed, config.write_msgpack)
+        tables = exchange.engine.tables
+        extra = []
+        if config.teams_export:  # imported only when asked for: it brings polars (~0.5 s)
+            from .. import usage
+
+            extra.append(usage.teams_export(setup, tables, scenario.seed, config.out_dir, scenario.name))
+        self._files = files(config.out_dir, tables, setup.start, setup.currency,
+                            scenario.name, scenario.seed, config.write_msgpack, extra)
         self._out_dir = config.out_dir
         self._exchange = exchange
         self._metrics = run_metrics

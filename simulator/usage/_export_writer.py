@@ -73,9 +73,8 @@ def _scalar_mix(value: int) -> int:
     return int(_splitmix(np.array([value & _MASK64], dtype=np.uint64))[0])
 
 
-def guids(seed: int, salt: int, ids: NDArray[np.integer]) -> NDArray[np.uint8]:
-    """One lowercase version-4 GUID per id, as a (len(ids), 36) matrix of ASCII bytes, from
-    the seed, a salt (one per column) and the ids: the same inputs, the same GUIDs."""
+def _guid_digits(seed: int, salt: int, ids: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """The 32 hex digits of each id's GUID (see `guids`), one row per id."""
     key = _scalar_mix(seed * 0x9E3779B97F4A7C15 + salt)
     high = _splitmix(ids.astype(np.uint64) + np.uint64(key))
     # the second half from the first and a key of its own (from one key unrelated to `key`)
@@ -85,11 +84,30 @@ def guids(seed: int, salt: int, ids: NDArray[np.integer]) -> NDArray[np.uint8]:
     raw[:, 8:] = low.astype(">u8").view(np.uint8).reshape(-1, 8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    digits = _HEX_PAIRS.take(raw).view(np.uint8).reshape(len(ids), 32)
-    text = np.full((len(ids), 36), ord("-"), dtype=np.uint8)
+    return _HEX_PAIRS.take(raw).view(np.uint8).reshape(len(ids), 32)
+
+
+def _lay_out(digits: NDArray[np.uint8], text: NDArray[np.uint8], offset: int) -> None:
+    """Write GUIDs' digits into columns offset..offset+36 of `text`, whose dashes are there."""
     for group, (first, last) in enumerate(_GROUPS):
-        text[:, first + group:last + group] = digits[:, first:last]
+        text[:, offset + first + group:offset + last + group] = digits[:, first:last]
+
+
+def guids(seed: int, salt: int, ids: NDArray[np.integer]) -> NDArray[np.uint8]:
+    """One lowercase version-4 GUID per id, as a (len(ids), 36) matrix of ASCII bytes, from
+    the seed, a salt (one per column) and the ids: the same inputs, the same GUIDs."""
+    text = np.full((len(ids), 36), ord("-"), dtype=np.uint8)
+    _lay_out(_guid_digits(seed, salt, ids), text, 0)
     return text
+
+
+def _call_guids(seed: int, call_id: NDArray[np.int64]) -> Field:
+    """"UsageId,Call ID," of each call: both GUIDs and their commas as one field."""
+    text = np.full((len(call_id), 74), ord("-"), dtype=np.uint8)
+    text[:, 36] = text[:, 73] = ord(",")
+    _lay_out(_guid_digits(seed, _SALT_USAGE_ID, call_id), text, 0)
+    _lay_out(_guid_digits(seed, _SALT_CALL_ID, call_id), text, 37)
+    return Field.of(text)
 
 
 # --- the run's tables ---------------------------------------------------------------------
@@ -109,7 +127,7 @@ class ExportUser:
 class TeamsExport:
     """The export file of one run (an `outputs.ExtraCdrFile`): where, and what its rows need.
 
-    Picklable: a big run formats it in the worker process that writes cdrs.csv.
+    Picklable: a big run formats it in a worker process (`outputs.CdrWorkers(extra=True)`).
     """
 
     path: Path
@@ -124,16 +142,13 @@ class TeamsExport:
         return TeamsExportFile(self)
 
 
-def teams_export(setup: RatingSetup, tables: Tables, seed: int, out_dir: Path, label: str,
-                 domains: Sequence[str | None] = ()) -> TeamsExport:
-    """The export of a run of `setup` into `out_dir`/`export_file_name(label)` (label: the
-    scenario's name); `domains[org]` the UPN domain of each org (None or missing:
-    `default_domain`)."""
+def teams_export(setup: RatingSetup, tables: Tables, seed: int, out_dir: Path, label: str) -> TeamsExport:
+    """The export of a run of `setup` (whose engine has `tables`) into
+    `out_dir`/`export_file_name(label)` (label: the scenario's name); UPNs in each org's
+    `default_domain`."""
     users = tuple(ExportUser(org, user.id, user.country, user.effective_licenses) for org, user in setup.users())
-    named = [d if i < len(domains) and (d := domains[i]) else default_domain(org.id)
-             for i, org in enumerate(setup.orgs)]
-    return TeamsExport(out_dir / export_file_name(label), tables, setup.start, setup.currency, seed, users,
-                       tuple(named))
+    domains = tuple(default_domain(org.id) for org in setup.orgs)
+    return TeamsExport(out_dir / export_file_name(label), tables, setup.start, setup.currency, seed, users, domains)
 
 
 _WHERE = ("domestic", "international", "toll_free")  # Domestic/International: the word of each
@@ -195,7 +210,7 @@ class _Lookups:
         self.capability = csv_columns.TextTable(names, _ROW_END)
 
 
-def _parts(batch: CdrBatch, seed: int, lookups: _Lookups) -> list:
+def _parts(batch: CdrBatch, seed: int, lookups: _Lookups) -> list[bytes | Field]:
     """The batch's export rows (exported end reasons only) as `RowJoiner` parts."""
     user, call_type = batch.user, batch.call_type.astype(np.intp)
     where = np.full(len(batch), 2, dtype=np.intp)  # "" (toll-free)
@@ -208,8 +223,7 @@ def _parts(batch: CdrBatch, seed: int, lookups: _Lookups) -> list:
     connected_s = (batch.end_ms - batch.start_ms + 500) // 1000  # to the nearest second, half up
     cents = (batch.credits_micro + 5_000) // 10_000  # numeric(16, 2), half a cent up
     return [
-        Field.of(guids(seed, _SALT_USAGE_ID, batch.call_id)), b",",
-        Field.of(guids(seed, _SALT_CALL_ID, batch.call_id)), b",,",  # no Conference ID
+        _call_guids(seed, batch.call_id), b",",  # no Conference ID
         lookups.user.take(user),
         csv_columns.prefixed_digits(batch.from_number, b"+"), b",",
         lookups.call_kind.take(call_type * len(_WHERE) + where),

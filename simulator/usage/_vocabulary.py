@@ -249,8 +249,10 @@ def capability(call_type: str, pool: str, licenses: frozenset[str]) -> str:
     3. no pool: MCOPSTNPP when the user has communications credits (they paid, if anything);
        else the licence that admitted the call (the calling plan, or MCOMEETADD).
 
-    So a user's rows name every licence the importer needs to give back: the plan that
-    admitted their calls, and the credits that paid beyond the pools.
+    So a user's rows name the plan that admitted their calls where a pool paid, and the
+    credits that paid beyond the pools.  A call's type says the rest: a user with `user_out`
+    rows holds phone_system and a calling plan, one with `conf_out` rows audio_conferencing
+    (SPEC §3 admission), whatever paid for those calls.
     """
     plan = "MCOPSTN2" if "international_calling_plan" in licenses else "MCOPSTN1"
     if call_type == "toll_free":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import subprocess
 import sys
 import uuid
@@ -131,3 +132,28 @@ def test_callsim_run_writes_it_beside_cdrs_csv_and_twice_the_same(tmp_path: Path
     plain = run("run", str(scenario), "--out", str(tmp_path / "c"), "--quiet", cwd=REPO)
     assert plain.returncode == 0 and not list((tmp_path / "c").glob("PSTN.calls.*"))
     assert (tmp_path / "c" / "cdrs.csv").read_bytes() == (tmp_path / "a" / "cdrs.csv").read_bytes()
+
+
+def test_callsim_serve_writes_the_same_export_from_its_files_process(tmp_path: Path) -> None:
+    from rating_core import Step
+    from simulator.server._files import ServerFiles, ServerFilesProcess
+
+    batches = [random_batch(1_500, seed=s) for s in range(4)]
+    exports = {}
+    for name, kind in (("thread", ServerFiles), ("process", ServerFilesProcess)):
+        files = kind(tmp_path / name, TABLES, START, "USD", "demo", 7, False, [export_of(tmp_path / name / "x.csv")])
+        for batch in batches:
+            files.write(Step(batch, [], 0), True)
+        files.close([0, 0], [0, 0, 0], True, 0)
+        exports[name] = (tmp_path / name / "x.csv").read_bytes()
+    assert exports["thread"] == exports["process"] == write_export(tmp_path / "run" / "x.csv", batches)
+
+
+def test_a_full_disk_under_the_export_is_the_runs_write_error(tmp_path: Path) -> None:
+    """Its worker's OSError reaches the writer's close, as cdrs.csv's would (the run: exit 1)."""
+    from ..outputs.test_cdr_workers import failure_of
+
+    (tmp_path / "x.csv").symlink_to("/dev/full")
+    failure = failure_of(lambda: write_export(tmp_path / "x.csv", [random_batch(5_000, seed=1)],
+                                              workers=CdrWorkers(msgpack=False, extra=True)))
+    assert isinstance(failure, OSError) and failure.errno == errno.ENOSPC
