@@ -25,6 +25,32 @@ def _utc_offset(text: str) -> int:
     return -minutes if match[1] == "-" else minutes
 
 
+def join_negative_offsets(argv: list[str]) -> list[str]:
+    """`--utc-offset -05:00` as `--utc-offset=-05:00`.
+
+    argparse takes a value that starts with '-' and is not a plain number for an option, so the
+    way people write a western offset would be refused as a missing argument.
+    """
+    joined: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            joined.append(word)
+            joined.extend(words)
+            break
+        if word == "--utc-offset":
+            value = next(words, None)
+            if value is not None and _OFFSET.fullmatch(value.strip()):
+                joined.append(f"{word}={value}")
+                continue
+            joined.append(word)
+            if value is not None:
+                joined.append(value)
+            continue
+        joined.append(word)
+    return joined
+
+
 def add_parser(command) -> None:
     """Add `import` to the top parser (`command` is cli's sub-parser factory)."""
     parser = command(

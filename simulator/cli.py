@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None, stops: "StopSignals | None" = None) 
     # file workers (`_worker_process.forkable`).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_cli_import.join_negative_offsets(sys.argv[1:] if argv is None else list(argv)))
     if args.command is None:  # as argparse does for a missing required argument: usage, exit 2
         print(parser.format_help(), end="", file=sys.stderr)
         return EXIT_USAGE

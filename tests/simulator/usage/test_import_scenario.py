@@ -47,6 +47,14 @@ def test_graph_pages_import_to_a_scenario_in_their_currency(tmp_path: Path) -> N
     assert 'prefix = "4420"' in text and 'country = "GB"' in text and 'country = "DE"' in text
 
 
+def test_a_western_offset_is_taken_as_written_after_its_option(tmp_path: Path) -> None:
+    """`--utc-offset -05:00`: argparse alone reads "-05:00" as an option and refuses it."""
+    out = tmp_path / "west.toml"
+    assert cli.main(["import", str(EXPORTS / "getPstnCalls.page1.json"), "--out", str(out), "--no-report",
+                     "--utc-offset", "-05:00"]) == 0
+    assert 'utc_offset = "-05:00"' in out.read_text()
+
+
 def _export_rows(path: Path, rows: list[tuple[str, str, str]]) -> Path:
     from simulator.usage import EXPORT_HEADER
 

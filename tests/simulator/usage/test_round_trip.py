@@ -78,10 +78,6 @@ def test_calls_per_type_within_3_percent_and_the_busy_hour_exact(round_trip: tup
     assert busy_hour == busy_hour_again == 15  # 10:00-11:00 in New York
 
 
-# callsim import's empirical holding fit spreads the top 1 % of durations uniformly up to the
-# longest call, which lifts the re-run's mean holding by 6-7 %: the import's to fix.
-@pytest.mark.xfail(reason="import's holding fit overshoots the mean by 6-7 % (its last quantile segment)",
-                   strict=False)
 def test_mean_holding_per_type_within_3_percent(round_trip: tuple[Stats, Stats]) -> None:
     (_, means, _), (_, means_again, _) = round_trip
     for call_type, mean in means.items():
