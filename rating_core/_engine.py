@@ -30,7 +30,9 @@ from ._model import (
 )
 from ._tuning import Tuning
 
-MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window
+MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window ...
+QUIET_CALL_HOURS = 1_024  # ... unless so few calls are connected that this many call-hours ...
+LONGEST_WINDOW_MS = 7 * 24 * 3_600_000  # ... allow a longer one, up to this
 FOREVER_MS = 2**62  # hang-up instant of a call whose holding time is unknown (server mode)
 
 
@@ -195,10 +197,14 @@ class RatingEngine:
 
     # -- one window -----------------------------------------------------
     def _quiet_span(self, t: int, arrivals: Arrivals, pos: int) -> int:
-        """How far the next window may reach: an hour, or up to the next arrival when no call
-        is connected (nothing can happen before it but fixed events, which end windows anyway)."""
-        if self.calls.n > self.calls.dead:
-            return MAX_WINDOW_MS
+        """How far the next window may reach: an hour, longer when few calls are connected
+        (`QUIET_CALL_HOURS`: each window has a fixed cost, which at a few calls an hour was most
+        of the work), or up to the next arrival when no call is connected (nothing can happen
+        before it but fixed events, which end windows anyway)."""
+        connected = self.calls.n - self.calls.dead
+        if connected:
+            hours = max(1, QUIET_CALL_HOURS // connected)
+            return min(LONGEST_WINDOW_MS, hours * MAX_WINDOW_MS)
         first = int(arrivals.t_ms[pos]) if pos < len(arrivals) else NEVER
         return max(MAX_WINDOW_MS, first - t)
 

@@ -27,7 +27,7 @@ from .clock import SimClock
 from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
 from ._stop_signals import StopSignals
 from .scenario import Scenario
-from .switch import MAX_WINDOW_CALLS, Switch, WindowReport
+from .switch import MAX_WINDOW_CALLS, Switch, WindowReport, virtual_window_ms
 from .traffic import TrafficPlan, expected_calls
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served (~50-80 ms)
@@ -83,6 +83,9 @@ class RunOptions:
     cdr_worker_processes: bool = True
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
+    # length of a window at speed max (the outputs do not depend on it); None: sized by the
+    # scenario's expected arrivals (`switch.virtual_window_ms`)
+    virtual_window_ms: int | None = None
 
 
 @dataclass
@@ -224,7 +227,10 @@ class _Stop:
 
 async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) -> RunResult:
     engine = RatingEngine(scenario.setup)
-    switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls)
+    window_ms = options.virtual_window_ms or virtual_window_ms(expected_calls(scenario),
+                                                               scenario.setup.end_ms)
+    switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls,
+                    window_ms)
     if options.metrics is not None:  # first, so later observers see this window in a scrape
         from .metrics import RunMetrics, declare_build_info
 

@@ -4,8 +4,9 @@ One long-lived task.  Each turn it takes the arrivals of the next window from
 the traffic plan, lets the rating core answer, charge, cut and hang up
 everything due before the window's end, and sends the finished CDRs and
 ledger events down a channel to the output writers.  At `--speed max`
-windows are an hour of simulated time; at a finite speed they follow the
-clock in ticks so due events are applied promptly.
+windows are long enough to hold about `WINDOW_TARGET_CALLS` expected arrivals
+(an hour to a week of simulated time, see `virtual_window_ms`); at a finite
+speed they follow the clock in ticks so due events are applied promptly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from .clock import SimClock
 from .traffic import TrafficPlan
 
 VIRTUAL_WINDOW_MS = 3_600_000
+"""Shortest window at `--speed max` (a busy scenario's windows are cut by their calls instead)."""
+MAX_VIRTUAL_WINDOW_MS = 7 * 24 * 3_600_000
+"""Longest window at `--speed max`: what is due in a window besides its calls (refills, lot
+expiries, card retries of every org) stays a few per org, and a stop is acted on soon."""
+WINDOW_TARGET_CALLS = 16_384
+"""Expected arrivals a window at `--speed max` is sized for: each window has a fixed cost
+(~0.2-0.7 ms: the rating core's pass over the orgs, a Step, the writer's turn), which at 30
+calls an hour in hour-long windows was most of a run's time."""
 MAX_WINDOW_CALLS = 65_536
 """Arrivals per window at most (an instant is never split): a window's memory and wall time
 follow its calls, so at 10^7 calls/h an hour is cut into ~150 windows rather than one of 10 M."""
@@ -57,6 +66,17 @@ def next_arrivals(engine: RatingEngine, plan: TrafficPlan, t1: int,
     return t1, plan.chunk(engine.now, t1)
 
 
+def virtual_window_ms(expected_calls: float, duration_ms: int) -> int:
+    """Length of the windows at `--speed max` for a run of `duration_ms` expecting
+    `expected_calls` arrivals in all: about `WINDOW_TARGET_CALLS` of them a window, between
+    `VIRTUAL_WINDOW_MS` and `MAX_VIRTUAL_WINDOW_MS`.  Outputs do not depend on it.
+    """
+    if expected_calls <= 0:
+        return MAX_VIRTUAL_WINDOW_MS
+    sized = duration_ms * WINDOW_TARGET_CALLS / expected_calls
+    return int(min(MAX_VIRTUAL_WINDOW_MS, max(VIRTUAL_WINDOW_MS, sized)))
+
+
 class StopRequest(Protocol):
     """What the switch reads to stop early (a trio.Event will do)."""
 
@@ -67,8 +87,10 @@ class StopRequest(Protocol):
 
 class Switch:
     def __init__(self, engine: RatingEngine, plan: TrafficPlan, clock: SimClock,
-                 max_window_calls: int = MAX_WINDOW_CALLS) -> None:
+                 max_window_calls: int = MAX_WINDOW_CALLS,
+                 virtual_window_ms: int = VIRTUAL_WINDOW_MS) -> None:
         self.engine = engine
+        self.virtual_window_ms = virtual_window_ms
         self.max_window_calls = max_window_calls
         self.plan = plan
         self.clock = clock
@@ -117,7 +139,7 @@ class Switch:
     async def _next_window_end(self, t0: int, end: int, stop: StopRequest) -> int:
         if self.clock.virtual:
             await trio.lowlevel.checkpoint()
-            return min(end, t0 + VIRTUAL_WINDOW_MS)
+            return min(end, t0 + self.virtual_window_ms)
         # wait for the next tick (or a stop), then take every instant the clock has reached
         tick_ms = max(1, int(TICK_S * self.clock.speed * 1000))
         with trio.move_on_at(self.clock.wall_of(min(end, t0 + tick_ms) - 1)):

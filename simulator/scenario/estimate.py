@@ -49,8 +49,10 @@ WINDOW_CALL_BYTES = 600  # per arrival of the window being rated: 2 M took ~1.15
 ORG_BYTES = 5_500  # per org (its tables, pools, ledger rows): 10,000 orgs took 52 MB more
 SOURCE_BYTES = 8_000  # per traffic source (generator, tables, draws): 10,000 took ~80 MB more
 EXPLICIT_CALL_BYTES = 300  # an explicit [[calls]] entry is an object for the whole run
-WINDOW_MS = 3_600_000  # a window of virtual time ...
-WINDOW_CALLS = 65_536  # ... holds at most this many arrivals (switch.MAX_WINDOW_CALLS)
+WINDOW_MS = 3_600_000  # a window of virtual time is at least this long ...
+LONGEST_WINDOW_MS = 7 * 24 * 3_600_000  # ... at most this long ...
+WINDOW_TARGET_CALLS = 16_384  # ... sized for this many expected arrivals ...
+WINDOW_CALLS = 65_536  # ... and holds at most this many (switch's constants)
 DRAWN_CALL_BYTES = 64  # per call drawn ahead by a source: an Arrivals row is 49 B
 DRAW_BYTES = 200  # per call of the block being drawn, temporaries included
 CALLS_PER_DRAW = 16_384  # a source draws blocks of about this many calls ...
@@ -149,7 +151,8 @@ def estimate(work: Workload) -> WorkEstimate:
     # Little's law gives the mean; Poisson arrivals stray above it by a few standard
     # deviations at the peak, and every explicit call may be connected at once.
     peak = connected * 1.1 + 4 * math.sqrt(connected) + work.explicit_calls
-    window = min(sum(s.peak for s in work.sources) * WINDOW_MS / MS_PER_HOUR, WINDOW_CALLS)
+    window_ms = _window_ms(calls, work.duration_ms)
+    window = min(sum(s.peak for s in work.sources) * window_ms / MS_PER_HOUR, calls, WINDOW_CALLS)
     blocks = [_calls_per_draw(s.peak) for s in work.sources]
     memory = (
         BASE_BYTES
@@ -169,8 +172,15 @@ def estimate(work: Workload) -> WorkEstimate:
         window_calls=window,
         memory_bytes=memory,
         disk_bytes=calls * CDR_BYTES,
-        run_seconds=calls / CALLS_PER_SECOND + work.duration_ms / WINDOW_MS * WINDOW_SECONDS,
+        run_seconds=calls / CALLS_PER_SECOND + work.duration_ms / window_ms * WINDOW_SECONDS,
     )
+
+
+def _window_ms(calls: float, duration_ms: int) -> float:
+    """Length of the run's windows (switch.virtual_window_ms)."""
+    if calls <= 0:
+        return LONGEST_WINDOW_MS
+    return min(LONGEST_WINDOW_MS, max(WINDOW_MS, duration_ms * WINDOW_TARGET_CALLS / calls))
 
 
 def _calls_per_draw(calls_per_hour: float) -> float:

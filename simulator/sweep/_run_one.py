@@ -20,8 +20,8 @@ from rating_core import RatingEngine, month_starts
 
 from ..outputs import SummaryBuilder
 from ..scenario import Scenario, parse_scenario
-from ..switch import MAX_WINDOW_CALLS, VIRTUAL_WINDOW_MS, next_arrivals
-from ..traffic import TrafficPlan
+from ..switch import MAX_WINDOW_CALLS, next_arrivals, virtual_window_ms
+from ..traffic import TrafficPlan, expected_calls
 from ._grid import Point, RunSpec
 from ._overrides import apply_overrides
 from ._pools import PoolWatch
@@ -55,13 +55,14 @@ def summarise(scenario: Scenario, point: Point = (),
     tracker = RunTracker(engine.tables, builder)
     pools = PoolWatch(engine)
     end = setup.end_ms
+    window_ms = virtual_window_ms(expected_calls(scenario), end)
     refills = iter(month_starts(setup.start, end) + [end])
     refill = next(refills)
     while engine.now < end:
         t0 = engine.now
         while refill <= t0:
             refill = next(refills)
-        t1, arrivals = next_arrivals(engine, plan, min(end, t0 + VIRTUAL_WINDOW_MS, refill), max_window_calls)
+        t1, arrivals = next_arrivals(engine, plan, min(end, t0 + window_ms, refill), max_window_calls)
         connected = pools.before(engine, arrivals, t1)
         step = engine.advance(arrivals, t1)
         tracker.window(t0, t1, arrivals, step.cdrs, step.events)

@@ -201,7 +201,8 @@ async def test_scrape_during_run_sees_consistent_live_state(tmp_path: Path) -> N
             assert report.t1_ms / 1000 == scrapes[-1][1]["callsim_simulated_time_seconds"][frozenset()]
 
     with server:
-        await run_scenario(scenario, RunOptions(out_dir=tmp_path, handle_sigint=False, on_switch=[attach]))
+        await run_scenario(scenario, RunOptions(out_dir=tmp_path, handle_sigint=False, on_switch=[attach],
+                                                virtual_window_ms=3_600_000))  # windows end on the hour
     assert len(scrapes) == 2
     for calls, m in scrapes:
         started = by(m["callsim_calls_started_total"], "call_type")

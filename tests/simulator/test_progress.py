@@ -20,7 +20,7 @@ from simulator import cli
 from simulator.progress import PLAIN_EVERY_S, Figures, Progress, status_line
 from simulator.run import RunOptions, run_scenario
 from simulator.scenario import load_scenario
-from simulator.switch import WindowReport
+from simulator.switch import VIRTUAL_WINDOW_MS, WindowReport
 from tests.scenarios import QUICKSTART
 
 
@@ -44,7 +44,8 @@ def _windows() -> list[WindowReport]:
     """The quickstart's windows in virtual time (one per simulated hour, then the end)."""
     reports: list[WindowReport] = []
     with tempfile.TemporaryDirectory() as out:
-        options = RunOptions(out_dir=Path(out), handle_sigint=False, observers=[reports.append])
+        options = RunOptions(out_dir=Path(out), handle_sigint=False, observers=[reports.append],
+                             virtual_window_ms=VIRTUAL_WINDOW_MS)
         trio.run(run_scenario, load_scenario(QUICKSTART), options)
     return reports
 

@@ -1,5 +1,6 @@
 """A run's memory follows its window, not its total: windows are cut by arrivals, and the
-writer's queue is bounded in CDR rows, without changing a byte of the outputs."""
+writer's queue is bounded in CDR rows, without changing a byte of the outputs.  A light
+scenario runs in windows sized by its expected arrivals, again without changing a byte."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import trio
 
 from rating_core import Step
 from rating_core import CDR_DTYPES, CdrBatch
+from rating_core import RatingEngine
 from simulator.run import RunOptions, _StepSender, run_scenario
 from simulator.scenario import parse_scenario
+from simulator.switch import MAX_VIRTUAL_WINDOW_MS, VIRTUAL_WINDOW_MS, virtual_window_ms
 from tests.scenarios import scenario_toml, staff
 
 BUSY = scenario_toml(
@@ -37,6 +40,50 @@ def test_windows_hold_at_most_max_window_calls_and_the_outputs_do_not_change(tmp
     assert max(cut) <= 1_000 and len(cut) > 15
     for name in ("cdrs.csv", "cdrs.msgpack", "events.jsonl"):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+# 30 calls an hour for 40 days across a month's end: refills, recharges whenever a charge
+# leaves less than 1.00, and a recharge that fails once the card has expired.
+LIGHT = scenario_toml(
+    name="light", seed=5, start="2026-11-10T00:00:00Z", duration="40d",
+    credits={"initial": "1.00", "auto_recharge": True, "recharge_below": "1.00",
+             "recharge_amount": "0.05", "card_expires": "2026-12-10"},
+    users=[staff(3, ["phone_system", "communications_credits", "domestic_calling_plan"])],
+    traffic=[{"type": "domestic", "calls_per_hour": 30, "holding_mean": "3m"}],
+)
+
+
+def _run_light(out: Path, window_ms: int | None) -> list[tuple[int, int]]:
+    windows: list[tuple[int, int]] = []
+    options = RunOptions(out_dir=out, handle_sigint=False, virtual_window_ms=window_ms,
+                         observers=[lambda report: windows.append((report.t0_ms, report.t1_ms))])
+    trio.run(run_scenario, parse_scenario(LIGHT), options)
+    return windows
+
+
+def test_a_light_scenario_runs_in_long_windows_and_the_outputs_do_not_change(tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    inner: list[int] = []  # the rating core's own windows
+    window = RatingEngine._window
+    monkeypatch.setattr(RatingEngine, "_window", lambda self, t0, t1, *rest: (inner.append(t1 - t0), window(self, t0, t1, *rest))[1])
+    hourly = _run_light(tmp_path / "hourly", VIRTUAL_WINDOW_MS)
+    hourly_inner, inner[:] = len(inner), []
+    sized = _run_light(tmp_path / "sized", None)
+    assert len(hourly) > 40 * 24 and len(sized) <= 7  # 40 days in weeks, then the end
+    assert max(t1 - t0 for t0, t1 in sized) == MAX_VIRTUAL_WINDOW_MS
+    assert hourly_inner >= 40 * 24 and len(inner) < hourly_inner / 4  # ~2 calls connected: long spans
+    for name in ("cdrs.csv", "cdrs.msgpack", "events.jsonl"):
+        assert (tmp_path / "sized" / name).read_bytes() == (tmp_path / "hourly" / name).read_bytes()
+    events = (tmp_path / "sized" / "events.jsonl").read_text()
+    assert all(kind in events for kind in ("pools_refilled", "recharge_succeeded", "recharge_failed"))
+
+
+def test_virtual_windows_hold_about_the_target_arrivals_between_an_hour_and_a_week() -> None:
+    day = 24 * VIRTUAL_WINDOW_MS
+    assert virtual_window_ms(10**7 * 24, day) == VIRTUAL_WINDOW_MS  # busy: cut by calls instead
+    assert virtual_window_ms(16_384, 2 * day) == 2 * day  # the target's worth of arrivals
+    assert virtual_window_ms(30 * 24 * 367, 367 * day) == MAX_VIRTUAL_WINDOW_MS
+    assert virtual_window_ms(0, 367 * day) == MAX_VIRTUAL_WINDOW_MS  # no traffic
 
 
 def _step(rows: int) -> Step:

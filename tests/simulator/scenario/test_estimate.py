@@ -39,11 +39,12 @@ def test_calls_peak_and_sizes_follow_rates_holding_and_users() -> None:
     assert est.calls == 3_960 * 24 + 4
     connected = 3_600 / 60 + 360 / 6  # Little's law: 60 + 60 calls connected on average
     assert est.peak_connected == pytest.approx(connected * 1.1 + 4 * connected**0.5 + 4)
-    assert est.window_calls == 3_960  # one hour's arrivals
+    window_calls = 3_960 * 24 * estimate.WINDOW_TARGET_CALLS / est.calls  # ~4.1 h of arrivals
+    assert est.window_calls == pytest.approx(window_calls)
     assert est.memory_bytes == pytest.approx(
         estimate.BASE_BYTES + 1_000 * estimate.USER_BYTES
         + est.peak_connected * estimate.CONNECTED_CALL_BYTES
-        + 3_960 * estimate.WINDOW_CALL_BYTES + 4 * estimate.EXPLICIT_CALL_BYTES
+        + window_calls * estimate.WINDOW_CALL_BYTES + 4 * estimate.EXPLICIT_CALL_BYTES
         # draw blocks: 3,600/h draws 274 one-minute cells of 60 calls ahead (the first block of
         # whole cells past 16,384 calls), 360/h a day's 8,640; the bigger block is being drawn
         + (16_440 + 8_640) * estimate.DRAWN_CALL_BYTES + 16_440 * estimate.DRAW_BYTES
@@ -61,6 +62,9 @@ def test_the_estimate_sizes_windows_and_draw_blocks_as_the_run_does() -> None:
     from simulator import switch, traffic
 
     assert estimate.WINDOW_CALLS == switch.MAX_WINDOW_CALLS
+    assert estimate.WINDOW_TARGET_CALLS == switch.WINDOW_TARGET_CALLS
+    assert (estimate.WINDOW_MS, estimate.LONGEST_WINDOW_MS) == (switch.VIRTUAL_WINDOW_MS,
+                                                                switch.MAX_VIRTUAL_WINDOW_MS)
     assert estimate.CALLS_PER_DRAW == traffic.TARGET_CALLS_PER_DRAW
     assert estimate.GRID_MS == traffic.GRID_MS
     assert estimate.MAX_CELLS_PER_DRAW == traffic.MAX_CELLS_PER_DRAW
@@ -108,7 +112,7 @@ def test_users_this_machine_cannot_hold_are_refused_at_the_biggest_group() -> No
         parse_scenario(text, "big.toml", Machine(memory_bytes=512 << 20))
     (problem,) = info.value.problems
     assert str(problem).startswith(
-        "orgs[0].users[0].count: 901,000 users in all: ~616.4 MiB of memory, more than 80% of "
+        "orgs[0].users[0].count: 901,000 users in all: ~617.9 MiB of memory, more than 80% of "
         "this machine's 512.0 MiB available"
     )
 
@@ -158,7 +162,7 @@ def test_validate_prints_the_estimate(tmp_path: Path, capsys) -> None:
     path.write_text(scenario_text())
     assert cli.main(["validate", str(path)]) == cli.EXIT_OK
     assert capsys.readouterr().out.splitlines()[1] == (
-        "  estimate: ~2,880 calls, 50 users, ~16 connected at peak; ~100.8 MiB of memory, "
+        "  estimate: ~2,880 calls, 50 users, ~16 connected at peak; ~102.4 MiB of memory, "
         "~1.1 MiB of output, under 1 s to run"
     )
 
