@@ -41,6 +41,14 @@ def test_an_output_file_that_cannot_be_created_is_named(tmp_path: Path) -> None:
     assert f"({tmp_path / 'events.jsonl'})" in line
 
 
+def _comm(pid: str) -> str:
+    """A process's name, or "" once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 @pytest.mark.parametrize("fmt", ["csv", "msgpack"])
 def test_a_file_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path, fmt: str) -> None:
     """The OOM killer, say: the run reports that its files are incomplete, without a traceback."""
@@ -50,11 +58,13 @@ def test_a_file_worker_killed_mid_run_is_one_line_and_exit_1(tmp_path: Path, fmt
     try:
         deadline = time.monotonic() + 60
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        while not (tmp_path / "cdrs.msgpack").exists():  # the worker has been given its file
+        workers: list[str] = []
+        while not workers:  # the worker has been given its file and has named itself
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.02)
-        [worker] = [pid for pid in children.read_text().split()  # the workers name themselves
-                    if Path(f"/proc/{pid}/comm").read_text().strip() == f"callsim-{fmt}"]
+            if (tmp_path / "cdrs.msgpack").exists():
+                workers = [pid for pid in children.read_text().split() if _comm(pid) == f"callsim-{fmt}"]
+        [worker] = workers
         os.kill(int(worker), signal.SIGKILL)
         _, err = proc.communicate(timeout=120)
     finally:
