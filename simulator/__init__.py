@@ -5,8 +5,9 @@ General layout, each floor importing only the floors below it:
 
 - `cli`: the `callsim` command (`_cli_common` for what every command shares,
   `_cli_server` for `serve` and `loadgen`).
-- `run` (`run_scenario`: one scenario, start to finish) and `server` (`serve`: the rating
-  core behind TCP); `bench` times them.
+- `run` (`run_scenario`: one scenario, start to finish), `sweep` (many runs over seeds and
+  settings, in memory, on Dask) and `server` (`serve`: the rating core behind TCP); `bench`
+  times them.
 - `switch` (the Trio loop that drives the engine window by window), `expect` (a finished
   run checked against its `[[expect]]` tables), `report` (the HTML report), with
   `progress` and `metrics` observing a run.
@@ -20,5 +21,5 @@ Importing this package imports nothing else: `callsim --help` stays fast.
 
 __all__ = [
     "bench", "cli", "clock", "expect", "metrics", "outputs", "progress", "report", "run", "scenario",
-    "server", "switch", "traffic",
+    "server", "sweep", "switch", "traffic",
 ]

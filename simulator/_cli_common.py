@@ -84,12 +84,13 @@ def add_force_argument(parser: argparse.ArgumentParser) -> None:
                              "machine (also CALLSIM_FORCE=1; README: Scenarios)")
 
 
-def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False):
+def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool = False,
+                 edit=None):
     """The scenario at `path`, refused when its estimated work exceeds this machine (unless
     forced), with its warnings printed to stderr; raises `ScenarioError`.
 
     `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
-    warnings about them would mislead.
+    warnings about them would mislead.  `edit`: the `--set` overrides (`scenario.load_scenario`).
     """
     from dataclasses import replace
 
@@ -98,7 +99,7 @@ def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool
     machine = None if estimate.forced(force) else estimate.this_machine(out)
     if machine is not None and serving:
         machine = replace(machine, disk_bytes=None, runs_traffic=False)
-    scenario = load_scenario(path, machine)
+    scenario = load_scenario(path, machine, edit)
     for warning in () if serving else scenario.warnings:
         print(f"warning: {warning.located()}", file=sys.stderr)
     return scenario

@@ -115,6 +115,11 @@ _MSGPACK_HELP = ("write cdrs.msgpack beside cdrs.csv (default: yes); --no-cdr-ms
                  "its file worker (docs/outputs.md)")
 
 
+_SET_HELP = ("replace a value of the scenario by its dotted path before it is checked, e.g. "
+             "orgs.contoso.credits.initial=50.00 or traffic[0].calls_per_hour=300 (repeatable; "
+             "as `callsim sweep --set` with one value, docs/sweep.md)")
+
+
 def _seed(text: str) -> int:
     if not text.isdigit() or int(text) > 2**63 - 1:
         raise argparse.ArgumentTypeError(f'expected a whole number 0 to 2**63-1, got "{text}"')
@@ -131,6 +136,8 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--json", action="store_true", help=_JSON_HELP)
     command.add_argument("--cdr-msgpack", action=argparse.BooleanOptionalAction, default=True,
                          help=_MSGPACK_HELP)
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help=_SET_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,13 +359,31 @@ def _run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()
 
-    scenario = load_checked(args.scenario, args.force, args.out)
+    scenario = load_checked(args.scenario, args.force, args.out, edit=_overrides(args.overrides))
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.check and not scenario.expectations:
         raise UsageError(f"{args.scenario}: no [[expect]] tables, nothing to check")
     with _check_out_dir(args.out) as claim:  # the directory is this run's until it returns
         return _run_owned(args, scenario, claim)
+
+
+def _overrides(arguments: Sequence[str]):
+    """`run --set KEY=VALUE`...: the scenario edit they make (None without any)."""
+    if not arguments:
+        return None
+    from .sweep import apply_overrides, parse_set
+
+    overrides = []
+    for argument in arguments:
+        try:
+            values = parse_set(argument)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if len(values) > 1:
+            raise UsageError(f"--set {argument}: one value per --set for a run (a sweep takes several)")
+        overrides += values
+    return lambda document: apply_overrides(document, overrides)
 
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:

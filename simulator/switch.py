@@ -17,7 +17,7 @@ from typing import Protocol
 
 import trio
 
-from rating_core import RatingEngine, Step
+from rating_core import Arrivals, RatingEngine, Step
 
 from .clock import SimClock
 from .traffic import TrafficPlan
@@ -43,6 +43,18 @@ class WindowReport:
     # (0 in virtual time, where nothing is ever "due" on a wall clock).
     lag_s: float
     final: bool = False  # the end-of-run step: calls still connected end (t0_ms == t1_ms)
+
+
+def next_arrivals(engine: RatingEngine, plan: TrafficPlan, t1: int,
+                  max_window_calls: int = MAX_WINDOW_CALLS) -> tuple[int, Arrivals]:
+    """The next window to rate, from `engine.now` toward `t1`: its end and its arrivals.
+
+    The window ends at `t1`, or earlier so that it holds at most `max_window_calls` arrivals
+    (`TrafficPlan.window_end`).  What the switch does each turn before rating, shared with the
+    callers that drive the engine without a clock or a channel (`simulator.sweep`).
+    """
+    t1 = plan.window_end(engine.now, t1, max_window_calls)
+    return t1, plan.chunk(engine.now, t1)
 
 
 class StopRequest(Protocol):
@@ -82,8 +94,7 @@ class Switch:
             if stop.is_set():
                 await out.send(self._finish(at_ms=t0))
                 return False
-            t1 = self.plan.window_end(t0, t1, self.max_window_calls)
-            arrivals = self.plan.chunk(t0, t1)
+            t1, arrivals = next_arrivals(self.engine, self.plan, t1, self.max_window_calls)
             started = time.perf_counter()
             step = self.engine.advance(arrivals, t1)
             rating_s = time.perf_counter() - started

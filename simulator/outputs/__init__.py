@@ -31,14 +31,14 @@ from ._out_dir import (
     reading,
     unfinished,
 )
-from ._summary import SummaryBuilder
+from ._summary import SummaryBuilder, SummaryCounts
 from ._worker_process import WorkerFailed, WorkerProcess, forkable, receive_batch, write_error_text
 from ._writers import DEFAULT_BUFFER_ROWS, EVENT_FIELDS, CdrWriter, EventWriter, event_line, event_record
 
 __all__ = [
     "CDRS_CSV", "CDRS_MSGPACK", "CDR_COLUMNS", "DEFAULT_BUFFER_ROWS", "EVENTS_JSONL", "EVENT_FIELDS",
     "REPORT_HTML", "SUMMARY_JSON", "CdrFile", "CdrFileWorker", "CdrLookups", "CdrWorkers", "CdrWriter",
-    "EventWriter", "OutDir", "OutDirBusy", "RunNotFinished", "SummaryBuilder", "WorkerFailed", "WorkerProcess",
+    "EventWriter", "OutDir", "OutDirBusy", "RunNotFinished", "SummaryBuilder", "SummaryCounts", "WorkerFailed", "WorkerProcess",
     "claim_for_command", "event_line", "event_record", "forkable", "reading", "receive_batch",
     "unfinished", "write_error_text",
 ]

@@ -91,6 +91,15 @@ class SummaryBuilder:
         expired = events.of("credits_expired")
         np.add.at(self._credits_expired, org[expired], amount[expired])
 
+    def counts(self) -> "SummaryCounts":
+        """The integer counters so far, per org (copies): what summary.json is made of."""
+        return SummaryCounts(
+            by_reason=self._by_reason.copy(), billed_s=self._billed_s.copy(),
+            credits_charged=self._credits_charged.copy(), credits_purchased=self._credits_purchased.copy(),
+            recharges_succeeded=self._recharges_succeeded.copy(),
+            recharges_failed=self._recharges_failed.copy(), credits_expired=self._credits_expired.copy(),
+        )
+
     def finish(
         self,
         final_balances_micro: Sequence[int],
@@ -198,6 +207,20 @@ class SummaryBuilder:
             final_balance=sum(final_balances),
         )
         return self._section(counters, list(range(len(self._tables.pool_names))), remaining)
+
+
+@dataclass(frozen=True)
+class SummaryCounts:
+    """summary.json's counters by org index (money in micro-units): `by_reason` is
+    n_orgs x len(END_REASON_NAMES), the others one value per org."""
+
+    by_reason: NDArray[np.int64]
+    billed_s: NDArray[np.int64]
+    credits_charged: NDArray[np.int64]
+    credits_purchased: NDArray[np.int64]
+    recharges_succeeded: NDArray[np.int64]
+    recharges_failed: NDArray[np.int64]
+    credits_expired: NDArray[np.int64]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -136,12 +136,14 @@ class Scenario:
 
 
 def load_scenario(
-    path: str | os.PathLike[str], machine: estimate.Machine | None = None
+    path: str | os.PathLike[str], machine: estimate.Machine | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Scenario:
     """Read and check a scenario file; every user mistake raises `ScenarioError`.
 
     With a `machine`, a scenario whose estimated work exceeds it is refused too, before its
     groups are expanded (`estimate.refusals`); without one only the fixed limits apply.
+    `edit`: as for `parse_scenario`.
     """
     source = os.fspath(path)
     try:
@@ -157,16 +159,19 @@ def load_scenario(
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ScenarioError([Problem(source, f"not UTF-8 text (line {line})")]) from None
-    return parse_scenario(text, source, machine)
+    return parse_scenario(text, source, machine, edit)
 
 
 def parse_scenario(
-    text: str, source: str = "<string>", machine: estimate.Machine | None = None
+    text: str, source: str = "<string>", machine: estimate.Machine | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> Scenario:
     """Check scenario TOML text; `source` names it in problems and in `Scenario.source`.
 
     Raises `ScenarioError` with every problem found, each with its file and, when it can be
-    found, its line; `machine` as for `load_scenario`.
+    found, its line; `machine` as for `load_scenario`.  `edit` changes the parsed document in
+    place before it is checked (`callsim sweep --set`), so an edited value meets the same
+    checks as a written one; it raises `ScenarioError` itself for an edit it cannot make.
     """
     try:
         raw = tomllib.loads(text)
@@ -176,6 +181,8 @@ def parse_scenario(
         raise ScenarioError([Problem(source, "TOML nested too deeply")]) from None
     except ValueError as exc:  # int() of a number longer than Python converts (4300 digits)
         raise ScenarioError([_value_problem(text, exc, source)]) from None
+    if edit is not None:
+        edit(raw)
     try:
         scenario = _Loader(source, machine).load(raw)
     except ScenarioError as err:

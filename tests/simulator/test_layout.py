@@ -179,7 +179,7 @@ FLOORS = {
     "simulator.traffic": 3, "simulator.outputs": 3,
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
     "simulator.metrics": 4,
-    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5,
+    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sweep": 5,
     "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
