@@ -8,17 +8,20 @@ General layout:
 - `_model`: settings, one org's outcome per run, the evidence of a set of runs, the plan.
 - `_search`: the search itself, against any `Evaluator` (pure: no simulation in it).
 - `_runner`: the evaluator that runs the scenario through `simulator.sweep.run_many` (Dask).
+- `_scenario`: `plan_scenario`, the question checked against a scenario file, then searched.
 - `_output`: the recommendation as text, plan.json and the HTML evidence page.
 
 The method, the cost definition and how to read the risk: docs/plan.md.
 """
 
 from ._model import MONTH_MS, Evaluator, Evidence, Outcome, Plan, Rejection, Setting
-from ._search import PlanError, Question, SeedSupply, make_plan
+from ._output import document, text, write
+from ._scenario import plan_scenario
+from ._search import NoSettingPasses, PlanError, Question, SeedSupply, make_plan
 from ._stats import Risk, clopper_pearson, cuts_allowed, risk_of, seeds_needed, upper_bound
 
 __all__ = [
-    "MONTH_MS", "Evaluator", "Evidence", "Outcome", "Plan", "PlanError", "Question", "Rejection", "Risk",
-    "SeedSupply", "Setting", "clopper_pearson", "cuts_allowed", "make_plan", "risk_of", "seeds_needed",
-    "upper_bound",
+    "MONTH_MS", "Evaluator", "Evidence", "NoSettingPasses", "Outcome", "Plan", "PlanError", "Question",
+    "Rejection", "Risk", "SeedSupply", "Setting", "clopper_pearson", "cuts_allowed", "document", "make_plan",
+    "plan_scenario", "risk_of", "seeds_needed", "text", "upper_bound", "write",
 ]

@@ -42,7 +42,11 @@ GROW = 8.0  # bracketing upward from a probe that failed the screen: log8 probes
 
 
 class PlanError(Exception):
-    """The plan cannot be made (a user-facing problem in one line)."""
+    """The question is wrong (bad input, one line for the user): exit status 2."""
+
+
+class NoSettingPasses(PlanError):
+    """The search found no setting that passes (one line saying what was tried): exit status 1."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def make_plan(question: Question, evaluator: Evaluator, supply: SeedSupply,
         hi = _grow(lo, passes)
     if plan.recommended is None:
         last = failed_verify[-1]
-        raise PlanError(
+        raise NoSettingPasses(
             f"no setting passed after {VERIFY_ATTEMPTS} verifications: {last.risk.cuts} of "
             f"{last.seeds} fresh seeds had a credit-caused cut with {_say(last.setting, q.currency)}")
 
@@ -226,7 +230,7 @@ def _grow(lo: int, passes: Callable[[int], bool]) -> int:
     while True:
         up = max(lo + 1, amounts.index_at_least(amounts.value_at(lo) * GROW))
         if amounts.value_at(up) > amounts.MAX_UNITS:
-            raise PlanError(f"no trigger up to {amounts.MAX_UNITS:,} passes the screen")
+            raise NoSettingPasses(f"no trigger up to {amounts.MAX_UNITS:,} passes the screen")
         if passes(up):
             return up
         lo = up

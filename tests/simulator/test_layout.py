@@ -179,8 +179,9 @@ FLOORS = {
     "simulator.traffic": 3, "simulator.outputs": 3,
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
     "simulator.metrics": 4,
-    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sweep": 5,
+    "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sweep": 5, "simulator.plan": 5,
     "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
+    "simulator._cli_plan": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
 HELPERS = {"simulator.clock", "simulator._stop_signals", "simulator._malloc", "simulator._version"}
@@ -190,6 +191,9 @@ SIDEWAYS = {
     ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
+    # plan runs its searches as sweeps
+    ("simulator.plan", "simulator.sweep"),
+    ("simulator.cli", "simulator._cli_plan"), ("simulator._cli_plan", "simulator._cli_common"),
 }
 
 

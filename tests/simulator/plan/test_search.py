@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from simulator.plan import MONTH_MS, Outcome, PlanError, Question, SeedSupply, Setting, make_plan
+from simulator.plan import MONTH_MS, NoSettingPasses, Outcome, Question, SeedSupply, Setting, make_plan
 from simulator.plan import _amounts as amounts
 from simulator.plan._search import recharges_per_month
 
@@ -159,7 +159,7 @@ def test_no_spend_means_no_credits_needed() -> None:
 
 def test_unreachable_target_is_a_plan_error() -> None:
     org = Synthetic(60_000, None, lambda s, seed, b, w: seed % 3 == 0)
-    with pytest.raises(PlanError, match="passes the screen"):
+    with pytest.raises(NoSettingPasses, match="passes the screen"):
         make_plan(question(), org, supply())
 
 
