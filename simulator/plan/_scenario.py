@@ -45,7 +45,8 @@ def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, co
     credits = orgs[org].credits
     if credits is None:
         raise PlanError(f"{path}: org {org!r} has no [orgs.credits] table: it buys no credits, so "
-                        "there is nothing to plan (add one, e.g. initial = \"0\")")
+                        "there is nothing to plan (add one, e.g. initial = \"0\"; a scenario from "
+                        "callsim import has it commented out)")
     need = seeds_needed(target, confidence)
     if seeds is None:
         seeds = need

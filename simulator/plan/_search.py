@@ -39,6 +39,7 @@ from ._stats import seeds_needed
 
 VERIFY_ATTEMPTS = 4
 GROW = 8.0  # bracketing upward from a probe that failed the screen: log8 probes, then bisection
+REGROW = 1.25  # ... after a failed verification: the screen passed just below, the answer is near
 
 
 class PlanError(Exception):
@@ -162,7 +163,7 @@ def make_plan(question: Question, evaluator: Evaluator, supply: SeedSupply,
         screen = screen + [o.seed for o in ev.outcomes if o.credit_cut]
         screened.clear()
         lo = hi
-        hi = _grow(lo, passes)
+        hi = _grow(lo, passes, REGROW)
     if plan.recommended is None:
         last = failed_verify[-1]
         raise NoSettingPasses(
@@ -225,10 +226,10 @@ def _bracket(probes: Sequence[int], passes: Callable[[int], bool]) -> tuple[int,
     return hi, None
 
 
-def _grow(lo: int, passes: Callable[[int], bool]) -> int:
-    """The first index up from a failing `lo`, by factors of GROW, that passes the screen."""
+def _grow(lo: int, passes: Callable[[int], bool], factor: float = GROW) -> int:
+    """The first index up from a failing `lo`, by `factor` a step, that passes the screen."""
     while True:
-        up = max(lo + 1, amounts.index_at_least(amounts.value_at(lo) * GROW))
+        up = max(lo + 1, amounts.index_at_least(amounts.value_at(lo) * factor))
         if amounts.value_at(up) > amounts.MAX_UNITS:
             raise NoSettingPasses(f"no trigger up to {amounts.MAX_UNITS:,} passes the screen")
         if passes(up):
