@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _cli_plan, _cli_server
+from . import _cli_plan, _cli_server, _cli_sweep
 from ._cli_common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-stress", action="store_true",
                        help="leave out the stress rows (busy recharges, mixed orgs, 10,000 orgs)")
     _cli_server.add_parsers(command)  # serve, loadgen
+    _cli_sweep.add_parser(command)
     _cli_plan.add_parsers(command)  # plan
     return parser
 
@@ -297,6 +298,8 @@ def _command(args: argparse.Namespace) -> int:
             return run_bench(args)
         if args.command in ("serve", "loadgen"):
             return _cli_server.main(args)
+        if args.command == "sweep":
+            return _cli_sweep.main(args)
         if args.command == "plan":
             return _cli_plan.main(args)
         if args.command == "report":

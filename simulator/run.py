@@ -70,6 +70,9 @@ class RunOptions:
     cdr_workers: CdrWorkers | None = None
     # cdrs.msgpack beside cdrs.csv (`callsim run --no-cdr-msgpack`: False)
     write_msgpack: bool = True
+    # False: never start CDR worker processes, format the files in this one (a Dask worker,
+    # a daemonic process, may not have children: `simulator.sweep --keep-runs`)
+    cdr_worker_processes: bool = True
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
 
@@ -102,12 +105,12 @@ class _Outputs:
     """
 
     def __init__(self, scenario: Scenario, engine: RatingEngine, out_dir: Path, realtime: bool,
-                 workers: CdrWorkers | None, write_msgpack: bool = True) -> None:
+                 workers: CdrWorkers | None, write_msgpack: bool = True, processes: bool = True) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         setup, tables = scenario.setup, engine.tables
         buffer = {"buffer_rows": REALTIME_CDR_BUFFER_ROWS} if realtime else {}
-        # spawned: the event loop runs
-        workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack)
+        if processes:  # spawned: the event loop runs
+            workers = workers or start_cdr_workers(scenario, msgpack=write_msgpack)
         try:
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency,
                                   write_msgpack=write_msgpack, workers=workers or False, **buffer)
@@ -213,7 +216,8 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
     for hook in options.on_switch:
         hook(switch)
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
-                       workers=options.cdr_workers, write_msgpack=options.write_msgpack)
+                       workers=options.cdr_workers, write_msgpack=options.write_msgpack,
+                       processes=options.cdr_worker_processes)
     channel, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
     send = _StepSender(channel, ROWS_AHEAD)
 

@@ -24,6 +24,9 @@ from ._out_dir import (
     EVENTS_JSONL,
     REPORT_HTML,
     SUMMARY_JSON,
+    SWEEP_CSV,
+    SWEEP_HTML,
+    SWEEP_JSON,
     OutDir,
     OutDirBusy,
     RunNotFinished,
@@ -37,7 +40,7 @@ from ._writers import DEFAULT_BUFFER_ROWS, EVENT_FIELDS, CdrWriter, EventWriter,
 
 __all__ = [
     "CDRS_CSV", "CDRS_MSGPACK", "CDR_COLUMNS", "DEFAULT_BUFFER_ROWS", "EVENTS_JSONL", "EVENT_FIELDS",
-    "REPORT_HTML", "SUMMARY_JSON", "CdrFile", "CdrFileWorker", "CdrLookups", "CdrWorkers", "CdrWriter",
+    "REPORT_HTML", "SUMMARY_JSON", "SWEEP_CSV", "SWEEP_HTML", "SWEEP_JSON", "CdrFile", "CdrFileWorker", "CdrLookups", "CdrWorkers", "CdrWriter",
     "EventWriter", "OutDir", "OutDirBusy", "RunNotFinished", "SummaryBuilder", "SummaryCounts", "WorkerFailed", "WorkerProcess",
     "claim_for_command", "event_line", "event_record", "forkable", "reading", "receive_batch",
     "unfinished", "write_error_text",

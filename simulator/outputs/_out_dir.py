@@ -49,6 +49,14 @@ REPORT_CHARTS = ("credit_balance.png", "pool_remaining.png", "active_calls.png",
 #: with them marks a directory callsim wrote.
 SUMMARY_KEYS = frozenset({"scenario", "seed", "complete", "orgs", "total"})
 
+#: What `callsim sweep` writes in its --out directory (charts inline in sweep.html).
+SWEEP_CSV = "sweep.csv"
+SWEEP_JSON = "sweep.json"
+SWEEP_HTML = "sweep.html"
+SWEEP_OUTPUTS = (SWEEP_CSV, SWEEP_JSON, SWEEP_HTML)
+#: Keys every sweep.json of callsim's has: a sweep.json with them marks a sweep's directory.
+SWEEP_KEYS = frozenset({"scenario", "seeds", "points"})
+
 #: flock errors that mean "this filesystem cannot lock", not "someone holds it": run unlocked.
 _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
@@ -107,12 +115,13 @@ class OutDir:
         self._fd = fd
 
     @classmethod
-    def claim(cls, path: Path) -> "OutDir":
+    def claim(cls, path: Path, sweep: bool = False) -> "OutDir":
         """Create `path` if needed, lock it, write this pid, remove the outputs of earlier runs.
 
         Raises `OutDirBusy` when another process holds it, `NotRunOutput` when it holds a
         file under one of callsim's names but never held a callsim run (nothing is touched
-        then, either), and OSError when it cannot be created, locked or cleared.
+        then, either), and OSError when it cannot be created, locked or cleared.  `sweep`: the
+        directory of a `callsim sweep`, whose names are `SWEEP_OUTPUTS` (promises 1-2 alike).
         """
         path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -124,12 +133,17 @@ class OutDir:
             except OSError as err:
                 if err.errno not in _NO_LOCKING:
                     raise
-            if not _earlier_run(path):
-                theirs = next((name for name in _output_names() if _holds_data(path / name)), None)
+            if not (_earlier_sweep(path) if sweep else _earlier_run(path)):
+                names = SWEEP_OUTPUTS if sweep else _output_names()
+                theirs = next((name for name in names if _holds_data(path / name)), None)
                 if theirs is not None:
                     raise NotRunOutput(path, theirs)
             (path / RUNNING).write_text(f"{os.getpid()}\n", encoding="ascii")
-            remove_outputs(path)
+            if sweep:
+                for name in SWEEP_OUTPUTS:
+                    _remove(path / name, links_too=True)
+            else:
+                remove_outputs(path)
         except BaseException:
             os.close(fd)
             raise
@@ -216,6 +230,18 @@ def _earlier_run(path: Path) -> bool:
         return False
 
 
+def _earlier_sweep(path: Path) -> bool:
+    """Whether `path` held a callsim sweep: its marker, or a sweep.json of callsim's."""
+    if (path / RUNNING).exists():
+        return True
+    try:
+        with open(path / SWEEP_JSON, "rb") as summary:
+            document = json.load(summary)
+        return isinstance(document, dict) and SWEEP_KEYS <= document.keys()
+    except (OSError, ValueError):
+        return False
+
+
 def _remove(path: Path, *, links_too: bool) -> None:
     if path.is_symlink():
         if links_too:
@@ -296,12 +322,12 @@ def _running_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def claim_for_command(out: Path, usage_error: type[Exception]) -> OutDir:
+def claim_for_command(out: Path, usage_error: type[Exception], sweep: bool = False) -> OutDir:
     """`OutDir.claim` for `--out` of a command: each refusal is one line, as `usage_error`."""
     if out.exists() and not out.is_dir():
         raise usage_error(f"--out {out}: exists and is not a directory")
     try:
-        return OutDir.claim(out)
+        return OutDir.claim(out, sweep)
     except (OutDirBusy, NotRunOutput) as err:
         raise usage_error(f"--out {err}") from None
     except OSError as err:

@@ -35,7 +35,9 @@ class PoolWatch:
         self.exhausted_ms = np.where(engine.pool_remaining() == 0, 0, NEVER).astype(np.int64)
         self._max_increment_s = max(
             [max(t.first_s, t.next_s) for t in (*setup.tariffs, *setup.toll_free_tariffs)], default=0)
-        self._shared = {id(setup): setup, id(engine.tables): engine.tables}  # read-only: not copied
+        # Not copied: read-only, or (the admission's memo of earlier calls) a cache of pure
+        # results that a probe may add to without changing what the engine does.
+        self._shared = {id(setup): setup, id(engine.tables): engine.tables, id(engine.admission): engine.admission}
 
     def before(self, engine: RatingEngine, arrivals: Arrivals, t1: int) -> RatingEngine | None:
         """A copy of the engine if a pool could run dry in [now, t1), else None."""

@@ -181,6 +181,7 @@ FLOORS = {
     "simulator.metrics": 4,
     "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sweep": 5, "simulator.plan": 5,
     "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_server": 6, "simulator._bench_run": 6,
+    "simulator._cli_sweep": 6,
     "simulator._cli_plan": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
@@ -191,6 +192,8 @@ SIDEWAYS = {
     ("simulator.metrics", "simulator.switch"), ("simulator.progress", "simulator.switch"),
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
+    ("simulator.cli", "simulator._cli_sweep"), ("simulator._cli_sweep", "simulator._cli_common"),
+    ("simulator.sweep", "simulator.run"),
     # plan runs its searches as sweeps
     ("simulator.plan", "simulator.sweep"),
     ("simulator.cli", "simulator._cli_plan"), ("simulator._cli_plan", "simulator._cli_common"),
