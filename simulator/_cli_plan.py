@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
             seeds=args.seeds, max_recharges_per_month=args.max_recharges_per_month,
             card_renewed=args.card_renewed, scheduler=args.scheduler, workers=args.workers,
             progress=not args.quiet, say=say)
-    except plan.NoSettingPasses as err:
+    except (plan.NoSettingPasses, plan.RunFailed) as err:
         print(f"callsim: {err}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     except plan.PlanError as err:

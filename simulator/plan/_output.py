@@ -72,7 +72,7 @@ def text(plan: Plan, source: str) -> str:
                  f"({base.seeds} seeds)")
     if plan.window_micros is not None and plan.card_dead_ms and plan.card_dead_ms > 0:
         w = sorted(plan.window_micros)
-        lines.append(f"  spend after the card stops working ({format_duration(plan.card_dead_ms)} on): "
+        lines.append(f"  spend after the card stops working (from {format_duration(plan.card_dead_ms)} on): "
                      f"max {show_micros(w[-1], cur)} ({len(w)} seeds)")
     if plan.cheaper is not None:
         c = plan.cheaper

@@ -13,30 +13,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..sweep import Override, RunSpec, RunSummary
+from ..sweep import Override, RunSpec, RunSummary, run_many
 from ._model import Outcome, Setting
 
 AMPLE = 100_000_000  # whole units: beyond any org's spend a scenario can describe
 
 
+class RunFailed(Exception):
+    """A run of the search failed (its seed and setting in one line): the plan stops, exit 1."""
+
+
 class SweepEvaluator:
     """Runs one org's probes through `simulator.sweep.run_many`, on Dask.
 
-    `fixed`: overrides every run carries (the card kept valid, say).  `scheduler`/`workers`
-    as `callsim sweep`: None runs a local cluster of one worker process per core.
+    `fixed`: overrides every run carries (the card kept valid, say).  `cluster`: an
+    `open_cluster` shared by every stage of the search; without one, `scheduler` and `workers`
+    go to each `run_many` as `callsim sweep` takes them (`SYNC`: in this process).
     """
 
-    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *,
+    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *, cluster: object = None,
                  scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> None:
         self.scenario, self.org, self.fixed = scenario, org, tuple(fixed)
-        self.scheduler, self.workers, self.progress = scheduler, workers, progress
+        self.cluster, self.scheduler, self.workers, self.progress = cluster, scheduler, workers, progress
         self.runs = 0
+        self._twins: dict[int, int] = {}
 
     def _credits(self, name: str, value: object) -> Override:
         return Override(f"orgs.{self.org}.credits.{name}", value)
 
+    def _ample(self) -> tuple[Override, ...]:
+        return self.fixed + (self._credits("initial", str(AMPLE)), self._credits("auto_recharge", False))
+
     def baseline(self, seeds: Sequence[int], until_ms: int | None) -> list[Outcome]:
-        point = self.fixed + (self._credits("initial", str(AMPLE)), self._credits("auto_recharge", False))
+        point = self._ample()
         if until_ms is not None:
             point += (Override("simulation.duration", f"{until_ms}ms"),)
         return [self._outcome(s) for s in self._run([RunSpec(point, seed) for seed in seeds])]
@@ -52,22 +61,21 @@ class SweepEvaluator:
         return {s: [self._outcome(r) for r in summaries[i * n:(i + 1) * n]] for i, s in enumerate(settings)}
 
     def _run(self, specs: list[RunSpec]) -> list[RunSummary]:
-        from .. import sweep
-
+        """The specs' summaries in order; a failed run raises RunFailed, Ctrl-C KeyboardInterrupt."""
         self.runs += len(specs)
-        if not hasattr(sweep, "run_many"):  # TEMPORARY until sweep's run_many is merged
-            text = self.scenario.read_text()
-            return [sweep.run_one(text, str(self.scenario), spec) for spec in specs]
-        result = sweep.run_many(self.scenario, specs, scheduler=self.scheduler, workers=self.workers,
-                                progress=self.progress, keep_runs=None)
+        kwargs = {"cluster": self.cluster} if self.cluster is not None else {}
+        result = run_many(self.scenario, specs, scheduler=self.scheduler, workers=self.workers,
+                          progress=self.progress, keep_runs=None, **kwargs)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        if result.failures:
+            raise RunFailed(str(result.failures[0]))
         return list(result.runs)
 
     def _structural(self, seed: int) -> int:
-        if not hasattr(self, "_twins"):
-            self._twins: dict[int, int] = {}
+        """Calls of `seed` cut with ample credit: cuts no setting prevents (run once a seed)."""
         if seed not in self._twins:
-            point = self.fixed + (self._credits("initial", str(AMPLE)), self._credits("auto_recharge", False))
-            self._twins[seed] = self._run([RunSpec(point, seed)])[0].orgs[self.org].calls_cut
+            self._twins[seed] = self._run([RunSpec(self._ample(), seed)])[0].orgs[self.org].calls_cut
         return self._twins[seed]
 
     def _outcome(self, summary: RunSummary) -> Outcome:

@@ -8,6 +8,8 @@ or confidence outside (0, 1), fewer seeds than the target needs.
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,15 @@ from ._search import PlanError, Question, SeedSupply, make_plan
 from ._stats import seeds_needed, upper_bound
 
 NEVER = "9999-12-31"  # a card date that outlives any horizon
+
+
+def _cluster(scheduler: str | None, workers: int | None) -> contextlib.AbstractContextManager:
+    """One cluster for every stage of the search (a LocalCluster starts its processes once)."""
+    from .. import sweep
+
+    if scheduler == sweep.SYNC or not hasattr(sweep, "open_cluster"):  # TEMPORARY hasattr
+        return contextlib.nullcontext(None)
+    return sweep.open_cluster(scheduler, workers)
 
 
 def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, confidence: float = 0.95,
@@ -64,9 +75,11 @@ def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, co
                         screen_seeds=Question.screen_size(seeds),
                         max_recharges_per_month=max_recharges_per_month)
     fixed = (Override(f"orgs.{org}.credits.card_expires", NEVER),) if card_renewed else ()
-    evaluator = SweepEvaluator(path, org, fixed, scheduler=scheduler, workers=workers, progress=progress)
     supply = SeedSupply(lambda n: derive_seeds(scenario.seed, n))
-    plan = make_plan(question, evaluator, supply, say)
+    with _cluster(scheduler, workers) as cluster:
+        evaluator = SweepEvaluator(path, org, fixed, cluster=cluster, scheduler=scheduler, workers=workers,
+                                   progress=progress)
+        plan = make_plan(question, evaluator, supply, say)
     if credits.card_expires is not None and dead is not None:
         plan.notes.append(
             f"the payment card expires on {credits.card_expires.isoformat()}, within the horizon: "

@@ -173,9 +173,9 @@ def make_plan(question: Question, evaluator: Evaluator, supply: SeedSupply,
     plan.cheaper = _cheaper(plan, screened, failed_verify, hi, recharge_spends, q)
     if plan.recommended.recharges_per_month > q.max_recharges_per_month:
         plan.notes.append(
-            f"the recommended amount recharged {plan.recommended.recharges_per_month:.1f} times a "
-            f"month on average in its runs, above the cap of {q.max_recharges_per_month:g} "
-            "(the amount was chosen from the baseline's spend)")
+            f"the verification runs recharged {plan.recommended.recharges_per_month:.1f} times a month "
+            f"on average, above the cap of {q.max_recharges_per_month:g} that the amount meets on the "
+            "baseline's seeds: the cap is on an average, and fresh seeds spend a little differently")
     plan.runs = evaluator.runs
     return plan
 

@@ -13,7 +13,7 @@ import pytest
 from simulator.cli import main
 from simulator.plan import Setting, plan_scenario, text, write
 from simulator.scenario import load_scenario
-from simulator.sweep import Override, RunSpec, run_one
+from simulator.sweep import SYNC, Override, RunSpec, run_one
 
 # Twelve hours from 18:00; the card is valid through the first day, so recharges fail from 6 h on
 # and the balance then has to carry the night's toll-free spend (40 calls/h x ~3.5 min x 0.05).
@@ -99,7 +99,7 @@ def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plan(scenario_file: Path):
-    return plan_scenario(scenario_file, load_scenario(scenario_file), "contoso", 0.2, workers=1)
+    return plan_scenario(scenario_file, load_scenario(scenario_file), "contoso", 0.2, scheduler=SYNC)
 
 
 def rerun(path: Path, org: str, setting: Setting, seed: int):
@@ -158,7 +158,7 @@ def test_org_without_credit_paid_traffic_needs_no_credits(scenario_file: Path, t
     path.write_text(SCENARIO.replace('type = "toll_free"', 'type = "domestic"\nusers = "bob"')
                     .replace('destinations = ["4420"]', 'destinations = ["1212"]')
                     .replace('domestic_minutes = { default = 3000 }', 'domestic_minutes = { default = 30000 }'))
-    assert main(["plan", str(path), "--org", "contoso", "--max-cut-risk", "0.2", "--workers", "1",
+    assert main(["plan", str(path), "--org", "contoso", "--max-cut-risk", "0.2", "--scheduler", "sync",
                  "--quiet", "--out", str(tmp_path / "out")]) == 0
     assert "No credits needed" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "plan.json").read_text())["no_credits_needed"] is True
