@@ -48,7 +48,10 @@ class SweepEvaluator:
         point = self._ample()
         if until_ms is not None:
             point += (Override("simulation.duration", f"{until_ms}ms"),)
-        return [self._outcome(s) for s in self._run([RunSpec(point, seed) for seed in seeds])]
+        summaries = self._run([RunSpec(point, seed) for seed in seeds])
+        if until_ms is None:  # the ample-credit runs are the twins `_structural` compares with
+            self._twins.update((r.seed, r.orgs[self.org].calls_cut) for r in summaries)
+        return [self._outcome(r) for r in summaries]
 
     def trial(self, settings: Sequence[Setting], seeds: Sequence[int]) -> dict[Setting, list[Outcome]]:
         points = {s: self.fixed + (
@@ -82,7 +85,7 @@ class SweepEvaluator:
         o = summary.orgs[self.org]
         exhausted = getattr(o, "balance_exhausted", None)
         if exhausted is None:  # TEMPORARY: until sweep's RunSummary counts balance_exhausted
-            exhausted = o.calls_cut > self._structural(summary.seed)
+            exhausted = o.calls_cut > 0 and o.calls_cut > self._structural(summary.seed)
         return Outcome(seed=summary.seed, credit_cut=exhausted > 0, cuts=o.calls_cut,
                        spent_micros=o.credits_spent_micros, purchased_micros=o.credits_purchased_micros,
                        recharges=o.recharges_succeeded, lowest_balance_micros=o.lowest_balance_micros)
