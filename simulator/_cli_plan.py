@@ -11,7 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ._cli_common import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, load_checked, path
+from ._cli_common import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, UsageError, load_checked, path, whole_number
+
+MAX_SEEDS = 10_000_000
+MAX_WORKERS = 4096
 
 
 def _fraction(text: str) -> float:
@@ -21,16 +24,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, both excluded, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -61,7 +54,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                            "lack of credit (e.g. 0.01)")
     plan.add_argument("--confidence", type=_fraction, default=0.95, metavar="C",
                       help="confidence of the risk's upper bound (default: 0.95)")
-    plan.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+    plan.add_argument("--seeds", type=whole_number(1, MAX_SEEDS), default=None, metavar="N",
                       help="fresh seeds per verification (default: the fewest that can show the target: "
                            "299 for 0.01 at 95 %%; more seeds allow a few cuts and a cheaper setting)")
     plan.add_argument("--max-recharges-per-month", type=_positive, default=30.0, metavar="N",
@@ -71,7 +64,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                            "card_expires holds, recharges fail after it)")
     plan.add_argument("--scheduler", default=None, metavar="ADDR",
                       help="a running Dask scheduler (tcp://HOST:8786); default: a local cluster")
-    plan.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    plan.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=None, metavar="N",
                       help="worker processes of the local cluster (default: one per core)")
     plan.add_argument("--out", type=path, default=None, metavar="DIR",
                       help="write plan.json and plan.html (the evidence) here")
