@@ -39,10 +39,10 @@ def _positive(text: str) -> float:
 
 def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
     """`plan`, made by cli.py's `command(name, help, examples, exits)`."""
-    plan = command("plan", "the cheapest credit settings whose risk of a cut is below a target (docs/plan.md)",
-                   ["callsim plan scenarios/enterprise_month.toml --org fabrikam --max-cut-risk 0.01",
-                    "callsim plan scenarios/quickstart.toml --org contoso --max-cut-risk 0.05 --out out/plan",
-                    "callsim plan my.toml --org contoso --max-cut-risk 0.01 --scheduler tcp://10.0.0.5:8786"],
+    plan = command("plan", "the cheapest credit settings with a cut risk below a target (docs/plan.md)",
+                   ["callsim plan scenarios/quickstart.toml --org contoso --max-cut-risk 0.05",
+                    "callsim plan my.toml --org contoso --max-cut-risk 0.01 --out out/plan",
+                    "callsim plan my.toml --org c --max-cut-risk 0.01 --scheduler tcp://h:8786"],
                    [(EXIT_OK, "a recommendation (or: no credits needed) is printed"),
                     (EXIT_CHECK_FAILED, "no setting passed the target, or --out could not be written"),
                     (EXIT_BAD_INPUT[0], "bad input: the scenario, the org (unknown, or without a "
