@@ -102,9 +102,9 @@ def plan(scenario_file: Path):
     return plan_scenario(scenario_file, load_scenario(scenario_file), "contoso", 0.2, scheduler=SYNC)
 
 
-def rerun(path: Path, org: str, setting: Setting, seed: int):
+def rerun(path: Path, org: str, setting: Setting, seed: int, fixed: tuple[Override, ...] = ()):
     """The org's figures of one run of `setting`, as `callsim run --seed S --set ...` gives them."""
-    point = tuple(Override(f"orgs.{org}.credits.{k}", v) for k, v in (
+    point = fixed + tuple(Override(f"orgs.{org}.credits.{k}", v) for k, v in (
         ("initial", str(setting.initial)), ("auto_recharge", True),
         ("recharge_below", str(setting.below)), ("recharge_amount", str(setting.amount))))
     return run_one(path.read_text(), str(path), RunSpec(point, seed)).orgs[org]
@@ -179,4 +179,20 @@ def test_bad_input_is_one_line_and_exit_2(scenario_file: Path, capsys, args: lis
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+
+def test_a_renewed_card_needs_only_the_lowest_trigger(scenario_file: Path) -> None:
+    """With the card valid throughout, recharges never fail: only charges within one instant
+    could outrun the balance, so the lowest typed trigger passes, and the amount is the cap's."""
+    plan = plan_scenario(scenario_file, load_scenario(scenario_file), "contoso", 0.2, scheduler=SYNC,
+                         card_renewed=True)
+    rec = plan.recommended
+    assert plan.card_dead_ms is None and plan.window_micros is None
+    assert rec.setting.below == 1 and rec.risk.cuts == 0
+    assert plan.cheaper.evidence is None and "recharges a month" in plan.cheaper.reason
+    assert any("were renewed" in note for note in plan.notes)
+    renewed = (Override("orgs.contoso.credits.card_expires", "9999-12-31"),)
+    again = rerun(scenario_file, "contoso", rec.setting, rec.outcomes[0].seed, renewed)
+    assert again.calls_cut == 0 and again.recharges_succeeded == rec.outcomes[0].recharges
 
