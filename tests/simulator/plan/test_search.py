@@ -171,3 +171,15 @@ def test_recharges_per_month_scale_to_thirty_days() -> None:
                                plan.recommended.setting.amount, DAY) <= 30
     assert plan.recommended.recharges_per_month == pytest.approx(
         plan.recommended.recharges_mean * MONTH_MS / DAY)
+
+
+def test_more_seeds_let_a_rarely_cut_setting_pass() -> None:
+    """One seed in 300 is cut below 9,000 and every seed below 500: with the fewest seeds (no cut
+    allowed) the plan needs 9,000; with 1,000 seeds (4 cuts allowed at 1 %) 500 passes."""
+    def cut(s: Setting, seed: int, b: float, w: float) -> bool:
+        return s.below < 500 or (s.below < 9_000 and seed % 300 == 0)
+
+    few = make_plan(question(target=0.01, seeds=299, screen_seeds=30), Synthetic(60_000, None, cut), supply())
+    many = make_plan(question(target=0.01, seeds=1000, screen_seeds=100), Synthetic(60_000, None, cut), supply())
+    assert few.recommended.setting.below >= 9_000
+    assert many.recommended.setting.below == 500 and 0 < many.recommended.risk.cuts <= 4
