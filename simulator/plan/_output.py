@@ -17,7 +17,7 @@ from typing import Any
 from ..units import format_duration, format_micro
 from ._amounts import show_micros, show_units
 from ._model import Evidence, Plan, Setting
-from ._stats import Risk
+from ._stats import Risk, seeds_needed
 
 ADMIN_CENTER = "Microsoft 365 admin center > Billing > Your products > Communication Credits"
 
@@ -61,6 +61,9 @@ def text(plan: Plan, source: str) -> str:
         lines += _structural(plan)
         return "\n".join(lines) + "\n"
     rec = plan.recommended
+    need = seeds_needed(plan.target, plan.confidence)
+    lines.append(f"Seeds: {rec.seeds} fresh ones verify a setting; the target needs at least {need} "
+                 f"(0 cuts in n seeds bound the risk by about 3/n at 95 %)")
     lines.append("")
     lines.append(f"Recommended ({ADMIN_CENTER}):")
     lines += [f"  {k + ':':<36} {v}" for k, v in setting_lines(rec.setting, cur)]
