@@ -60,7 +60,7 @@ def add_parser(command) -> None:
                        help="output directory: sweep.csv, sweep.json, sweep.html")
     sweep.add_argument("--scheduler", default=None, metavar="ADDR",
                        help="a running Dask scheduler, tcp://HOST:8786 (default: a local cluster of "
-                            "one worker process per core)")
+                            "one worker process per core; \"sync\": every run in this process, no Dask)")
     sweep.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=None, metavar="N",
                        help="local cluster: worker processes (default: one per core); with "
                             "--scheduler: wait for N workers before starting")
@@ -76,7 +76,7 @@ def add_parser(command) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run `callsim sweep`; user mistakes raise UsageError or ScenarioError (cli reports them)."""
     from .scenario import estimate
-    from .sweep import ClusterError, derive_seeds, grid, load_point, parse_set, read_scenario_text, run_specs
+    from .sweep import SYNC, ClusterError, derive_seeds, grid, load_point, parse_set, read_scenario_text
 
     try:
         sets = [parse_set(argument) for argument in args.overrides]
@@ -87,8 +87,8 @@ def main(args: argparse.Namespace) -> int:
     text, source = read_scenario_text(args.scenario), str(args.scenario)
     loaded = [load_point(text, source, point) for point in points]  # every point's problems, now
     seeds = derive_seeds(scenario.seed, args.seeds)
-    local = args.scheduler is None
-    workers = args.workers or (os.cpu_count() or 1) if local else args.workers
+    local = args.scheduler in (None, SYNC)
+    workers = 1 if args.scheduler == SYNC else args.workers or (os.cpu_count() or 1) if local else args.workers
     run_bytes = max(estimate.estimate(s.workload).memory_bytes for s in loaded if s.workload) + DASK_WORKER_BYTES
     if local and not estimate.forced(args.force):
         _check_memory(run_bytes, min(workers, len(points) * len(seeds)))

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENTERPRISE = REPO / "scenarios" / "enterprise_month.toml"
 BENCHMARKS = REPO / "benchmarks"
 STRESS_TARGET = 200_000  # calls/s end to end the stress rows must reach, whatever the scenario
+SWEEP_TARGET = 500_000  # calls/s of a sweep's in-memory run, per worker process
 LICENSES = frozenset({"phone_system", "domestic_calling_plan", "communications_credits"})
 
 
@@ -128,6 +129,20 @@ def _run_in_child(scenario: Path, duration: str | None = None) -> dict:
         return result
 
 
+def bench_sweep_run(scenario: Path, repeats: int = 2) -> dict:
+    """A sweep's run of `scenario` in memory (`sweep.summarise`: no files), best of `repeats`."""
+    from ..scenario import load_scenario
+    from ..sweep import summarise
+
+    loaded = load_scenario(scenario)
+    best, calls = float("inf"), 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        calls = summarise(loaded).total.calls
+        best = min(best, time.perf_counter() - started)
+    return {"scenario": loaded.name, "calls": calls, "wall_s": best, "calls_per_s": calls / best}
+
+
 def bench_stress() -> list[dict] | None:
     """The stress scenarios end to end, each in a fresh process (None outside a source checkout)."""
     script = BENCHMARKS / "stress_orgs.py"
@@ -167,6 +182,11 @@ def run_bench(args: argparse.Namespace) -> int:
                   f"{r['wall_s']:.2f} s = {r['calls_per_s']:,.0f} calls/s "
                   f"(whole process {r['process_s']:.2f} s = {r['calls'] / r['process_s']:,.0f} calls/s), "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB (file workers: {r['workers_peak_rss_mb']:.0f} MB)")
+    if not args.skip_e2e:
+        r = bench_sweep_run(args.scenario or ENTERPRISE)
+        verdict = "ok" if r["calls_per_s"] >= SWEEP_TARGET else "BELOW TARGET"
+        print(f"sweep run {r['scenario']} in memory (no files): {r['calls']:,} calls in {r['wall_s']:.2f} s = "
+              f"{r['calls_per_s']:,.0f} calls/s (target >= {SWEEP_TARGET:,} per worker process: {verdict})")
     if not (args.skip_e2e or args.skip_stress):  # the stress rows are end-to-end runs too
         stress = bench_stress()
         if stress is None:

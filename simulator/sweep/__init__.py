@@ -11,14 +11,24 @@ General layout:
 - `_run_one`: `run_one`, one run in memory: what a worker runs; `_keep` writes a run's files
   too (`--keep-runs`).
 - `_dask`: `run_many`, the runs on a Dask LocalCluster or a running cluster (or in this
-  process), with `_progress`'s bar.
+  process), with `_progress`'s bar; `open_cluster` keeps one for several calls.
 - `_stats`: per grid point, the distributions over seeds (`point_stats`); `_files` writes
   sweep.csv and sweep.json, `_html` sweep.html, `_write` all three.
 
 Nothing here writes a CDR unless asked to keep the runs' files.
 """
 
-from ._dask import STALL_TIMEOUT_S, SYNC, ClusterError, RunFailure, SweepResult, read_scenario_text, run_many
+from ._dask import (
+    STALL_TIMEOUT_S,
+    SYNC,
+    Cluster,
+    ClusterError,
+    RunFailure,
+    SweepResult,
+    open_cluster,
+    read_scenario_text,
+    run_many,
+)
 from ._grid import MAX_SEED, Point, RunSpec, derive_seeds, grid, run_specs
 from ._overrides import Override, apply_overrides, check_paths, parse_set
 from ._run_one import load_point, run_one, summarise
@@ -27,7 +37,7 @@ from ._summary import ORG_FIELDS, OrgRunSummary, RunSummary
 from ._write import Outcome, write_outputs
 
 __all__ = [
-    "STALL_TIMEOUT_S", "SYNC", "TOTAL", "ClusterError", "Distribution", "OrgStats", "Outcome", "PointStats",
+    "STALL_TIMEOUT_S", "SYNC", "TOTAL", "Cluster", "ClusterError", "open_cluster", "Distribution", "OrgStats", "Outcome", "PointStats",
     "point_stats", "write_outputs", "RunFailure", "SweepResult", "read_scenario_text", "run_many",
     "MAX_SEED", "ORG_FIELDS", "OrgRunSummary", "Override", "Point", "RunSpec", "RunSummary",
     "apply_overrides", "check_paths", "derive_seeds", "grid", "load_point", "parse_set", "run_one",

@@ -62,6 +62,26 @@ class RunFailure:
 
 
 @dataclass
+class Cluster:
+    """A Dask client kept open for several `run_many` calls (`open_cluster`)."""
+
+    client: Any
+    scheduler: str | None
+    workers: int
+
+
+@contextlib.contextmanager
+def open_cluster(scheduler: str | None = None, workers: int | None = None) -> Iterator[Cluster]:
+    """A LocalCluster (or a client of `scheduler`) for several `run_many(..., cluster=)` calls,
+    so that a search of several stages starts its worker processes once.
+
+    Raises ClusterError as `run_many` does; the cluster is shut down on leaving.
+    """
+    with _quiet_dask(), _client(scheduler, workers) as client:
+        yield Cluster(client, scheduler, len(client.scheduler_info()["workers"]))
+
+
+@dataclass
 class SweepResult:
     """What a sweep gave: `runs` finished (in the order of the specs asked for), `failures`,
     and whether Ctrl-C stopped it (`interrupted`: the runs not listed were cancelled)."""
@@ -81,7 +101,8 @@ def read_scenario_text(path: Path) -> str:
 
 def run_many(scenario_path: Path, specs: Sequence[RunSpec], *, scheduler: str | None = None,
              workers: int | None = None, progress: bool = False, keep_runs: Path | None = None,
-             stall_timeout_s: float = STALL_TIMEOUT_S, run_bytes: float | None = None) -> SweepResult:
+             stall_timeout_s: float = STALL_TIMEOUT_S, run_bytes: float | None = None,
+             cluster: Cluster | None = None) -> SweepResult:
     """Run every spec of the sweep and return their summaries.
 
     Args:
@@ -96,6 +117,7 @@ def run_many(scenario_path: Path, specs: Sequence[RunSpec], *, scheduler: str | 
       stall_timeout_s: give up the runs left when none finishes for this long.
       run_bytes: the memory a run takes in a worker; a running cluster whose workers have
         less (their memory limit) is refused before any run (ClusterError).
+      cluster: an `open_cluster` to run on (then `scheduler` and `workers` are its own).
 
     Returns:
       A SweepResult; runs that failed or timed out are in `failures`, never raised.
@@ -116,11 +138,14 @@ def run_many(scenario_path: Path, specs: Sequence[RunSpec], *, scheduler: str | 
     result = SweepResult(list(specs))
     started = time.perf_counter()
     try:
-        if scheduler == SYNC:
+        if cluster is not None:
+            with _quiet_dask():
+                _run_on_dask(text, source, specs, keep, progress, cluster, stall_timeout_s, run_bytes, result)
+        elif scheduler == SYNC:
             _run_here(text, source, specs, keep, progress, result)
         else:
-            _run_on_dask(text, source, specs, keep, progress, scheduler, workers, stall_timeout_s, run_bytes,
-                         result)
+            with open_cluster(scheduler, workers) as opened:
+                _run_on_dask(text, source, specs, keep, progress, opened, stall_timeout_s, run_bytes, result)
     finally:
         result.wall_s = time.perf_counter() - started
     return result
@@ -151,46 +176,56 @@ def _run_here(text: str, source: str, specs: Sequence[RunSpec], keep: dict[int, 
 
 
 def _run_on_dask(text: str, source: str, specs: Sequence[RunSpec], keep: dict[int, Path] | None,
-                 progress: bool, scheduler: str | None, workers: int | None, stall_timeout_s: float,
-                 run_bytes: float | None, result: SweepResult) -> None:
+                 progress: bool, cluster: Cluster, stall_timeout_s: float, run_bytes: float | None,
+                 result: SweepResult) -> None:
     from distributed import wait
 
+    try:
+        from distributed.client import FuturesCancelledError
+    except ImportError:  # before distributed 2024.12 `wait` does not raise for cancelled futures
+        FuturesCancelledError = ()  # type: ignore[assignment]  # noqa: N806
+
     done: dict[int, RunSummary] = {}
-    with _quiet_dask(), _client(scheduler, workers) as client:
-        info = client.scheduler_info()["workers"]
-        result.workers = len(info)
-        if scheduler is not None and run_bytes:
-            _check_worker_memory(scheduler, info, run_bytes)
-        where = f"on {result.workers} workers" + (f" at {scheduler}" if scheduler else "")
-        with RunProgress(len(specs), progress, where) as bar:
-            text_ref = client.scatter(text, broadcast=True)
-            futures = {client.submit(run_task, text_ref, source, spec, keep[i] if keep else None,
-                                     pure=False, key=f"callsim-sweep-run-{i}-{os.getpid()}-{time.time_ns()}"): i
-                       for i, spec in enumerate(specs)}
-            pending = set(futures)
-            last_done = time.monotonic()
-            try:
-                while pending:
-                    try:
-                        finished, pending = wait(pending, timeout=_POLL_S, return_when="FIRST_COMPLETED")
-                    except TimeoutError:
-                        if time.monotonic() - last_done > stall_timeout_s:
-                            _give_up(client, pending, futures, specs, stall_timeout_s, result)
-                            pending = set()
-                        continue
-                    last_done = time.monotonic()
-                    for future in finished:
-                        i = futures[future]
-                        if future.status == "finished":
-                            done[i] = future.result()
-                        else:
-                            result.failures.append(RunFailure(specs[i], _future_problem(future)))
-                        future.release()
-                        bar.advance(failed=i not in done)
-            except KeyboardInterrupt:
-                result.interrupted = True
-                with contextlib.suppress(Exception):
-                    client.cancel(list(pending))
+    client, scheduler = cluster.client, cluster.scheduler
+    info = client.scheduler_info()["workers"]
+    result.workers = len(info)
+    if scheduler is not None and run_bytes:
+        _check_worker_memory(scheduler, info, run_bytes)
+    where = f"on {result.workers} workers" + (f" at {scheduler}" if scheduler else "")
+    with RunProgress(len(specs), progress, where) as bar:
+        # a key of its own (hash=False): the same text scattered by an earlier sweep on this
+        # cluster may be being forgotten, which would cancel runs depending on it
+        text_ref = client.scatter(text, broadcast=True, hash=False)
+        futures = {client.submit(run_task, text_ref, source, spec, keep[i] if keep else None,
+                                 pure=False, key=f"callsim-sweep-run-{i}-{os.getpid()}-{time.time_ns()}"): i
+                   for i, spec in enumerate(specs)}
+        pending = set(futures)
+        last_done = time.monotonic()
+        try:
+            while pending:
+                try:
+                    finished, pending = wait(pending, timeout=_POLL_S, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    if time.monotonic() - last_done > stall_timeout_s:
+                        _give_up(client, pending, futures, specs, stall_timeout_s, result)
+                        pending = set()
+                    continue
+                except FuturesCancelledError:  # the cluster cancelled some: failures like the others
+                    finished = {f for f in pending if f.status != "pending"}
+                    pending -= finished
+                last_done = time.monotonic()
+                for future in finished:
+                    i = futures[future]
+                    if future.status == "finished":
+                        done[i] = future.result()
+                    else:
+                        result.failures.append(RunFailure(specs[i], _future_problem(future)))
+                    future.release()
+                    bar.advance(failed=i not in done)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            with contextlib.suppress(Exception):
+                client.cancel(list(pending))
     result.runs = [done[i] for i in sorted(done)]
 
 

@@ -24,6 +24,7 @@ from ._stats import TOTAL, Distribution, OrgStats, PointStats
 from ._summary import ORG_FIELDS, OrgRunSummary, RunSummary
 
 _MONEY_FIELDS = {"credits_spent_micros", "credits_purchased_micros", "lowest_balance_micros"}
+_CSV_FIELDS = tuple(name for name in ORG_FIELDS if name != "credits_spent_by_day_micros")  # a column a day: left out
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def write_json(out_dir: Path, info: SweepInfo, result: SweepResult, stats: Seque
 
 def _figure_names() -> list[str]:
     names = []
-    for name in ORG_FIELDS:
+    for name in _CSV_FIELDS:
         if name == "pool_exhausted_ms":
             names.append("pool_exhausted_at")
         else:
@@ -95,7 +96,7 @@ def _figure_names() -> list[str]:
 
 def _figures(org: OrgRunSummary, start: datetime) -> list[str | int]:
     row: list[str | int] = []
-    for name in ORG_FIELDS:
+    for name in _CSV_FIELDS:
         value = getattr(org, name)
         if name in _MONEY_FIELDS:
             row.append(format_micro(value))

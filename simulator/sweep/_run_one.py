@@ -4,8 +4,8 @@ This is what a worker runs.  It drives the rating core as `callsim run` does in 
 (`switch.next_arrivals`, then `RatingEngine.advance`, window after window, then `finish`),
 but hands each window to a `RunTracker` instead of the output files: no CDR is formatted or
 written, so a month of enterprise_month costs its rating and little else.  Windows also end
-at each monthly refill, for the pool watch (`_pools`); where windows end changes nothing in
-the results.
+at each monthly refill, for the pool watch (`_pools`), and at each day's end, for the spend
+per day (`_summary`); where windows end changes nothing in the results.
 
 A worker keeps the last few scenarios it loaded (keyed by the text, its name and the point),
 so the runs of one grid point load and check the file once.
@@ -14,6 +14,8 @@ so the runs of one grid point load and check the file once.
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 from dataclasses import replace
 
 from rating_core import RatingEngine, month_starts
@@ -25,7 +27,7 @@ from ..traffic import TrafficPlan
 from ._grid import Point, RunSpec
 from ._overrides import apply_overrides
 from ._pools import PoolWatch
-from ._summary import RunSummary, RunTracker
+from ._summary import MS_PER_DAY, RunSummary, RunTracker
 
 
 def run_one(scenario_text: str, source_name: str, spec: RunSpec) -> RunSummary:
@@ -57,14 +59,18 @@ def summarise(scenario: Scenario, point: Point = (),
     end = setup.end_ms
     refills = iter(month_starts(setup.start, end) + [end])
     refill = next(refills)
+    balance = np.zeros(len(setup.orgs), dtype=np.int64)  # before the initial lots, bought at t = 0
     while engine.now < end:
         t0 = engine.now
         while refill <= t0:
             refill = next(refills)
-        t1, arrivals = next_arrivals(engine, plan, min(end, t0 + VIRTUAL_WINDOW_MS, refill), max_window_calls)
+        day_end = (t0 // MS_PER_DAY + 1) * MS_PER_DAY
+        t1, arrivals = next_arrivals(engine, plan, min(end, t0 + VIRTUAL_WINDOW_MS, refill, day_end),
+                                     max_window_calls)
         snapshot = pools.before(engine, arrivals, t1)
         step = engine.advance(arrivals, t1)
-        tracker.window(t0, t1, arrivals, step.cdrs, step.events)
+        before, balance = balance, engine.balances()
+        tracker.window(t0, t1, arrivals, step.cdrs, step.events, before, balance)
         pools.after(engine, snapshot, arrivals, t0, t1)
     tracker.final(engine.finish().cdrs)
     return tracker.summary(scenario.seed, point, engine.balances(), pools.by_org())

@@ -14,6 +14,12 @@ summary.json does not hold:
   or the balance just before a recharge (`recharge_succeeded`'s balance minus its amount,
   SPEC §3: the recharge check runs after the instant's charges).
 * **pool exhaustion instant**: found by the driver (`_pools.PoolWatch`), which sees the pools.
+* **credits spent per day**: what the charges of each simulated day (24 h from the start)
+  took from the balance, by charge instant: a window's balance change with its purchases and
+  expiries taken out.  The driver ends windows at day boundaries, so each window is one day's.
+* **balance_exhausted**: the number of those events, raised only when a charge that credits
+  could pay found the balance too low (SPEC §3): above 0 exactly when credits cut a call, as
+  opposed to a call cut with no credit allowed at all, which no credit setting can prevent.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ._grid import Point
 _DROPPED = END_REASON_NAMES.index("dropped_balance_exhausted")
 _BLOCKED = END_REASON_NAMES.index("blocked_no_balance")
 _NO_LOW = np.iinfo(np.int64).max
+MS_PER_DAY = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class OrgRunSummary:
     pool_exhausted_ms: int | None  # the first instant a pool hit 0; None: never
     peak_concurrent_calls: int
     billed_s: int
+    balance_exhausted: int  # balance_exhausted events: > 0 iff credits (not their absence) cut a call
+    credits_spent_by_day_micros: tuple[int, ...]  # per simulated day, by charge instant
 
     @property
     def calls_cut(self) -> int:
@@ -83,16 +92,32 @@ class RunTracker:
         self._connected_total = 0
         self._peak_total = 0
         self._low = np.full(n, _NO_LOW, dtype=np.int64)
+        self._exhausted = np.zeros(n, dtype=np.int64)
+        self._spent_by_day: list[NDArray[np.int64]] = []
 
-    def window(self, t0: int, t1: int, arrivals: Arrivals, cdrs: CdrBatch, events: EventColumns) -> None:
-        """One window [t0, t1): its arrivals, and the CDRs and events the engine returned."""
+    def window(self, t0: int, t1: int, arrivals: Arrivals, cdrs: CdrBatch, events: EventColumns,
+               balance_before: NDArray[np.int64], balance_after: NDArray[np.int64]) -> None:
+        """One window [t0, t1) within one day: its arrivals, the CDRs and events the engine
+        returned, and every org's balance before and after it."""
         self._builder.add_cdrs(cdrs)
+        spent = balance_before - balance_after
         if len(events):
             self._builder.add_events(events)
             recharged = events.of("recharge_succeeded")
             if recharged.any():
                 np.minimum.at(self._low, events.org[recharged],
                               events.balance[recharged] - events.amount[recharged])
+            added = recharged | events.of("credits_purchased")
+            spent += group_sum(events.org[added], events.amount[added], self._n)
+            expired = events.of("credits_expired")
+            spent -= group_sum(events.org[expired], events.amount[expired], self._n)
+            exhausted = events.of("balance_exhausted")
+            self._exhausted += group_sum(events.org[exhausted], np.ones(int(exhausted.sum()), dtype=np.int64),
+                                         self._n)
+        day = t0 // MS_PER_DAY
+        while len(self._spent_by_day) <= day:
+            self._spent_by_day.append(np.zeros(self._n, dtype=np.int64))
+        self._spent_by_day[day] += spent
         if len(arrivals) or len(cdrs):
             self._peaks(t0, t1, arrivals, cdrs)
 
@@ -106,6 +131,7 @@ class RunTracker:
         (-1: never), both by org index."""
         c = self._builder.counts()
         low = np.minimum(self._low, balances)
+        by_day = np.array(self._spent_by_day, dtype=np.int64).reshape(-1, self._n)
         by_org = {}
         for o, org_id in enumerate(self._tables.org_ids):
             exhausted = int(pool_exhausted[o])
@@ -116,6 +142,8 @@ class RunTracker:
                 recharges_succeeded=int(c.recharges_succeeded[o]), recharges_failed=int(c.recharges_failed[o]),
                 lowest_balance_micros=int(low[o]), pool_exhausted_ms=None if exhausted < 0 else exhausted,
                 peak_concurrent_calls=int(self._peak[o]), billed_s=int(c.billed_s[o]),
+                balance_exhausted=int(self._exhausted[o]),
+                credits_spent_by_day_micros=tuple(by_day[:, o].tolist()),
             )
         reached = pool_exhausted[pool_exhausted >= 0]
         total = OrgRunSummary(
@@ -126,6 +154,8 @@ class RunTracker:
             lowest_balance_micros=int(low.min()) if self._n else 0,
             pool_exhausted_ms=int(reached.min()) if len(reached) else None,
             peak_concurrent_calls=self._peak_total, billed_s=int(c.billed_s.sum()),
+            balance_exhausted=int(self._exhausted.sum()),
+            credits_spent_by_day_micros=tuple(by_day.sum(axis=1).tolist()),
         )
         return RunSummary(seed, point, by_org, total)
 

@@ -193,7 +193,7 @@ SIDEWAYS = {
     ("simulator.cli", "simulator._cli_common"), ("simulator.cli", "simulator._cli_server"),
     ("simulator._cli_server", "simulator._cli_common"), ("simulator._bench_run", "simulator._cli_common"),
     ("simulator.cli", "simulator._cli_sweep"), ("simulator._cli_sweep", "simulator._cli_common"),
-    ("simulator.sweep", "simulator.run"),
+    ("simulator.sweep", "simulator.run"), ("simulator.bench", "simulator.sweep"),
     # plan runs its searches as sweeps
     ("simulator.plan", "simulator.sweep"),
     ("simulator.cli", "simulator._cli_plan"), ("simulator._cli_plan", "simulator._cli_common"),

@@ -84,3 +84,14 @@ def test_stress_recharge_every_instant_recharges_at_almost_every_charged_instant
     assert result["calls"] > 30_000
     assert org["recharges_succeeded"] > result["calls"] // 3 and org["recharges_failed"] == 0
     assert org["calls_by_end_reason"].get("blocked_no_balance", 0) == 0
+
+
+def test_the_sweep_row_rates_the_scenario_in_memory() -> None:
+    from simulator.bench._bench import bench_sweep_run
+    from simulator.scenario import load_scenario
+    from simulator.sweep import summarise
+    from tests.scenarios import QUICKSTART
+
+    row = bench_sweep_run(QUICKSTART, repeats=1)
+    assert row["calls"] == summarise(load_scenario(QUICKSTART)).total.calls > 0
+    assert row["calls_per_s"] == row["calls"] / row["wall_s"]

@@ -45,7 +45,8 @@ def _micro(text: str) -> int:
 
 
 def summary_from_files(out: Path) -> dict[str, OrgRunSummary]:
-    """Per org id and "total": the RunSummary figures that `callsim run`'s files imply."""
+    """Per org id and "total": the RunSummary figures that `callsim run`'s files imply (the
+    spend per day left empty: the files do not date each charge)."""
     summary = json.loads((out / "summary.json").read_text())
     rows = list(csv.DictReader((out / "cdrs.csv").open()))
     events = [json.loads(line) for line in (out / "events.jsonl").open()]
@@ -66,6 +67,8 @@ def summary_from_files(out: Path) -> dict[str, OrgRunSummary]:
             pool_exhausted_ms=_pool_exhausted(summary, rows, org_id),
             peak_concurrent_calls=_peak(mine),
             billed_s=section["billed_s"],
+            balance_exhausted=sum(1 for e in ledger if e["event"] == "balance_exhausted"),
+            credits_spent_by_day_micros=(),  # no charge instants in the files: see test_run_one
         )
     return found
 

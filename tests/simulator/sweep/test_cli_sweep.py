@@ -1,0 +1,126 @@
+"""`callsim sweep`: its files, its refusals (one line, exit 2, before any run) and Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator import cli
+from simulator.sweep import SYNC, derive_seeds, grid, parse_set, run_many, run_specs
+
+from .files import TEXT
+
+SETS = ["orgs.acme.credits.recharge_amount=3.00,8.00", "orgs.acme.credits.initial=5.00,50.00"]
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "scenario.toml"
+    path.write_text(TEXT)
+    return path
+
+
+def _sweep(scenario: Path, out: Path, *options: str) -> int:
+    sets = [item for s in SETS for item in ("--set", s)]
+    return cli.main(["sweep", str(scenario), "--seeds", "3", *sets, "--out", str(out), "--scheduler", "sync",
+                     *options])
+
+
+def test_sweep_writes_a_row_per_run_and_the_distributions_per_point(scenario: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    out = tmp_path / "out"
+    assert _sweep(scenario, out) == cli.EXIT_OK
+    stdout, stderr = capsys.readouterr()
+    assert "4 of 4" not in stderr and "12 of 12 runs finished" in stderr
+    assert stdout.splitlines()[0].startswith("setting") and len(stdout.splitlines()) == 5
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    expected = run_many(scenario, run_specs(grid([parse_set(s) for s in SETS]), derive_seeds(11, 3)),
+                        scheduler=SYNC).runs
+    assert [(int(r["seed"]), r["orgs.acme.credits.recharge_amount"], r["orgs.acme.credits.initial"])
+            for r in rows] == [(run.seed, run.point[0].shown, run.point[1].shown) for run in expected]
+    assert [int(r["calls_cut"]) for r in rows] == [run.total.calls_cut for run in expected]
+    assert [int(r["acme:balance_exhausted"]) for r in rows] == [run.orgs["acme"].balance_exhausted for run in expected]
+    document = json.loads((out / "sweep.json").read_text())
+    assert document["complete"] and document["runs"] == 12 and document["seeds"] == 3
+    assert document["settings"] == [s.split("=")[0] for s in SETS]
+    first = document["points"][0]
+    assert first["setting"] == {"orgs.acme.credits.recharge_amount": 3.0, "orgs.acme.credits.initial": 5.0}
+    cuts = sorted(run.total.calls_cut for run in expected[:3])
+    assert first["total"]["calls_cut"]["p50"] == cuts[1] and first["total"]["calls_cut"]["max"] == cuts[2]
+    assert first["total"]["calls_cut"]["share_of_seeds"] == sum(1 for c in cuts if c) / 3
+    assert first["orgs"]["acme"]["credits_purchased"]["p50"].count(".") == 1  # money as decimal text
+    page = (out / "sweep.html").read_text()
+    assert page.count("<img ") == 2 and page.count("<tr>") == 5
+
+
+def test_a_second_sweep_replaces_the_first_in_its_directory(scenario: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _sweep(scenario, out) == cli.EXIT_OK
+    assert cli.main(["sweep", str(scenario), "--seeds", "1", "--out", str(out), "--scheduler", "sync",
+                     "--quiet"]) == cli.EXIT_OK
+    assert json.loads((out / "sweep.json").read_text())["runs"] == 1
+
+
+def test_a_directory_holding_someone_elses_sweep_csv_is_refused(scenario: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.csv").write_text("my data\n")
+    assert _sweep(scenario, out) == cli.EXIT_USAGE
+    assert "holds sweep.csv" in capsys.readouterr().err
+    assert (out / "sweep.csv").read_text() == "my data\n"
+
+
+@pytest.mark.parametrize("option, message", [
+    ("orgs.acmee.credits.initial=1,2", '--set orgs.acmee: no item with id "acmee" in orgs (ids: acme, globex)'),
+    ("orgs.acme.credits.initial=1,-2", "orgs[0].credits.initial: must not be negative"),
+    ("orgs.acme.credits.initial", "--set orgs.acme.credits.initial: expected KEY=VALUE"),
+])
+def test_a_bad_set_is_one_line_and_nothing_runs(scenario: Path, tmp_path: Path, capsys, option: str,
+                                                message: str) -> None:
+    out = tmp_path / "out"
+    code = cli.main(["sweep", str(scenario), "--seeds", "2", "--set", option, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_sweep_that_cannot_fit_in_memory_is_refused_with_its_estimate(scenario: Path, tmp_path: Path,
+                                                                        capsys, monkeypatch) -> None:
+    monkeypatch.delenv("CALLSIM_FORCE", raising=False)
+    code = cli.main(["sweep", str(scenario), "--seeds", "5000", "--workers", "4096", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1
+    assert "per worker x 4096 workers" in err and "--workers" in err and "--force" in err
+
+
+def test_ctrl_c_cancels_the_runs_left_and_writes_those_that_finished(scenario: Path, tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal sends it: the local cluster's workers
+    ignore it, the sweep cancels the rest, writes its files and exits 130, no traceback."""
+    out, kept = tmp_path / "out", tmp_path / "kept"
+    command = [sys.executable, "-m", "simulator", "sweep", str(scenario), "--seeds", "400", "--workers", "2",
+               "--out", str(out), "--keep-runs", str(kept)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        # runs have finished, and the first ones' results reached the sweep long before
+        while len(list(kept.glob("point-0/seed-*/summary.json"))) < 6:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == cli.EXIT_INTERRUPTED, stderr.decode()
+    assert b"Traceback" not in stderr and b"interrupted" in stderr
+    document = json.loads((out / "sweep.json").read_text())
+    assert not document["complete"] and 1 <= document["finished"] < 400
+    assert len((out / "sweep.csv").read_text().splitlines()) == document["finished"] + 1
