@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..sweep import Override, RunSpec, RunSummary, run_many
+from ..sweep import Cluster, Override, RunSpec, RunSummary, run_many
 from ._model import Outcome, Setting
 
 AMPLE = 100_000_000  # whole units: beyond any org's spend a scenario can describe
@@ -31,12 +31,11 @@ class SweepEvaluator:
     go to each `run_many` as `callsim sweep` takes them (`SYNC`: in this process).
     """
 
-    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *, cluster: object = None,
+    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *, cluster: Cluster | None = None,
                  scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> None:
         self.scenario, self.org, self.fixed = scenario, org, tuple(fixed)
         self.cluster, self.scheduler, self.workers, self.progress = cluster, scheduler, workers, progress
         self.runs = 0
-        self._twins: dict[int, int] = {}
 
     def _credits(self, name: str, value: object) -> Override:
         return Override(f"orgs.{self.org}.credits.{name}", value)
@@ -48,10 +47,7 @@ class SweepEvaluator:
         point = self._ample()
         if until_ms is not None:
             point += (Override("simulation.duration", f"{until_ms}ms"),)
-        summaries = self._run([RunSpec(point, seed) for seed in seeds])
-        if until_ms is None:  # the ample-credit runs are the twins `_structural` compares with
-            self._twins.update((r.seed, r.orgs[self.org].calls_cut) for r in summaries)
-        return [self._outcome(r) for r in summaries]
+        return [self._outcome(r) for r in self._run([RunSpec(point, seed) for seed in seeds])]
 
     def trial(self, settings: Sequence[Setting], seeds: Sequence[int]) -> dict[Setting, list[Outcome]]:
         points = {s: self.fixed + (
@@ -75,17 +71,10 @@ class SweepEvaluator:
             raise RunFailed(str(result.failures[0]))
         return list(result.runs)
 
-    def _structural(self, seed: int) -> int:
-        """Calls of `seed` cut with ample credit: cuts no setting prevents (run once a seed)."""
-        if seed not in self._twins:
-            self._twins[seed] = self._run([RunSpec(self._ample(), seed)])[0].orgs[self.org].calls_cut
-        return self._twins[seed]
-
     def _outcome(self, summary: RunSummary) -> Outcome:
+        # balance_exhausted is raised only by a refusal where credits were allowed to pay: > 0
+        # iff the settings could have prevented a cut (docs/rating-rules.md)
         o = summary.orgs[self.org]
-        exhausted = getattr(o, "balance_exhausted", None)
-        if exhausted is None:  # TEMPORARY: until sweep's RunSummary counts balance_exhausted
-            exhausted = o.calls_cut > 0 and o.calls_cut > self._structural(summary.seed)
-        return Outcome(seed=summary.seed, credit_cut=exhausted > 0, cuts=o.calls_cut,
+        return Outcome(seed=summary.seed, credit_cut=o.balance_exhausted > 0, cuts=o.calls_cut,
                        spent_micros=o.credits_spent_micros, purchased_micros=o.credits_purchased_micros,
                        recharges=o.recharges_succeeded, lowest_balance_micros=o.lowest_balance_micros)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rating_core import card_valid_until_ms
 
 from ..scenario import Scenario
-from ..sweep import Override, derive_seeds
+from ..sweep import SYNC, Override, derive_seeds, open_cluster
 from ._model import Plan
 from ._runner import SweepEvaluator
 from ._search import PlanError, Question, SeedSupply, make_plan
@@ -27,11 +27,9 @@ NEVER = "9999-12-31"  # a card date that outlives any horizon
 
 def _cluster(scheduler: str | None, workers: int | None) -> contextlib.AbstractContextManager:
     """One cluster for every stage of the search (a LocalCluster starts its processes once)."""
-    from .. import sweep
-
-    if scheduler == sweep.SYNC or not hasattr(sweep, "open_cluster"):  # TEMPORARY hasattr
+    if scheduler == SYNC:
         return contextlib.nullcontext(None)
-    return sweep.open_cluster(scheduler, workers)
+    return open_cluster(scheduler, workers)
 
 
 def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, confidence: float = 0.95,
