@@ -6,6 +6,10 @@ plan's own evidence, and bad input is one line with exit status 2."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,3 +200,25 @@ def test_a_renewed_card_needs_only_the_lowest_trigger(scenario_file: Path) -> No
     again = rerun(scenario_file, "contoso", rec.setting, rec.outcomes[0].seed, renewed)
     assert again.calls_cut == 0 and again.recharges_succeeded == rec.outcomes[0].recharges
 
+
+
+def test_ctrl_c_stops_a_plan_with_exit_130(scenario_file: Path) -> None:
+    """SIGINT to the process group, as a terminal sends it, once the search has started: the
+    runs stop, one line, no traceback, 130."""
+    command = [sys.executable, "-m", "simulator", "plan", str(scenario_file), "--org", "contoso",
+               "--max-cut-risk", "0.01", "--scheduler", "sync"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        seen = ""
+        while "callsim plan: screen:" not in seen:  # the baseline is done: the search is under way
+            line = process.stderr.readline()
+            assert line, seen
+            seen += line
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "callsim: interrupted"
