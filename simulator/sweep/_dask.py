@@ -92,6 +92,7 @@ class SweepResult:
     interrupted: bool = False
     workers: int = 1
     wall_s: float = 0.0
+    on_dask: bool = False
 
 
 def read_scenario_text(path: Path) -> str:
@@ -188,7 +189,7 @@ def _run_on_dask(text: str, source: str, specs: Sequence[RunSpec], keep: dict[in
     done: dict[int, RunSummary] = {}
     client, scheduler = cluster.client, cluster.scheduler
     info = client.scheduler_info()["workers"]
-    result.workers = len(info)
+    result.workers, result.on_dask = len(info), True
     if scheduler is not None and run_bytes:
         _check_worker_memory(scheduler, info, run_bytes)
     where = f"on {result.workers} workers" + (f" at {scheduler}" if scheduler else "")

@@ -116,7 +116,7 @@ def _instant(start: datetime, ms: int) -> str:
 def _point(stats: PointStats, start: datetime) -> dict[str, Any]:
     return {
         "index": stats.index,
-        "setting": {o.path: o.value for o in stats.point},
+        "setting": {o.path: o.shown for o in stats.point},  # as typed: "50.00" stays 50.00
         "runs": len(stats.seeds),
         TOTAL: _org(stats.orgs[TOTAL], start),
         "orgs": {org: _org(s, start) for org, s in stats.orgs.items() if org != TOTAL},

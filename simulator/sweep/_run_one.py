@@ -67,10 +67,10 @@ def summarise(scenario: Scenario, point: Point = (),
         day_end = (t0 // MS_PER_DAY + 1) * MS_PER_DAY
         t1, arrivals = next_arrivals(engine, plan, min(end, t0 + VIRTUAL_WINDOW_MS, refill, day_end),
                                      max_window_calls)
-        snapshot = pools.before(engine, arrivals, t1)
+        connected = pools.before(engine, arrivals, t1)
         step = engine.advance(arrivals, t1)
         before, balance = balance, engine.balances()
         tracker.window(t0, t1, arrivals, step.cdrs, step.events, before, balance)
-        pools.after(engine, snapshot, arrivals, t0, t1)
+        pools.after(engine, connected, arrivals, step.cdrs)
     tracker.final(engine.finish().cdrs)
     return tracker.summary(scenario.seed, point, engine.balances(), pools.by_org())

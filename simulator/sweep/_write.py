@@ -40,7 +40,9 @@ def write_outputs(out_dir: Path, scenario: Scenario, source: Path, seeds: Sequen
 
 def _verdict(result: SweepResult) -> str:
     runs = len(result.specs)
-    text = f"{len(result.runs)} of {runs} runs finished in {result.wall_s:.1f} s on {result.workers} workers"
+    where = "in this process" if result.workers == 1 and not result.on_dask else (
+        f"on {result.workers} worker{'s' if result.workers != 1 else ''}")
+    text = f"{len(result.runs)} of {runs} runs finished in {result.wall_s:.1f} s {where}"
     if result.failures:
         text += f", {len(result.failures)} failed"
     if result.interrupted:

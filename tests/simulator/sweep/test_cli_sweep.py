@@ -52,7 +52,7 @@ def test_sweep_writes_a_row_per_run_and_the_distributions_per_point(scenario: Pa
     assert document["complete"] and document["runs"] == 12 and document["seeds"] == 3
     assert document["settings"] == [s.split("=")[0] for s in SETS]
     first = document["points"][0]
-    assert first["setting"] == {"orgs.acme.credits.recharge_amount": 3.0, "orgs.acme.credits.initial": 5.0}
+    assert first["setting"] == {"orgs.acme.credits.recharge_amount": "3.00", "orgs.acme.credits.initial": "5.00"}
     cuts = sorted(run.total.calls_cut for run in expected[:3])
     assert first["total"]["calls_cut"]["p50"] == cuts[1] and first["total"]["calls_cut"]["max"] == cuts[2]
     assert first["total"]["calls_cut"]["share_of_seeds"] == sum(1 for c in cuts if c) / 3
