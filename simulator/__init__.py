@@ -4,9 +4,9 @@ simulated time, and the output files, report and server around it.
 General layout, each floor importing only the floors below it:
 
 - `cli`: the `callsim` command (`_cli_common` for what every command shares,
-  `_cli_server` for `serve` and `loadgen`).
+  `_cli_server` for `serve` and `loadgen`, `_cli_plan` for `plan`).
 - `run` (`run_scenario`: one scenario, start to finish), `sweep` (many runs over seeds and
-  settings, in memory, on Dask) and `server` (`serve`: the rating core behind TCP); `bench`
+  settings, in memory, on Dask), `plan` (credit settings searched through sweeps) and `server` (`serve`: the rating core behind TCP); `bench`
   times them.
 - `switch` (the Trio loop that drives the engine window by window), `expect` (a finished
   run checked against its `[[expect]]` tables), `report` (the HTML report), with
@@ -20,6 +20,6 @@ Importing this package imports nothing else: `callsim --help` stays fast.
 """
 
 __all__ = [
-    "bench", "cli", "clock", "expect", "metrics", "outputs", "progress", "report", "run", "scenario",
-    "server", "sweep", "switch", "traffic",
+    "bench", "cli", "clock", "expect", "metrics", "outputs", "plan", "progress", "report", "run",
+    "scenario", "server", "sweep", "switch", "traffic",
 ]

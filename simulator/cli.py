@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import _cli_import, _cli_server, _cli_sweep
+from . import _cli_import, _cli_plan, _cli_server, _cli_sweep
 from ._cli_common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_server.add_parsers(command)  # serve, loadgen
     _cli_import.add_parser(command)
     _cli_sweep.add_parser(command)
+    _cli_plan.add_parsers(command)  # plan
     return parser
 
 
@@ -306,6 +307,8 @@ def _command(args: argparse.Namespace) -> int:
             return _cli_import.main(args)
         if args.command == "sweep":
             return _cli_sweep.main(args)
+        if args.command == "plan":
+            return _cli_plan.main(args)
         if args.command == "report":
             from . import report
 

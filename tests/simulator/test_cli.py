@@ -60,7 +60,7 @@ def test_every_command_describes_every_argument_with_examples_and_exit_statuses(
     monkeypatch.setenv("COLUMNS", "80")  # argparse wraps the help to the terminal's width
     commands = _subcommands()
     assert set(commands) == {"run", "check", "validate", "report", "bench", "serve", "loadgen", "import",
-                             "sweep"}
+                             "sweep", "plan"}
     for name, parser in commands.items():
         for action in parser._actions:
             assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)

@@ -180,8 +180,9 @@ FLOORS = {
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
     "simulator.metrics": 4, "simulator.usage": 4,
     "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sip": 5, "simulator.sweep": 5,
+    "simulator.plan": 5,
     "simulator.cli": 6, "simulator._cli_common": 6, "simulator._cli_import": 6, "simulator._cli_server": 6,
-    "simulator._bench_run": 6, "simulator._cli_sweep": 6,
+    "simulator._bench_run": 6, "simulator._cli_sweep": 6, "simulator._cli_plan": 6,
     "simulator._entry": 7, "simulator.__main__": 8,
 }
 HELPERS = {"simulator.clock", "simulator._stop_signals", "simulator._malloc", "simulator._version"}
@@ -195,6 +196,9 @@ SIDEWAYS = {
     ("simulator.sip", "simulator.server"),  # the SIP edge feeds the server's exchange
     ("simulator.cli", "simulator._cli_sweep"), ("simulator._cli_sweep", "simulator._cli_common"),
     ("simulator.sweep", "simulator.run"), ("simulator.bench", "simulator.sweep"),
+    # plan runs its searches as sweeps
+    ("simulator.plan", "simulator.sweep"),
+    ("simulator.cli", "simulator._cli_plan"), ("simulator._cli_plan", "simulator._cli_common"),
 }
 
 
