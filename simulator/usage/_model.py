@@ -210,7 +210,8 @@ def _tariff(prefix: str, country: str, estimates: dict[str, RateEstimate],
     if own is not None:
         return Tariff(prefix, country, own, own.per_minute_micro, "")
     if code in by_code:
-        return Tariff(prefix, country, None, by_code[code].per_minute_micro, f"+{code} calls")
+        shared = ", a pool paying part of them" if by_code[code].pool_shared else ""
+        return Tariff(prefix, country, None, by_code[code].per_minute_micro, f"+{code} calls{shared}")
     rates = sorted(e.per_minute_micro for e in estimates.values())
     if rates:
         return Tariff(prefix, country, None, rates[len(rates) // 2], "the median of the other prefixes")

@@ -50,7 +50,7 @@ def _header(model: ImportedModel, report: str | None) -> list[str]:
         f"# {model.rows:,} rows read; simulated: {counts}.",
         f"# Period: {_instant(period.start_ms)} to {_instant(period.end_ms)} (from {period.said_by});",
         f"# hours of the week are read on the local clock UTC{offset_text(period.offset_min)} ({period.offset_said_by}).",
-        "# Estimated, to check: the tariffs' per_minute (from Charge / minutes where credits paid),",
+        "# Estimated, to check: the tariffs' per_minute (Charge / minutes of the calls credits paid),",
         "# increments (60/60 assumed), zones, and the plans' minutes. To fill in: [orgs.credits].",
     ]
     if report:
@@ -94,8 +94,10 @@ def _tariff(table: str, tariff: Tariff, currency: str | None) -> list[str]:
         lines.append('zone = "A"')
     rate = _money(tariff.per_minute_micro)
     if tariff.estimate is not None:
+        shared = ("; none paid by credits alone: these calls' Charge is what a pool left, so the "
+                  "rate is low" if tariff.estimate.pool_shared else "")
         note = (f"{ESTIMATE_MARK} (from {_plural(tariff.estimate.paid_calls, 'paid call')}, "
-                f"{tariff.estimate.paid_minutes:,} min)")
+                f"{tariff.estimate.paid_minutes:,} min{shared})")
     elif tariff.per_minute_micro:
         note = f"{ESTIMATE_MARK} (no paid call here: taken from {tariff.fallback})"
     else:
