@@ -150,7 +150,7 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
         period=period, users=users, traffic=traffic, tariffs=tariffs,
         toll_free_tariffs=toll_free_tariffs,
         toll_free_numbers=[f"+{n}" for n in numbers[:MAX_TOLL_FREE_NUMBERS]],
-        toll_free_numbers_total=len(numbers), rows=frame.height, warnings=calls.warnings,
+        toll_free_numbers_total=len(numbers), rows=calls.rows_read, warnings=calls.warnings,
         skipped=calls.skipped, credits_paid_micro=int(used["charge_micro"].sum() or 0),
         sources=[s.name for s in calls.sources])
 
