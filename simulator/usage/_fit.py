@@ -97,7 +97,9 @@ class RateFit:
 
     @property
     def busy_hour(self) -> int:
-        return int(np.argmax(self.rates))
+        """The hour of the week with the highest observed rate: an hour filled in for an
+        export shorter than a week can tie with the day it was copied from, and is never named."""
+        return int(np.argmax(np.where(self.covered > 0, self.rates, -np.inf)))
 
 
 def fit_rates(start_ms: NDArray[np.int64], period: Period) -> RateFit:
