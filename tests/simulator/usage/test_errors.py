@@ -209,3 +209,14 @@ def test_an_export_without_usage_ids_keeps_every_row(tmp_path: Path) -> None:
     row = GOOD.split(",", 1)[1]
     model = import_usage([_export(tmp_path, row, row, header=header)])
     assert [(f.type, f.calls) for f in model.traffic] == [("domestic", 2)] and not model.warnings
+
+
+def test_the_folders_of_out_are_created(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "missing" / "deeper" / "s.toml"
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(out)]) == 0
+    assert out.read_text().startswith("# Imported by") and (out.parent / "s.fit.html").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(blocked / "s.toml"),
+                     "--no-report"]) == 2
+    assert f"cannot write {blocked / 's.toml'}: a file is in the way of its folder\n" in capsys.readouterr().err
