@@ -118,7 +118,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _write(target: Path, text: str) -> None:
     """Write through a temporary file renamed into place: an interrupted import leaves no
-    half-written scenario."""
+    half-written scenario.  Missing folders are created, as `run --out` creates its own."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        problem = "a file is in the way of its folder" if isinstance(err, (FileExistsError, NotADirectoryError)) \
+            else err.strerror or err
+        raise UsageError(f"cannot write {target}: {problem}") from None
     temporary = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
         temporary.write_text(text, encoding="utf-8")

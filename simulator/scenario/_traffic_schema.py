@@ -85,12 +85,12 @@ def _utc_offset(value: object) -> int:
     return -offset_ms if m[1] == "-" else offset_ms
 
 
-def _not_all_zero(noun: str) -> AfterValidator:
+def _not_all_zero(noun: str, why: str = "this traffic would make no calls") -> AfterValidator:
     """A list of numbers of which at least one is above 0 (an empty one is a length problem)."""
 
     def check(values: list[float]) -> list[float]:
         if values and not any(values):
-            raise ValueError(f"every {noun} is 0: this traffic would make no calls")
+            raise ValueError(f"every {noun} is 0: {why}")
         return values
 
     return AfterValidator(check)
@@ -193,7 +193,8 @@ class EmpiricalModel(_HoldingTable):
 
 class HistogramModel(_HoldingTable):
     edges: Annotated[list[NonNegativeDuration], Field(min_length=2, max_length=MAX_POINTS + 1)]
-    counts: Annotated[list[Annotated[float, _non_negative("a count", MAX_WEIGHT)]], _not_all_zero("count")]
+    counts: Annotated[list[Annotated[float, _non_negative("a count", MAX_WEIGHT)]], _not_all_zero(
+        "count", "the holding histogram has no counts to draw durations from")]
 
 
 _HOLDING_MODELS: dict[str, type[_HoldingTable]] = {

@@ -17,9 +17,11 @@ The rules (docs/usage-import.md repeats them):
 - **Destinations**: the country code (E.164, from the phonenumbers metadata) plus 3 digits
   for +1 (the NANP area code), 2 for the others; the `TOP_PREFIXES` most called kept, the
   other calls folded into their country code.
-- **Per-minute rates**: per destination prefix, the credits paid (Charge, rows with Charge > 0)
-  divided by the minutes they paid for, each call's duration rounded up to whole minutes (the
-  60/60 increment the scenario writes).  Estimates to check against the real tariff.
+- **Per-minute rates**: per destination prefix, the credits paid (Charge, rows with Charge > 0
+  whose Capability says credits paid the whole call; all rows with Charge > 0 when the prefix
+  has none of those) divided by the minutes they paid for, each call's duration rounded up to
+  whole minutes (the 60/60 increment the scenario writes).  Estimates to check against the
+  real tariff.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import phonenumbers
 import polars as pl
 from numpy.typing import NDArray
 
+from . import _vocabulary as vocabulary
 from ._rows import MS_PER_HOUR
 
 HOURS_PER_WEEK = 168
@@ -94,7 +97,9 @@ class RateFit:
 
     @property
     def busy_hour(self) -> int:
-        return int(np.argmax(self.rates))
+        """The hour of the week with the highest observed rate: an hour filled in for an
+        export shorter than a week can tie with the day it was copied from, and is never named."""
+        return int(np.argmax(np.where(self.covered > 0, self.rates, -np.inf)))
 
 
 def fit_rates(start_ms: NDArray[np.int64], period: Period) -> RateFit:
@@ -223,17 +228,30 @@ class RateEstimate:
     per_minute_micro: int | None  # None: no call paid credits under this prefix
     paid_calls: int
     paid_minutes: int
+    pool_shared: bool = False  # no call here was paid by credits alone: calls a pool paid in part count
 
 
 def per_minute_rates(frame: pl.DataFrame, prefix_column: str) -> dict[str, RateEstimate]:
-    """Per prefix: credits paid / minutes paid for (durations rounded up to whole minutes)."""
+    """Per prefix: credits paid / minutes paid for (durations rounded up to whole minutes).
+
+    A call whose Capability names a plan (MCOPSTN1, MCOPSTN2, ...) and has a Charge took the
+    rest of a pool and paid the overflow: its Charge covers only part of its minutes.  So a
+    prefix's rate comes from its calls that credits paid in full (`CREDITS_PAID_ALL`), and
+    from all its paid calls only when it has none of those (`pool_shared`: an underestimate).
+    Charges are rounded to cents per call, so the sums, not the calls' own rates, are divided.
+    """
     paid = frame.filter((pl.col("charge_micro") > 0) & (pl.col("duration_s") > 0)
-                        & pl.col(prefix_column).is_not_null())
-    sums = paid.group_by(prefix_column).agg(
+                        & pl.col(prefix_column).is_not_null()).with_columns(
+        pl.col("capability").str.strip_chars().str.to_uppercase()
+          .is_in(sorted(vocabulary.CREDITS_PAID_ALL)).alias("_credits_only"))
+    has_whole = pl.col("_credits_only").any().over(prefix_column)
+    kept = paid.filter(pl.col("_credits_only") | ~has_whole)
+    sums = kept.group_by(prefix_column).agg(
         pl.col("charge_micro").sum().alias("micro"),
-        ((pl.col("duration_s") + 59) // 60).sum().alias("minutes"), pl.len().alias("calls"))
-    return {prefix: RateEstimate(round(micro / minutes), calls, minutes)
-            for prefix, micro, minutes, calls in sums.iter_rows()}
+        ((pl.col("duration_s") + 59) // 60).sum().alias("minutes"), pl.len().alias("calls"),
+        (~pl.col("_credits_only").any()).alias("shared"))
+    return {prefix: RateEstimate(round(micro / minutes), calls, minutes, shared)
+            for prefix, micro, minutes, calls, shared in sums.iter_rows()}
 
 
 def most_common(values: pl.Series) -> str | None:

@@ -150,7 +150,7 @@ def build_model(calls: UsageCalls, period: Period, org: str | None = None) -> Im
         period=period, users=users, traffic=traffic, tariffs=tariffs,
         toll_free_tariffs=toll_free_tariffs,
         toll_free_numbers=[f"+{n}" for n in numbers[:MAX_TOLL_FREE_NUMBERS]],
-        toll_free_numbers_total=len(numbers), rows=frame.height, warnings=calls.warnings,
+        toll_free_numbers_total=len(numbers), rows=calls.rows_read, warnings=calls.warnings,
         skipped=calls.skipped, credits_paid_micro=int(used["charge_micro"].sum() or 0),
         sources=[s.name for s in calls.sources])
 
@@ -210,7 +210,8 @@ def _tariff(prefix: str, country: str, estimates: dict[str, RateEstimate],
     if own is not None:
         return Tariff(prefix, country, own, own.per_minute_micro, "")
     if code in by_code:
-        return Tariff(prefix, country, None, by_code[code].per_minute_micro, f"+{code} calls")
+        shared = ", a pool paying part of them" if by_code[code].pool_shared else ""
+        return Tariff(prefix, country, None, by_code[code].per_minute_micro, f"+{code} calls{shared}")
     rates = sorted(e.per_minute_micro for e in estimates.values())
     if rates:
         return Tariff(prefix, country, None, rates[len(rates) // 2], "the median of the other prefixes")

@@ -15,6 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def plural(count: int, noun: str) -> str:
+    """ "1 row", "2 rows", "1,000 rows"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 class UsageError(Exception):
     """An export that cannot be imported: one line naming the place and the problem."""
 
@@ -37,5 +42,4 @@ class UsageWarning:
 
     def line(self) -> str:
         more = f" and {self.count - len(self.places):,} more" if self.count > len(self.places) else ""
-        rows = "row" if self.count == 1 else "rows"
-        return f"{self.problem}: {self.count:,} {rows} ({', '.join(self.places)}{more})"
+        return f"{self.problem}: {plural(self.count, 'row')} ({', '.join(self.places)}{more})"

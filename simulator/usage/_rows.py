@@ -15,6 +15,7 @@ what is a counted warning (the row stays, a warning lists its first places):
 | Destination Number / Caller ID not E.164 (with or without "+") on a simulated row | warning: the row counts for rates and holding times, not for destinations |
 | UPN empty on an outbound row | warning: the row counts for rates, no user comes of it |
 | Start Time outside the period parameters.json gives | warning: the row is skipped |
+| UsageId (Graph: id) the same as an earlier row's, in any file of the import | warning: the row is skipped |
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ MS_PER_HOUR = 3_600_000
 class UsageCalls:
     """Every row of the import, typed.  `frame` columns:
 
-    `_file` (index into `sources`), `_page`, `_row` (the place), `upn`, `location`, `kind`
+    `_file` (index into `sources`), `_page`, `_row` (the place), `usage_id`, `upn`, `location`, `kind`
     (callsim traffic type, null when skipped), `start_ms` (UTC, ms since 1970), `offset_min`
     (the offset the Start Time was written with), `duration_s`, `charge_micro`, `destination`
     and `caller` (E.164 digits without "+", null when malformed or empty), `capability`.
@@ -49,6 +50,7 @@ class UsageCalls:
     currency: str | None
     warnings: list[UsageWarning] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    rows_read: int = 0  # with the repeated rows `frame` no longer holds
 
     def place(self, index: int) -> str:
         file, page, row = self.frame.row(index)[:3]
@@ -61,8 +63,11 @@ def check_rows(sources: list[Source]) -> UsageCalls:
                        for i, source in enumerate(sources)], how="vertical_relaxed")
     frame = frame.select("_file", "_page", "_row", *[c for c in frame.columns if not c.startswith("_")])
     if frame.height == 0:
-        raise UsageError(", ".join(s.name for s in sources), "no calls: the export has a header and no rows")
-    calls = UsageCalls(frame, sources, None)
+        empty = ("the export has a header and no rows" if any(not s.json for s in sources)
+                 else 'the export has no rows (its "value" arrays are empty)')
+        raise UsageError(", ".join(s.name for s in sources), f"no calls: {empty}")
+    calls = UsageCalls(frame, sources, None, rows_read=frame.height)
+    frame = calls.frame = _without_repeats(calls)
     # Surrounding spaces are dropped (a padded export is still an export); a column without
     # any is left as it is, which spares a copy of a million strings.
     padded = frame.select(pl.col(c).str.contains(r"^\s|\s$").any() for c in frame.columns
@@ -112,10 +117,20 @@ def check_rows(sources: list[Source]) -> UsageCalls:
     _warn_rows(calls, typed, outbound & (pl.col("upn") == ""), "no UPN (the call counts, no user comes of it)",
                lambda r: "")
     calls.frame = typed.select(
-        "_file", "_page", "_row", "upn", "location", "kind", "start_ms", "offset_min", "duration_s",
+        "_file", "_page", "_row", "usage_id", "upn", "location", "kind", "start_ms", "offset_min", "duration_s",
         "charge_micro", pl.col("destination_digits").alias("destination"),
         pl.col("caller_digits").alias("caller"), "capability", "skip")
     return calls
+
+
+def _without_repeats(calls: UsageCalls) -> pl.DataFrame:
+    """The rows whose UsageId (Graph: id) an earlier row has are dropped and counted as a
+    warning: the same export given twice, monthly exports that overlap or a page saved twice
+    would otherwise count their calls twice.  Rows without an id are all kept."""
+    usage_id = pl.col("usage_id").str.strip_chars()
+    repeated = (usage_id != "") & ~usage_id.is_first_distinct()
+    _warn_rows(calls, calls.frame, repeated, "UsageId already read (the row is skipped)", lambda r: r["usage_id"])
+    return calls.frame.filter(~repeated.fill_null(False))
 
 
 def _start_ms(text: pl.Expr, spaced: bool) -> pl.Expr:

@@ -30,21 +30,23 @@ from typing import IO, Any
 import polars as pl
 
 from . import _vocabulary as vocabulary
-from ._problems import UsageError
+from ._problems import UsageError, plural
 
 #: The values import reads, by its own names, in this order.
-FIELDS = ("upn", "location", "caller", "call_type", "number_type", "context", "destination",
+FIELDS = ("usage_id", "upn", "location", "caller", "call_type", "number_type", "context", "destination",
           "start", "duration", "charge", "currency", "capability")
 
-#: Admin center CSV column -> field.  The other columns (ids, names, End Time, Connection Fee,
+#: Admin center CSV column -> field.  The other columns (the other ids, names, End Time, Connection Fee,
 #: Destination Dialed) are not read: Duration Seconds is the call's length, and callsim has no
 #: connection fee (docs/usage-import.md).
 CSV_FIELDS = {
-    "UPN": "upn", "User Location": "location", "Caller ID": "caller", "Call Type": "call_type",
+    "UsageId": "usage_id", "UPN": "upn", "User Location": "location", "Caller ID": "caller", "Call Type": "call_type",
     "Number Type": "number_type", "Domestic/International": "context",
     "Destination Number": "destination", "Start Time": "start", "Duration Seconds": "duration",
     "Charge": "charge", "Currency": "currency", "Capability": "capability",
 }
+#: Columns an export may lack: without UsageId, rows read twice cannot be told apart.
+OPTIONAL_COLUMNS = frozenset({"UsageId"})
 #: Graph pstnCallLogRow property -> field, through the export column it fills.
 GRAPH_FIELDS = {name: CSV_FIELDS[column] for name, column in vocabulary.GRAPH_FIELDS.items()
                 if column in CSV_FIELDS}
@@ -88,10 +90,10 @@ def read_source(path: Path) -> Source:
 
 def _read_csv(name: str, data: Path | bytes, head: bytes) -> Source:
     header = _csv_header(name, head)
-    missing = [column for column in CSV_FIELDS if column not in header]
+    missing = [column for column in CSV_FIELDS if column not in header and column not in OPTIONAL_COLUMNS]
     if missing:
         raise UsageError(name, f"not a PSTN usage export: no column {', '.join(map(_quoted, missing))} "
-                               f"(the header has {len(header)} columns: {', '.join(map(_quoted, header[:6]))}"
+                               f"(the header has {plural(len(header), 'column')}: {', '.join(map(_quoted, header[:6]))}"
                                f"{', ...' if len(header) > 6 else ''})")
     duplicated = sorted({c for c in header if header.count(c) > 1 and c in CSV_FIELDS})
     if duplicated:
@@ -104,7 +106,8 @@ def _read_csv(name: str, data: Path | bytes, head: bytes) -> Source:
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as err:
         raise UsageError(_ragged_place(name, data, len(header)),
                          f"not a well-formed CSV file: {_first_line(err)}") from None
-    frame = frame.select("_row", *CSV_FIELDS)
+    frame = frame.select("_row", *(pl.col(c) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+                                   for c in CSV_FIELDS))
     frame = frame.rename(CSV_FIELDS).with_columns(
         pl.col(list(FIELDS)).fill_null(""), pl.lit(-1, pl.Int32).alias("_page"))
     return Source(name, frame.select("_row", "_page", *FIELDS), None, json=False)

@@ -33,7 +33,7 @@ import pycountry
 
 __all__ = [
     "ARCHIVE_GLOB", "ARCHIVE_PARAMETERS", "CALL_TYPE_TO_TEAMS", "CAPABILITY_DOMESTIC_MINUTES",
-    "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",
+    "CAPABILITY_LICENSES", "CHARGE_DECIMALS", "CREDITS_PAID_ALL", "DOMESTIC", "EXPORTED_END_REASONS", "EXPORT_COLUMNS",
     "EXPORT_ENCODING", "EXPORT_FILE_GLOB", "EXPORT_HEADER", "EXPORT_LINE_END", "GRAPH_FIELDS", "INTERNATIONAL",
     "NOT_RATED_CALL_TYPES", "NUMBER_TYPE_SERVICE", "NUMBER_TYPE_TOLL_FREE", "NUMBER_TYPE_USER",
     "OUTBOUND_CALL_TYPES", "TEAMS_CALL_TYPES", "TIME_FORMAT", "UnknownValue", "callsim_call_type",
@@ -214,6 +214,10 @@ CAPABILITY_LICENSES: dict[str, frozenset[str]] = {
     "MCOMEETADD": frozenset({"audio_conferencing"}),
     "MCOMEETACPEA": frozenset({"audio_conferencing", "communications_credits"}),
 }
+
+#: Capabilities whose calls credits pay in full: a Charge on any other (a calling plan's, or
+#: audio conferencing's) is the part beyond what a pool covered (`capability` below).
+CREDITS_PAID_ALL = frozenset({"MCOPSTNPP", "MCOMEETACPEA"})
 
 #: The domestic minutes per user per month of the plans that fix them: MCOPSTN5 and MCOPSTN6
 #: are the 120- and 240-minute domestic plans.  MCOPSTN1 (and MCOPSTN2's domestic part) gives

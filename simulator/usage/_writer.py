@@ -11,6 +11,7 @@ from ..units import format_duration, format_micro
 from ._fit import HOURS_PER_WEEK, HoldingFit, offset_text
 from ._mapping import TOLL_FREE
 from ._model import ImportedModel, Tariff, TrafficFit
+from ._problems import plural
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ESTIMATE_MARK = "# estimate: check against your tariff"
@@ -33,7 +34,7 @@ def scenario_text(model: ImportedModel, report: str | None = None, seed: int = 1
     for user in model.users:
         assumed = "  # no calling plan in the rows: assumed" if user.assumed_plan else ""
         lines += ["", "[[orgs.users]]",
-                  f"id = {_s(user.id)}  # {_comment(user.upn)}, {_plural(user.calls, 'outbound call')}",
+                  f"id = {_s(user.id)}  # {_comment(user.upn)}, {plural(user.calls, 'outbound call')}",
                   f"country = {_s(user.country)}", f"licenses = {_list(user.licenses)}{assumed}"]
     for fit in model.traffic:
         split = _split(model, fit)
@@ -50,7 +51,7 @@ def _header(model: ImportedModel, report: str | None) -> list[str]:
         f"# {model.rows:,} rows read; simulated: {counts}.",
         f"# Period: {_instant(period.start_ms)} to {_instant(period.end_ms)} (from {period.said_by});",
         f"# hours of the week are read on the local clock UTC{offset_text(period.offset_min)} ({period.offset_said_by}).",
-        "# Estimated, to check: the tariffs' per_minute (from Charge / minutes where credits paid),",
+        "# Estimated, to check: the tariffs' per_minute (Charge / minutes of the calls credits paid),",
         "# increments (60/60 assumed), zones, and the plans' minutes. To fill in: [orgs.credits].",
     ]
     if report:
@@ -94,8 +95,10 @@ def _tariff(table: str, tariff: Tariff, currency: str | None) -> list[str]:
         lines.append('zone = "A"')
     rate = _money(tariff.per_minute_micro)
     if tariff.estimate is not None:
-        note = (f"{ESTIMATE_MARK} (from {_plural(tariff.estimate.paid_calls, 'paid call')}, "
-                f"{tariff.estimate.paid_minutes:,} min)")
+        shared = ("; none paid by credits alone: these calls' Charge is what a pool left, so the "
+                  "rate is low" if tariff.estimate.pool_shared else "")
+        note = (f"{ESTIMATE_MARK} (from {plural(tariff.estimate.paid_calls, 'paid call')}, "
+                f"{tariff.estimate.paid_minutes:,} min{shared})")
     elif tariff.per_minute_micro:
         note = f"{ESTIMATE_MARK} (no paid call here: taken from {tariff.fallback})"
     else:
@@ -154,7 +157,7 @@ def _traffic(model: ImportedModel, fit: TrafficFit, user: str | None, calls: int
     lines = ["[[traffic]]", f"org = {_s(model.org)}", f"type = {_s(fit.type)}"]
     if user is None:
         lines.append(f"calls_per_hour = {_float(rates.calls_per_hour)}  # the week's mean: "
-                     f"{_plural(fit.calls, 'call')} in the export; busiest hour {_DAYS[busy // 24]} "
+                     f"{plural(fit.calls, 'call')} in the export; busiest hour {_DAYS[busy // 24]} "
                      f"{busy % 24:02d}:00 ({_float(rates.rates[busy])}/h)")
     else:
         lines += [f"calls_per_hour = {_float(rates.calls_per_hour * share)}  # {user}'s {calls:,} of the "
@@ -203,10 +206,6 @@ def _duration(ms: int) -> str:
     if ms % 1000 == 0:
         return format_duration(ms)
     return f"{ms // 1000}.{ms % 1000:03d}".rstrip("0") + "s"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _instant(ms: int) -> str:

@@ -172,7 +172,7 @@ def test_an_exponential_holding_table_is_the_holding_mean_shorthand() -> None:
     ({"distribution": "histogram", "edges": ["0s", "1m", "30s"], "counts": [1, 2]},
      "traffic[0].holding.edges[2]: edges must increase: 30s after 1m"),
     ({"distribution": "histogram", "edges": ["0s", "1m"], "counts": [0]},
-     "traffic[0].holding.counts: every count is 0: this traffic would make no calls"),
+     "traffic[0].holding.counts: every count is 0: the holding histogram has no counts to draw durations from"),
     ({"distribution": "histogram", "edges": ["0s", "1m"], "counts": [-1]},
      "traffic[0].holding.counts[0]: must not be negative, got -1"),
 ])

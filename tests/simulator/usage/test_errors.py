@@ -19,7 +19,9 @@ GOOD = ("u1,c1,,US,o1,alice@contoso.com,Alice,,user_out,Subscriber,Domestic,Unit
 
 
 def _export(tmp_path: Path, *rows: str, header: bytes = EXPORT_HEADER) -> Path:
+    """An export of `rows`, each GOOD-based row given its own UsageId (a repeated one is skipped)."""
     path = tmp_path / "PSTN.calls.test.csv"
+    rows = tuple(f"u{number}{row[2:]}" if row.startswith("u1,") else row for number, row in enumerate(rows, 2))
     path.write_bytes(header + "".join(row + "\r\n" for row in rows).encode())
     return path
 
@@ -81,6 +83,21 @@ def test_files_that_are_no_export_are_refused(tmp_path: Path, content: bytes, me
     path = tmp_path / "PSTN.calls.x.csv"
     path.write_bytes(content)
     with pytest.raises(UsageError, match=message):
+        import_usage([path])
+
+
+def test_an_empty_graph_page_is_said_to_have_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "page.json"
+    path.write_text('{"value": []}')
+    with pytest.raises(UsageError) as caught:
+        import_usage([path])
+    assert str(caught.value) == f'{path}: no calls: the export has no rows (its "value" arrays are empty)'
+
+
+def test_a_header_of_one_column_is_named_in_the_singular(tmp_path: Path) -> None:
+    path = tmp_path / "PSTN.calls.x.csv"
+    path.write_bytes(b"Name\r\nalice\r\n")
+    with pytest.raises(UsageError, match=r'\(the header has 1 column: "Name"\)'):
         import_usage([path])
 
 
@@ -165,3 +182,41 @@ def test_values_padded_with_spaces_are_read(tmp_path: Path) -> None:
     (fit,) = model.traffic
     assert (fit.type, fit.calls, model.currency) == ("domestic", 1, "USD")
     assert list(fit.durations_s) == [60]
+
+
+def test_rows_read_twice_are_skipped_and_counted(tmp_path: Path, capsys) -> None:
+    export = EXPORTS / "PSTN.calls.2026-11-08.csv"
+    once = import_usage([export])
+    twice = import_usage([export, export])
+    assert [(f.type, f.calls) for f in twice.traffic] == [(f.type, f.calls) for f in once.traffic]
+    assert twice.credits_paid_micro == once.credits_paid_micro and twice.rows == 2 * once.rows
+    (warning,) = [w for w in twice.warnings if w.problem.startswith("UsageId already read")]
+    assert warning.count == once.rows and warning.places[0] == f'{export}: row 2 "a1"'
+    out = tmp_path / "s.toml"
+    assert cli.main(["import", str(export), str(export), "--out", str(out), "--no-report"]) == 0
+    assert f"warning: {warning.line()}" in capsys.readouterr().err
+    assert f"#   {warning.line()}" in out.read_text()
+    page = EXPORTS / "getPstnCalls.page1.json"
+    pages = import_usage([page, page, EXPORTS / "getPstnCalls.page2.json"])
+    assert sum(f.calls for f in pages.traffic) == sum(
+        f.calls for f in import_usage([page, EXPORTS / "getPstnCalls.page2.json"]).traffic)
+    assert any(w.line().startswith(f'UsageId already read (the row is skipped): ') and f'{page}: value[0] "g1"'
+               in w.line() for w in pages.warnings)
+
+
+def test_an_export_without_usage_ids_keeps_every_row(tmp_path: Path) -> None:
+    header = EXPORT_HEADER.replace(b"UsageId,", b"")
+    row = GOOD.split(",", 1)[1]
+    model = import_usage([_export(tmp_path, row, row, header=header)])
+    assert [(f.type, f.calls) for f in model.traffic] == [("domestic", 2)] and not model.warnings
+
+
+def test_the_folders_of_out_are_created(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "missing" / "deeper" / "s.toml"
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(out)]) == 0
+    assert out.read_text().startswith("# Imported by") and (out.parent / "s.fit.html").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert cli.main(["import", str(EXPORTS / "PSTN.calls.2026-11-08.csv"), "--out", str(blocked / "s.toml"),
+                     "--no-report"]) == 2
+    assert f"cannot write {blocked / 's.toml'}: a file is in the way of its folder\n" in capsys.readouterr().err

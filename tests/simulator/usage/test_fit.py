@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.usage import EMPIRICAL_MIN_CALLS, fit_holding, import_usage
+from simulator.usage import EMPIRICAL_MIN_CALLS, Period, fit_holding, fit_rates, import_usage, scenario_text
 
 from .synthetic import office_week, write_export
 
@@ -74,3 +74,21 @@ def test_the_fit_report_finds_poisson_traffic_inside_its_band(tmp_path: Path) ->
     assert quality.ks_distance < 0.02
     assert (tmp_path / "fit" / "domestic.png").read_bytes().startswith(b"\x89PNG")
     assert "seen at most once" not in page.read_text()
+
+
+def test_the_busiest_hour_named_is_one_the_export_covers(tmp_path: Path) -> None:
+    """A one-day export (Wednesday) fills the other days' hours with its own: Monday 10:00 ties
+    with Wednesday 10:00 and comes first, but only Wednesday's was observed."""
+    wednesday = 1_762_300_800_000  # 2025-11-05T00:00Z, a Wednesday
+    starts = np.array([wednesday + 10 * 3_600_000 + i * 60_000 for i in range(5)] + [wednesday + 15 * 3_600_000])
+    fit = fit_rates(starts, Period(wednesday, wednesday + 86_400_000, 0, "parameters.json", "test"))
+    assert fit.rates[10] == fit.rates[2 * 24 + 10] == 5.0  # Monday 10:00 filled in from Wednesday
+    assert fit.busy_hour == 2 * 24 + 10
+    path = tmp_path / "PSTN.calls.x.csv"
+    from simulator.usage import EXPORT_HEADER
+
+    path.write_bytes(EXPORT_HEADER + "".join(
+        f"u{i},c,,US,o,alice@contoso.com,,,user_out,Subscriber,Domestic,United States,+12125550100,"
+        f"2025-11-05T{hour}:{i:02d}:00Z,,60,0.00,0.00,USD,MCOPSTN1\r\n"
+        for i, hour in enumerate(["10"] * 5 + ["15"])).encode())
+    assert "busiest hour Wednesday 10:00 (5.0/h)" in scenario_text(import_usage([path]))

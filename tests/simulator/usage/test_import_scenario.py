@@ -59,7 +59,7 @@ def _export_rows(path: Path, rows: list[tuple[str, str, str]]) -> Path:
     from simulator.usage import EXPORT_HEADER
 
     path.write_bytes(EXPORT_HEADER + "".join(
-        f"u,c,,US,o,{upn},,,{call_type},Subscriber,Domestic,United States,+12125550100,"
+        f"u{i},c,,US,o,{upn},,,{call_type},Subscriber,Domestic,United States,+12125550100,"
         f"2026-11-02T{9 + i % 10:02d}:00:00Z,,60,0.00,0.00,USD,{capability}\r\n"
         for i, (upn, call_type, capability) in enumerate(rows)).encode())
     return path
