@@ -39,7 +39,7 @@ _EXITS = (
                         "files hold the runs that finished"),
     (EXIT_USAGE, "bad input: the scenario, a --set path or value, an option, the --out directory, "
                  "a sweep too big for the memory, an unreachable scheduler"),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl-C): the runs not finished are cancelled; the files hold "
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM): the runs not finished are cancelled; the files hold "
                        "those that finished, sweep.json says \"complete\": false"),
 )
 

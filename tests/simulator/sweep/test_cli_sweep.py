@@ -101,9 +101,15 @@ def test_a_sweep_that_cannot_fit_in_memory_is_refused_with_its_estimate(scenario
     assert "per worker x 4096 workers" in err and "--workers" in err and "--force" in err
 
 
-def test_ctrl_c_cancels_the_runs_left_and_writes_those_that_finished(scenario: Path, tmp_path: Path) -> None:
-    """SIGINT to the whole process group, as a terminal sends it: the local cluster's workers
-    ignore it, the sweep cancels the rest, writes its files and exits 130, no traceback."""
+@pytest.mark.parametrize("stop", [
+    pytest.param(lambda process: os.killpg(process.pid, signal.SIGINT), id="ctrl-c to the process group"),
+    pytest.param(lambda process: process.send_signal(signal.SIGTERM), id="kill -TERM to the sweep alone"),
+])
+def test_ctrl_c_or_sigterm_cancels_the_runs_left_and_writes_those_that_finished(scenario: Path, tmp_path: Path,
+                                                                                stop) -> None:
+    """SIGINT to the whole process group, as a terminal sends it (the local cluster's workers
+    ignore it), or SIGTERM to the sweep's process, as `kill` sends it: the sweep cancels the
+    rest, writes its files, gives its --out directory back and exits 130, no traceback."""
     out, kept = tmp_path / "out", tmp_path / "kept"
     command = [sys.executable, "-m", "simulator", "sweep", str(scenario), "--seeds", "400", "--workers", "2",
                "--out", str(out), "--keep-runs", str(kept)]
@@ -114,13 +120,16 @@ def test_ctrl_c_cancels_the_runs_left_and_writes_those_that_finished(scenario: P
         while len(list(kept.glob("point-0/seed-*/summary.json"))) < 6:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
+        stop(process)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == cli.EXIT_INTERRUPTED, stderr.decode()
     assert b"Traceback" not in stderr and b"interrupted" in stderr
+    assert b"leaked" not in stderr  # multiprocessing's resource tracker: semaphores left behind
     document = json.loads((out / "sweep.json").read_text())
     assert not document["complete"] and 1 <= document["finished"] < 400
     assert len((out / "sweep.csv").read_text().splitlines()) == document["finished"] + 1
+    assert not (out / ".callsim.running").exists()
