@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -174,3 +175,13 @@ def test_a_bad_set_path_is_a_command_line_error_with_callsims_prefix(scenario: P
     code = cli.main(["sweep", str(scenario), "--seeds", "2", "--set", option, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE and err.startswith("callsim: --set ") and len(err.splitlines()) == 1
+
+
+def test_a_scheduler_refusing_the_connection_is_one_line_at_once(scenario: Path, tmp_path: Path, capsys) -> None:
+    with socket.socket() as bound:  # bound, not listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{bound.getsockname()[1]}"
+        code = cli.main(["sweep", str(scenario), "--seeds", "2", "--scheduler", address, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1, err
+    assert err.startswith(f"callsim: --scheduler {address}: cannot reach") and "connection refused" in err
