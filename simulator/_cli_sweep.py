@@ -32,6 +32,8 @@ MAX_WORKERS = 4_096
 #: and numpy already): a LocalCluster worker idles at 77 MB RSS with distributed imported and
 #: held 92 MB after a month of enterprise_month (Python 3.11, distributed 2026.8); rounded up.
 DASK_WORKER_BYTES = 100 << 20
+#: The scenario's seed: a sweep's seeds derive from it (`--seeds`), so a run's own seed replaces it.
+SEED_PATH = "simulation.seed"
 
 _EXITS = (
     (EXIT_OK, "every run finished; sweep.csv, sweep.json and sweep.html are written"),
@@ -39,7 +41,7 @@ _EXITS = (
                         "files hold the runs that finished"),
     (EXIT_USAGE, "bad input: the scenario, a --set path or value, an option, the --out directory, "
                  "a sweep too big for the memory, an unreachable scheduler"),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl-C): the runs not finished are cancelled; the files hold "
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM): the runs not finished are cancelled; the files hold "
                        "those that finished, sweep.json says \"complete\": false"),
 )
 
@@ -77,16 +79,20 @@ def add_parser(command) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run `callsim sweep`; user mistakes raise UsageError or ScenarioError (cli reports them)."""
     from .scenario import estimate
-    from .sweep import SYNC, ClusterError, derive_seeds, grid, load_point, parse_set, read_scenario_text
+    from .sweep import SYNC, ClusterError, derive_seeds, grid, parse_set, read_scenario_text
 
     try:
         sets = [parse_set(argument) for argument in args.overrides]
         points = grid(sets)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    for values in sets:
+        if values[0].path == SEED_PATH:
+            raise UsageError(f"--set {SEED_PATH}: a sweep runs --seeds N seeds derived from the scenario's "
+                             f"seed; use --seeds (and the file's {SEED_PATH} to draw other seeds)")
     scenario = load_checked(args.scenario, args.force)
     text, source = read_scenario_text(args.scenario), str(args.scenario)
-    loaded = [load_point(text, source, point) for point in points]  # every point's problems, now
+    loaded = _load_points(text, source, points)
     seeds = derive_seeds(scenario.seed, args.seeds)
     local = args.scheduler in (None, SYNC)
     workers = 1 if args.scheduler == SYNC else args.workers or (os.cpu_count() or 1) if local else args.workers
@@ -101,6 +107,23 @@ def main(args: argparse.Namespace) -> int:
             return _sweep(args, scenario, points, seeds, workers, run_bytes)
         except ClusterError as err:
             raise UsageError(str(err)) from None
+
+
+def _load_points(text: str, source: str, points: list) -> list:
+    """Every grid point's scenario, checked; ScenarioError with every point's problems, each
+    once (a bad path is the same problem at every point that has it)."""
+    from .scenario import ScenarioError
+    from .sweep import load_point
+
+    loaded, problems = [], []
+    for point in points:
+        try:
+            loaded.append(load_point(text, source, point))
+        except ScenarioError as err:
+            problems += [p for p in err.problems if p not in problems]
+    if problems:
+        raise ScenarioError(problems)
+    return loaded
 
 
 def _check_memory(run_bytes: float, workers: int) -> None:

@@ -22,6 +22,10 @@ handler, so it stays out of the way while these handlers are installed.
 Forked file workers inherit them until they ignore both signals
 (`_worker_process`): a signal meant for the whole process group only marks
 the child's copy, which nothing reads.
+
+Every other command (sweep, import, report, ...) stops by KeyboardInterrupt, which it
+handles where its outputs are safe: `hand_back` gives SIGINT back to Python and makes
+SIGTERM raise KeyboardInterrupt the same way.
 """
 
 from __future__ import annotations
@@ -71,10 +75,13 @@ class StopSignals:
         return dict(self._previous)
 
     def hand_back(self) -> None:
-        """Restore the handlers `take_over` replaced, for a command that keeps Python's Ctrl-C;
-        then raise KeyboardInterrupt if a signal came meanwhile, as Python's handler would have."""
+        """Give the signals back to Python's Ctrl-C, for a command that stops by
+        KeyboardInterrupt (sweep, import, ...): SIGINT gets the handler `take_over` replaced,
+        SIGTERM raises KeyboardInterrupt as Ctrl-C does (its default would kill the process
+        with nothing written and its --out directory still claimed).  Then raise
+        KeyboardInterrupt if a signal came meanwhile, as Python's handler would have."""
         for s, handler in self._previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.default_int_handler if s == signal.SIGTERM else handler)
         if self.received is not None:
             raise KeyboardInterrupt
 

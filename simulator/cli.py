@@ -314,8 +314,8 @@ def _command(args: argparse.Namespace) -> int:
 
             return report.main(args, UsageError)
     except ScenarioError as err:
-        for problem in err.problems:
-            print(problem.located(), file=sys.stderr)
+        for problem in err.problems:  # a problem of the command line (--set) has no file
+            print(problem.located() if problem.file else f"callsim: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except (UsageError, RunNotFinished) as err:
         print(f"callsim: {err}", file=sys.stderr)
@@ -372,6 +372,8 @@ def _run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()
 
+    if args.seed is not None and any(a.partition("=")[0].strip() == "simulation.seed" for a in args.overrides):
+        raise UsageError("--seed and --set simulation.seed both give the run's seed: use one")
     scenario = load_checked(args.scenario, args.force, args.out, edit=_overrides(args.overrides))
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)

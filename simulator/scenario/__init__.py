@@ -31,13 +31,13 @@ from ._expect_schema import (
     parse_expectations,
     say_ms,
 )
-from ._schema import DEFAULT_SIP_REALM
+from ._schema import CREDITS_MONEY_KEYS, DEFAULT_SIP_REALM, ORG_TABLE_KEYS
 from ._sip import NumberBlock, OrgSip, SipConfig, org_env_var, sip_password_env_var
 from ._traffic_shapes import Destination, Holding, RateProfile
 from ._loader import CallSpec, Problem, Scenario, ScenarioError, TrafficSpec, load_scenario, parse_scenario
 
 __all__ = [
-    "DEFAULT_SIP_REALM", "EVENT_KINDS", "Bound", "CallExpectation", "CallSpec", "Context", "Destination",
+    "CREDITS_MONEY_KEYS", "DEFAULT_SIP_REALM", "EVENT_KINDS", "ORG_TABLE_KEYS", "Bound", "CallExpectation", "CallSpec", "Context", "Destination",
     "EventExpectation", "Expectation", "Expected", "Holding", "NumberBlock", "OrgSip", "Problem",
     "RateProfile", "Scenario", "ScenarioError", "SipConfig", "TotalsExpectation", "TrafficSpec",
     "estimate", "load_scenario", "org_env_var", "parse_expectations", "parse_scenario", "say_ms",

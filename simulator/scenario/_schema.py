@@ -271,6 +271,13 @@ class OrgModel(_Table):
     users: list[Any] = Field(default_factory=list)  # each checked with UserModel
 
 
+#: An org's optional tables and their keys: `--set orgs.ID.credits.initial=...` may create the
+#: table a file leaves out (`callsim import` writes `[orgs.credits]` commented out).
+ORG_TABLE_KEYS = {"credits": frozenset(CreditsModel.model_fields), "sip": frozenset(OrgSipModel.model_fields)}
+#: The keys of `[orgs.credits]` that hold money, a decimal string (`initial = "100.00"`).
+CREDITS_MONEY_KEYS = frozenset({"initial", "recharge_below", "recharge_amount"})
+
+
 class UserModel(_Table):
     """A single user (`id`) or a group (`group` + `count`); which one is the loader's call."""
 

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -286,6 +287,7 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         finally:
             cluster.close()
         return
+    _check_reachable(scheduler)
     try:
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as err:
@@ -301,6 +303,31 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def _check_reachable(scheduler: str) -> None:
+    """Raise ClusterError at once when nothing answers at the scheduler's host and port: Dask's
+    Client retries a refused connection until its timeout, then says only "Timed out"."""
+    from distributed.comm import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(scheduler)
+    except ValueError:
+        return  # no host and port to try (another transport, a malformed address): Client says
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except ConnectionRefusedError:
+        problem = f"connection refused: no scheduler listens on {host} port {port}"
+    except socket.gaierror:
+        problem = f"unknown host {host}"
+    except TimeoutError:
+        problem = f"no answer from {host} port {port} in {CONNECT_TIMEOUT_S:.0f} s"
+    except OSError as err:
+        problem = err.strerror or _one_line(err)
+    else:
+        return
+    raise ClusterError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({problem})")
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scenario import Problem, ScenarioError
+from ..scenario import CREDITS_MONEY_KEYS, ORG_TABLE_KEYS, Problem, ScenarioError
 
 Scalar = str | int | float | bool
 
@@ -85,11 +85,13 @@ def apply_overrides(document: dict[str, Any], overrides: Iterable[Override]) -> 
     a table, the ids or the length of a list) when a path leads nowhere.
     """
     for override in overrides:
-        parent, last = _walk(document, override.path)
+        parent, last = _walk(document, override.path, create=True)
         current = parent[last] if _has(parent, last) else None
         if isinstance(current, (dict, list)):
             kind = "a table" if isinstance(current, dict) else "a list"
             _fail(override.path, f"is {kind}, not a value")
+        if current is None and _is_credits_money(override.path):
+            current = ""  # left out of the file: money all the same, so the text as typed
         parent[last] = _typed(override, current)
 
 
@@ -107,11 +109,16 @@ def _typed(override: Override, current: object) -> Scalar:
     return value
 
 
-def _walk(document: dict[str, Any], path: str) -> tuple[Any, Any]:
-    """The container holding the last step of `path` and that step (a key or an index)."""
+def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[Any, Any]:
+    """The container holding the last step of `path` and that step (a key or an index).
+
+    An org's optional table that the file leaves out (`orgs.acme.credits` of
+    `orgs.acme.credits.initial`) is created empty when `create`, else walked as if it were.
+    """
     steps = _steps(path)
     node: Any = document
     walked = ""
+    trail: list[str | int] = []  # the steps walked, ids resolved to indexes
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
         if isinstance(step, int):
@@ -122,6 +129,7 @@ def _walk(document: dict[str, Any], path: str) -> tuple[Any, Any]:
             if last:
                 return node, step
             node, walked = node[step], f"{walked}[{step}]"
+            trail.append(step)
             continue
         here = f"{walked}.{step}" if walked else step
         if isinstance(node, list):
@@ -133,18 +141,35 @@ def _walk(document: dict[str, Any], path: str) -> tuple[Any, Any]:
             if last:
                 return node, index
             node, walked = node[index], here
+            trail.append(index)
             continue
         if not isinstance(node, dict):
             _fail(walked, f"is a value, not a table (cannot take .{step})")
         if step not in node:
             if last:  # a key the file leaves out (a default) may be set; the loader checks the name
                 return node, step
+            if _optional_org_table(trail, step, steps[i + 1:]):
+                return (node.setdefault(step, {}) if create else {}), steps[-1]
             keys = ", ".join(node) or "none"
             _fail(here, f'no table "{step}" in {walked or "the scenario"} (keys there: {keys})')
         if last:
             return node, step
         node, walked = node[step], here
+        trail.append(step)
     raise AssertionError("unreachable: a path has at least one step")
+
+
+def _is_credits_money(path: str) -> bool:
+    """Whether `path` names a money key of an org's credits (`orgs.acme.credits.initial`)."""
+    steps = _steps(path)
+    return len(steps) == 4 and steps[0] == "orgs" and steps[2] == "credits" and steps[3] in CREDITS_MONEY_KEYS
+
+
+def _optional_org_table(trail: list[str | int], table: str | int, rest: list[str | int]) -> bool:
+    """Whether `table` is an org's optional table (trail: `orgs`, an index) and `rest` one of its keys."""
+    keys = ORG_TABLE_KEYS.get(table) if isinstance(table, str) else None
+    return (keys is not None and len(trail) == 2 and trail[0] == "orgs" and isinstance(trail[1], int)
+            and len(rest) == 1 and rest[0] in keys)
 
 
 def _steps(path: str) -> list[str | int]:

@@ -47,3 +47,17 @@ def test_the_previous_handlers_are_restored() -> None:
     with StopSignals.installed():
         assert [signal.getsignal(s) for s in STOP_SIGNALS] != before
     assert [signal.getsignal(s) for s in STOP_SIGNALS] == before
+
+
+def test_handed_back_sigterm_raises_keyboard_interrupt_as_ctrl_c_does() -> None:
+    before = [signal.getsignal(s) for s in STOP_SIGNALS]
+    stops = StopSignals()
+    try:
+        stops.take_over()
+        stops.hand_back()
+        assert signal.getsignal(signal.SIGINT) == before[0]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        for s, handler in zip(STOP_SIGNALS, before):
+            signal.signal(s, handler)

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,9 +102,15 @@ def test_a_sweep_that_cannot_fit_in_memory_is_refused_with_its_estimate(scenario
     assert "per worker x 4096 workers" in err and "--workers" in err and "--force" in err
 
 
-def test_ctrl_c_cancels_the_runs_left_and_writes_those_that_finished(scenario: Path, tmp_path: Path) -> None:
-    """SIGINT to the whole process group, as a terminal sends it: the local cluster's workers
-    ignore it, the sweep cancels the rest, writes its files and exits 130, no traceback."""
+@pytest.mark.parametrize("stop", [
+    pytest.param(lambda process: os.killpg(process.pid, signal.SIGINT), id="ctrl-c to the process group"),
+    pytest.param(lambda process: process.send_signal(signal.SIGTERM), id="kill -TERM to the sweep alone"),
+])
+def test_ctrl_c_or_sigterm_cancels_the_runs_left_and_writes_those_that_finished(scenario: Path, tmp_path: Path,
+                                                                                stop) -> None:
+    """SIGINT to the whole process group, as a terminal sends it (the local cluster's workers
+    ignore it), or SIGTERM to the sweep's process, as `kill` sends it: the sweep cancels the
+    rest, writes its files, gives its --out directory back and exits 130, no traceback."""
     out, kept = tmp_path / "out", tmp_path / "kept"
     command = [sys.executable, "-m", "simulator", "sweep", str(scenario), "--seeds", "400", "--workers", "2",
                "--out", str(out), "--keep-runs", str(kept)]
@@ -114,13 +121,67 @@ def test_ctrl_c_cancels_the_runs_left_and_writes_those_that_finished(scenario: P
         while len(list(kept.glob("point-0/seed-*/summary.json"))) < 6:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGINT)
+        stop(process)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == cli.EXIT_INTERRUPTED, stderr.decode()
     assert b"Traceback" not in stderr and b"interrupted" in stderr
+    assert b"leaked" not in stderr  # multiprocessing's resource tracker: semaphores left behind
     document = json.loads((out / "sweep.json").read_text())
     assert not document["complete"] and 1 <= document["finished"] < 400
     assert len((out / "sweep.csv").read_text().splitlines()) == document["finished"] + 1
+    assert not (out / ".callsim.running").exists()
+
+
+def test_every_settings_problems_are_reported_each_once(scenario: Path, tmp_path: Path, capsys) -> None:
+    """The first bad point (initial=1.00, recharge_amount=-3) has one problem; the others too."""
+    out = tmp_path / "out"
+    code = cli.main(["sweep", str(scenario), "--seeds", "2", "--set", "orgs.acme.credits.initial=1.00,-1",
+                     "--set", "orgs.acme.credits.recharge_amount=4.00,-3", "--out", str(out)])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == cli.EXIT_USAGE and not out.exists()
+    assert len(lines) == 2, lines
+    assert any("orgs[0].credits.initial" in line and '"-1"' in line for line in lines)
+    assert any("orgs[0].credits.recharge_amount" in line and '"-3"' in line for line in lines)
+
+
+@pytest.mark.parametrize("values", ["1,2", "5"])
+def test_setting_the_scenarios_seed_is_refused_pointing_to_seeds(scenario: Path, tmp_path: Path, capsys,
+                                                                values: str) -> None:
+    out = tmp_path / "out"
+    code = cli.main(["sweep", str(scenario), "--seeds", "2", "--set", f"simulation.seed={values}",
+                     "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and not out.exists()
+    assert err.startswith("callsim: --set simulation.seed: ") and "--seeds" in err and len(err.splitlines()) == 1
+
+
+def test_run_takes_its_seed_from_set_or_seed_but_not_both(scenario: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["run", str(scenario), "--set", "simulation.seed=5", "--quiet", "--out", str(out)]) == cli.EXIT_OK
+    assert json.loads((out / "summary.json").read_text())["seed"] == 5
+    capsys.readouterr()
+    code = cli.main(["run", str(scenario), "--seed", "6", "--set", "simulation.seed=5", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and err.startswith("callsim: --seed and --set simulation.seed")
+
+
+@pytest.mark.parametrize("option", ["orgs.contosso.credits.initial=1", "noequals", "orgs.acme.credits.initial"])
+def test_a_bad_set_path_is_a_command_line_error_with_callsims_prefix(scenario: Path, tmp_path: Path, capsys,
+                                                                     option: str) -> None:
+    code = cli.main(["sweep", str(scenario), "--seeds", "2", "--set", option, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and err.startswith("callsim: --set ") and len(err.splitlines()) == 1
+
+
+def test_a_scheduler_refusing_the_connection_is_one_line_at_once(scenario: Path, tmp_path: Path, capsys) -> None:
+    with socket.socket() as bound:  # bound, not listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{bound.getsockname()[1]}"
+        code = cli.main(["sweep", str(scenario), "--seeds", "2", "--scheduler", address, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1, err
+    assert err.startswith(f"callsim: --scheduler {address}: cannot reach") and "connection refused" in err

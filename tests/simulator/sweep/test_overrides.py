@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from simulator.scenario import ScenarioError, parse_scenario
-from simulator.sweep import Override, apply_overrides, derive_seeds, grid, load_point, parse_set
+from simulator.sweep import Override, apply_overrides, check_paths, derive_seeds, grid, load_point, parse_set
 
 from .files import TEXT
 
@@ -41,11 +43,24 @@ def test_a_key_the_file_leaves_out_may_be_set() -> None:
     assert scenario.setup.currency == "EUR"
 
 
+def test_an_orgs_credits_table_the_file_leaves_out_is_created_by_setting_one_of_its_keys() -> None:
+    """As `callsim import` writes a scenario: `[orgs.credits]` commented out."""
+    credits = _load("orgs.globex.credits.initial=3.00").setup.orgs[1].credits
+    assert credits.initial_micro == 3_000_000 and credits.auto_recharge is False
+    document = tomllib.loads(TEXT)
+    check_paths(document, parse_set("orgs.globex.credits.initial=3.00"))
+    assert document == tomllib.loads(TEXT)  # checked, not changed
+
+
 @pytest.mark.parametrize("path, message", [
     ("orgs.acmee.credits.initial", '--set orgs.acmee: no item with id "acmee" in orgs (ids: acme, globex)'),
     ("traffic[5].calls_per_hour", "--set traffic[5]: no such item (traffic has 2)"),
-    ("orgs.globex.credits.initial", '--set orgs.globex.credits: no table "credits" in orgs.globex '
+    ("orgs.globex.credit.initial", '--set orgs.globex.credit: no table "credit" in orgs.globex '
+                                   "(keys there: id, users)"),
+    ("orgs.globex.credits.initail", '--set orgs.globex.credits: no table "credits" in orgs.globex '
                                     "(keys there: id, users)"),
+    ("traffic[0].credits.initial", '--set traffic[0].credits: no table "credits" in traffic[0] '
+                                   "(keys there: org, type, calls_per_hour, holding_mean)"),
     ("orgs.acme.credits", "--set orgs.acme.credits: is a table, not a value"),
 ])
 def test_a_bad_path_names_itself_and_what_exists_there(path: str, message: str) -> None:
