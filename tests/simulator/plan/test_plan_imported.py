@@ -36,7 +36,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
 
 
 def test_an_imported_scenario_gets_a_recommendation(planned) -> None:
-    _, printed, document = planned
+    scenario, printed, document = planned
     rec = document["recommended"]
     assert rec is not None and rec["auto_recharge"] is True
     assert f"Initial amount:                      {rec['initial']:,} USD" in printed
@@ -48,7 +48,9 @@ def test_an_imported_scenario_gets_a_recommendation(planned) -> None:
     assert document["card_stops_ms"] is None
     risk = document["evidence"]["risk"]
     assert risk["seeds"] == 14 and risk["seeds_with_cut"] == 0 and risk["upper_bound"] < 0.2
+    assert risk["stated"] == "≤ 19.3 % at 95 % confidence (0 of 14 runs cut)"
     assert f"risk of a credit-caused cut: {risk['stated']}" in printed
+    assert f"<td>{risk['stated']}</td>" in (scenario.parent / "plan" / "plan.html").read_text()
 
 
 def test_the_recommendation_holds_when_re_run(planned) -> None:
