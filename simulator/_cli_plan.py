@@ -45,8 +45,7 @@ def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
                     "callsim plan my.toml --org c --max-cut-risk 0.01 --scheduler tcp://h:8786"],
                    [(EXIT_OK, "a recommendation (or: no credits needed) is printed"),
                     (EXIT_CHECK_FAILED, "no setting passed the target, or --out could not be written"),
-                    (EXIT_BAD_INPUT[0], "bad input: the scenario, the org (unknown, or without a "
-                                        "credits table), an option")])
+                    (EXIT_BAD_INPUT[0], "bad input: the scenario, an org it does not have, an option")])
     plan.add_argument("scenario", type=Path, metavar="SCENARIO", help="the scenario file (.toml)")
     plan.add_argument("--org", required=True, metavar="ID", help="the org whose credits to plan")
     plan.add_argument("--max-cut-risk", type=_fraction, required=True, metavar="P",

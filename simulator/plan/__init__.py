@@ -19,10 +19,10 @@ from ._output import document, text, write
 from ._runner import RunFailed, SweepEvaluator
 from ._scenario import plan_scenario
 from ._search import NoSettingPasses, PlanError, Question, SeedSupply, make_plan
-from ._stats import Risk, clopper_pearson, cuts_allowed, risk_of, seeds_needed, upper_bound
+from ._stats import Risk, clopper_pearson, cuts_allowed, percent_up, risk_of, seeds_needed, upper_bound
 
 __all__ = [
     "MONTH_MS", "Evaluator", "Evidence", "NoSettingPasses", "Outcome", "Plan", "PlanError", "Question",
     "Rejection", "Risk", "RunFailed", "SeedSupply", "Setting", "clopper_pearson", "cuts_allowed", "document", "make_plan",
-    "plan_scenario", "risk_of", "seeds_needed", "SweepEvaluator", "text", "upper_bound", "write",
+    "percent_up", "plan_scenario", "risk_of", "seeds_needed", "SweepEvaluator", "text", "upper_bound", "write",
 ]

@@ -17,19 +17,14 @@ from typing import Any
 from ..units import format_duration, format_micro
 from ._amounts import show_micros, show_units
 from ._model import Evidence, Plan, Setting
-from ._stats import Risk, seeds_needed
+from ._stats import Risk, percent_up, seeds_needed
 
 ADMIN_CENTER = "Microsoft 365 admin center > Billing > Your products > Communication Credits"
 
 
-def _pct(x: float) -> str:
-    return f"{x:.2%}" if x < 0.01 else f"{x:.1%}"
-
-
 def risk_line(r: Risk) -> str:
-    """'0 of 299 seeds had a credit-caused cut: risk below 1.0% at 95% confidence (interval 0-1.2%)'."""
-    return (f"{r.cuts} of {r.seeds} seeds had a credit-caused cut: the risk is below {_pct(r.upper)} "
-            f"at {r.confidence:.0%} confidence (two-sided interval {_pct(r.low)} to {_pct(r.high)})")
+    """The one-sided upper bound the decision uses: '≤ 0.997 % at 95 % confidence (0 of 299 runs cut)'."""
+    return r.stated
 
 
 def setting_lines(s: Setting, currency: str) -> list[tuple[str, str]]:
@@ -100,7 +95,7 @@ def _structural(plan: Plan) -> list[str]:
 
 def _risk_doc(r: Risk) -> dict[str, Any]:
     return {"seeds": r.seeds, "seeds_with_cut": r.cuts, "estimate": r.estimate, "confidence": r.confidence,
-            "upper_bound": r.upper, "interval": [r.low, r.high]}
+            "upper_bound": r.upper, "stated": r.stated}
 
 
 def _setting_doc(s: Setting | None) -> dict[str, int] | None:
@@ -174,7 +169,7 @@ def _page(plan: Plan, source: str) -> str:
                      "<th>with a cut</th><th>upper bound</th><th>recharges a month</th></tr>" + "".join(
                          f"<tr><td>{p.stage}</td><td>{p.setting.initial:,}</td><td>{p.setting.below:,}</td>"
                          f"<td>{p.setting.amount:,}</td><td>{p.seeds}</td><td>{p.risk.cuts}</td>"
-                         f"<td>{_pct(p.risk.upper)}</td><td>{p.recharges_per_month:.1f}</td></tr>"
+                         f"<td>{html.escape(percent_up(p.risk.upper))}</td><td>{p.recharges_per_month:.1f}</td></tr>"
                          for p in plan.probes) + "</table>")
     for note in plan.notes + _structural(plan):
         parts.append(f"<p>{html.escape(note)}</p>")

@@ -6,17 +6,44 @@ repeated by hand.  A baseline gives the org ample credit (`AMPLE` whole units, n
 so no credit-caused cut can happen and what it spends is what its traffic costs; a baseline
 up to an instant also shortens `simulation.duration` (a longer run starts with exactly the
 calls of a shorter one).
+
+An org the scenario gives no `[orgs.credits]` table (a `callsim import` leaves it commented
+out) is planned as if it had one: each run's settings then reach the parsed document as that
+whole table (`CreditsTable`), a single override, instead of key by key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..sweep import Cluster, Override, RunSpec, RunSummary, run_many
 from ._model import Outcome, Setting
 
 AMPLE = 100_000_000  # whole units: beyond any org's spend a scenario can describe
+
+
+class CreditsTable(dict):
+    """An `[orgs.credits]` table put into the parsed scenario by one `Override`.
+
+    Hashable, since sweep keys its points by their overrides, and read-only, since one object
+    serves every run of the point (the loader reads it, nothing may change it).  Pickled as
+    a plain dict's items, for Dask's workers.
+    """
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        super().__init__(values)
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, object]]]:
+        return CreditsTable, (dict(self),)
+
+    def _read_only(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a CreditsTable is read-only")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = __ior__ = _read_only  # type: ignore[assignment]
 
 
 class RunFailed(Exception):
@@ -26,22 +53,27 @@ class RunFailed(Exception):
 class SweepEvaluator:
     """Runs one org's probes through `simulator.sweep.run_many`, on Dask.
 
-    `fixed`: overrides every run carries (the card kept valid, say).  `cluster`: an
+    `fixed`: overrides every run carries (the card kept valid, say).  `add_credits`: the org
+    has no `[orgs.credits]` table; each run's settings come as a whole `CreditsTable`.  `cluster`: an
     `open_cluster` shared by every stage of the search; without one, `scheduler` and `workers`
     go to each `run_many` as `callsim sweep` takes them (`SYNC`: in this process).
     """
 
-    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *, cluster: Cluster | None = None,
-                 scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> None:
-        self.scenario, self.org, self.fixed = scenario, org, tuple(fixed)
+    def __init__(self, scenario: Path, org: str, fixed: Sequence[Override] = (), *, add_credits: bool = False,
+                 cluster: Cluster | None = None, scheduler: str | None = None, workers: int | None = None,
+                 progress: bool = False) -> None:
+        self.scenario, self.org, self.fixed, self.add_credits = scenario, org, tuple(fixed), add_credits
         self.cluster, self.scheduler, self.workers, self.progress = cluster, scheduler, workers, progress
         self.runs = 0
 
-    def _credits(self, name: str, value: object) -> Override:
-        return Override(f"orgs.{self.org}.credits.{name}", value)
+    def point(self, **credits: str | bool) -> tuple[Override, ...]:
+        """The overrides of one run: `fixed`, then the org's credits settings."""
+        if self.add_credits:
+            return self.fixed + (Override(f"orgs.{self.org}.credits", CreditsTable(credits)),)  # type: ignore[arg-type]
+        return self.fixed + tuple(Override(f"orgs.{self.org}.credits.{k}", v) for k, v in credits.items())
 
     def _ample(self) -> tuple[Override, ...]:
-        return self.fixed + (self._credits("initial", str(AMPLE)), self._credits("auto_recharge", False))
+        return self.point(initial=str(AMPLE), auto_recharge=False)
 
     def baseline(self, seeds: Sequence[int], until_ms: int | None) -> list[Outcome]:
         point = self._ample()
@@ -50,10 +82,8 @@ class SweepEvaluator:
         return [self._outcome(r) for r in self._run([RunSpec(point, seed) for seed in seeds])]
 
     def trial(self, settings: Sequence[Setting], seeds: Sequence[int]) -> dict[Setting, list[Outcome]]:
-        points = {s: self.fixed + (
-            self._credits("initial", str(s.initial)), self._credits("auto_recharge", True),
-            self._credits("recharge_below", str(s.below)), self._credits("recharge_amount", str(s.amount)),
-        ) for s in settings}
+        points = {s: self.point(initial=str(s.initial), auto_recharge=True, recharge_below=str(s.below),
+                                recharge_amount=str(s.amount)) for s in settings}
         specs = [RunSpec(points[s], seed) for s in settings for seed in seeds]
         summaries = self._run(specs)
         n = len(seeds)

@@ -1,9 +1,13 @@
 """A plan for one org of a scenario file: the question checked against the scenario, then the
 search run through sweep.
 
-Bad input is a `PlanError` with one line: an org the scenario does not have, an org without a
-`[orgs.credits]` table (no credits to plan: the admin center has none to set either), a risk
-or confidence outside (0, 1), fewer seeds than the target needs.
+An org without an `[orgs.credits]` table (what `callsim import` writes: the table is left for
+the administrator to fill in) is planned as if communications credits with auto-recharge were
+set up, the plan searching every amount anyway, and without a `card_expires` the card is one
+that never expires; the plan's notes say both.
+
+Bad input is a `PlanError` with one line: an org the scenario does not have, a risk or
+confidence outside (0, 1), fewer seeds than the target needs.
 """
 
 from __future__ import annotations
@@ -52,10 +56,7 @@ def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, co
     if org not in orgs:
         raise PlanError(f"{path}: no org {org!r} (orgs: {', '.join(orgs) or 'none'})")
     credits = orgs[org].credits
-    if credits is None:
-        raise PlanError(f"{path}: org {org!r} has no [orgs.credits] table: it buys no credits, so "
-                        "there is nothing to plan (add one, e.g. initial = \"0\"; a scenario from "
-                        "callsim import has it commented out)")
+    card_expires = credits.card_expires if credits is not None else None
     need = seeds_needed(target, confidence)
     if seeds is None:
         seeds = need
@@ -65,25 +66,33 @@ def plan_scenario(path: Path, scenario: Scenario, org: str, target: float, *, co
             f"(0 cuts in {seeds} seeds bound it by {upper_bound(0, seeds, confidence):.2%}); "
             f"at least {need}")
     horizon = scenario.setup.end_ms
-    dead = None if card_renewed else card_valid_until_ms(scenario.setup.start, credits.card_expires)
+    dead = None if card_renewed else card_valid_until_ms(scenario.setup.start, card_expires)
     if dead is not None:
         dead = None if dead >= horizon else max(0, dead)
     question = Question(org=org, currency=scenario.setup.currency, horizon_ms=horizon, card_dead_ms=dead,
                         target=target, confidence=confidence, seeds=seeds,
                         screen_seeds=Question.screen_size(seeds),
                         max_recharges_per_month=max_recharges_per_month)
-    fixed = (Override(f"orgs.{org}.credits.card_expires", NEVER),) if card_renewed else ()
+    # without a table (or a card_expires in it) the card never expires: nothing to renew
+    fixed = (Override(f"orgs.{org}.credits.card_expires", NEVER),) if card_renewed and card_expires else ()
     supply = SeedSupply(lambda n: derive_seeds(scenario.seed, n))
     with _cluster(scheduler, workers) as cluster:
-        evaluator = SweepEvaluator(path, org, fixed, cluster=cluster, scheduler=scheduler, workers=workers,
-                                   progress=progress)
+        evaluator = SweepEvaluator(path, org, fixed, add_credits=credits is None, cluster=cluster,
+                                   scheduler=scheduler, workers=workers, progress=progress)
         plan = make_plan(question, evaluator, supply, say)
-    if credits.card_expires is not None and dead is not None:
+    if credits is None:
+        plan.notes.append(f"org {org} has no [orgs.credits] table in the scenario: planned as if "
+                          "communications credits with auto-recharge were set up, paid by a card "
+                          "that never expires")
+    elif card_expires is None:
+        plan.notes.append("the scenario's [orgs.credits] gives no card_expires: planned with a "
+                          "payment card that never expires")
+    if card_expires is not None and dead is not None:
         plan.notes.append(
-            f"the payment card expires on {credits.card_expires.isoformat()}, within the horizon: "
+            f"the payment card expires on {card_expires.isoformat()}, within the horizon: "
             "recharges fail after it, so the balance then must carry the rest of the horizon "
             "(renew the card and plan with --card-renewed for the settings without that)")
-    if card_renewed and credits.card_expires is not None:
-        plan.notes.append(f"planned as if the payment card (expiring {credits.card_expires.isoformat()} "
+    if card_renewed and card_expires is not None:
+        plan.notes.append(f"planned as if the payment card (expiring {card_expires.isoformat()} "
                           "in the scenario) were renewed")
     return plan

@@ -37,7 +37,7 @@ from . import _amounts as amounts
 from rating_core import MICRO
 
 from ._model import MONTH_MS, Evaluator, Evidence, Plan, Rejection, Setting
-from ._stats import cuts_allowed
+from ._stats import cuts_allowed, percent_up
 
 VERIFY_ATTEMPTS = 4
 GROW = 8.0  # bracketing upward from a probe that failed the screen: log8 probes, then bisection
@@ -272,8 +272,8 @@ def _cheaper(plan: Plan, screened: dict[int, Evidence], failed_verify: list[Evid
 
 def _risk_reason(ev: Evidence, q: Question) -> str:
     r = ev.risk
-    return (f"{r.cuts} of {r.seeds} seeds had a credit-caused cut: the risk is up to "
-            f"{r.upper:.1%} at {q.confidence:.0%} confidence, not below {q.target:g}")
+    return (f"{r.cuts} of {r.seeds} runs cut: at {r.confidence * 100:g} % confidence the risk is only "
+            f"known to be ≤ {percent_up(r.upper)}, not below {q.target:g}")
 
 
 def _say(s: Setting | None, currency: str) -> str:

@@ -32,6 +32,12 @@ class Risk:
     def estimate(self) -> float:
         return self.cuts / self.seeds
 
+    @property
+    def stated(self) -> str:
+        """The bound the decision uses, as printed: '≤ 4.96 % at 95 % confidence (0 of 59 runs cut)'."""
+        return (f"≤ {percent_up(self.upper)} at {self.confidence * 100:g} % confidence "
+                f"({self.cuts} of {self.seeds} runs cut)")
+
     def below(self, target: float) -> bool:
         """The settings pass: the upper bound is strictly below the target."""
         return self.upper < target
@@ -43,6 +49,17 @@ def risk_of(cuts: int, seeds: int, confidence: float) -> Risk:
         raise ValueError(f"need 0 <= cuts <= seeds and seeds >= 1, got {cuts} of {seeds}")
     low, high = clopper_pearson(cuts, seeds, confidence)
     return Risk(cuts, seeds, confidence, upper_bound(cuts, seeds, confidence), low, high)
+
+
+def percent_up(x: float) -> str:
+    """`x` as a percentage rounded up to three significant digits ('4.96 %' for 0.0495076):
+    an upper bound shown rounded to nearest could read as the target it is below."""
+    pct = round(x * 100.0, 9)  # a float's noise (0.05 * 100 = 5.000000000000001) is not a digit
+    if pct <= 0.0:
+        return "0 %"
+    decimals = max(0, 2 - math.floor(math.log10(pct)))
+    scale = 10 ** decimals
+    return f"{math.ceil(round(pct * scale, 6)) / scale:.{decimals}f} %"
 
 
 def upper_bound(cuts: int, seeds: int, confidence: float) -> float:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from simulator.plan import clopper_pearson, cuts_allowed, risk_of, seeds_needed, upper_bound
+from simulator.plan import clopper_pearson, cuts_allowed, percent_up, risk_of, seeds_needed, upper_bound
 
 
 def binomial_cdf(k: int, n: int, p: float) -> float:
@@ -63,3 +63,15 @@ def test_risk_passes_strictly_below_the_target() -> None:
     assert not risk_of(1, 299, 0.95).below(0.01)
     with pytest.raises(ValueError):
         risk_of(3, 2, 0.95)
+
+
+@pytest.mark.parametrize(("x", "shown"), [(1 - 0.05 ** (1 / 59), "4.96 %"), (1 - 0.05 ** (1 / 299), "0.997 %"),
+                                          (0.394, "39.4 %"), (0.05, "5.00 %"), (0.0, "0 %"), (1.0, "100 %")])
+def test_a_bound_is_shown_rounded_up(x: float, shown: str) -> None:
+    """Rounded to nearest, 0.0495 would print as the 5 % target it is below."""
+    assert percent_up(x) == shown
+    assert float(shown.split()[0]) >= round(x * 100, 9)
+
+
+def test_the_stated_risk_is_the_one_sided_bound() -> None:
+    assert risk_of(0, 59, 0.95).stated == "≤ 4.96 % at 95 % confidence (0 of 59 runs cut)"
