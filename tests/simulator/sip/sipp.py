@@ -1,7 +1,10 @@
 """`callsim serve --sip` in a subprocess, and SIPp runs against it, for the SIP integration tests.
 
-The server is waited for on the line it prints once it listens, and stopped with SIGINT (its
-Ctrl-C), after which its files are complete.  SIPp runs are bounded twice: by SIPp's own
+No port is chosen here: a port found free and handed over later can be taken meanwhile by any
+process on the machine.  The server binds port 0 (SIP, and metrics when asked) and is read from
+the lines it prints once it listens; SIPp binds its own (it tries 5060 upwards, then lets the
+system pick; the tests' servers sit on system-picked ports).  The server is stopped with SIGINT
+(its Ctrl-C), after which its files are complete.  SIPp runs are bounded twice: by SIPp's own
 `-timeout` and by the subprocess timeout.  What SIPp saw comes from its message trace
 (`-trace_msg`: every message with its microsecond timestamp) and its `<log>` actions.
 """
@@ -14,7 +17,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,32 +32,26 @@ SCENARIO = LOAD_TESTS / "callsim.toml"
 SIPP = shutil.which("sipp")
 START_S = 30.0  # for the server to listen
 STOP_S = 30.0  # for the server to finish its files after SIGINT
-# The server's line once SIP listens: `callsim: SIP on 127.0.0.1:5060 (udp, tcp)`.
+# The server's line once SIP listens: `callsim: SIP on 127.0.0.1:5060 (UDP and TCP)`.
 _LISTENING = re.compile(r"SIP\b.*?\b(\d+\.\d+\.\d+\.\d+):(\d+)")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` (SIPp binds both for -t t1)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
+# Printed before it, with --metrics-port: `callsim: metrics at http://127.0.0.1:9464/metrics`.
+_METRICS = re.compile(r"metrics at (http://\S+/metrics)")
 
 
 class SipServer:
-    """`callsim serve SCENARIO --sip 127.0.0.1:0` until `stop()`; `cdrs()` after it."""
+    """`callsim serve SCENARIO --sip 127.0.0.1:0` until `stop()`; `cdrs()` after it.
 
-    def __init__(self, tmp: Path, *extra: str, scenario: Path = SCENARIO,
+    `metrics`: serve /metrics too, on a port of the system's choosing (`metrics_url`).
+    """
+
+    def __init__(self, tmp: Path, *extra: str, scenario: Path = SCENARIO, metrics: bool = False,
                  env: dict[str, str] | None = None) -> None:
-        self.out = tmp / "serve-out"
+        self.out = tmp / f"serve-out-{time.monotonic_ns()}"
+        self.metrics_url: str | None = None
         command = [sys.executable, "-m", "simulator", "serve", str(scenario), "--port", "0",
                    "--sip", "127.0.0.1:0", "--out", str(self.out), *extra]
+        if metrics:
+            command += ["--metrics-port", "0"]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, **(env or {})}, cwd=tmp)
         self.lines: list[str] = []
@@ -82,6 +78,9 @@ class SipServer:
                 self.proc.wait()
                 raise AssertionError(f"callsim exited ({self.proc.returncode}):\n" + "".join(self.lines))
             self.lines.append(line)
+            url = _METRICS.search(line)
+            if url:
+                self.metrics_url = url[1]
             found = _LISTENING.search(line)
             if found:
                 return found[1], int(found[2])
@@ -192,7 +191,7 @@ def run_sipp(tmp: Path, server: SipServer | str, scenario: str, inf: str | Path 
     tag = name or f"{scenario}-{transport}-{time.monotonic_ns()}"
     trace, logs, errors = (tmp / f"{tag}.msg", tmp / f"{tag}.log", tmp / f"{tag}.err")
     command = [SIPP, "-sf", str(LOAD_TESTS / f"{scenario}.xml"), target, "-t", transport,
-               "-i", local_ip, "-p", str(free_port(local_ip)), "-m", str(calls),
+               "-i", local_ip, "-m", str(calls),
                "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
                "-trace_msg", "-message_file", str(trace), "-trace_logs", "-log_file", str(logs),
                "-trace_err", "-error_file", str(errors), *extra]
