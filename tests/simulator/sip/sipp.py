@@ -3,7 +3,8 @@
 No port is chosen here: a port found free and handed over later can be taken meanwhile by any
 process on the machine.  The server binds port 0 (SIP, and metrics when asked) and is read from
 the lines it prints once it listens; SIPp binds its own (it tries 5060 upwards, then lets the
-system pick; the tests' servers sit on system-picked ports).  The server is stopped with SIGINT
+system pick; the tests' servers sit on system-picked ports), and is started again when two
+SIPp raced for one port over TCP (see _PORT_TAKEN).  The server is stopped with SIGINT
 (its Ctrl-C), after which its files are complete.  SIPp runs are bounded twice: by SIPp's own
 `-timeout` and by the subprocess timeout.  What SIPp saw comes from its message trace
 (`-trace_msg`: every message with its microsecond timestamp) and its `<log>` actions.
@@ -178,17 +179,35 @@ def parse_trace(text: str) -> list[Message]:
     return found
 
 
+# SIPp's words when the port it took for its own socket is taken after all: over TCP it binds
+# with SO_REUSEADDR, so two SIPp starting at once can both bind the same port and the second
+# then fails to listen on it.  Nothing was sent yet: starting it again is the same run.
+_PORT_TAKEN = re.compile(r"Unable to (bind|listen) main socket")
+SIPP_STARTS = 5  # at most, each failing only on its port
+
+
 def run_sipp(tmp: Path, server: SipServer | str, scenario: str, inf: str | Path | None = None, *,
              transport: str = "u1", calls: int = 1, local_ip: str = "127.0.0.1",
              timeout_s: float = 10.0, extra: tuple[str, ...] = (), name: str = "") -> SippRun:
     """Run SIPp's `load_tests/sip/SCENARIO.xml` against `server` until `calls` calls are done.
 
     `inf`: an injection file (a name in load_tests/sip, or a path).  Bounded by SIPp's -timeout
-    and, a few seconds later, by killing it.
+    and, a few seconds later, by killing it.  Started again (up to SIPP_STARTS times in all)
+    when SIPp could not get its own port before sending anything.
     """
+    for start in range(SIPP_STARTS):
+        run = _run_sipp_once(tmp, server, scenario, inf, transport, calls, local_ip, timeout_s, extra,
+                             f"{name or scenario}-{transport}-{time.monotonic_ns()}-{start}")
+        if run.returncode == 0 or run.messages or not _PORT_TAKEN.search(run.errors):
+            return run
+    return run
+
+
+def _run_sipp_once(tmp: Path, server: SipServer | str, scenario: str, inf: str | Path | None,
+                   transport: str, calls: int, local_ip: str, timeout_s: float,
+                   extra: tuple[str, ...], tag: str) -> SippRun:
     assert SIPP is not None
     target = server.target if isinstance(server, SipServer) else server
-    tag = name or f"{scenario}-{transport}-{time.monotonic_ns()}"
     trace, logs, errors = (tmp / f"{tag}.msg", tmp / f"{tag}.log", tmp / f"{tag}.err")
     command = [SIPP, "-sf", str(LOAD_TESTS / f"{scenario}.xml"), target, "-t", transport,
                "-i", local_ip, "-m", str(calls),
