@@ -214,7 +214,9 @@ def _sip_edges(args: argparse.Namespace, scenario) -> list:
     unknown = [a for a in algorithms if a not in ("MD5", "SHA-256")]
     if unknown or not algorithms or len(set(algorithms)) != len(algorithms):
         raise UsageError(f"--sip-digest {args.sip_digest!r}: a list of MD5 and SHA-256, each once")
-    t1 = max(args.sip_t1, 1) / 1000
+    if args.sip_t1 < 1:
+        raise UsageError(f"--sip-t1 {args.sip_t1}: timer T1 must be at least 1 ms")
+    t1 = args.sip_t1 / 1000
     options = SipOptions(ring_s=args.sip_ring, algorithms=algorithms, t1=t1, t2=max(4.0, t1))
     try:
         return [SipEdge(scenario, SipConfig(host, sip_port, options), os.environ)]

@@ -111,7 +111,7 @@ class Endpoint:
 
     def _receive(self, data: bytes, peer: Peer, now: float, out: list[Action]) -> None:
         try:
-            message = msg.parse(data)
+            message = msg.parse(data, stream=peer.reliable)
             if isinstance(message, Response):
                 self._response(message, now, out)
                 return

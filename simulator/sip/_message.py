@@ -177,8 +177,13 @@ def _message(data: bytes) -> Request | Response:
     return message
 
 
-def parse(data: bytes) -> Request | Response:
-    """A message from bytes, or `Malformed` (with `reply` set when a 400 can still be sent)."""
+def parse(data: bytes, stream: bool = False) -> Request | Response:
+    """A message from bytes, or `Malformed` (with `reply` set when a 400 can still be sent).
+
+    `stream`: it came over TCP, where a request without Content-Length is malformed (RFC 3261
+    §20.14: the header is mandatory over stream transports; over UDP its absence means the
+    rest of the datagram is the body).
+    """
     if len(data) > MAX_MESSAGE:
         raise Malformed(TOO_LARGE, f"message of {len(data)} bytes")
     try:
@@ -186,7 +191,7 @@ def parse(data: bytes) -> Request | Response:
     except (ValueError, IndexError) as err:
         raise _salvage(data, str(err)) from None
     if isinstance(message, Request):
-        _check_length(message, data)
+        _check_length(message, stream)
     return message
 
 
@@ -260,10 +265,13 @@ def tag_of(address: str) -> str:
     return found.group(1) if found else ""
 
 
-def _check_length(request: Request, data: bytes) -> None:
-    """RFC 3261 §18.3: a body shorter than Content-Length is an error (400); a longer one is cut."""
+def _check_length(request: Request, stream: bool) -> None:
+    """RFC 3261 §18.3: a body shorter than Content-Length is an error (400); a longer one is cut.
+    Over a stream transport Content-Length must be present (§20.14): its absence is a 400."""
     value = request.headers.get("Content-Length")
     if value is None:
+        if stream:
+            raise Malformed(MISSING_HEADER, "Content-Length is required over TCP", request)
         return
     try:
         length = int(value)
@@ -365,8 +373,9 @@ class StreamFramer:
     messages (RFC 5626 §3.5.1) are skipped.  A header block or body past
     MAX_MESSAGE raises `Malformed(TOO_LARGE)`, and a Content-Length that is not
     a number `Malformed(BAD_CONTENT_LENGTH)`: the stream cannot be
-    resynchronised, the connection must close.  A missing Content-Length
-    counts as 0.
+    resynchronised, the connection must close.  A message without
+    Content-Length is cut at its header block (the parser then answers 400:
+    the header is mandatory over TCP).
     """
 
     def __init__(self) -> None:

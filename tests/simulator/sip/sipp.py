@@ -1,7 +1,11 @@
 """`callsim serve --sip` in a subprocess, and SIPp runs against it, for the SIP integration tests.
 
-The server is waited for on the line it prints once it listens, and stopped with SIGINT (its
-Ctrl-C), after which its files are complete.  SIPp runs are bounded twice: by SIPp's own
+No port is chosen here: a port found free and handed over later can be taken meanwhile by any
+process on the machine.  The server binds port 0 (SIP, and metrics when asked) and is read from
+the lines it prints once it listens; SIPp binds its own (it tries 5060 upwards, then lets the
+system pick; the tests' servers sit on system-picked ports), and is started again when two
+SIPp raced for one port over TCP (see _PORT_TAKEN).  The server is stopped with SIGINT
+(its Ctrl-C), after which its files are complete.  SIPp runs are bounded twice: by SIPp's own
 `-timeout` and by the subprocess timeout.  What SIPp saw comes from its message trace
 (`-trace_msg`: every message with its microsecond timestamp) and its `<log>` actions.
 """
@@ -14,7 +18,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,32 +33,26 @@ SCENARIO = LOAD_TESTS / "callsim.toml"
 SIPP = shutil.which("sipp")
 START_S = 30.0  # for the server to listen
 STOP_S = 30.0  # for the server to finish its files after SIGINT
-# The server's line once SIP listens: `callsim: SIP on 127.0.0.1:5060 (udp, tcp)`.
+# The server's line once SIP listens: `callsim: SIP on 127.0.0.1:5060 (UDP and TCP)`.
 _LISTENING = re.compile(r"SIP\b.*?\b(\d+\.\d+\.\d+\.\d+):(\d+)")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on `host` (SIPp binds both for -t t1)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return port
+# Printed before it, with --metrics-port: `callsim: metrics at http://127.0.0.1:9464/metrics`.
+_METRICS = re.compile(r"metrics at (http://\S+/metrics)")
 
 
 class SipServer:
-    """`callsim serve SCENARIO --sip 127.0.0.1:0` until `stop()`; `cdrs()` after it."""
+    """`callsim serve SCENARIO --sip 127.0.0.1:0` until `stop()`; `cdrs()` after it.
 
-    def __init__(self, tmp: Path, *extra: str, scenario: Path = SCENARIO,
+    `metrics`: serve /metrics too, on a port of the system's choosing (`metrics_url`).
+    """
+
+    def __init__(self, tmp: Path, *extra: str, scenario: Path = SCENARIO, metrics: bool = False,
                  env: dict[str, str] | None = None) -> None:
-        self.out = tmp / "serve-out"
+        self.out = tmp / f"serve-out-{time.monotonic_ns()}"
+        self.metrics_url: str | None = None
         command = [sys.executable, "-m", "simulator", "serve", str(scenario), "--port", "0",
                    "--sip", "127.0.0.1:0", "--out", str(self.out), *extra]
+        if metrics:
+            command += ["--metrics-port", "0"]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, **(env or {})}, cwd=tmp)
         self.lines: list[str] = []
@@ -82,6 +79,9 @@ class SipServer:
                 self.proc.wait()
                 raise AssertionError(f"callsim exited ({self.proc.returncode}):\n" + "".join(self.lines))
             self.lines.append(line)
+            url = _METRICS.search(line)
+            if url:
+                self.metrics_url = url[1]
             found = _LISTENING.search(line)
             if found:
                 return found[1], int(found[2])
@@ -179,20 +179,38 @@ def parse_trace(text: str) -> list[Message]:
     return found
 
 
+# SIPp's words when the port it took for its own socket is taken after all: over TCP it binds
+# with SO_REUSEADDR, so two SIPp starting at once can both bind the same port and the second
+# then fails to listen on it.  Nothing was sent yet: starting it again is the same run.
+_PORT_TAKEN = re.compile(r"Unable to (bind|listen) main socket")
+SIPP_STARTS = 5  # at most, each failing only on its port
+
+
 def run_sipp(tmp: Path, server: SipServer | str, scenario: str, inf: str | Path | None = None, *,
              transport: str = "u1", calls: int = 1, local_ip: str = "127.0.0.1",
              timeout_s: float = 10.0, extra: tuple[str, ...] = (), name: str = "") -> SippRun:
     """Run SIPp's `load_tests/sip/SCENARIO.xml` against `server` until `calls` calls are done.
 
     `inf`: an injection file (a name in load_tests/sip, or a path).  Bounded by SIPp's -timeout
-    and, a few seconds later, by killing it.
+    and, a few seconds later, by killing it.  Started again (up to SIPP_STARTS times in all)
+    when SIPp could not get its own port before sending anything.
     """
+    for start in range(SIPP_STARTS):
+        run = _run_sipp_once(tmp, server, scenario, inf, transport, calls, local_ip, timeout_s, extra,
+                             f"{name or scenario}-{transport}-{time.monotonic_ns()}-{start}")
+        if run.returncode == 0 or run.messages or not _PORT_TAKEN.search(run.errors):
+            return run
+    return run
+
+
+def _run_sipp_once(tmp: Path, server: SipServer | str, scenario: str, inf: str | Path | None,
+                   transport: str, calls: int, local_ip: str, timeout_s: float,
+                   extra: tuple[str, ...], tag: str) -> SippRun:
     assert SIPP is not None
     target = server.target if isinstance(server, SipServer) else server
-    tag = name or f"{scenario}-{transport}-{time.monotonic_ns()}"
     trace, logs, errors = (tmp / f"{tag}.msg", tmp / f"{tag}.log", tmp / f"{tag}.err")
     command = [SIPP, "-sf", str(LOAD_TESTS / f"{scenario}.xml"), target, "-t", transport,
-               "-i", local_ip, "-p", str(free_port(local_ip)), "-m", str(calls),
+               "-i", local_ip, "-m", str(calls),
                "-timeout", f"{timeout_s}s", "-timeout_error", "-nostdin",
                "-trace_msg", "-message_file", str(trace), "-trace_logs", "-log_file", str(logs),
                "-trace_err", "-error_file", str(errors), *extra]

@@ -46,6 +46,7 @@ async def test_sip_only_server_prints_its_address_answers_and_stops_cleanly(tmp_
     (["--sip", "127.0.0.1:99999"], "--sip '127.0.0.1:99999': the port must be a number"),
     (["--sip-only"], "--sip-only needs --sip"),
     (["--sip", "0", "--sip-digest", "md5,sha-1"], "--sip-digest 'md5,sha-1'"),
+    (["--sip", "0", "--sip-t1", "0"], "--sip-t1 0: timer T1 must be at least 1 ms"),
 ])
 def test_bad_sip_options_are_one_line_and_exit_2(tmp_path, args, message):
     scenario = tmp_path / "sip.toml"

@@ -208,6 +208,19 @@ def test_malformed_requests_get_400_when_answerable_else_are_dropped_and_counted
                      "not_sip": 1, "bad_content_length": 1}
 
 
+def test_a_request_without_content_length_is_400_over_tcp_but_fine_over_udp():
+    """RFC 3261 §20.14: Content-Length is mandatory over stream transports only."""
+    ep = endpoint()
+    bare = request("OPTIONS", uri="sip:127.0.0.1:5060").replace(b"Content-Length: 0\r\n", b"")
+    assert b"Content-Length" not in bare
+    tcp = Peer("127.0.0.1", 40000, conn=5)
+    refused = sent(ep.receive(bare, tcp, 0.0))
+    assert codes(ep.receive(bare, tcp, 0.0)) == [400] and b"Content-Length is required" in refused[0]
+    assert ep.stats.malformed["missing_header"] == 2
+    assert codes(ep.receive(bare, CALLER, 0.0)) == [200]
+    assert ep.stats.malformed["missing_header"] == 2
+
+
 def test_rating_core_refusals_map_to_their_codes_with_a_reason():
     for reason, code, cause in (("unroutable", 404, 3), ("not_licensed", 403, 57), ("blocked_no_balance", 402, 21)):
         ep = endpoint()
