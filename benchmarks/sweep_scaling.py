@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a source checkout without installing
 
+from simulator._malloc import keep_freed_memory  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 from simulator.sweep import (  # noqa: E402
     derive_seeds,
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--duration", default=None, help="shorten the scenario to this (e.g. 7d)")
     parser.add_argument("--full", action="store_true", help="also run the 1,000-run sweep for real")
     args = parser.parse_args()
+    keep_freed_memory()  # as run_task does in every worker: the one-process runs get the same malloc
     path = args.scenario
     if args.duration:  # a shortened copy: the workers read the file
         text = read_scenario_text(path).replace(_duration_line(path), f'duration = "{args.duration}"')
