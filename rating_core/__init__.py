@@ -9,8 +9,9 @@ General layout
 ``_engine``      RatingEngine: windows of time, SPEC §3 order within an instant, CDRs.
 ``_admission``   admission of arrivals: the rules per call, tabulated once.
 ``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
-                 one-at-a-time stepping (``_OrgStepper``, a loop over Python
-                 values) for orgs with special instants every few increments.
+                 one-at-a-time stepping (``_OrgStepper``) for orgs with special
+                 instants every few increments.
+``_stepping``    the stepping loop, compiled with numba from the rules' homes.
 ``_recharges``   a window's auto-recharges in closed form (bulk path).
 ``_increments``  the increment rules, shared by the bulk and the stepping paths.
 ``_ledger``      pools, balances, lots, refills, expiries and the recharge rule.
@@ -55,6 +56,7 @@ Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrival
                                        fixed events) and ``_charging.Charger._hangups``
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
                                        ``_charging._OrgStepper.run`` (stepped)
+Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 =====================================  ==============================================
 
 The bulk paths also hold closed forms derived from these rules, to revisit when

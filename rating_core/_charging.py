@@ -18,7 +18,7 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 4. An org with more than `Tuning.max_specials` special instants in a window, or
    whose special instants come closer than `Tuning.step_below` increments, is
    stepped one increment at a time for the rest of it, exactly as the rules
-   read (`_OrgStepper`: one loop over Python values, its outcome applied in
+   read (`_OrgStepper`: one compiled loop, `_stepping`, its outcome applied in
    bulk), and from the start of its next window while that holds.  That is
    the path of an org stuck below its trigger, each recharge smaller than a
    charge: about every other charge refused, a recharge at almost every
@@ -32,16 +32,15 @@ through `Ledger`'s array forms on the bulk paths).
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
-from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
+from ._events import RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
-from ._ledger import NEVER, Ledger, attempt_allowed, card_accepts, recharge_wanted
+from ._ledger import NEVER, Ledger
 from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
@@ -725,7 +724,6 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
     np.minimum.at(out, org, t)
 
 
-HANGUP, CHARGE, OTHER = 0, 1, 2  # SPEC §3 order within an org instant: hang-ups, charges, the rest
 LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
 
 
@@ -734,18 +732,15 @@ class _OrgStepper:
 
     The decisions are sequential: a refused charge ends its call (no later boundary, and its
     hang-up is no org instant), and each instant's recharge depends on the balance its
-    charges leave.  So they are taken in one loop over plain Python ints and lists: each
-    connected call's first few boundaries (`LISTED`), the hang-ups and the other org instants,
-    sorted once in SPEC §3 order (hang-ups, charges by call_id, the rest), merged with a heap
-    of the next boundaries of the calls that paid all they had listed (a call refused, most
-    of them in an org stuck below its trigger, has few later boundaries listed, and a call
-    that pays every second is not listed to the end of the span).  The outcome is applied after the loop
-    in bulk, as the bulk passes apply theirs: recharges as lots (`_add_lots`), payments with
-    `Charger._commit_rows`, refused calls with `_end_refused`, events as one column set in
-    the loop's order.  Each decision asks its rule's home: `boundary_ms`'s increments,
-    `pool_part`, `ceil_cost`, `refused`, `exhausts`, and the ledger's auto-recharge clauses
-    (`recharge_wanted`, `attempt_allowed`, `card_accepts` with `Ledger.recharge_rule`;
-    `fail_attempt`, `exhausted_unreported`).
+    charges leave.  So they are taken in one compiled loop (`_stepping.step`) over each
+    connected call's first few boundaries (`LISTED`), the hang-ups and the other org
+    instants, sorted here once in SPEC §3 order (hang-ups, charges by call_id, the rest); the
+    loop queues the next boundaries of the calls that paid all they had listed (a call
+    refused, most of them in an org stuck below its trigger, has few later boundaries
+    listed, and a call that pays every second is not listed to the end of the span).  The
+    outcome is applied after the loop in bulk, as the bulk passes apply theirs: recharges
+    as lots (`_add_lots`), payments with `Charger._commit_rows`, refused calls with
+    `_end_refused`, events as one column set in the loop's order.
     """
 
     def __init__(self, charger: Charger, o: int, t1: int, out: WindowOutcome) -> None:
@@ -758,6 +753,9 @@ class _OrgStepper:
         """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
         (boundary, call_id), then the recharge check; `other_t`: its other org instants.
         Returns the increments paid and the special instants met (refusals, failed attempts)."""
+        # numba's import and its compiled loop's load are paid by the runs that step an org only
+        from . import _stepping
+
         ch, o, t1 = self.charger, self.o, self.t1
         c, led = ch.calls, ch.ledger
         calls = np.flatnonzero(c.view("alive") & (c.view("org") == o))  # in call_id order
@@ -778,114 +776,35 @@ class _OrgStepper:
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
         t = np.concatenate([boundary, hang[hung], other, [t1]])  # t1: the cue of the last check
-        kind = np.repeat(np.array([CHARGE, HANGUP, OTHER, OTHER], dtype=np.int64),
-                         [len(boundary), len(hung), len(other), 1])
+        kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.OTHER, _stepping.OTHER],
+                                  dtype=np.int64), [len(boundary), len(hung), len(other), 1])
         ref = np.concatenate([np.repeat(due, listed), hung, np.zeros(len(other) + 1, dtype=np.int64)])
         order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
         left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
         left[due] = np.where(listed <= more, listed, 0)
-        paid, refused_at, events = self._decide(t[order].tolist(), kind[order].tolist(), ref[order].tolist(),
-                                                calls, until, left.tolist())
-        reported = bool(led.exhausted_reported[o])
+        pools = c.col["pool"][calls]
+        used, pool_index = np.unique(pools, return_inverse=True)
+        columns = {name: c.col[name][calls] for name in ("inc_s", "next_s", "inc_cost", "next_cost", "rate",
+                                                           "credits_ok")}
+        columns["pool"] = np.where(pools >= 0, pool_index, -1)
+        columns["until"] = until
+        stepped = _stepping.step(
+            t[order], kind[order], ref[order], columns, left,
+            np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
+            int(led.balance[o]), bool(led.exhausted_reported[o]), int((1 + more).sum()))
+        led.retry_until[o] = stepped.retry_until
+        events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),
+                              stepped.event_kind.astype(np.int8), stepped.event_balance.copy(),
+                              stepped.event_amount.copy(), stepped.event_reason.astype(np.int8))
         _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
-        led.exhausted_reported[o] = reported  # as the loop left it: the lots were added there
+        led.exhausted_reported[o] = stepped.reported  # as the loop left it: the lots were added there
         self.out.recharges.append(events)
-        local, seconds, p, cost = (np.array(col, dtype=np.int64) for col in zip(*paid)) if paid else (
-            np.empty(0, dtype=np.int64),) * 4
-        rows = _Rows.of_calls(calls[local], o, c.col["pool"][calls[local]], seconds)
-        ch._commit_rows(rows, np.ones(len(local), dtype=bool), p, cost, self.out)
-        if refused_at:
-            local, at = zip(*refused_at)
-            _end_refused(c, calls[list(local)], at, self.out)
-        return len(paid), len(refused_at) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
-
-    def _decide(self, times: list[int], kinds: list[int], refs: list[int], calls: NDArray[np.intp],
-                until: NDArray[np.int64], left: list[int]):
-        """The loop: each charge paid or refused, each instant's recharge check.
-
-        Returns the paid increments as (call, seconds, pool seconds, credit cost) in time
-        order, the refusals as (call, instant), and the events in order (`EventColumns`).
-        """
-        o, led = self.o, self.charger.ledger
-        col = self.charger.calls.col
-        inc_s, next_s = col["inc_s"][calls].tolist(), col["next_s"][calls].tolist()
-        inc_cost, next_cost = col["inc_cost"][calls].tolist(), col["next_cost"][calls].tolist()
-        pool_of, rate = col["pool"][calls].tolist(), col["rate"][calls].tolist()
-        credits_ok, until = col["credits_ok"][calls].tolist(), until.tolist()
-        remaining = {pool: int(led.pool_remaining[pool]) for pool in set(pool_of) if pool >= 0}
-        alive = [True] * len(calls)
-        later: list[tuple[int, int]] = []  # heap of (boundary, call) of calls that paid one
-        paid: list[tuple[int, int, int, int]] = []
-        refused_at: list[tuple[int, int]] = []
-        events: list[tuple[int, int, int, int, int]] = []  # (t, kind, balance, amount, reason)
-        rule = led.recharge_rule(o)
-        on, below, amount, card_until = rule.on, rule.below, rule.amount, rule.card_until_ms
-        retry_until = int(led.retry_until[o])
-        balance = int(led.balance[o])
-        reported = bool(led.exhausted_reported[o])
-        now, had = -1, False  # the instant being stepped, and whether it is an org instant
-
-        def in_order():
-            """The sorted items, with the queued boundaries of paying calls merged in."""
-            for item in zip(times, kinds, refs):
-                t, kind, ref = item
-                while later and (later[0][0] < t or later[0][0] == t and (
-                        kind == OTHER or kind == CHARGE and later[0][1] < ref)):
-                    tb, i = heapq.heappop(later)
-                    yield tb, CHARGE, i
-                yield item
-
-        for t, kind, ref in in_order():
-            if t != now:
-                # the check after all events of the instant (SPEC §3 Credits)
-                if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
-                    if card_accepts(now, card_until):
-                        balance += amount
-                        events.append((now, RECHARGE_SUCCEEDED, balance, amount, -1))
-                        if reported:  # once until credits are next added (`Ledger.add_lot`)
-                            led.exhausted_reported[o] = reported = False
-                    else:
-                        led.fail_attempt(o, now, balance)
-                        retry_until = int(led.retry_until[o])
-                        events.append((now, RECHARGE_FAILED, balance, 0, CARD_EXPIRED))
-                now, had = t, False
-            if kind == CHARGE:
-                if not alive[ref]:
-                    continue  # refused earlier: no boundary any more
-                had = True
-                s, pool = inc_s[ref], pool_of[ref]
-                if pool >= 0 and remaining[pool] > 0:
-                    take = pool_part(remaining[pool], s)
-                    cost = ceil_cost(rate[ref], s - take)
-                else:
-                    take, cost = 0, inc_cost[ref]
-                if refused(s - take, credits_ok[ref], cost, balance):
-                    if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
-                        reported = led.exhausted_unreported(o)
-                        events.append((t, BALANCE_EXHAUSTED, balance, 0, -1))
-                    alive[ref] = False
-                    refused_at.append((ref, t))
-                    continue
-                if take:
-                    remaining[pool] -= take
-                balance -= cost
-                paid.append((ref, s, take, cost))
-                inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
-                if left[ref] > 1:
-                    left[ref] -= 1
-                elif left[ref]:  # its last listed boundary, and it may have more: queue the next
-                    nxt = boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: `s` after this one
-                    if nxt < until[ref]:
-                        heapq.heappush(later, (nxt, ref))
-            elif kind == HANGUP:
-                had = had or alive[ref]  # a refused call has already ended
-            else:
-                had = True
-        at, kind, bal, amt, reason = (np.array(c, dtype=np.int64) for c in zip(*events)) if events else (
-            np.empty(0, dtype=np.int64),) * 5
-        columns = EventColumns(at, np.full(len(at), o, dtype=np.int64), kind.astype(np.int8), bal, amt,
-                               reason.astype(np.int8))
-        return paid, refused_at, columns
+        local = stepped.paid_ref
+        rows = _Rows.of_calls(calls[local], o, pools[local], stepped.paid_s)
+        ch._commit_rows(rows, np.ones(len(local), dtype=bool), stepped.paid_pool_s, stepped.paid_cost, self.out)
+        if len(stepped.refused_ref):
+            _end_refused(c, calls[stepped.refused_ref], stepped.refused_at, self.out)
+        return len(local), len(stepped.refused_ref) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
 
 
 def _recharges_of(o: int, events: EventColumns, led: Ledger) -> "_Recharges":

@@ -1,8 +1,8 @@
 """SPEC §3 "Increments", "Paying one increment" and "Failing", each written once.
 
-The bulk passes (`_charging.Charger`) and the one-at-a-time stepping
-(`_charging._OrgStepper`) both call these, on arrays or on one call's
-scalars: changing a rule here changes it on every path.
+The bulk passes (`_charging.Charger`) call these on arrays, and the one-at-a-time
+stepping (`_stepping`) compiles them for one call's scalars: each is one numpy
+expression, the same on both, so changing a rule here changes it on every path.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ def boundary_ms(next_ms, inc_s, next_s, j):
     A call answered at `a` with increment `first/next` is charged at `a`, then at
     `a + first`, `a + first + next`, ...: from a boundary `next_ms` whose increment
     is `inc_s` seconds, boundary j > 0 is `inc_s + (j - 1) * next_s` seconds later.
-    Python ints (one call: the stepper) or arrays of one shape.
+    Integers or arrays of one shape.
     """
-    if isinstance(j, int):
-        return next_ms + 1000 * (inc_s + (j - 1) * next_s) if j > 0 else next_ms
-    return next_ms + np.where(j > 0, 1000 * (inc_s + (j - 1) * next_s), 0)
+    return next_ms + (j > 0) * (1000 * (inc_s + (j - 1) * next_s))
 
 
 def ceil_cost(rate, seconds):
@@ -50,19 +48,15 @@ def refused(credit_s, credits_ok, cost, balance):
     """SPEC §3 Paying one increment: the increment fails (and nothing is deducted).
 
     It fails when credits must pay (`credit_s` = r > 0) and either credits are not
-    allowed for the call or the balance is lower than the `cost`.  Python scalars
-    (one call) or numpy arrays of one shape (`credits_ok` boolean).
+    allowed for the call or the balance is lower than the `cost`.  Scalars or
+    numpy arrays of one shape (`credits_ok` boolean).
     """
-    if isinstance(credit_s, int):
-        return credit_s > 0 and (not credits_ok or cost > balance)
-    return (credit_s > 0) & (~credits_ok | (cost > balance))
+    return (credit_s > 0) & (np.logical_not(credits_ok) | (cost > balance))
 
 
 def exhausts(credit_s, credits_ok, cost, balance):
     """SPEC §3 Credits: a refusal for too low a balance, which raises `balance_exhausted` (once
     until credits are next added: `Ledger.report_exhausted`).  Scalars or arrays, as `refused`."""
-    if isinstance(credit_s, int):
-        return credit_s > 0 and credits_ok and cost > balance
     return (credit_s > 0) & credits_ok & (cost > balance)
 
 

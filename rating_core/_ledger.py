@@ -64,6 +64,12 @@ def card_accepts(t, card_until_ms):
     return t < card_until_ms
 
 
+def next_attempt_ms(t, retry_after):
+    """SPEC §3 auto-recharge: after an attempt fails at t, "no attempt is made before
+    `retry_after` has passed": the first instant another may run."""
+    return t + retry_after
+
+
 @dataclass(frozen=True)
 class RechargeRule:
     """One org's auto-recharge settings as Python values (`Ledger.recharge_rule`)."""
@@ -72,6 +78,7 @@ class RechargeRule:
     below: int
     amount: int
     card_until_ms: int
+    retry_after_ms: int
 
 
 class Ledger:
@@ -239,7 +246,7 @@ class Ledger:
     # strictly below `recharge_below` and no retry wait is pending, one attempt: on or before
     # `card_expires` it adds a lot of `recharge_amount`, else it fails and no attempt is made
     # before `retry_after` has passed."  Its three clauses are `recharge_wanted`,
-    # `attempt_allowed` and `card_accepts`, each one expression for one org's Python values
+    # `attempt_allowed` and `card_accepts`, each one expression for one org's scalars
     # (the stepping path, with `recharge_rule`) or for arrays; the predicates below apply them
     # to the ledger's orgs, for `recharge_check` and the bulk paths.
 
@@ -257,10 +264,10 @@ class Ledger:
         return card_accepts(t, self.card_until_ms[orgs])
 
     def recharge_rule(self, o: int) -> RechargeRule:
-        """Org o's settings for the three predicates above, as Python values (the stepping
-        path asks them once an instant: numpy scalars would cost ~10x)."""
+        """Org o's settings for the three predicates above and its retry wait, as Python
+        values: what the stepping loop (`_stepping.step`) takes."""
         return RechargeRule(bool(self.recharge_on[o]), int(self.recharge_below[o]),
-                            int(self.recharge_amounts[o]), int(self.card_until_ms[o]))
+                            int(self.recharge_amounts[o]), int(self.card_until_ms[o]), int(self.retry_after[o]))
 
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
@@ -273,7 +280,7 @@ class Ledger:
     def fail_attempt(self, o: int, t: int, balance: int) -> LedgerEvent:
         """An attempt at `t` with an expired card: no attempt before `retry_after` has passed.
         `balance` is the org's at t (the event reports it)."""
-        self.retry_until[o] = t + self.retry_after[o]
+        self.retry_until[o] = next_attempt_ms(t, self.retry_after[o])
         return LedgerEvent(t, o, "recharge_failed", balance, reason="card_expired")
 
     def exhausted_unreported(self, o: int) -> bool:

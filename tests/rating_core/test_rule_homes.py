@@ -2,8 +2,9 @@
 
 The table in `rating_core.__doc__` is what a newcomer reads to find the function
 to edit for a rule: every name in it must exist.  The increment rules
-(`rating_core/_increments.py`) are called with arrays by the bulk passes and with
-one call's scalars by the stepping path: both must give the same answer.
+(`rating_core/_increments.py`, the recharge clauses of `_ledger`) are called with
+arrays by the bulk passes and compiled for one call's scalars by the stepping loop
+(`_stepping`): both must give the same answer.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rating_core
 from rating_core import _increments as inc
+from rating_core import _ledger as ledger
+from rating_core import _stepping as stepping
 from rating_core._columns import with_room
 
 CORE = Path(rating_core.__file__).parent
@@ -53,28 +56,56 @@ def test_the_increment_cost_is_computed_in_one_place() -> None:
 _ints = st.integers(0, 10**9)
 
 
+@settings(deadline=None)  # the first example compiles the rules
 @given(st.lists(st.tuples(_ints, _ints, _ints, st.booleans(), _ints), min_size=1, max_size=20))
-def test_increment_rules_give_the_same_answer_on_scalars_and_arrays(rows) -> None:
-    """The stepper passes one call's values as Python ints and bools, the bulk passes arrays."""
+def test_increment_rules_give_the_same_answer_compiled_on_scalars_and_on_arrays(rows) -> None:
+    """The stepping loop runs each rule compiled for one call's scalars, the bulk passes
+    run it on arrays: one source, the same answers (and SPEC §3's own formulas)."""
     rate, s, remaining, ok, balance = (np.array(col) for col in zip(*rows))
     p = inc.pool_part(remaining, s)
     r = s - p
     cost = inc.ceil_cost(rate, r)
     refused = inc.refused(r, ok, cost, balance)
     exhausts = inc.exhausts(r, ok, cost, balance)
-    reason = inc.refused_reason(s)
-    for i, (rate_i, s_i, rem_i, ok_i, bal_i) in enumerate(rows):  # plain ints and bools
-        p_i = inc.pool_part(rem_i, s_i)
-        cost_i = inc.ceil_cost(rate_i, s_i - p_i)
+    for i, (rate_i, s_i, rem_i, ok_i, bal_i) in enumerate(rows):
+        p_i = stepping._pool_part(rem_i, s_i)
+        cost_i = stepping._ceil_cost(rate_i, s_i - p_i)
         assert p_i == min(rem_i, s_i) == p[i]
         assert cost_i == -(-rate_i * (s_i - p_i) // 60) == cost[i]
-        assert inc.refused(s_i - p_i, ok_i, cost_i, bal_i) == refused[i]
-        assert inc.exhausts(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
-        assert inc.refused_reason(s_i) == reason[i]
+        assert stepping._refused(s_i - p_i, ok_i, cost_i, bal_i) == refused[i]
+        assert stepping._exhausts(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
+        assert stepping._boundary_ms(rate_i, s_i, rem_i, 1) == inc.boundary_ms(rate, s, remaining, 1)[i]
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _ints, _ints, _ints, _ints), min_size=1, max_size=20))
+def test_recharge_clauses_give_the_same_answer_compiled_on_scalars_and_on_arrays(rows) -> None:
+    on, balance, below, t, until = (np.array(col) for col in zip(*rows))
+    wanted = ledger.recharge_wanted(on, balance, below)
+    allowed = ledger.attempt_allowed(t, until)
+    accepts = ledger.card_accepts(t, until)
+    for i, (on_i, bal_i, below_i, t_i, until_i) in enumerate(rows):
+        assert stepping._recharge_wanted(on_i, bal_i, below_i) == wanted[i] == (on_i and bal_i < below_i)
+        assert stepping._attempt_allowed(t_i, until_i) == allowed[i] == (t_i >= until_i)
+        assert stepping._card_accepts(t_i, until_i) == accepts[i] == (t_i < until_i)
+        assert stepping._next_attempt_ms(t_i, until_i) == ledger.next_attempt_ms(t, until)[i] == t_i + until_i
+
+
+def test_the_compiled_loop_asks_only_rules_its_cache_key_covers() -> None:
+    """numba's cache is keyed on _stepping.py alone: every rule the loop calls must be in
+    `RULES`, whose source digest the loop closes over, so that editing a rule recompiles it."""
+    loop = stepping._LOOP.py_func
+    compiled = {name: getattr(stepping, name) for name in loop.__code__.co_names
+                if hasattr(getattr(stepping, name, None), "py_func")}
+    rules = {name: d.py_func for name, d in compiled.items() if name != "_put"}
+    assert set(rules.values()) == set(stepping.RULES)
+    assert all(f.__module__ in ("rating_core._increments", "rating_core._ledger") for f in rules.values())
+    digest = loop.__closure__[0].cell_contents
+    assert digest == stepping._rules_digest() and len(digest) == 64
 
 
 def test_refusal_follows_spec_paying_one_increment() -> None:
-    for ok, not_ok in ((True, False), (np.array([True]), np.array([False]))):
+    for ok, not_ok in ((np.True_, np.False_), (np.array([True]), np.array([False]))):
         assert not inc.refused(0, not_ok, 0, 0)  # the pool pays it all: credits not asked
         assert inc.refused(1, not_ok, 0, 10)  # credits must pay, and are not allowed
         assert inc.refused(1, ok, 11, 10) and inc.exhausts(1, ok, 11, 10)  # the balance is lower

@@ -1,0 +1,189 @@
+"""The stepping loop, compiled: one org's increments paid one at a time, as the rules read.
+
+An org stuck below its auto-recharge trigger, each recharge about one increment's
+cost or less, has a refused charge every few increments and a recharge at almost
+every instant.  Those decisions are sequential (a refusal ends its call: no later
+boundary, no hang-up instant; each instant's recharge depends on the balance its
+charges leave), so they are taken in one loop, and the loop is compiled with numba:
+the same loop over Python values cost about a microsecond a decision, most of such
+a run.  `_charging._OrgStepper` prepares its input and applies its outcome in bulk.
+
+Every decision asks its rule's home (`_increments`, `_ledger`), compiled here
+from the same functions.  numba keys its on-disk cache on this file alone, not
+on the files of the functions it calls, so the loop closes over a digest of
+those rules' source: editing a rule recompiles the loop instead of reusing a
+stale build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import inspect
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED
+from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused
+from ._ledger import RechargeRule, attempt_allowed, card_accepts, next_attempt_ms, recharge_wanted
+
+#: SPEC §3 order within an org instant: hang-ups, charges (by call_id), the rest.
+HANGUP, CHARGE, OTHER = 0, 1, 2
+
+#: The rules the loop asks, each compiled from its one home.
+RULES = (boundary_ms, ceil_cost, pool_part, refused, exhausts,
+         recharge_wanted, attempt_allowed, card_accepts, next_attempt_ms)
+_boundary_ms, _ceil_cost, _pool_part, _refused, _exhausts = (numba.njit(f) for f in RULES[:5])
+_recharge_wanted, _attempt_allowed, _card_accepts, _next_attempt_ms = (numba.njit(f) for f in RULES[5:])
+
+
+class Stepped(NamedTuple):
+    """What stepping one org over a span did, in the loop's order.
+
+    Paid increments (`paid_ref` an index into the org's calls), refusals, events
+    as columns, and the org's retry wait and exhausted-reported flag after the span.
+    """
+
+    paid_ref: NDArray[np.int64]
+    paid_s: NDArray[np.int64]
+    paid_pool_s: NDArray[np.int64]
+    paid_cost: NDArray[np.int64]
+    refused_ref: NDArray[np.int64]
+    refused_at: NDArray[np.int64]
+    event_t: NDArray[np.int64]
+    event_kind: NDArray[np.int64]
+    event_balance: NDArray[np.int64]
+    event_amount: NDArray[np.int64]
+    event_reason: NDArray[np.int64]
+    retry_until: int
+    reported: bool
+
+
+@numba.njit(cache=True)
+def _put(a: NDArray[np.int64], n: int, row: tuple) -> NDArray[np.int64]:
+    """Row n of the rows `a` set to `row`, `a` grown (doubled) first when full."""
+    if n == len(a):
+        b = np.empty((2 * len(a) + 1, a.shape[1]), dtype=a.dtype)
+        b[:n] = a
+        a = b
+    for j in range(a.shape[1]):
+        a[n, j] = row[j]
+    return a
+
+
+def _loop_over(rules_digest: str):
+    """The stepping loop, closing over `rules_digest` (which numba folds into its cache key)."""
+
+    def loop(times, kinds, refs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
+             until, left, on, below, amount, card_until, retry_after, retry_until, balance, reported, room):
+        """See `step`: the items in order, each charge paid or refused, each instant's check."""
+        assert len(rules_digest) > 0  # the digest is part of the compiled loop's cache key
+        # event codes as int64 values: one build of `_put` for every row it writes
+        SUCCEEDED, FAILED, EXHAUSTED = np.int64(RECHARGE_SUCCEEDED), np.int64(RECHARGE_FAILED), np.int64(BALANCE_EXHAUSTED)
+        EXPIRED, NONE, ZERO = np.int64(CARD_EXPIRED), np.int64(-1), np.int64(0)
+        n_calls = len(inc_s)
+        alive = np.ones(n_calls, dtype=np.bool_)
+        paid = np.empty((room, 4), dtype=np.int64)  # call, seconds, pool seconds, credit cost
+        n_paid = 0
+        gone = np.empty((min(room, n_calls) + 1, 2), dtype=np.int64)  # call, instant
+        n_gone = 0
+        events = np.empty((room + 1, 5), dtype=np.int64)  # instant, kind, balance, amount, reason
+        n_events = 0
+        later = [(np.int64(0), np.int64(0))]  # heap of (boundary, call) of calls that paid their last listed
+        later.pop()
+        now, had = np.int64(-1), False  # the instant being stepped, and whether it is an org instant
+        k, n = 0, len(times)
+        while k < n:
+            # the sorted items, with the queued boundaries merged in (SPEC §3 order)
+            if len(later) > 0 and (later[0][0] < times[k] or later[0][0] == times[k] and (
+                    kinds[k] == OTHER or kinds[k] == CHARGE and later[0][1] < refs[k])):
+                t, ref = heapq.heappop(later)
+                kind = CHARGE
+            else:
+                t, kind, ref = times[k], kinds[k], refs[k]
+                k += 1
+            if t != now:
+                # the check after all events of the instant (SPEC §3 Credits)
+                if had and _recharge_wanted(on, balance, below) and _attempt_allowed(now, retry_until):
+                    if _card_accepts(now, card_until):
+                        balance += amount
+                        events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE))
+                        reported = False  # reported once until credits are next added
+                    else:
+                        retry_until = _next_attempt_ms(now, retry_after)
+                        events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED))
+                    n_events += 1
+                now, had = t, False
+            if kind == CHARGE:
+                if not alive[ref]:
+                    continue  # refused earlier: no boundary any more
+                had = True
+                s, p = inc_s[ref], pool_of[ref]
+                if p >= 0 and remaining[p] > 0:
+                    take = _pool_part(remaining[p], s)
+                    cost = _ceil_cost(rate[ref], s - take)
+                else:
+                    take, cost = np.int64(0), inc_cost[ref]
+                if _refused(s - take, credits_ok[ref], cost, balance):
+                    if not reported and _exhausts(s - take, credits_ok[ref], cost, balance):
+                        reported = True
+                        events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE))
+                        n_events += 1
+                    alive[ref] = False
+                    gone = _put(gone, n_gone, (ref, t))
+                    n_gone += 1
+                    continue
+                if take:
+                    remaining[p] -= take
+                balance -= cost
+                paid = _put(paid, n_paid, (ref, s, take, cost))
+                n_paid += 1
+                inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
+                if left[ref] > 1:
+                    left[ref] -= 1
+                elif left[ref]:  # its last listed boundary, and it may have more: queue the next
+                    nxt = _boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: `s` after this one
+                    if nxt < until[ref]:
+                        heapq.heappush(later, (nxt, ref))
+            elif kind == HANGUP:
+                had = had or alive[ref]  # a refused call has already ended
+            else:
+                had = True
+        return paid[:n_paid], gone[:n_gone], events[:n_events], retry_until, reported
+
+    return loop
+
+
+def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.int64], calls: dict[str, NDArray],
+         left: NDArray[np.int64], remaining: NDArray[np.int64], rule: RechargeRule, retry_until: int,
+         balance: int, reported: bool, room: int) -> Stepped:
+    """Step one org's items in order, each decision as its rule says.
+
+    `times`, `kinds`, `refs`: the org's instants sorted in SPEC §3 order (`kinds`
+    HANGUP, CHARGE or OTHER; `refs` the index of the call in `calls` for the first two),
+    ending with an OTHER item at the span's end (the cue of the last check).
+    `calls`: per call, `inc_s`, `next_s`, `inc_cost`, `next_cost` (its next
+    increment and those after), `pool` (an index into `remaining`, -1 for none),
+    `rate`, `credits_ok` and `until` (its hang-up or the span's end).  `left`: the
+    boundaries listed for a call that may have more (its next is queued after the
+    last), 0 for a call listed to the end.  `remaining`: pool seconds, updated.
+    `retry_until`, `balance`, `reported`: the org's state before; `room`: a guess
+    of the increments to pay.  Returns the outcome (`Stepped`); nothing else changes.
+    """
+    paid, gone, events, retry_until, reported = _LOOP(
+        times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(), calls["next_cost"],
+        calls["pool"], remaining, calls["rate"], calls["credits_ok"], calls["until"], left.copy(),
+        rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
+        reported, max(room, 1))
+    return Stepped(*paid.T, *gone.T, *events.T, int(retry_until), bool(reported))
+
+
+def _rules_digest() -> str:
+    """A digest of the source of every rule the loop asks (see the module's docstring)."""
+    return hashlib.sha256("".join(inspect.getsource(rule) for rule in RULES).encode()).hexdigest()
+
+
+_LOOP = numba.njit(cache=True)(_loop_over(_rules_digest()))
