@@ -141,12 +141,15 @@ class Charger:
         stepped = self.stepping & slow  # stepped in the last window: stepped again from the start
         slow &= ~stepped
         expand = due.due & ~fast & slow[due.org]
-        rows = int(due.count[due.due & ~fast & (slow | stepped)[due.org]].sum())  # the stepper's too
+        # rows listed one each: the slow orgs' increments, and the instants of their calls paid in
+        # bulk; a stepped org's own calls are not (the stepper lists a few boundaries a call)
+        listed = safe & (slow | stepped)[due.org]
+        rows = int(due.count[expand].sum()) + int(due.count[listed].sum())
         if t1 - t0 > 1 and rows > self.split_rows:
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
-        safe_slow = _Boundaries(due, safe & (slow | stepped)[due.org])
+        safe_slow = _Boundaries(due, listed)
         if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
             attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due, self.ledger.balance), 1, due.count))
         self._commit_fast(due, fast, out)
@@ -476,21 +479,27 @@ class Charger:
         return p, ceil_cost(rows.rate, rows.seconds - p)
 
     def _commit_rows(self, rows: "_Rows", keep, p, cost, out: WindowOutcome) -> None:
+        """Pay the rows `keep` (a time-prefix of each call's rows) with pool seconds `p`, credits `cost`."""
+        calls, first, inv, m = np.unique(rows.call[keep], return_index=True, return_inverse=True, return_counts=True)
+        n = len(calls)
+        self._commit_calls(calls, m, group_sum(inv, rows.seconds[keep], n), group_sum(inv, p[keep], n),
+                           group_sum(inv, cost[keep], n), rows.pool[keep][first], rows.org[keep][first], out)
+
+    def _commit_calls(self, calls, m, seconds, pool_s, cost, pool, org, out: WindowOutcome) -> None:
+        """Pay the next m > 0 increments of each of `calls` (table rows, each once): their
+        seconds, pool seconds and credit cost summed per call; `pool`, `org`: each call's."""
         c, led = self.calls, self.ledger
-        ci = rows.call[keep]
-        np.add.at(c.col["billed_s"], ci, rows.seconds[keep])
-        np.add.at(c.col["pool_s"], ci, p[keep])
-        np.add.at(c.col["credits_micro"], ci, cost[keep])
-        pk = keep & (p > 0)
-        led.pool_remaining -= group_sum(rows.pool[pk], p[pk], len(led.pool_remaining))
-        led.spend_many(group_sum(rows.org[keep], cost[keep], self.n_orgs))
-        # committed rows are a time-prefix of each call's rows: advance by their count
-        calls, m = np.unique(ci, return_counts=True)
+        c.col["billed_s"][calls] += seconds
+        c.col["pool_s"][calls] += pool_s
+        c.col["credits_micro"][calls] += cost
+        pk = pool_s > 0
+        led.pool_remaining -= group_sum(pool[pk], pool_s[pk], len(led.pool_remaining))
+        led.spend_many(group_sum(org, cost, self.n_orgs))
         nxt = c.col["next_s"][calls]
         c.col["next_ms"][calls] = boundary_ms(c.col["next_ms"][calls], c.col["inc_s"][calls], nxt, m)
         c.col["inc_s"][calls] = nxt
         c.col["inc_cost"][calls] = c.col["next_cost"][calls]
-        out.increments += int(keep.sum())
+        out.increments += int(m.sum())
 
     # -- 4. one increment at a time --------------------------------------
     def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
@@ -647,13 +656,6 @@ class _Rows:
         self.org_start = run_starts(self.org)
         return self
 
-    @classmethod
-    def of_calls(cls, call: NDArray[np.intp], o: int, pool: NDArray[np.int64], seconds: NDArray[np.int64]) -> "_Rows":
-        """Increments one org's stepping paid (call rows, pools, seconds), for `_commit_rows`."""
-        self = cls()
-        self.call, self.org, self.pool, self.seconds = call, np.full(len(call), o, dtype=np.int64), pool, seconds
-        return self
-
     def take(self, mask: NDArray[np.bool_]) -> "_Rows":
         """A subset of the rows, still sorted."""
         sub = _Rows()
@@ -725,6 +727,7 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
 
 
 LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
+ROOM = 1 << 16  # increments the loop makes room for at first (it grows its rows when full)
 
 
 class _OrgStepper:
@@ -791,7 +794,7 @@ class _OrgStepper:
         stepped = _stepping.step(
             t[order], kind[order], ref[order], columns, left,
             np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
-            int(led.balance[o]), bool(led.exhausted_reported[o]), int((1 + more).sum()))
+            int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM))
         led.retry_until[o] = stepped.retry_until
         events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),
                               stepped.event_kind.astype(np.int8), stepped.event_balance.copy(),
@@ -799,12 +802,12 @@ class _OrgStepper:
         _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
         led.exhausted_reported[o] = stepped.reported  # as the loop left it: the lots were added there
         self.out.recharges.append(events)
-        local = stepped.paid_ref
-        rows = _Rows.of_calls(calls[local], o, pools[local], stepped.paid_s)
-        ch._commit_rows(rows, np.ones(len(local), dtype=bool), stepped.paid_pool_s, stepped.paid_cost, self.out)
+        has = stepped.paid > 0
+        ch._commit_calls(calls[has], stepped.paid[has], stepped.paid_s[has], stepped.paid_pool_s[has],
+                         stepped.paid_cost[has], pools[has], np.full(int(has.sum()), o, dtype=np.int64), self.out)
         if len(stepped.refused_ref):
             _end_refused(c, calls[stepped.refused_ref], stepped.refused_at, self.out)
-        return len(local), len(stepped.refused_ref) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
+        return int(stepped.paid.sum()), len(stepped.refused_ref) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
 
 
 def _recharges_of(o: int, events: EventColumns, led: Ledger) -> "_Recharges":

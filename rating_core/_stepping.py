@@ -41,13 +41,15 @@ _recharge_wanted, _attempt_allowed, _card_accepts, _next_attempt_ms = (numba.nji
 
 
 class Stepped(NamedTuple):
-    """What stepping one org over a span did, in the loop's order.
+    """What stepping one org over a span did.
 
-    Paid increments (`paid_ref` an index into the org's calls), refusals, events
-    as columns, and the org's retry wait and exhausted-reported flag after the span.
+    Per call of the org (the order of `calls` given to `step`): the increments it
+    paid, their seconds, pool seconds and credit cost; the refusals (an index into
+    those calls, the instant) and the events as columns, in the loop's order; the
+    org's retry wait and exhausted-reported flag after the span.
     """
 
-    paid_ref: NDArray[np.int64]
+    paid: NDArray[np.int64]
     paid_s: NDArray[np.int64]
     paid_pool_s: NDArray[np.int64]
     paid_cost: NDArray[np.int64]
@@ -86,8 +88,7 @@ def _loop_over(rules_digest: str):
         EXPIRED, NONE, ZERO = np.int64(CARD_EXPIRED), np.int64(-1), np.int64(0)
         n_calls = len(inc_s)
         alive = np.ones(n_calls, dtype=np.bool_)
-        paid = np.empty((room, 4), dtype=np.int64)  # call, seconds, pool seconds, credit cost
-        n_paid = 0
+        paid = np.zeros((4, n_calls), dtype=np.int64)  # per call: increments, seconds, pool seconds, cost
         gone = np.empty((min(room, n_calls) + 1, 2), dtype=np.int64)  # call, instant
         n_gone = 0
         events = np.empty((room + 1, 5), dtype=np.int64)  # instant, kind, balance, amount, reason
@@ -139,8 +140,10 @@ def _loop_over(rules_digest: str):
                 if take:
                     remaining[p] -= take
                 balance -= cost
-                paid = _put(paid, n_paid, (ref, s, take, cost))
-                n_paid += 1
+                paid[0, ref] += 1
+                paid[1, ref] += s
+                paid[2, ref] += take
+                paid[3, ref] += cost
                 inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
                 if left[ref] > 1:
                     left[ref] -= 1
@@ -152,7 +155,7 @@ def _loop_over(rules_digest: str):
                 had = had or alive[ref]  # a refused call has already ended
             else:
                 had = True
-        return paid[:n_paid], gone[:n_gone], events[:n_events], retry_until, reported
+        return paid, gone[:n_gone], events[:n_events], retry_until, reported
 
     return loop
 
@@ -171,14 +174,14 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
     boundaries listed for a call that may have more (its next is queued after the
     last), 0 for a call listed to the end.  `remaining`: pool seconds, updated.
     `retry_until`, `balance`, `reported`: the org's state before; `room`: a guess
-    of the increments to pay.  Returns the outcome (`Stepped`); nothing else changes.
+    of the events to come.  Returns the outcome (`Stepped`); nothing else changes.
     """
     paid, gone, events, retry_until, reported = _LOOP(
         times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(), calls["next_cost"],
         calls["pool"], remaining, calls["rate"], calls["credits_ok"], calls["until"], left.copy(),
         rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
         reported, max(room, 1))
-    return Stepped(*paid.T, *gone.T, *events.T, int(retry_until), bool(reported))
+    return Stepped(*paid, *gone.T, *events.T, int(retry_until), bool(reported))
 
 
 def _rules_digest() -> str:
