@@ -109,6 +109,8 @@ class Charger:
         self.max_specials = tuning.max_specials
         self.split_rows = tuning.split_rows
         self.step_below = tuning.step_below
+        self.compile_after = tuning.compile_after
+        self.stepped_items = 0  # instants listed and increments paid by the stepper so far
         # orgs whose last window was stepped with a special instant every fewer than
         # `step_below` increments: the next is stepped from its start, without a bulk pass
         self.stepping = np.zeros(n_orgs, dtype=bool)
@@ -794,7 +796,9 @@ class _OrgStepper:
         stepped = _stepping.step(
             t[order], kind[order], ref[order], columns, left,
             np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
-            int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM))
+            int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
+            compiled=ch.stepped_items + len(t) > ch.compile_after)
+        ch.stepped_items += len(t) + int(stepped.paid.sum())
         led.retry_until[o] = stepped.retry_until
         events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),
                               stepped.event_kind.astype(np.int8), stepped.event_balance.copy(),

@@ -49,9 +49,10 @@ def refused(credit_s, credits_ok, cost, balance):
 
     It fails when credits must pay (`credit_s` = r > 0) and either credits are not
     allowed for the call or the balance is lower than the `cost`.  Scalars or
-    numpy arrays of one shape (`credits_ok` boolean).
+    numpy arrays of one shape (`credits_ok` boolean: `^ True` negates a bool, a numpy
+    bool and a bool array alike, where `~True` is -2).
     """
-    return (credit_s > 0) & (np.logical_not(credits_ok) | (cost > balance))
+    return (credit_s > 0) & ((credits_ok ^ True) | (cost > balance))
 
 
 def exhausts(credit_s, credits_ok, cost, balance):

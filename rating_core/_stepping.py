@@ -1,18 +1,20 @@
-"""The stepping loop, compiled: one org's increments paid one at a time, as the rules read.
+"""The stepping loop: one org's increments paid one at a time, as the rules read.
 
 An org stuck below its auto-recharge trigger, each recharge about one increment's
 cost or less, has a refused charge every few increments and a recharge at almost
 every instant.  Those decisions are sequential (a refusal ends its call: no later
 boundary, no hang-up instant; each instant's recharge depends on the balance its
-charges leave), so they are taken in one loop, and the loop is compiled with numba:
-the same loop over Python values cost about a microsecond a decision, most of such
-a run.  `_charging._OrgStepper` prepares its input and applies its outcome in bulk.
+charges leave), so they are taken in one loop.  Python runs it for the first
+increments an engine steps; past `Tuning.compile_after` of them the same function
+runs compiled by numba (`compiled_loop`), ~50 times faster, once numba is loaded
+(~0.3 s a process).  `_charging._OrgStepper` prepares the loop's input and applies
+its outcome in bulk.
 
-Every decision asks its rule's home (`_increments`, `_ledger`), compiled here
-from the same functions.  numba keys its on-disk cache on this file alone, not
-on the files of the functions it calls, so the loop closes over a digest of
-those rules' source: editing a rule recompiles the loop instead of reusing a
-stale build.
+Every decision asks its rule's home (`_increments`, `_ledger`): Python calls the
+functions themselves, numba compiles the same functions into the loop.  numba
+keys its on-disk cache on this file alone, not on the files of the functions it
+calls, so the loop closes over a digest of those rules' source: editing a rule
+recompiles the loop instead of reusing a stale build.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import heapq
 import inspect
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -33,11 +34,9 @@ from ._ledger import RechargeRule, attempt_allowed, card_accepts, next_attempt_m
 #: SPEC §3 order within an org instant: hang-ups, charges (by call_id), the rest.
 HANGUP, CHARGE, OTHER = 0, 1, 2
 
-#: The rules the loop asks, each compiled from its one home.
+#: The rules the loop asks, from their one home: run by Python, or compiled into the loop.
 RULES = (boundary_ms, ceil_cost, pool_part, refused, exhausts,
          recharge_wanted, attempt_allowed, card_accepts, next_attempt_ms)
-_boundary_ms, _ceil_cost, _pool_part, _refused, _exhausts = (numba.njit(f) for f in RULES[:5])
-_recharge_wanted, _attempt_allowed, _card_accepts, _next_attempt_ms = (numba.njit(f) for f in RULES[5:])
 
 
 class Stepped(NamedTuple):
@@ -64,7 +63,6 @@ class Stepped(NamedTuple):
     reported: bool
 
 
-@numba.njit(cache=True)
 def _put(a: NDArray[np.int64], n: int, row: tuple) -> NDArray[np.int64]:
     """Row n of the rows `a` set to `row`, `a` grown (doubled) first when full."""
     if n == len(a):
@@ -108,13 +106,13 @@ def _loop_over(rules_digest: str):
                 k += 1
             if t != now:
                 # the check after all events of the instant (SPEC §3 Credits)
-                if had and _recharge_wanted(on, balance, below) and _attempt_allowed(now, retry_until):
-                    if _card_accepts(now, card_until):
+                if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
+                    if card_accepts(now, card_until):
                         balance += amount
                         events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE))
                         reported = False  # reported once until credits are next added
                     else:
-                        retry_until = _next_attempt_ms(now, retry_after)
+                        retry_until = next_attempt_ms(now, retry_after)
                         events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED))
                     n_events += 1
                 now, had = t, False
@@ -124,12 +122,12 @@ def _loop_over(rules_digest: str):
                 had = True
                 s, p = inc_s[ref], pool_of[ref]
                 if p >= 0 and remaining[p] > 0:
-                    take = _pool_part(remaining[p], s)
-                    cost = _ceil_cost(rate[ref], s - take)
+                    take = pool_part(remaining[p], s)
+                    cost = ceil_cost(rate[ref], s - take)
                 else:
                     take, cost = np.int64(0), inc_cost[ref]
-                if _refused(s - take, credits_ok[ref], cost, balance):
-                    if not reported and _exhausts(s - take, credits_ok[ref], cost, balance):
+                if refused(s - take, credits_ok[ref], cost, balance):
+                    if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
                         reported = True
                         events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE))
                         n_events += 1
@@ -148,7 +146,7 @@ def _loop_over(rules_digest: str):
                 if left[ref] > 1:
                     left[ref] -= 1
                 elif left[ref]:  # its last listed boundary, and it may have more: queue the next
-                    nxt = _boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: `s` after this one
+                    nxt = boundary_ms(t, s, 0, 1)  # SPEC §3 Increments: `s` after this one
                     if nxt < until[ref]:
                         heapq.heappush(later, (nxt, ref))
             elif kind == HANGUP:
@@ -162,7 +160,7 @@ def _loop_over(rules_digest: str):
 
 def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.int64], calls: dict[str, NDArray],
          left: NDArray[np.int64], remaining: NDArray[np.int64], rule: RechargeRule, retry_until: int,
-         balance: int, reported: bool, room: int) -> Stepped:
+         balance: int, reported: bool, room: int, compiled: bool) -> Stepped:
     """Step one org's items in order, each decision as its rule says.
 
     `times`, `kinds`, `refs`: the org's instants sorted in SPEC §3 order (`kinds`
@@ -174,12 +172,19 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
     boundaries listed for a call that may have more (its next is queued after the
     last), 0 for a call listed to the end.  `remaining`: pool seconds, updated.
     `retry_until`, `balance`, `reported`: the org's state before; `room`: a guess
-    of the events to come.  Returns the outcome (`Stepped`); nothing else changes.
+    of the events to come.  `compiled`: run the loop compiled (`compiled_loop`)
+    rather than by Python; the outcome is the same.  Returns the outcome
+    (`Stepped`); nothing else changes.
     """
-    paid, gone, events, retry_until, reported = _LOOP(
-        times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(), calls["next_cost"],
-        calls["pool"], remaining, calls["rate"], calls["credits_ok"], calls["until"], left.copy(),
-        rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
+    columns = [times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(),
+               calls["next_cost"], calls["pool"], remaining, calls["rate"], calls["credits_ok"], calls["until"],
+               left.copy()]
+    if compiled:
+        loop = compiled_loop()
+    else:  # Python reads list items several times faster than numpy scalars
+        loop, columns = LOOP, [column.tolist() for column in columns]
+    paid, gone, events, retry_until, reported = loop(
+        *columns, rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
         reported, max(room, 1))
     return Stepped(*paid, *gone.T, *events.T, int(retry_until), bool(reported))
 
@@ -189,4 +194,22 @@ def _rules_digest() -> str:
     return hashlib.sha256("".join(inspect.getsource(rule) for rule in RULES).encode()).hexdigest()
 
 
-_LOOP = numba.njit(cache=True)(_loop_over(_rules_digest()))
+#: The loop as Python runs it; `compiled_loop` is the same function compiled.
+LOOP = _loop_over(_rules_digest())
+_compiled = []
+
+
+def compiled_loop():
+    """`LOOP` compiled with numba: built on first use, from numba's on-disk cache when it has it.
+
+    numba is imported here, not with the module: its import and the load of the
+    compiled loop take ~0.3 s, which only runs that step many increments repay.
+    """
+    if not _compiled:
+        import numba
+        from numba.extending import register_jitable
+
+        for function in (*RULES, _put):  # still plain functions to Python; compiled inline into the loop
+            register_jitable(function)
+        _compiled.append(numba.njit(cache=True)(LOOP))
+    return _compiled[0]

@@ -26,6 +26,8 @@ class Tuning:
       small_batch: arrival batches up to this size are admitted through the memo of earlier
         identical calls rather than the array passes (0: always the array passes).
       watch_ms: how far ahead of a full pass the call table watches the rows due soon.
+      compile_after: instants listed and increments paid by the stepping loop run by Python
+        before it runs compiled with numba (0: compiled from the first).
     """
 
     max_specials: int = 16
@@ -33,3 +35,4 @@ class Tuning:
     split_rows: int = 16_384
     small_batch: int = 256
     watch_ms: int = 1_000
+    compile_after: int = 20_000

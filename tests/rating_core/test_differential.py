@@ -203,11 +203,13 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
 def windowed_below_increment_cases(draw):
     """A case of `below_increment_cases`, its window cuts, and the sizes of the engine's fast
     paths: stepping after one pass, after 16 special instants, or whenever the specials come
-    closer than 1, 256 or 10^9 increments (always)."""
+    closer than 1, 256 or 10^9 increments (always); the stepping loop run compiled from the
+    first item, after 64, or by Python throughout."""
     setup, arrivals = draw(below_increment_cases())
     tuning = {"max_specials": draw(st.sampled_from((16, 1, 3))),
               "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
-              "split_rows": draw(st.sampled_from((16_384, 4)))}
+              "split_rows": draw(st.sampled_from((16_384, 4))),
+              "compile_after": draw(st.sampled_from((0, 64, 10**9)))}
     return setup, arrivals, draw(window_cuts(setup, arrivals)), tuning
 
 

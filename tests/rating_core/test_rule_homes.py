@@ -56,50 +56,65 @@ def test_the_increment_cost_is_computed_in_one_place() -> None:
 _ints = st.integers(0, 10**9)
 
 
+_compiled = {}
+
+
+def compiled(rule):
+    """`rule` compiled by numba for scalars, as the stepping loop runs it."""
+    import numba
+
+    if rule not in _compiled:
+        _compiled[rule] = numba.njit(rule)
+    return _compiled[rule]
+
+
 @settings(deadline=None)  # the first example compiles the rules
 @given(st.lists(st.tuples(_ints, _ints, _ints, st.booleans(), _ints), min_size=1, max_size=20))
-def test_increment_rules_give_the_same_answer_compiled_on_scalars_and_on_arrays(rows) -> None:
-    """The stepping loop runs each rule compiled for one call's scalars, the bulk passes
-    run it on arrays: one source, the same answers (and SPEC §3's own formulas)."""
+def test_increment_rules_give_the_same_answer_on_scalars_compiled_or_not_and_on_arrays(rows) -> None:
+    """The stepping loop runs each rule on one call's scalars, by Python or compiled by
+    numba; the bulk passes run it on arrays: one source, the same answers, SPEC §3's formulas."""
     rate, s, remaining, ok, balance = (np.array(col) for col in zip(*rows))
     p = inc.pool_part(remaining, s)
     r = s - p
     cost = inc.ceil_cost(rate, r)
     refused = inc.refused(r, ok, cost, balance)
     exhausts = inc.exhausts(r, ok, cost, balance)
+    boundary = inc.boundary_ms(rate, s, remaining, 2)
     for i, (rate_i, s_i, rem_i, ok_i, bal_i) in enumerate(rows):
-        p_i = stepping._pool_part(rem_i, s_i)
-        cost_i = stepping._ceil_cost(rate_i, s_i - p_i)
-        assert p_i == min(rem_i, s_i) == p[i]
-        assert cost_i == -(-rate_i * (s_i - p_i) // 60) == cost[i]
-        assert stepping._refused(s_i - p_i, ok_i, cost_i, bal_i) == refused[i]
-        assert stepping._exhausts(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
-        assert stepping._boundary_ms(rate_i, s_i, rem_i, 1) == inc.boundary_ms(rate, s, remaining, 1)[i]
+        for form in (lambda rule: rule, compiled):
+            p_i = form(inc.pool_part)(rem_i, s_i)
+            cost_i = form(inc.ceil_cost)(rate_i, s_i - p_i)
+            assert p_i == min(rem_i, s_i) == p[i]
+            assert cost_i == -(-rate_i * (s_i - p_i) // 60) == cost[i]
+            assert form(inc.refused)(s_i - p_i, ok_i, cost_i, bal_i) == refused[i] == (
+                s_i - p_i > 0 and (not ok_i or cost_i > bal_i))
+            assert form(inc.exhausts)(s_i - p_i, ok_i, cost_i, bal_i) == exhausts[i]
+            assert form(inc.boundary_ms)(rate_i, s_i, rem_i, 2) == boundary[i] == rate_i + 1000 * (s_i + rem_i)
+            assert form(inc.boundary_ms)(rate_i, s_i, rem_i, 0) == rate_i
 
 
 @settings(deadline=None)
 @given(st.lists(st.tuples(st.booleans(), _ints, _ints, _ints, _ints), min_size=1, max_size=20))
-def test_recharge_clauses_give_the_same_answer_compiled_on_scalars_and_on_arrays(rows) -> None:
+def test_recharge_clauses_give_the_same_answer_on_scalars_compiled_or_not_and_on_arrays(rows) -> None:
     on, balance, below, t, until = (np.array(col) for col in zip(*rows))
     wanted = ledger.recharge_wanted(on, balance, below)
     allowed = ledger.attempt_allowed(t, until)
     accepts = ledger.card_accepts(t, until)
     for i, (on_i, bal_i, below_i, t_i, until_i) in enumerate(rows):
-        assert stepping._recharge_wanted(on_i, bal_i, below_i) == wanted[i] == (on_i and bal_i < below_i)
-        assert stepping._attempt_allowed(t_i, until_i) == allowed[i] == (t_i >= until_i)
-        assert stepping._card_accepts(t_i, until_i) == accepts[i] == (t_i < until_i)
-        assert stepping._next_attempt_ms(t_i, until_i) == ledger.next_attempt_ms(t, until)[i] == t_i + until_i
+        for form in (lambda rule: rule, compiled):
+            assert form(ledger.recharge_wanted)(on_i, bal_i, below_i) == wanted[i] == (on_i and bal_i < below_i)
+            assert form(ledger.attempt_allowed)(t_i, until_i) == allowed[i] == (t_i >= until_i)
+            assert form(ledger.card_accepts)(t_i, until_i) == accepts[i] == (t_i < until_i)
+            assert form(ledger.next_attempt_ms)(t_i, until_i) == t_i + until_i
 
 
 def test_the_compiled_loop_asks_only_rules_its_cache_key_covers() -> None:
     """numba's cache is keyed on _stepping.py alone: every rule the loop calls must be in
     `RULES`, whose source digest the loop closes over, so that editing a rule recompiles it."""
-    loop = stepping._LOOP.py_func
-    compiled = {name: getattr(stepping, name) for name in loop.__code__.co_names
-                if hasattr(getattr(stepping, name, None), "py_func")}
-    rules = {name: d.py_func for name, d in compiled.items() if name != "_put"}
-    assert set(rules.values()) == set(stepping.RULES)
-    assert all(f.__module__ in ("rating_core._increments", "rating_core._ledger") for f in rules.values())
+    loop = stepping.LOOP
+    called = {getattr(stepping, name) for name in loop.__code__.co_names
+              if getattr(getattr(stepping, name, None), "__module__", "").startswith("rating_core.")}
+    assert called - {stepping._put} == set(stepping.RULES)
     digest = loop.__closure__[0].cell_contents
     assert digest == stepping._rules_digest() and len(digest) == 64
 

@@ -57,9 +57,11 @@ def bulk_passes(monkeypatch):
 CUTS = [m * MINUTE for m in range(1, 40)]  # a window a minute, as a server's ticks would cut
 
 
+@pytest.mark.parametrize("compile_after", [0, 10**9])  # the loop compiled, or run by Python
 @pytest.mark.parametrize("amount", [10_000, 1, 19_999, 20_000, 21_000])  # half, tiny, about one increment
-def test_a_stuck_org_is_stepped_window_after_window_and_matches_the_reference(bulk_passes, amount):
-    cdrs, events = engine_matches_reference_with_lots(stuck_org(amount), busy_calls(), CUTS)
+def test_a_stuck_org_is_stepped_window_after_window_and_matches_the_reference(bulk_passes, amount, compile_after):
+    cdrs, events = engine_matches_reference_with_lots(stuck_org(amount), busy_calls(), CUTS,
+                                                      compile_after=compile_after)
     kinds = [e[2] for e in events]
     refused = [r for r in cdrs if r[14] in ("blocked_no_balance", "dropped_balance_exhausted")]
     assert kinds.count("recharge_succeeded") > 90 and len(refused) > 50
@@ -72,12 +74,13 @@ def test_without_step_below_the_bulk_passes_run_every_window_and_agree(bulk_pass
     assert len({t for t in bulk_passes if MINUTE < t <= 20 * MINUTE}) == 19
 
 
-def test_a_failing_card_in_that_state_waits_retry_after_and_matches_the_reference():
+@pytest.mark.parametrize("compile_after", [0, 10**9])
+def test_a_failing_card_in_that_state_waits_retry_after_and_matches_the_reference(compile_after):
     """The card is valid through 2026-11-01: the run starts at 23:50, so from the tenth
     minute each attempt fails and the org waits a minute before the next."""
     setup = stuck_org(10_000, card=START.date(), retry_after_ms=MINUTE)
     late = RatingSetup(**{**setup.__dict__, "start": START.replace(hour=23, minute=50)})
-    _, events = engine_matches_reference_with_lots(late, busy_calls(), CUTS)
+    _, events = engine_matches_reference_with_lots(late, busy_calls(), CUTS, compile_after=compile_after)
     failed = [e[0] for e in events if e[2] == "recharge_failed"]
     assert failed and failed[0] >= 10 * MINUTE
     assert all(b - a >= MINUTE for a, b in zip(failed, failed[1:]))
@@ -96,3 +99,30 @@ def test_an_org_that_stops_being_refused_leaves_stepping():
     engine.advance(arrivals.take(arrivals.t_ms >= 6 * MINUTE), 30 * MINUTE)
     engine.advance(arrivals.take(arrivals.t_ms >= 30 * MINUTE), 40 * MINUTE)
     assert not engine._charger.stepping[0]
+
+
+@pytest.mark.parametrize("compile_after, compiled", [(10**9, False), (0, True), (100, None)])
+def test_the_stepping_loop_is_compiled_only_past_compile_after(monkeypatch, compile_after, compiled):
+    """Python runs the loop for an engine's first `compile_after` stepped items: the many
+    scenarios that step an org for a few instants never load numba (~0.3 s)."""
+    from rating_core import RatingEngine, Tuning
+    from rating_core import _stepping
+
+    seen = []
+    step = _stepping.step
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["compiled"])
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(_stepping, "step", spy)
+    engine = RatingEngine(stuck_org(10_000), Tuning(compile_after=compile_after))
+    arrivals, start = busy_calls(), 0
+    for cut in CUTS:  # a window a minute
+        engine.advance(arrivals.take((arrivals.t_ms >= start) & (arrivals.t_ms < cut)), cut)
+        start = cut
+    assert engine._charger.stepped_items > 400
+    if compiled is None:  # by Python first, then compiled for good
+        assert seen[0] is False and seen[-1] is True and seen == sorted(seen)
+    else:
+        assert set(seen) == {compiled}
