@@ -12,7 +12,9 @@
    every ~5 s (benchmarks/stress_recharge.toml), one recharging at almost every
    instant (benchmarks/stress_recharge_every_instant.toml), one stuck below its trigger,
    each recharge smaller than one increment's cost so that about every other charge is
-   refused (benchmarks/stress_recharge_below_increment.toml), dead, exhausted and healthy
+   refused (benchmarks/stress_recharge_below_increment.toml), the same with each recharge
+   one increment's cost (benchmarks/stress_recharge_one_increment.toml) and with per-second
+   billing (benchmarks/stress_per_second_stuck.toml), dead, exhausted and healthy
    orgs mixed (benchmarks/stress_mixed_orgs.toml), and 10,000 orgs of one user
    and one traffic source each (written by benchmarks/stress_orgs.py).
 """
@@ -160,6 +162,8 @@ def bench_stress() -> list[dict] | None:
                  "--name stress_10k_orgs"))
         for scenario in (BENCHMARKS / "stress_recharge.toml", BENCHMARKS / "stress_recharge_every_instant.toml",
                          BENCHMARKS / "stress_recharge_below_increment.toml",
+                         BENCHMARKS / "stress_recharge_one_increment.toml",
+                         BENCHMARKS / "stress_per_second_stuck.toml",
                          BENCHMARKS / "stress_mixed_orgs.toml", ten_thousand):
             results.append(_run_in_child(scenario))
     return results

@@ -98,6 +98,29 @@ def test_stress_recharge_below_increment_refuses_about_every_other_charge(tmp_pa
     assert org["recharges_succeeded"] > result["calls"] // 2 and org["recharges_failed"] == 0
 
 
+def test_stress_recharge_one_increment_stays_below_its_trigger(tmp_path: Path) -> None:
+    """The one-increment stress row: each recharge pays one charge, so the balance never
+    reaches the trigger (its first 4 minutes: ~67,000 calls, ~107,000 recharges, ~11,000
+    calls refused, none failing)."""
+    result, summary = run_child(BENCHMARKS / "stress_recharge_one_increment.toml", tmp_path, "4m")
+    org = summary["orgs"]["acme"]
+    ends = org["calls_by_end_reason"]
+    refused = ends.get("blocked_no_balance", 0) + ends.get("dropped_balance_exhausted", 0)
+    assert result["calls"] > 60_000 and refused > result["calls"] // 10
+    assert org["recharges_succeeded"] > result["calls"] and org["recharges_failed"] == 0
+
+
+def test_stress_per_second_stuck_pays_seconds_one_by_one(tmp_path: Path) -> None:
+    """The per-second stress row: a recharge below one second's cost (its first 5 minutes:
+    ~8,300 calls, ~7,100 refused, ~45,000 recharges, ~207,000 seconds paid)."""
+    result, summary = run_child(BENCHMARKS / "stress_per_second_stuck.toml", tmp_path, "5m")
+    org = summary["orgs"]["acme"]
+    ends = org["calls_by_end_reason"]
+    refused = ends.get("blocked_no_balance", 0) + ends.get("dropped_balance_exhausted", 0)
+    assert result["calls"] > 7_000 and refused > result["calls"] // 2
+    assert org["recharges_succeeded"] > 4 * result["calls"] and org["recharges_failed"] == 0
+
+
 def test_the_sweep_row_rates_the_scenario_in_memory() -> None:
     from simulator.bench._bench import bench_sweep_run
     from simulator.scenario import load_scenario
