@@ -18,7 +18,7 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 4. An org with more than `Tuning.max_specials` special instants in a window, or
    whose special instants come closer than `Tuning.step_below` increments, is
    stepped one increment at a time for the rest of it, exactly as the rules
-   read (`_OrgStepper`: one compiled loop, `_stepping`, its outcome applied in
+   read (`_OrgStepper`: one loop, `_stepping`, its outcome applied in
    bulk), and from the start of its next window while that holds.  That is
    the path of an org stuck below its trigger, each recharge smaller than a
    charge: about every other charge refused, a recharge at almost every
@@ -729,7 +729,7 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
 
 
 LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
-ROOM = 1 << 16  # increments the loop makes room for at first (it grows its rows when full)
+ROOM = 1 << 16  # events the loop makes room for at first (it grows its rows when full)
 
 
 class _OrgStepper:
@@ -737,14 +737,15 @@ class _OrgStepper:
 
     The decisions are sequential: a refused charge ends its call (no later boundary, and its
     hang-up is no org instant), and each instant's recharge depends on the balance its
-    charges leave.  So they are taken in one compiled loop (`_stepping.step`) over each
+    charges leave.  So they are taken in one loop (`_stepping.step`, compiled past
+    `Tuning.compile_after` items) over each
     connected call's first few boundaries (`LISTED`), the hang-ups and the other org
     instants, sorted here once in SPEC §3 order (hang-ups, charges by call_id, the rest); the
     loop queues the next boundaries of the calls that paid all they had listed (a call
     refused, most of them in an org stuck below its trigger, has few later boundaries
     listed, and a call that pays every second is not listed to the end of the span).  The
     outcome is applied after the loop in bulk, as the bulk passes apply theirs: recharges
-    as lots (`_add_lots`), payments with `Charger._commit_rows`, refused calls with
+    as lots (`_add_lots`), payments per call with `Charger._commit_calls`, refused calls with
     `_end_refused`, events as one column set in the loop's order.
     """
 
