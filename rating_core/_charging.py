@@ -105,12 +105,15 @@ class OrgInstants:
 class Charger:
     """Pays the increments due in each window, updating the ledger and the call table."""
 
-    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning()) -> None:
+    def __init__(self, ledger: Ledger, calls: CallTable, n_orgs: int, tuning: Tuning = Tuning(),
+                 end_ms: int = NEVER) -> None:
         self.max_specials = tuning.max_specials
         self.split_rows = tuning.split_rows
         self.step_below = tuning.step_below
         self.compile_after = tuning.compile_after
+        self.end_ms = end_ms
         self.stepped_items = 0  # instants listed and increments paid by the stepper so far
+        self.stepped_since = NEVER  # the first instant stepped
         # orgs whose last window was stepped with a special instant every fewer than
         # `step_below` increments: the next is stepped from its start, without a bulk pass
         self.stepping = np.zeros(n_orgs, dtype=bool)
@@ -504,6 +507,19 @@ class Charger:
         out.increments += int(m.sum())
 
     # -- 4. one increment at a time --------------------------------------
+    def compile_stepping(self, t_from: int, t1: int, items: int) -> bool:
+        """Whether the span [t_from, t1), `items` listed, is stepped by the compiled loop.
+
+        numba's load (~0.3 s a process) repays itself only over many items: the loop
+        runs compiled once the run's stepped items, those so far and those still to
+        come at the pace so far until the run's end, pass `compile_after`.  The pace
+        is taken over a minute at least: a first span can be one instant.
+        """
+        self.stepped_since = min(self.stepped_since, t_from)
+        done, elapsed = self.stepped_items + items, max(t1 - self.stepped_since, PACE_MS)
+        ahead = done * max(self.end_ms - t1, 0) // elapsed if self.end_ms < NEVER else 0
+        return done + ahead > self.compile_after
+
     def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
         stepper = _OrgStepper(self, o, t1, out)
         mine = np.concatenate([other.t[(other.org == o) & (other.t >= t_from)], safe.times_of(o, t_from)])
@@ -729,6 +745,7 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
 
 
 LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
+PACE_MS = 60_000  # the shortest span over which the stepping pace is foreseen (`compile_stepping`)
 ROOM = 1 << 16  # events the loop makes room for at first (it grows its rows when full)
 
 
@@ -798,7 +815,7 @@ class _OrgStepper:
             t[order], kind[order], ref[order], columns, left,
             np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
             int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
-            compiled=ch.stepped_items + len(t) > ch.compile_after)
+            compiled=ch.compile_stepping(t_from, t1, len(t)))
         ch.stepped_items += len(t) + int(stepped.paid.sum())
         led.retry_until[o] = stepped.retry_until
         events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),

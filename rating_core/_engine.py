@@ -64,7 +64,7 @@ class RatingEngine:
         self.ledger = Ledger(setup)
         self.admission = Admission(setup, self.ledger, tuning.small_batch)
         self.calls = CallTable(tuning.watch_ms)
-        self._charger = Charger(self.ledger, self.calls, len(setup.orgs), tuning)
+        self._charger = Charger(self.ledger, self.calls, len(setup.orgs), tuning, setup.end_ms)
         self.now = 0
         self._fixed_done = -1
         self._start_events = self.ledger.start_events()

@@ -63,37 +63,48 @@ class Stepped(NamedTuple):
     reported: bool
 
 
-def _put(a: NDArray[np.int64], n: int, row: tuple) -> NDArray[np.int64]:
-    """Row n of the rows `a` set to `row`, `a` grown (doubled) first when full."""
-    if n == len(a):
-        b = np.empty((2 * len(a) + 1, a.shape[1]), dtype=a.dtype)
-        b[:n] = a
-        a = b
-    for j in range(a.shape[1]):
-        a[n, j] = row[j]
-    return a
+def _put(rows, n, row):
+    """`rows` with `row` as its row n, n being the number of rows so far.
+
+    By Python `rows` is a list and `row` is appended; compiled, `rows` is a 2-D
+    array and numba runs `_put_rows` instead (`compiled_loop`).
+    """
+    rows.append(row)
+    return rows
+
+
+def _put_rows(rows, n, row):
+    """`_put` for a 2-D array: row n set to `row`, the array grown (doubled) first when full.
+    (No annotations: numba requires an overload's parameters to be `_put`'s.)"""
+    if n == len(rows):
+        grown = np.empty((2 * len(rows) + 1, rows.shape[1]), dtype=rows.dtype)
+        grown[:n] = rows
+        rows = grown
+    for j in range(rows.shape[1]):
+        rows[n, j] = row[j]
+    return rows
 
 
 def _loop_over(rules_digest: str):
     """The stepping loop, closing over `rules_digest` (which numba folds into its cache key)."""
 
     def loop(times, kinds, refs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
-             until, left, on, below, amount, card_until, retry_after, retry_until, balance, reported, room):
-        """See `step`: the items in order, each charge paid or refused, each instant's check."""
+             until, left, on, below, amount, card_until, retry_after, retry_until, balance, reported,
+             alive, paid_n, paid_s, paid_take, paid_cost, gone, events):
+        """See `step`: the items in order, each charge paid or refused, each instant's check.
+
+        Reads its columns and fills its outputs by index only (`alive`, the `paid_*`
+        per call; `gone`, `events` through `_put`), so that Python runs it over lists
+        and numba over arrays.
+        """
         assert len(rules_digest) > 0  # the digest is part of the compiled loop's cache key
         # event codes as int64 values: one build of `_put` for every row it writes
         SUCCEEDED, FAILED, EXHAUSTED = np.int64(RECHARGE_SUCCEEDED), np.int64(RECHARGE_FAILED), np.int64(BALANCE_EXHAUSTED)
         EXPIRED, NONE, ZERO = np.int64(CARD_EXPIRED), np.int64(-1), np.int64(0)
-        n_calls = len(inc_s)
-        alive = np.ones(n_calls, dtype=np.bool_)
-        paid = np.zeros((4, n_calls), dtype=np.int64)  # per call: increments, seconds, pool seconds, cost
-        gone = np.empty((min(room, n_calls) + 1, 2), dtype=np.int64)  # call, instant
-        n_gone = 0
-        events = np.empty((room + 1, 5), dtype=np.int64)  # instant, kind, balance, amount, reason
-        n_events = 0
-        later = [(np.int64(0), np.int64(0))]  # heap of (boundary, call) of calls that paid their last listed
+        n_gone, n_events = 0, 0
+        later = [(times[0], refs[0])]  # heap of (boundary, call) of calls that paid their last listed
         later.pop()
-        now, had = np.int64(-1), False  # the instant being stepped, and whether it is an org instant
+        now, had = -1, False  # the instant being stepped, and whether it is an org instant
         k, n = 0, len(times)
         while k < n:
             # the sorted items, with the queued boundaries merged in (SPEC §3 order)
@@ -125,7 +136,7 @@ def _loop_over(rules_digest: str):
                     take = pool_part(remaining[p], s)
                     cost = ceil_cost(rate[ref], s - take)
                 else:
-                    take, cost = np.int64(0), inc_cost[ref]
+                    take, cost = 0, inc_cost[ref]
                 if refused(s - take, credits_ok[ref], cost, balance):
                     if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
                         reported = True
@@ -138,10 +149,10 @@ def _loop_over(rules_digest: str):
                 if take:
                     remaining[p] -= take
                 balance -= cost
-                paid[0, ref] += 1
-                paid[1, ref] += s
-                paid[2, ref] += take
-                paid[3, ref] += cost
+                paid_n[ref] += 1
+                paid_s[ref] += s
+                paid_take[ref] += take
+                paid_cost[ref] += cost
                 inc_s[ref], inc_cost[ref] = next_s[ref], next_cost[ref]
                 if left[ref] > 1:
                     left[ref] -= 1
@@ -153,7 +164,7 @@ def _loop_over(rules_digest: str):
                 had = had or alive[ref]  # a refused call has already ended
             else:
                 had = True
-        return paid, gone[:n_gone], events[:n_events], retry_until, reported
+        return gone, n_gone, events, n_events, retry_until, reported
 
     return loop
 
@@ -170,22 +181,31 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
     increment and those after), `pool` (an index into `remaining`, -1 for none),
     `rate`, `credits_ok` and `until` (its hang-up or the span's end).  `left`: the
     boundaries listed for a call that may have more (its next is queued after the
-    last), 0 for a call listed to the end.  `remaining`: pool seconds, updated.
+    last), 0 for a call listed to the end.  `remaining`: pool seconds.
     `retry_until`, `balance`, `reported`: the org's state before; `room`: a guess
     of the events to come.  `compiled`: run the loop compiled (`compiled_loop`)
     rather than by Python; the outcome is the same.  Returns the outcome
     (`Stepped`); nothing else changes.
     """
+    n = len(calls["inc_s"])
     columns = [times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(),
-               calls["next_cost"], calls["pool"], remaining, calls["rate"], calls["credits_ok"], calls["until"],
-               left.copy()]
+               calls["next_cost"], calls["pool"], remaining.copy(), calls["rate"], calls["credits_ok"],
+               calls["until"], left.copy()]
+    state = [rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
+             reported]
+    paid = np.zeros((4, n), dtype=np.int64)  # per call: increments, seconds, pool seconds, credit cost
     if compiled:
-        loop = compiled_loop()
-    else:  # Python reads list items several times faster than numpy scalars
-        loop, columns = LOOP, [column.tolist() for column in columns]
-    paid, gone, events, retry_until, reported = loop(
-        *columns, rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
-        reported, max(room, 1))
+        out = [np.ones(n, dtype=np.bool_), *paid, np.empty((min(room, n) + 1, 2), dtype=np.int64),
+               np.empty((room + 1, 5), dtype=np.int64)]
+        gone, n_gone, events, n_events, retry_until, reported = compiled_loop()(*columns, *state, *out)
+        paid = np.stack(out[1:5])
+        gone, events = gone[:n_gone], events[:n_events]
+    else:  # Python reads and writes list items several times faster than numpy scalars
+        out = [[True] * n, *paid.tolist(), [], []]
+        gone, _, events, _, retry_until, reported = LOOP(*[c.tolist() for c in columns], *state, *out)
+        paid = np.array(out[1:5], dtype=np.int64).reshape(4, n)
+        gone = np.array(gone, dtype=np.int64).reshape(-1, 2)
+        events = np.array(events, dtype=np.int64).reshape(-1, 5)
     return Stepped(*paid, *gone.T, *events.T, int(retry_until), bool(reported))
 
 
@@ -207,9 +227,10 @@ def compiled_loop():
     """
     if not _compiled:
         import numba
-        from numba.extending import register_jitable
+        from numba.extending import overload, register_jitable
 
-        for function in (*RULES, _put):  # still plain functions to Python; compiled inline into the loop
+        for function in RULES:  # still plain functions to Python; compiled inline into the loop
             register_jitable(function)
+        overload(_put)(lambda rows, n, row: _put_rows)
         _compiled.append(numba.njit(cache=True)(LOOP))
     return _compiled[0]

@@ -26,8 +26,9 @@ class Tuning:
       small_batch: arrival batches up to this size are admitted through the memo of earlier
         identical calls rather than the array passes (0: always the array passes).
       watch_ms: how far ahead of a full pass the call table watches the rows due soon.
-      compile_after: instants listed and increments paid by the stepping loop run by Python
-        before it runs compiled with numba (0: compiled from the first).
+      compile_after: instants listed and increments paid by the stepping loop, so far and
+        foreseen until the run's end at the pace so far, above which the loop runs compiled
+        with numba rather than by Python (0: compiled from the first).
     """
 
     max_specials: int = 16
@@ -35,4 +36,4 @@ class Tuning:
     split_rows: int = 16_384
     small_batch: int = 256
     watch_ms: int = 1_000
-    compile_after: int = 20_000
+    compile_after: int = 600_000

@@ -101,10 +101,8 @@ def test_an_org_that_stops_being_refused_leaves_stepping():
     assert not engine._charger.stepping[0]
 
 
-@pytest.mark.parametrize("compile_after, compiled", [(10**9, False), (0, True), (100, None)])
-def test_the_stepping_loop_is_compiled_only_past_compile_after(monkeypatch, compile_after, compiled):
-    """Python runs the loop for an engine's first `compile_after` stepped items: the many
-    scenarios that step an org for a few instants never load numba (~0.3 s)."""
+@pytest.mark.parametrize("compile_after, compiled", [(10**9, False), (0, True)])
+def test_the_stepping_loop_runs_compiled_or_by_python_as_compile_after_says(monkeypatch, compile_after, compiled):
     from rating_core import RatingEngine, Tuning
     from rating_core import _stepping
 
@@ -122,7 +120,19 @@ def test_the_stepping_loop_is_compiled_only_past_compile_after(monkeypatch, comp
         engine.advance(arrivals.take((arrivals.t_ms >= start) & (arrivals.t_ms < cut)), cut)
         start = cut
     assert engine._charger.stepped_items > 400
-    if compiled is None:  # by Python first, then compiled for good
-        assert seen[0] is False and seen[-1] is True and seen == sorted(seen)
-    else:
-        assert set(seen) == {compiled}
+    assert set(seen) == {compiled}
+
+
+def test_the_loop_is_compiled_when_the_items_foreseen_pass_compile_after():
+    """numba's load (~0.3 s) is paid only by runs that step many items: those so far, and
+    those to come at the pace so far until the run's end (here 40 minutes)."""
+    from rating_core import RatingEngine, Tuning
+
+    charger = RatingEngine(stuck_org(10_000), Tuning(compile_after=4_000))._charger
+    assert not charger.compile_stepping(5 * MINUTE, 6 * MINUTE, 100)  # 100 a minute: 3,500 by the end
+    charger.stepped_items = 100
+    assert not charger.compile_stepping(6 * MINUTE, 7 * MINUTE, 10)  # 110 in 2 minutes: 1,925
+    assert charger.compile_stepping(7 * MINUTE, 8 * MINUTE, 1_000)  # 1,100 in 3 minutes: 12,833
+    charger.stepped_items = 3_999
+    assert not charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 1)  # the end: 4,000 in all
+    assert charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 2)
