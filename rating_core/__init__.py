@@ -11,7 +11,8 @@ General layout
 ``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
                  one-at-a-time stepping (``_OrgStepper``) for orgs with special
                  instants every few increments.
-``_stepping``    the stepping loop, compiled with numba from the rules' homes.
+``_stepping``    the stepping loop, run by Python or compiled by numba, calling the
+                 rules' own functions.
 ``_recharges``   a window's auto-recharges in closed form (bulk path).
 ``_increments``  the increment rules, shared by the bulk and the stepping paths.
 ``_ledger``      pools, balances, lots, refills, expiries and the recharge rule.
