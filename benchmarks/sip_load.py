@@ -31,7 +31,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,24 +42,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LOAD_TESTS = REPO / "load_tests" / "sip"
 _LISTENING = re.compile(r"SIP\b.*?\b(\d+\.\d+\.\d+\.\d+):(\d+)")
+# Printed before it: `callsim: metrics at http://127.0.0.1:9464/metrics`.
+_METRICS = re.compile(r"metrics at (http://\S+/metrics)")
 _SAMPLE = re.compile(r"^(callsim_sip_\w+)(\{[^}]*\})? ([0-9.e+-]+|NaN)$", re.M)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
-    """`callsim serve --sip`, waited for on its startup line, stopped with SIGINT."""
+    """`callsim serve --sip`, waited for on its startup line, stopped with SIGINT.
+
+    Every port is the system's choice (port 0), read from the lines the server prints: a port
+    found free here and handed over later could be taken meanwhile by another process.
+    """
 
     def __init__(self, scenario: Path, out: Path) -> None:
-        self.metrics_port = _free_port()
+        self.metrics_url = ""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "simulator", "serve", str(scenario), "--port", "0",
-             "--sip", "127.0.0.1:0", "--metrics-port", str(self.metrics_port), "--out", str(out)],
+             "--sip", "127.0.0.1:0", "--metrics-port", "0", "--out", str(out)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(lines,), daemon=True).start()
@@ -71,6 +70,8 @@ class Server:
             if line is None:
                 raise SystemExit("callsim exited before listening:\n" + "".join(seen))
             seen.append(line)
+            if url := _METRICS.search(line):
+                self.metrics_url = url[1]
             found = _LISTENING.search(line)
             if found:
                 self.target = f"{found[1]}:{found[2]}"
@@ -84,9 +85,10 @@ class Server:
 
     def metrics(self) -> dict[str, float]:
         """callsim_sip_* samples, summed over their labels (empty if none are exported)."""
+        if not self.metrics_url:
+            return {}
         try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                          timeout=2).read().decode()
+            text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()
         except OSError:
             return {}
         found: dict[str, float] = {}

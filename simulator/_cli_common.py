@@ -90,16 +90,22 @@ def load_checked(path: Path, force: bool, out: Path | None = None, serving: bool
     forced), with its warnings printed to stderr; raises `ScenarioError`.
 
     `serving`: `callsim serve` ignores traffic and calls, so only its users are weighed, and
-    warnings about them would mislead.  `edit`: the `--set` overrides (`scenario.load_scenario`).
+    warnings about them would mislead.  `edit`: the `--set` overrides, a `sweep.OverrideEdit`
+    (`scenario.load_scenario`); a problem they cause names its `--set`.
     """
     from dataclasses import replace
 
-    from .scenario import estimate, load_scenario
+    from .scenario import ScenarioError, estimate, load_scenario
 
     machine = None if estimate.forced(force) else estimate.this_machine(out)
     if machine is not None and serving:
         machine = replace(machine, disk_bytes=None, runs_traffic=False)
-    scenario = load_scenario(path, machine, edit)
+    try:
+        scenario = load_scenario(path, machine, edit)
+    except ScenarioError as err:
+        if edit is None:
+            raise
+        raise edit.blame(err, lambda: load_scenario(path, machine)) from None
     for warning in () if serving else scenario.warnings:
         print(f"warning: {warning.located()}", file=sys.stderr)
     return scenario

@@ -387,7 +387,7 @@ def _overrides(arguments: Sequence[str]):
     """`run --set KEY=VALUE`...: the scenario edit they make (None without any)."""
     if not arguments:
         return None
-    from .sweep import apply_overrides, parse_set
+    from .sweep import OverrideEdit, parse_set
 
     overrides = []
     for argument in arguments:
@@ -398,7 +398,7 @@ def _overrides(arguments: Sequence[str]):
         if len(values) > 1:
             raise UsageError(f"--set {argument}: one value per --set for a run (a sweep takes several)")
         overrides += values
-    return lambda document: apply_overrides(document, overrides)
+    return OverrideEdit(overrides)
 
 
 def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") -> int:

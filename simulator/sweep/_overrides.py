@@ -9,13 +9,19 @@ and an edited scenario is exactly the file with that line changed.
 Values are TOML scalars as typed (`100`, `0.5`, `true`, `"text"`); anything else is text.
 Where the file holds a string (money is a decimal string: `initial = "100.00"`), the value is
 put in as the text typed, so `--set ...initial=100.00` stays the exact decimal "100.00".
+
+A problem the loader finds in an edited scenario is the setting's when it lies at or under a
+setting's place, or when the file as written does not have it (`orgs.acme.id=x` leaves the
+traffic of "acme" with an unknown org): `OverrideEdit.blame` names the `--set` it came from,
+`--set orgs.acme.credits.initial=abc: orgs[0].credits.initial: expected a decimal string ...`,
+instead of the file's line, which holds the value the setting replaced.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,14 +84,17 @@ def parse_set(argument: str) -> list[Override]:
     return overrides
 
 
-def apply_overrides(document: dict[str, Any], overrides: Iterable[Override]) -> None:
-    """Put each override's value into the parsed TOML `document`, in place.
+def apply_overrides(document: dict[str, Any], overrides: Iterable[Override]) -> list[str]:
+    """Put each override's value into the parsed TOML `document`, in place; returns the place
+    of each, as the loader names it (ids resolved: `orgs[0].credits.initial`).
 
     Raises ScenarioError naming the `--set` path and what exists where it stops (the keys of
     a table, the ids or the length of a list) when a path leads nowhere.
     """
+    places = []
     for override in overrides:
-        parent, last = _walk(document, override.path, create=True)
+        parent, last, place = _walk(document, override.path, create=True)
+        places.append(place)
         current = parent[last] if _has(parent, last) else None
         if isinstance(current, (dict, list)):
             kind = "a table" if isinstance(current, dict) else "a list"
@@ -93,6 +102,52 @@ def apply_overrides(document: dict[str, Any], overrides: Iterable[Override]) -> 
         if current is None and _is_credits_money(override.path):
             current = ""  # left out of the file: money all the same, so the text as typed
         parent[last] = _typed(override, current)
+    return places
+
+
+class OverrideEdit:
+    """The edit some overrides make to a parsed scenario: `parse_scenario(edit=...)` calls it
+    on the document; `blame` then names, in the loader's problems, the overrides they came from.
+    """
+
+    def __init__(self, overrides: Iterable[Override]) -> None:
+        self.overrides = tuple(overrides)
+        self.places: tuple[str, ...] | None = None  # once applied: each override's place
+
+    def __call__(self, document: dict[str, Any]) -> None:
+        self.places = tuple(apply_overrides(document, self.overrides))
+
+    def blame(self, err: ScenarioError, unedited: Callable[[], object]) -> ScenarioError:
+        """`err` (the loader's, for the edited scenario) with each problem the edit caused
+        named by its `--set`: `--set PATH=VALUE: place: problem`, one line, no file.
+
+        A problem at or under an override's place is that override's.  Any other is the
+        file's own if loading it unedited (`unedited()`, called only then: it raises
+        ScenarioError or returns) has it too, else the edit's as a whole.  An edit that was
+        never applied (the file unreadable, a path leading nowhere) leaves `err` as it is.
+        """
+        if self.places is None:
+            return err
+        owners = [self._owner(problem) for problem in err.problems]
+        if None in owners:
+            try:
+                unedited()
+                written: set[tuple[str, str]] = set()
+            except ScenarioError as as_written:
+                written = {(p.place, p.problem) for p in as_written.problems}
+            whole = " ".join(f"--set {o}" for o in self.overrides)
+            owners = [owner or (None if (p.place, p.problem) in written else whole)
+                      for p, owner in zip(err.problems, owners)]
+        return ScenarioError([p if owner is None else Problem(owner, str(p))
+                              for p, owner in zip(err.problems, owners)])
+
+    def _owner(self, problem: Problem) -> str | None:
+        """`--set PATH=VALUE` of the override whose place holds the problem's place, if any."""
+        assert self.places is not None
+        for override, place in zip(self.overrides, self.places):
+            if problem.place == place or problem.place.startswith((place + ".", place + "[")):
+                return f"--set {override}"
+        return None
 
 
 def check_paths(document: dict[str, Any], overrides: Iterable[Override]) -> None:
@@ -109,8 +164,9 @@ def _typed(override: Override, current: object) -> Scalar:
     return value
 
 
-def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[Any, Any]:
-    """The container holding the last step of `path` and that step (a key or an index).
+def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[Any, Any, str]:
+    """The container holding the last step of `path`, that step (a key or an index), and the
+    place of `path` as the loader names it (`orgs[0].credits.initial` for `orgs.acme.credits.initial`).
 
     An org's optional table that the file leaves out (`orgs.acme.credits` of
     `orgs.acme.credits.initial`) is created empty when `create`, else walked as if it were.
@@ -118,6 +174,7 @@ def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[An
     steps = _steps(path)
     node: Any = document
     walked = ""
+    place = ""  # `walked` with ids resolved to indexes
     trail: list[str | int] = []  # the steps walked, ids resolved to indexes
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
@@ -126,8 +183,9 @@ def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[An
                 _fail(walked, f"is not a list, cannot take [{step}]")
             if step >= len(node):
                 _fail(f"{walked}[{step}]", f"no such item ({walked} has {len(node)})")
+            place = f"{place}[{step}]"
             if last:
-                return node, step
+                return node, step, place
             node, walked = node[step], f"{walked}[{step}]"
             trail.append(step)
             continue
@@ -138,22 +196,24 @@ def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[An
                 ids = [item["id"] for item in node if isinstance(item, dict) and "id" in item]
                 _fail(here, f'no item with id "{step}" in {walked} '
                             f"({'ids: ' + ', '.join(map(str, ids)) if ids else 'its items have no ids'})")
+            place = f"{place}[{index}]"
             if last:
-                return node, index
+                return node, index, place
             node, walked = node[index], here
             trail.append(index)
             continue
         if not isinstance(node, dict):
             _fail(walked, f"is a value, not a table (cannot take .{step})")
+        place = f"{place}.{step}" if place else step
         if step not in node:
             if last:  # a key the file leaves out (a default) may be set; the loader checks the name
-                return node, step
+                return node, step, place
             if _optional_org_table(trail, step, steps[i + 1:]):
-                return (node.setdefault(step, {}) if create else {}), steps[-1]
+                return (node.setdefault(step, {}) if create else {}), steps[-1], f"{place}.{steps[-1]}"
             keys = ", ".join(node) or "none"
             _fail(here, f'no table "{step}" in {walked or "the scenario"} (keys there: {keys})')
         if last:
-            return node, step
+            return node, step, place
         node, walked = node[step], here
         trail.append(step)
     raise AssertionError("unreachable: a path has at least one step")

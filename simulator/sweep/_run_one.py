@@ -19,11 +19,11 @@ from dataclasses import replace
 from rating_core import RatingEngine, month_starts
 
 from ..outputs import SummaryBuilder
-from ..scenario import Scenario, parse_scenario
+from ..scenario import Scenario, ScenarioError, parse_scenario
 from ..switch import MAX_WINDOW_CALLS, next_arrivals, virtual_window_ms
 from ..traffic import TrafficPlan, expected_calls
 from ._grid import Point, RunSpec
-from ._overrides import apply_overrides
+from ._overrides import OverrideEdit
 from ._pools import PoolWatch
 from ._summary import RunSummary, RunTracker
 
@@ -40,9 +40,17 @@ def run_one(scenario_text: str, source_name: str, spec: RunSpec) -> RunSummary:
 
 @functools.lru_cache(maxsize=8)
 def load_point(scenario_text: str, source_name: str, point: Point) -> Scenario:
-    """The scenario text with `point`'s overrides applied, checked (cached: see the module)."""
-    return parse_scenario(scenario_text, source_name,
-                          edit=(lambda document: apply_overrides(document, point)) if point else None)
+    """The scenario text with `point`'s overrides applied, checked (cached: see the module).
+
+    Raises ScenarioError; a problem the point caused names its `--set` (`OverrideEdit.blame`).
+    """
+    if not point:
+        return parse_scenario(scenario_text, source_name)
+    edit = OverrideEdit(point)
+    try:
+        return parse_scenario(scenario_text, source_name, edit=edit)
+    except ScenarioError as err:
+        raise edit.blame(err, lambda: parse_scenario(scenario_text, source_name)) from None
 
 
 def summarise(scenario: Scenario, point: Point = (),

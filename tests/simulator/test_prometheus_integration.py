@@ -9,6 +9,14 @@ counters.  The test then asks Prometheus's HTTP API for
 runs every panel query of docs/grafana/callsim.json: each must succeed and
 return data.
 
+No port is handed over unchecked.  Prometheus binds port 0 and is read from
+its log ("Listening on").  The run's metrics port must be in Prometheus's
+config before the run starts (a target added later waits for Prometheus's 5 s
+discovery tick, then its 5 s scrape reload tick: up to 10 s of a 12 s run),
+so it is picked free just before: when another process takes it meanwhile,
+callsim refuses to start ("cannot listen on", exit 2) and both are started
+again on another port, at most START_TRIES times.
+
 This is the one test that runs in wall time (about 20 s).  Without a
 Prometheus binary it is skipped, unless $CI is set: in CI it must run.
 """
@@ -79,7 +87,8 @@ def _prometheus_binary() -> str:
                 "under CI=true this test fails instead")
 
 
-def _free_port() -> int:
+def _port_free_now() -> int:
+    """A port nobody listens on at this instant: a guess, which _start checks by starting."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -134,6 +143,80 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait()
 
 
+START_TRIES = 5  # each start fails only when another process took the metrics port first
+# Prometheus's log line once its web server listens: `msg="Listening on" address=127.0.0.1:41321`.
+_PROMETHEUS_LISTENING = re.compile(r'msg="Listening on" address=\S*:(\d+)')
+_METRICS_SERVED = "callsim: metrics at "
+_METRICS_PORT_TAKEN = re.compile(r"callsim: --metrics-port \d+: cannot listen on")
+
+
+def _found_in(log: Path, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    return pattern.search(log.read_text(errors="replace"))
+
+
+def _start_prometheus(binary: str, work: Path, metrics_port: int,
+                      running: list[subprocess.Popen]) -> tuple[subprocess.Popen, PrometheusAPI]:
+    """Prometheus on a port of the system's choosing, scraping 127.0.0.1:`metrics_port` every
+    second, once it is ready."""
+    config = work / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: callsim\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{metrics_port}']\n")
+    log = work / "prometheus.log"
+    with log.open("wb") as out:
+        prometheus = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+             "--web.listen-address=127.0.0.1:0", "--log.level=info"],
+            stdout=out, stderr=subprocess.STDOUT)
+    running.append(prometheus)
+    port = _wait_until(f"Prometheus to say where it listens (in {log})",
+                       lambda: (found := _found_in(log, _PROMETHEUS_LISTENING)) and int(found[1]),
+                       20, prometheus)
+    api = PrometheusAPI(port)
+    _wait_until("Prometheus to be ready", lambda: api.get("/-/ready"), 20, prometheus)
+    return prometheus, api
+
+
+def _start_callsim(command: list[str], log: Path, running: list[subprocess.Popen]) -> subprocess.Popen | None:
+    """callsim once it serves its metrics; None when its metrics port was taken meanwhile."""
+    with log.open("wb") as out:
+        callsim = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    running.append(callsim)
+    deadline = time.monotonic() + 30
+    while _METRICS_SERVED not in (said := log.read_text(errors="replace")):
+        if callsim.poll() is not None:
+            if callsim.returncode == 2 and _METRICS_PORT_TAKEN.search(said):
+                return None
+            raise AssertionError(f"callsim exited with {callsim.returncode}:\n{said}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"callsim did not serve its metrics within 30 s:\n{said}")
+        time.sleep(0.05)
+    return callsim
+
+
+def _start(binary: str, scenario: Path, tmp_path: Path,
+           running: list[subprocess.Popen]) -> tuple[PrometheusAPI, subprocess.Popen, Path]:
+    """Prometheus, then the run it scrapes (its API, the run, the run's --out), on a metrics port
+    checked by starting on it: at most START_TRIES times, each after another process took the
+    port picked.  Every process started is appended to `running`, for the caller to stop."""
+    for attempt in range(START_TRIES):
+        work = tmp_path / f"start-{attempt}"
+        work.mkdir()
+        metrics_port = _port_free_now()
+        prometheus, api = _start_prometheus(binary, work, metrics_port, running)
+        out = work / "out"
+        callsim = _start_callsim(
+            [sys.executable, "-m", "simulator.cli", "run", str(scenario), "--out", str(out),
+             "--speed", str(SPEED), "--quiet", "--metrics-port", str(metrics_port),
+             "--metrics-max-orgs", "2", "--metrics-linger", "30"],
+            work / "callsim.log", running)
+        if callsim is not None:
+            return api, callsim, out
+        _stop(prometheus)
+    raise AssertionError(f"another process took the metrics port before callsim bound it, {START_TRIES} times")
+
+
 def _dashboard_queries() -> list[tuple[str, str]]:
     """Every panel query of the Grafana dashboard, then every `promql` block of the docs."""
     dashboard = json.loads(DASHBOARD.read_text())
@@ -152,29 +235,11 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 
 def test_real_prometheus_scrapes_a_speed_run(tmp_path: Path) -> None:
     binary = _prometheus_binary()
-    metrics_port, prometheus_port = _free_port(), _free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: callsim\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{metrics_port}']\n")
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(SCENARIO)
-    out = tmp_path / "out"
-    logs = {name: open(tmp_path / f"{name}.log", "wb") for name in ("prometheus", "callsim")}
-    prometheus = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
-        stdout=logs["prometheus"], stderr=subprocess.STDOUT)
-    callsim = None
-    api = PrometheusAPI(prometheus_port)
+    running: list[subprocess.Popen] = []
     try:
-        _wait_until("Prometheus to be ready", lambda: api.get("/-/ready"), 20, prometheus)
-        callsim = subprocess.Popen(
-            [sys.executable, "-m", "simulator.cli", "run", str(scenario), "--out", str(out),
-             "--speed", str(SPEED), "--quiet", "--metrics-port", str(metrics_port),
-             "--metrics-max-orgs", "2", "--metrics-linger", "30"],
-            cwd=REPO, stdout=logs["callsim"], stderr=subprocess.STDOUT)
+        api, callsim, out = _start(binary, scenario, tmp_path, running)
 
         # while the run lasts: Prometheus sees simulated time moving
         mid = _wait_until(
@@ -223,8 +288,5 @@ def test_real_prometheus_scrapes_a_speed_run(tmp_path: Path) -> None:
         _stop(callsim, signal.SIGINT)  # ends the linger early: still a clean, complete run
         assert callsim.returncode == 0
     finally:
-        if callsim is not None:
-            _stop(callsim)
-        _stop(prometheus)
-        for log in logs.values():
-            log.close()
+        for proc in reversed(running):
+            _stop(proc)

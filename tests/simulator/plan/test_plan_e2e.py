@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.plan import Setting, plan_scenario, text, write
-from simulator.scenario import load_scenario
+from simulator.plan import Setting, SweepEvaluator, plan_scenario, text, write
+from simulator.scenario import ScenarioError, load_scenario
 from simulator.sweep import SYNC, Override, RunSpec, run_one
 
 # Twelve hours from 18:00; the card is valid through the first day, so recharges fail from 6 h on
@@ -184,6 +184,18 @@ def test_bad_input_is_one_line_and_exit_2(scenario_file: Path, capsys, args: lis
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
 
+
+
+def test_a_setting_the_scenario_cannot_take_is_named_as_its_set(scenario_file: Path) -> None:
+    """A plan's runs are `callsim run --set ...`: the loader's refusal of one names that setting
+    (cli.py prints it as one line, exit 2), not the line of the value it replaced."""
+    evaluator = SweepEvaluator(scenario_file, "contoso", (Override("orgs.contoso.credits.card_expires", "someday"),),
+                               scheduler=SYNC)
+    with pytest.raises(ScenarioError) as err:
+        evaluator.baseline([1], None)
+    [problem] = err.value.problems
+    assert not problem.file and str(problem).startswith(
+        "--set orgs.contoso.credits.card_expires=someday: orgs[0].credits.card_expires: ")
 
 
 def test_a_renewed_card_needs_only_the_lowest_trigger(scenario_file: Path) -> None:

@@ -1,12 +1,17 @@
 """A real Dask cluster on loopback for the sweep's integration tests: `dask scheduler` and two
-`dask worker` processes, as an operator starts them (docs/sweep.md), on free ports."""
+`dask worker` processes, as an operator starts them (docs/sweep.md).
+
+No port is chosen here: a port found free and handed over later can be taken meanwhile by any
+process on the machine.  The scheduler binds port 0 and writes the address it got to its
+`--scheduler-file`; the workers read that file (they wait for it) and bind ports of the system's
+choosing too."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 START_TIMEOUT_S = 120  # a loaded CI machine may take a while to import distributed thrice
+POLL_S = 0.05
 
 
 def dask_command() -> str:
@@ -22,10 +28,19 @@ def dask_command() -> str:
     return str(beside) if beside.exists() else (shutil.which("dask") or "dask")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _scheduler_address(scheduler_file: Path, scheduler: subprocess.Popen, deadline: float,
+                       log_dir: Path) -> str:
+    """The address in the scheduler file, once the scheduler has written all of it (it writes
+    the file in place, so a read may see it half written: read again)."""
+    while True:
+        try:
+            return str(json.loads(scheduler_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            pass
+        if scheduler.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the Dask scheduler did not write {scheduler_file}: "
+                               f"see {log_dir}/dask-0.log")
+        time.sleep(POLL_S)
 
 
 @contextlib.contextmanager
@@ -34,20 +49,22 @@ def dask_cluster(workers: int, log_dir: Path) -> Iterator[str]:
     once every worker has joined (polled through a client); stop them all at the end."""
     from distributed import Client
 
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    scheduler_file = log_dir / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)  # the address must be this scheduler's, not a stale one
     dask = dask_command()
-    commands = [[dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]]
-    commands += [[dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1",
-                  "--no-dashboard", "--memory-limit", "2GiB"]] * workers
-    processes = []
+    commands = [[dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                 "--scheduler-file", str(scheduler_file)]]
+    commands += [[dask, "worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1",
+                  "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--memory-limit", "2GiB"]] * workers
+    processes, logs = [], []
     try:
         for i, command in enumerate(commands):
-            log = (log_dir / f"dask-{i}.log").open("wb")
+            logs.append(log := (log_dir / f"dask-{i}.log").open("wb"))
             processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                               env=os.environ.copy(), start_new_session=True))
         deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # the scheduler may not listen yet: poll until it answers with every worker
+        address = _scheduler_address(scheduler_file, processes[0], deadline, log_dir)
+        while True:  # poll until the scheduler answers with every worker
             try:
                 with Client(address, timeout=5) as client:
                     client.wait_for_workers(workers, timeout=max(1.0, deadline - time.monotonic()))
@@ -65,3 +82,5 @@ def dask_cluster(workers: int, log_dir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for log in logs:
+            log.close()

@@ -81,7 +81,8 @@ def test_a_directory_holding_someone_elses_sweep_csv_is_refused(scenario: Path, 
 
 @pytest.mark.parametrize("option, message", [
     ("orgs.acmee.credits.initial=1,2", '--set orgs.acmee: no item with id "acmee" in orgs (ids: acme, globex)'),
-    ("orgs.acme.credits.initial=1,-2", "orgs[0].credits.initial: must not be negative"),
+    ("orgs.acme.credits.initial=1,-2",
+     'callsim: --set orgs.acme.credits.initial=-2: orgs[0].credits.initial: must not be negative, got "-2"'),
     ("orgs.acme.credits.initial", "--set orgs.acme.credits.initial: expected KEY=VALUE"),
 ])
 def test_a_bad_set_is_one_line_and_nothing_runs(scenario: Path, tmp_path: Path, capsys, option: str,
@@ -146,6 +147,29 @@ def test_every_settings_problems_are_reported_each_once(scenario: Path, tmp_path
     assert len(lines) == 2, lines
     assert any("orgs[0].credits.initial" in line and '"-1"' in line for line in lines)
     assert any("orgs[0].credits.recharge_amount" in line and '"-3"' in line for line in lines)
+
+
+def test_a_value_the_scenario_cannot_take_is_one_line_naming_the_set_no_traceback(scenario: Path,
+                                                                                   tmp_path: Path) -> None:
+    """As a user sees it: the real process, its exit status and all it prints."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "sweep", str(scenario), "--seeds", "2", "--scheduler", "sync",
+         "--set", "orgs.acme.credits.initial=5.00", "--set", "orgs.acme.credits.recharge_amount=3.00,abc",
+         "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == cli.EXIT_USAGE and done.stdout == ""
+    assert done.stderr == ("callsim: --set orgs.acme.credits.recharge_amount=abc: "
+                           'orgs[0].credits.recharge_amount: expected a decimal string like "0.02", got "abc"\n')
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_run_and_check_name_the_set_behind_a_problem(scenario: Path, tmp_path: Path, capsys, command: str) -> None:
+    out = tmp_path / "out"
+    code = cli.main([command, str(scenario), "--set", "orgs.acme.id=initech", "--out", str(out)])
+    assert code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'callsim: --set orgs.acme.id=initech: traffic[0].org: unknown org "acme"\n'
+    assert not (out / "cdrs.csv").exists()
 
 
 @pytest.mark.parametrize("values", ["1,2", "5"])

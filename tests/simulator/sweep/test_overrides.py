@@ -67,11 +67,47 @@ def test_a_bad_path_names_itself_and_what_exists_there(path: str, message: str) 
     assert _problem(f"{path}=1") == message
 
 
-def test_a_bad_value_gets_the_loaders_own_error_with_its_line() -> None:
-    message = _problem("orgs.acme.credits.initial=-5")
-    assert message.startswith("s.toml:") and "orgs[0].credits.initial: must not be negative" in message
-    assert "calls_per_hour" in _problem("traffic[0].calls_per_hour=0")
-    assert "recharge_amout" in _problem("orgs.acme.credits.recharge_amout=5")
+def _blamed(*sets: str, text: str = TEXT) -> list[str]:
+    """The lines `callsim` prints for a point the scenario cannot take (sweep, plan: load_point)."""
+    with pytest.raises(ScenarioError) as err:
+        load_point(text, "s.toml", tuple(o for s in sets for o in parse_set(s)))
+    return [p.located() for p in err.value.problems]
+
+
+def test_a_bad_value_names_its_set_as_typed_then_the_loaders_place_and_problem() -> None:
+    """Not the file's line: it holds the value the setting replaced."""
+    assert _blamed("orgs.acme.credits.recharge_amount=abc") == [
+        '--set orgs.acme.credits.recharge_amount=abc: orgs[0].credits.recharge_amount: '
+        'expected a decimal string like "0.02", got "abc"']
+    assert _blamed("orgs[0].credits.initial=-5") == [
+        '--set orgs[0].credits.initial=-5: orgs[0].credits.initial: must not be negative, got "-5"']
+    assert _blamed("traffic[0].calls_per_hour=0")[0].startswith(
+        "--set traffic[0].calls_per_hour=0: traffic[0].calls_per_hour: ")
+    assert _blamed("orgs.acme.credits.recharge_amout=5") == [
+        "--set orgs.acme.credits.recharge_amout=5: orgs[0].credits.recharge_amout: unknown key"]
+
+
+def test_each_problem_names_the_set_at_its_place() -> None:
+    assert _blamed("orgs.acme.credits.initial=-1", "orgs.globex.credits.recharge_amount=0") == [
+        '--set orgs.acme.credits.initial=-1: orgs[0].credits.initial: must not be negative, got "-1"',
+        "--set orgs.globex.credits.recharge_amount=0: orgs[1].credits.recharge_amount: "
+        'must be greater than 0, got "0"']
+
+
+def test_a_problem_elsewhere_that_the_point_causes_names_its_sets() -> None:
+    """Renaming an org leaves its traffic with an unknown org: not the traffic's line's fault."""
+    assert _blamed("orgs.acme.id=initech") == [
+        '--set orgs.acme.id=initech: traffic[0].org: unknown org "acme"']
+    assert _blamed("orgs.acme.id=initech", "orgs.globex.credits.initial=1.00") == [
+        '--set orgs.acme.id=initech --set orgs.globex.credits.initial=1.00: traffic[0].org: '
+        'unknown org "acme"']
+
+
+def test_a_problem_the_file_has_as_written_keeps_its_line() -> None:
+    broken = TEXT.replace('holding_mean = "3m"', 'holding_mean = "3 minutes"', 1)
+    lines = _blamed("orgs.acme.credits.initial=-1", text=broken)
+    assert lines[0].startswith("--set orgs.acme.credits.initial=-1: orgs[0].credits.initial: ")
+    assert len(lines) == 2 and lines[1].startswith("s.toml:") and "traffic[0].holding_mean" in lines[1]
 
 
 @pytest.mark.parametrize("argument", ["novalue", "=5", "a.b=", "a..b=1", "[0].x=1", "a.b=1,,2", "a=1,1"])
