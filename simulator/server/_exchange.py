@@ -39,7 +39,7 @@ import numpy as np
 import trio
 
 from rating_core import (
-    END_REASON_NAMES, FOREVER_MS, Arrivals, CdrBatch, EndReason, RatingEngine, RatingSetup, Step,
+    END_REASON_NAMES, FOREVER_MS, Arrivals, CdrBatch, EndReason, RatingEngine, RatingSetup, Step, Tuning,
 )
 
 from . import _messages as msgs
@@ -90,6 +90,9 @@ class SetupBatch:
         self.froms: list[int] = []
 
 
+SERVER_COMPILE_AFTER = 2**62  # never: see Exchange.__init__
+
+
 class Exchange:
     """Owns the RatingEngine; `run` is its only driver."""
 
@@ -101,7 +104,9 @@ class Exchange:
         tick_s: float = 0.001,
         on_advance: Callable[[float, int], None] = lambda s, n: None,
     ) -> None:
-        self.engine = RatingEngine(setup)
+        # a server's stepping keeps to real time by Python; compiling the loop would stall
+        # every connection for numba's load (~0.3 s, ~5 s the first time after an install)
+        self.engine = RatingEngine(setup, Tuning(compile_after=SERVER_COMPILE_AFTER))
         self.setup = setup
         self._on_step = on_step
         self._on_latency = on_latency  # (seconds, how many setups waited that long)

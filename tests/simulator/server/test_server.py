@@ -211,3 +211,12 @@ def test_token_env_var_name(org_id, var):
     from simulator.server._directory import token_env_var
 
     assert token_env_var(org_id) == var
+
+
+async def test_a_server_steps_by_python_however_much_it_foresees(nursery, tmp_path):
+    """Compiling the stepping loop would stall every connection for numba's load (~0.3 s,
+    ~5 s the first time): a server never does, whatever its stepping pace foretells."""
+    server = await start_server(nursery, tmp_path)
+    charger = server.exchange.engine._charger
+    assert not charger.compile_stepping(0, 60_000, 10**9)
+    await server.stop()
