@@ -20,6 +20,7 @@ recompiles the loop instead of reusing a stale build.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import inspect
@@ -227,11 +228,22 @@ def compiled_loop():
     compiled loop take ~0.3 s, which only runs that step many increments repay.
     """
     if not _compiled:
-        import numba
-        from numba.extending import overload, register_jitable
-
-        for function in RULES:  # still plain functions to Python; compiled inline into the loop
-            register_jitable(function)
-        overload(_put)(lambda rows, n, row: _put_rows)
-        _compiled.append(numba.njit(cache=True)(LOOP))
+        numba = _numba()
+        try:
+            _compiled.append(numba.njit(cache=True)(LOOP))
+        except RuntimeError:  # no writable cache directory: the loop is built in each process
+            _compiled.append(numba.njit(LOOP))
     return _compiled[0]
+
+
+@functools.cache
+def _numba():
+    """numba, told once how to compile what the loop calls: the rules (still plain functions
+    to Python, compiled inline into the loop) and `_put` over arrays (`_put_rows`)."""
+    import numba
+    from numba.extending import overload, register_jitable
+
+    for function in RULES:
+        register_jitable(function)
+    overload(_put)(lambda rows, n, row: _put_rows)
+    return numba

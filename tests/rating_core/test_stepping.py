@@ -136,3 +136,18 @@ def test_the_loop_is_compiled_when_the_items_foreseen_pass_compile_after():
     charger.stepped_items = 3_999
     assert not charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 1)  # the end: 4,000 in all
     assert charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 2)
+
+
+def test_without_a_writable_cache_directory_the_loop_is_built_uncached(monkeypatch):
+    """numba refuses cache=True where it finds no directory to write (a read-only install
+    and home): the loop is then compiled in the process, and stepping gives the same answer."""
+    import numba.core.caching
+
+    from rating_core import _stepping
+
+    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
+    monkeypatch.setattr(_stepping, "_compiled", [])
+    loop = _stepping.compiled_loop()
+    assert loop._cache.__class__.__name__ == "NullCache"
+    engine_matches_reference_with_lots(stuck_org(20_000), busy_calls(), CUTS, compile_after=0)
+    assert _stepping._compiled == [loop] and loop.signatures
