@@ -43,7 +43,8 @@ Credits taken from the first lot       ``_lots.LotQueue.take`` (lots kept in exp
                                        order: ``_lots.LotQueue.insert``)
 Failing, blocked vs dropped            ``_increments.refused_reason``
 balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
-                                       ``_ledger.Ledger.exhausted_unreported`` (once)
+                                       ``_ledger.Ledger.exhausted_unreported`` (once;
+                                       stepped: the flag ``reported`` of ``_stepping``'s loop)
 Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
 Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; removal of
                                        the rest: ``_ledger.Ledger._expire_lots``
@@ -52,11 +53,13 @@ Credits, auto-recharge wanted          ``_ledger.recharge_wanted`` (for orgs:
 Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Ledger.may_attempt``)
 Credits, card valid (attempt succeeds) ``_ledger.card_accepts`` (``_ledger.Ledger.card_valid``)
 Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a failure:
-                                       ``_ledger.Ledger.fail_attempt``)
+                                       ``_ledger.Ledger.fail_attempt``; stepped: the
+                                       loop of ``_stepping._loop_over``, from the same clauses)
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
                                        fixed events) and ``_charging.Charger._hangups``
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
-                                       ``_charging._OrgStepper.run`` (stepped)
+                                       ``_charging._OrgStepper.run`` with the loop of
+                                       ``_stepping._loop_over`` (stepped)
 Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 =====================================  ==============================================
 

@@ -507,18 +507,21 @@ class Charger:
         out.increments += int(m.sum())
 
     # -- 4. one increment at a time --------------------------------------
-    def compile_stepping(self, t_from: int, t1: int, items: int) -> bool:
-        """Whether the span [t_from, t1), `items` listed, is stepped by the compiled loop.
+    def compile_stepping(self, t1: int, items: int) -> bool:
+        """Whether the span that ends at t1, `items` listed, is stepped by the compiled loop.
 
-        numba's load (~0.3 s a process) repays itself only over many items: the loop
-        runs compiled once the run's stepped items, those so far and those still to
-        come at the pace so far until the run's end, pass `compile_after`.  The pace
-        is taken over a minute at least: a first span can be one instant.
+        numba's load (~0.3 s and ~150 MB a process) repays itself only over many
+        items: the loop runs compiled once the run's stepped items, those so far and
+        those still to come at the pace so far until the run's end, pass
+        `compile_after`, and a tenth of them are done (a burst at the start of a
+        run foretells little).  The pace is taken over a minute at least: a first
+        span can be one instant.  Never when `compile_after` is None.
         """
-        self.stepped_since = min(self.stepped_since, t_from)
+        if self.compile_after is None:
+            return False
         done, elapsed = self.stepped_items + items, max(t1 - self.stepped_since, PACE_MS)
         ahead = done * max(self.end_ms - t1, 0) // elapsed if self.end_ms < NEVER else 0
-        return done + ahead > self.compile_after
+        return 10 * done > self.compile_after and done + ahead > self.compile_after
 
     def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
         stepper = _OrgStepper(self, o, t1, out)
@@ -803,6 +806,7 @@ class _OrgStepper:
                                   dtype=np.int64), [len(boundary), len(hung), len(other), 1])
         ref = np.concatenate([np.repeat(due, listed), hung, np.zeros(len(other) + 1, dtype=np.int64)])
         order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
+        ch.stepped_since = min(ch.stepped_since, t_from)
         left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
         left[due] = np.where(listed <= more, listed, 0)
         pools = c.col["pool"][calls]
@@ -815,7 +819,7 @@ class _OrgStepper:
             t[order], kind[order], ref[order], columns, left,
             np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
             int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
-            compiled=ch.compile_stepping(t_from, t1, len(t)))
+            compiled=ch.compile_stepping(t1, len(t)))
         ch.stepped_items += len(t) + int(stepped.paid.sum())
         led.retry_until[o] = stepped.retry_until
         events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),

@@ -39,9 +39,7 @@ def pool_part(pool_remaining, seconds):
     The rest, r = s - p, is paid by credits (`ceil_cost`); a call without a pool has
     a remaining of 0.
     """
-    if isinstance(seconds, int):  # one call (the stepper): plain Python, ~20x numpy's scalar cost
-        return min(max(pool_remaining, 0), seconds)
-    return np.clip(pool_remaining, 0, seconds)
+    return np.minimum(np.maximum(pool_remaining, 0), seconds)
 
 
 def refused(credit_s, credits_ok, cost, balance):
@@ -65,8 +63,6 @@ def refused_reason(billed_s):
     """SPEC §3 Failing: a refused call that had paid no increment yet is blocked
     (`blocked_no_balance`), one that had is dropped (`dropped_balance_exhausted`).
 
-    A Python int (one call) gives an int, an array an int8 array.
+    An array of billed seconds gives an int8 array of EndReason codes.
     """
-    if isinstance(billed_s, int):
-        return DROPPED if billed_s > 0 else BLOCKED
     return np.where(billed_s > 0, DROPPED, BLOCKED).astype(np.int8)

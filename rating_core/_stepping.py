@@ -14,8 +14,9 @@ its outcome in bulk.
 Every decision asks its rule's home (`_increments`, `_ledger`): Python calls the
 functions themselves, numba compiles the same functions into the loop.  numba
 keys its on-disk cache on this file alone, not on the files of the functions it
-calls, so the loop closes over a digest of those rules' source: editing a rule
-recompiles the loop instead of reusing a stale build.
+calls, so the compiled loop closes over a digest of those rules' source and of
+the constants it reads from elsewhere (`_cache_key`): editing them recompiles the
+loop instead of reusing a stale build.
 """
 
 from __future__ import annotations
@@ -68,11 +69,14 @@ class Stepped(NamedTuple):
 def _put(rows, n, row):
     """`rows` with `row` as its row n, n being the number of rows so far.
 
-    By Python `rows` is a list and `row` is appended; compiled, `rows` is a 2-D
-    array and numba runs `_put_rows` instead (`compiled_loop`).
+    By Python `rows` is a list and `row` is appended (a 2-D array when numba is
+    told not to compile: `_put_rows`); compiled, numba runs `_put_rows`
+    (`compiled_loop`).
     """
-    rows.append(row)
-    return rows
+    if isinstance(rows, list):
+        rows.append(row)
+        return rows
+    return _put_rows(rows, n, row)
 
 
 def _put_rows(rows, n, row):
@@ -87,8 +91,8 @@ def _put_rows(rows, n, row):
     return rows
 
 
-def _loop_over(rules_digest: str):
-    """The stepping loop, closing over `rules_digest` (which numba folds into its cache key)."""
+def _loop_over(cache_key: str):
+    """The stepping loop, closing over `cache_key` (which numba folds into its cache key)."""
 
     def loop(times, kinds, refs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
              until, left, on, below, amount, card_until, retry_after, retry_until, balance, reported,
@@ -99,12 +103,14 @@ def _loop_over(rules_digest: str):
         per call; `gone`, `events` through `_put`), so that Python runs it over lists
         and numba over arrays.
         """
-        assert len(rules_digest) > 0  # the digest is part of the compiled loop's cache key
+        cache_key  # a closure variable: numba folds its value into the compiled loop's cache key
         # event codes as int64 values: one build of `_put` for every row it writes
         SUCCEEDED, FAILED, EXHAUSTED = np.int64(RECHARGE_SUCCEEDED), np.int64(RECHARGE_FAILED), np.int64(BALANCE_EXHAUSTED)
         EXPIRED, NONE, ZERO = np.int64(CARD_EXPIRED), np.int64(-1), np.int64(0)
         n_gone, n_events = 0, 0
-        later = [(times[0], refs[0])]  # heap of (boundary, call) of calls that paid their last listed
+        # heap of (boundary, call) of calls that paid their last listed boundary; its first
+        # element, popped at once, only tells numba the type of its items
+        later = [(times[0], refs[0])]
         later.pop()
         now, had = -1, False  # the instant being stepped, and whether it is an org instant
         k, n = 0, len(times)
@@ -190,49 +196,61 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
     (`Stepped`); nothing else changes.
     """
     n = len(calls["inc_s"])
-    columns = [times, kinds, refs, calls["inc_s"].copy(), calls["next_s"], calls["inc_cost"].copy(),
-               calls["next_cost"], calls["pool"], remaining.copy(), calls["rate"], calls["credits_ok"],
-               calls["until"], left.copy()]
-    state = [rule.on, rule.below, rule.amount, rule.card_until_ms, rule.retry_after_ms, retry_until, balance,
-             reported]
+    columns = {"times": times, "kinds": kinds, "refs": refs, "inc_s": calls["inc_s"].copy(),
+               "next_s": calls["next_s"], "inc_cost": calls["inc_cost"].copy(), "next_cost": calls["next_cost"],
+               "pool_of": calls["pool"], "remaining": remaining.copy(), "rate": calls["rate"],
+               "credits_ok": calls["credits_ok"], "until": calls["until"], "left": left.copy()}
+    state = {"on": rule.on, "below": rule.below, "amount": rule.amount, "card_until": rule.card_until_ms,
+             "retry_after": rule.retry_after_ms, "retry_until": retry_until, "balance": balance,
+             "reported": reported}
     paid = np.zeros((4, n), dtype=np.int64)  # per call: increments, seconds, pool seconds, credit cost
+    names = ("paid_n", "paid_s", "paid_take", "paid_cost")
     if compiled:
-        out = [np.ones(n, dtype=np.bool_), *paid, np.empty((min(room, n) + 1, 2), dtype=np.int64),
-               np.empty((room + 1, 5), dtype=np.int64)]
-        gone, n_gone, events, n_events, retry_until, reported = compiled_loop()(*columns, *state, *out)
-        paid = np.stack(out[1:5])
+        out = {"alive": np.ones(n, dtype=np.bool_), **dict(zip(names, paid)),
+               "gone": np.empty((min(room, n) + 1, 2), dtype=np.int64),
+               "events": np.empty((room + 1, 5), dtype=np.int64)}
+        gone, n_gone, events, n_events, retry_until, reported = compiled_loop()(**columns, **state, **out)
         gone, events = gone[:n_gone], events[:n_events]
     else:  # Python reads and writes list items several times faster than numpy scalars
-        out = [[True] * n, *paid.tolist(), [], []]
-        gone, _, events, _, retry_until, reported = LOOP(*[c.tolist() for c in columns], *state, *out)
-        paid = np.array(out[1:5], dtype=np.int64).reshape(4, n)
+        out = {"alive": [True] * n, **dict(zip(names, paid.tolist())), "gone": [], "events": []}
+        gone, _, events, _, retry_until, reported = LOOP(
+            **{name: column.tolist() for name, column in columns.items()}, **state, **out)
+        paid = np.array([out[name] for name in names], dtype=np.int64).reshape(4, n)
         gone = np.array(gone, dtype=np.int64).reshape(-1, 2)
         events = np.array(events, dtype=np.int64).reshape(-1, 5)
     return Stepped(*paid, *gone.T, *events.T, int(retry_until), bool(reported))
 
 
-def _rules_digest() -> str:
-    """A digest of the source of every rule the loop asks (see the module's docstring)."""
-    return hashlib.sha256("".join(inspect.getsource(rule) for rule in RULES).encode()).hexdigest()
+def _cache_key(namespace: dict | None = None) -> str:
+    """A digest of what the compiled loop depends on outside this file: the source of
+    every rule it asks (`RULES`) and the value of every constant it reads (the event
+    codes of `_events`), looked up in `namespace` (this module's by default)."""
+    namespace = globals() if namespace is None else namespace
+    names = LOOP.__code__.co_names
+    constants = sorted(f"{name}={namespace[name]!r}" for name in names
+                       if isinstance(namespace.get(name), (int, float, str)))
+    text = "".join(inspect.getsource(rule) for rule in RULES) + "\n".join(constants)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-#: The loop as Python runs it; `compiled_loop` is the same function compiled.
-LOOP = _loop_over(_rules_digest())
+#: The loop as Python runs it; `compiled_loop` compiles the same code.
+LOOP = _loop_over("")
 _compiled = []
 
 
 def compiled_loop():
-    """`LOOP` compiled with numba: built on first use, from numba's on-disk cache when it has it.
+    """The loop compiled with numba: built on first use, from numba's on-disk cache when it has it.
 
     numba is imported here, not with the module: its import and the load of the
     compiled loop take ~0.3 s, which only runs that step many increments repay.
     """
     if not _compiled:
         numba = _numba()
+        loop = _loop_over(_cache_key())
         try:
-            _compiled.append(numba.njit(cache=True)(LOOP))
+            _compiled.append(numba.njit(cache=True)(loop))
         except RuntimeError:  # no writable cache directory: the loop is built in each process
-            _compiled.append(numba.njit(LOOP))
+            _compiled.append(numba.njit(loop))
     return _compiled[0]
 
 

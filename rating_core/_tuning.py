@@ -28,7 +28,8 @@ class Tuning:
       watch_ms: how far ahead of a full pass the call table watches the rows due soon.
       compile_after: instants listed and increments paid by the stepping loop, so far and
         foreseen until the run's end at the pace so far, above which the loop runs compiled
-        with numba rather than by Python (0: compiled from the first).
+        with numba rather than by Python (0: compiled from the first; None: never, for
+        real-time rating, which numba's load would stall).
     """
 
     max_specials: int = 16
@@ -36,4 +37,4 @@ class Tuning:
     split_rows: int = 16_384
     small_batch: int = 256
     watch_ms: int = 1_000
-    compile_after: int = 600_000
+    compile_after: int | None = 600_000

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from rating_core import RatingEngine, Step, Tables
+from rating_core import RatingEngine, Step, Tables, Tuning
 
 from .clock import SimClock
 from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
@@ -226,7 +226,8 @@ class _Stop:
 
 
 async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) -> RunResult:
-    engine = RatingEngine(scenario.setup)
+    # in real time the stepping loop keeps up by Python, and numba's load would stall the ticks
+    engine = RatingEngine(scenario.setup, Tuning(compile_after=None) if options.speed is not None else Tuning())
     window_ms = options.virtual_window_ms or virtual_window_ms(expected_calls(scenario),
                                                                scenario.setup.end_ms)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls,

@@ -90,9 +90,6 @@ class SetupBatch:
         self.froms: list[int] = []
 
 
-SERVER_COMPILE_AFTER = 2**62  # never: see Exchange.__init__
-
-
 class Exchange:
     """Owns the RatingEngine; `run` is its only driver."""
 
@@ -106,7 +103,7 @@ class Exchange:
     ) -> None:
         # a server's stepping keeps to real time by Python; compiling the loop would stall
         # every connection for numba's load (~0.3 s, ~5 s the first time after an install)
-        self.engine = RatingEngine(setup, Tuning(compile_after=SERVER_COMPILE_AFTER))
+        self.engine = RatingEngine(setup, Tuning(compile_after=None))
         self.setup = setup
         self._on_step = on_step
         self._on_latency = on_latency  # (seconds, how many setups waited that long)

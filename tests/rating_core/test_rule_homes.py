@@ -108,15 +108,20 @@ def test_recharge_clauses_give_the_same_answer_on_scalars_compiled_or_not_and_on
             assert form(ledger.next_attempt_ms)(t_i, until_i) == t_i + until_i
 
 
-def test_the_compiled_loop_asks_only_rules_its_cache_key_covers() -> None:
+def test_the_compiled_loop_asks_only_what_its_cache_key_covers() -> None:
     """numba's cache is keyed on _stepping.py alone: every rule the loop calls must be in
-    `RULES`, whose source digest the loop closes over, so that editing a rule recompiles it."""
+    `RULES`, and the rules' source and the constants the loop reads from elsewhere (the
+    event codes) are in the key it closes over, so that editing them rebuilds the loop."""
     loop = stepping.LOOP
     called = {getattr(stepping, name) for name in loop.__code__.co_names
               if getattr(getattr(stepping, name, None), "__module__", "").startswith("rating_core.")}
     assert called - {stepping._put} == set(stepping.RULES)
-    digest = loop.__closure__[0].cell_contents
-    assert digest == stepping._rules_digest() and len(digest) == 64
+    key = stepping.compiled_loop().py_func.__closure__[0].cell_contents
+    assert key == stepping._cache_key() and len(key) == 64
+    for name in ("RECHARGE_SUCCEEDED", "RECHARGE_FAILED", "BALANCE_EXHAUSTED", "CARD_EXPIRED"):
+        assert name in loop.__code__.co_names
+        changed = {**vars(stepping), name: getattr(stepping, name) + 10}
+        assert stepping._cache_key(changed) != key, name
 
 
 def test_refusal_follows_spec_paying_one_increment() -> None:
@@ -126,8 +131,9 @@ def test_refusal_follows_spec_paying_one_increment() -> None:
         assert inc.refused(1, ok, 11, 10) and inc.exhausts(1, ok, 11, 10)  # the balance is lower
         assert not inc.refused(1, ok, 10, 10)  # the balance is enough
         assert not inc.exhausts(1, not_ok, 11, 10)  # refused, but not for the balance
-    assert inc.refused_reason(0) == rating_core.EndReason.BLOCKED_NO_BALANCE
-    assert inc.refused_reason(60) == rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED
+    assert inc.refused_reason(np.array([0, 60, 1])).tolist() == [
+        rating_core.EndReason.BLOCKED_NO_BALANCE, rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED,
+        rating_core.EndReason.DROPPED_BALANCE_EXHAUSTED]
 
 
 def test_boundaries_follow_spec_increments() -> None:

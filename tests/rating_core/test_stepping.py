@@ -129,13 +129,17 @@ def test_the_loop_is_compiled_when_the_items_foreseen_pass_compile_after():
     from rating_core import RatingEngine, Tuning
 
     charger = RatingEngine(stuck_org(10_000), Tuning(compile_after=4_000))._charger
-    assert not charger.compile_stepping(5 * MINUTE, 6 * MINUTE, 100)  # 100 a minute: 3,500 by the end
+    charger.stepped_since = 5 * MINUTE
+    assert not charger.compile_stepping(6 * MINUTE, 100)  # 100 a minute: 3,500 by the end
     charger.stepped_items = 100
-    assert not charger.compile_stepping(6 * MINUTE, 7 * MINUTE, 10)  # 110 in 2 minutes: 1,925
-    assert charger.compile_stepping(7 * MINUTE, 8 * MINUTE, 1_000)  # 1,100 in 3 minutes: 12,833
+    assert not charger.compile_stepping(7 * MINUTE, 10)  # 110 in 2 minutes: 1,925
+    assert not charger.compile_stepping(7 * MINUTE, 250)  # 350 in 2 minutes: 6,125, but too few done
+    assert charger.compile_stepping(8 * MINUTE, 1_000)  # 1,100 in 3 minutes: 12,833
     charger.stepped_items = 3_999
-    assert not charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 1)  # the end: 4,000 in all
-    assert charger.compile_stepping(39 * MINUTE, 40 * MINUTE, 2)
+    assert not charger.compile_stepping(40 * MINUTE, 1)  # the end: 4,000 in all
+    assert charger.compile_stepping(40 * MINUTE, 2)
+    assert not RatingEngine(stuck_org(10_000), Tuning(compile_after=None))._charger.compile_stepping(
+        40 * MINUTE, 10**9)
 
 
 def test_without_a_writable_cache_directory_the_loop_is_built_uncached(monkeypatch):

@@ -181,3 +181,27 @@ async def test_observers_see_every_cdr_including_the_end_of_simulation(
     last = reports[-1]
     assert last.t0_ms == last.t1_ms == 10_000  # the end-of-run step, after the last window
     assert b"simulation_end" in (tmp_path / "cdrs.csv").read_bytes()
+
+
+async def test_at_a_finite_speed_the_stepping_loop_is_never_compiled(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba's load (~0.3 s, ~5 s the first time) would stall the ticks of a paced run:
+    its engine steps stuck orgs by Python, whatever it foresees (quickstart steps one)."""
+    from rating_core import Tuning
+    from rating_core._charging import Charger
+
+    asked: dict[str, set] = {"max": set(), "20000": set()}
+    compile_stepping = Charger.compile_stepping
+    key = "max"
+
+    def spy(self, *args):
+        asked[key].add(self.compile_after)
+        return compile_stepping(self, *args)
+
+    monkeypatch.setattr(Charger, "compile_stepping", spy)
+    scenario = load_scenario(SCENARIOS / "quickstart.toml")
+    await _run(scenario, tmp_path / "max", None)
+    key = "20000"
+    await _run(scenario, tmp_path / "20000", 20000.0)
+    assert asked == {"max": {Tuning().compile_after}, "20000": {None}}

@@ -218,5 +218,5 @@ async def test_a_server_steps_by_python_however_much_it_foresees(nursery, tmp_pa
     ~5 s the first time): a server never does, whatever its stepping pace foretells."""
     server = await start_server(nursery, tmp_path)
     charger = server.exchange.engine._charger
-    assert not charger.compile_stepping(0, 60_000, 10**9)
+    assert not charger.compile_stepping(60_000, 10**9)
     await server.stop()
