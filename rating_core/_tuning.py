@@ -37,4 +37,4 @@ class Tuning:
     split_rows: int = 16_384
     small_batch: int = 256
     watch_ms: int = 1_000
-    compile_after: int | None = 600_000
+    compile_after: int | None = 450_000
