@@ -24,6 +24,7 @@ from simulator.units import (
     format_ms_iso,
 )
 from simulator.outputs import _cdr_format
+from simulator.outputs._summary import sums_by
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.
@@ -373,6 +374,22 @@ def test_summary_does_not_depend_on_batching() -> None:
     assert build_summary([make_batch(ROWS)]) == build_summary(
         [make_batch(ROWS[:3]), make_batch([]), make_batch(ROWS[3:])]
     )
+
+
+@pytest.mark.parametrize("largest", [0, 1, 10**6, 2**53 // 1000, 2**53 // 1000 + 1, 2**53, 2**62])
+def test_summary_sums_are_exact_int64_whatever_the_size(largest: int) -> None:
+    # float64 weights add integers exactly only below 2**53: the sums switch to np.add.at there
+    rng = np.random.default_rng(largest)
+    values = rng.integers(-largest, largest, 1000, endpoint=True)
+    values[:2] = [largest, -largest]
+    if largest < 2**62:
+        values[2:10] = largest  # a run of the largest: a partial sum of 8 * largest
+    keys = rng.integers(0, 3, 1000)
+    want = np.zeros(4, dtype=np.int64)
+    np.add.at(want, keys, values)
+    got = sums_by(keys, values, 4)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
+    assert sums_by(keys[:0], values[:0], 4).tolist() == [0, 0, 0, 0]
 
 
 def test_summary_pools_by_name_add_up_across_orgs() -> None:
