@@ -20,12 +20,10 @@ from rating_core import EVENT_KINDS as KINDS
 from rating_core import EVENT_REASONS as REASONS
 from rating_core import NO_AMOUNT, NO_BALANCE, EventColumns
 
-from ._byte_columns import ByteTable, Field, RowJoiner, used
+from ._byte_columns import ENCODE_ROWS, ByteTable, Field, RowJoiner, used
 from ._csv_columns import decimals, instants
 
 _FAILED = KINDS.index("recharge_failed")
-_NO_AMOUNT = np.array([kind in NO_AMOUNT for kind in KINDS])
-_NO_BALANCE = np.array([kind in NO_BALANCE for kind in KINDS])
 
 
 def _json(text: str) -> bytes:
@@ -46,31 +44,82 @@ def _heads() -> list[bytes]:
     return heads + [b'recharge_failed", "reason": ' + _json(r) + b', "balance": "' for r in REASONS]
 
 
-class EventLines:
-    """Writes events as events.jsonl lines, for one run's org ids and start."""
+# Per head code (`_heads`): the kind's name, after the amount (the balance's key, for the kinds
+# with both) and after the balance.
+_HEAD_KINDS = [*KINDS, *["recharge_failed"] * len(REASONS)]
+_MIDS = [b"" if kind in NO_AMOUNT else b'", "balance": "' for kind in _HEAD_KINDS]
+_ENDS = [b"" if kind in NO_BALANCE else b'"}\n' for kind in _HEAD_KINDS]
 
-    def __init__(self, org_ids: Sequence[str], start_epoch_ms: int) -> None:
+
+class _Layout:
+    """The parts of the lines of a chunk whose events have these head codes (`_heads`).
+
+    One code: its texts are constant bytes, written once per shape by `RowJoiner`, and a
+    value its kind lacks is no part at all.  Several: tables of only theirs, as narrow as
+    the longest of them, taken per row by `remap[head]`.
+    """
+
+    def __init__(self, codes: Sequence[int]) -> None:
+        kinds = [_HEAD_KINDS[c] for c in codes]
+        self.amount = any(k not in NO_AMOUNT for k in kinds)  # some line has an amount
+        self.balance = any(k not in NO_BALANCE for k in kinds)
+        self.blank_amount = np.array([_HEAD_KINDS[c] in NO_AMOUNT for c in range(len(_HEAD_KINDS))])
+        self.blank_balance = np.array([_HEAD_KINDS[c] in NO_BALANCE for c in range(len(_HEAD_KINDS))])
+        texts = [[table[c] for c in codes] for table in (_heads(), _MIDS, _ENDS)]
+        self.constant = len(codes) == 1
+        if self.constant:
+            self.head, self.mid, self.end = (t[0] for t in texts)
+        else:
+            self.remap = np.zeros(len(_HEAD_KINDS), dtype=np.intp)
+            self.remap[list(codes)] = np.arange(len(codes))
+            self.heads, self.mids, self.ends = (ByteTable(t) for t in texts)
+        self.mixed_amount = self.amount and any(k in NO_AMOUNT for k in kinds)
+        self.mixed_balance = self.balance and any(k in NO_BALANCE for k in kinds)
+
+
+class EventLines:
+    """Writes events as events.jsonl lines, for one run's org ids and start, `chunk_rows`
+    events encoded at a time (`ENCODE_ROWS`; the bytes do not depend on it).
+
+    A busy org's events come in long chunks of one org and one or two kinds (a recharge at
+    every instant, now and then a `balance_exhausted`): what is the same on every line of
+    a chunk is written as constant bytes, never taken row by row (`_Layout`).
+    """
+
+    def __init__(self, org_ids: Sequence[str], start_epoch_ms: int, chunk_rows: int = ENCODE_ROWS) -> None:
         self._start_epoch_ms = start_epoch_ms
-        self._orgs = ByteTable([_json(o) + b', "event": "' for o in org_ids])
-        self._heads = ByteTable(_heads())
-        # after the amount: the balance's key, for the kinds with both
-        self._mids = ByteTable([b"" if kind in NO_AMOUNT else b'", "balance": "' for kind in KINDS]
-                               + [b""] * len(REASONS))
-        self._ends = ByteTable([b"" if kind in NO_BALANCE else b'"}\n' for kind in KINDS]
-                               + [b'"}\n'] * len(REASONS))
+        self._chunk_rows = chunk_rows
+        self._org_texts = [_json(o) + b', "event": "' for o in org_ids]
+        self._orgs = ByteTable(self._org_texts) if org_ids else None
+        self._layouts: dict[tuple[int, ...], _Layout] = {}
         self._joiner = RowJoiner()
 
     def write(self, events: EventColumns, out: BinaryIO) -> None:
-        if not len(events):
-            return
+        for first in range(0, len(events), self._chunk_rows):
+            self._write_chunk(events.take(slice(first, first + self._chunk_rows)), out)
+
+    def _write_chunk(self, events: EventColumns, out: BinaryIO) -> None:
         kind = events.kind.astype(np.intp)
         head = np.where(kind == _FAILED, len(KINDS) + events.reason.astype(np.intp), kind)
-        parts = [
+        codes = tuple(np.flatnonzero(np.bincount(head, minlength=len(_HEAD_KINDS))).tolist())
+        layout = self._layouts.get(codes)
+        if layout is None:
+            layout = self._layouts[codes] = _Layout(codes)
+        org = events.org
+        parts: list[bytes | Field] = [
             b'{"time": "', *instants(self._start_epoch_ms + events.time_ms), b'", "org_id": ',
-            self._orgs.take(events.org), self._heads.take(head),
-            _blank(decimals(events.amount, 6), _NO_AMOUNT[kind]), self._mids.take(head),
-            _blank(decimals(events.balance, 6), _NO_BALANCE[kind]), self._ends.take(head),
+            self._org_texts[int(org[0])] if int(org.min()) == int(org.max()) else self._orgs.take(org),
         ]
+        index = None if layout.constant else layout.remap[head]
+        parts.append(layout.head if index is None else layout.heads.take(index))
+        if layout.amount:
+            amount = decimals(events.amount, 6)
+            parts.append(_blank(amount, layout.blank_amount[head]) if layout.mixed_amount else amount)
+        parts.append(layout.mid if index is None else layout.mids.take(index))
+        if layout.balance:
+            balance = decimals(events.balance, 6)
+            parts.append(_blank(balance, layout.blank_balance[head]) if layout.mixed_balance else balance)
+        parts.append(layout.end if index is None else layout.ends.take(index))
         self._joiner.write(parts, out)
 
 
