@@ -9,18 +9,19 @@ layout is documented in docs/outputs.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, EventColumns, LedgerEvent, Tables
 
+from .._gc import gc_paused
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
 
@@ -56,6 +57,16 @@ def sums_by(keys: NDArray[np.integer], values: NDArray[np.integer], n: int) -> N
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, keys, values)
     return out
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """summary.json's text: `json.dumps(summary, indent=2, ensure_ascii=False)` and a newline.
+
+    msgspec writes the same bytes (tests/simulator/outputs/test_outputs.py) ~20x faster than
+    json's indenting encoder, which is pure Python: 0.3 s for the 8 MB of 10,000 orgs, at the
+    end of the run.
+    """
+    return msgspec.json.format(msgspec.json.encode(summary), indent=2).decode() + "\n"
 
 
 class SummaryBuilder:
@@ -146,10 +157,29 @@ class SummaryBuilder:
         if pool_remaining_s is not None and len(pool_remaining_s) != n_pools:
             raise ValueError(f"{len(pool_remaining_s)} pool remainders for {n_pools} pools")
         remaining = None if pool_remaining_s is None else [int(s) for s in pool_remaining_s]
-        orgs = {
-            org_id: self._org_section(o, int(final_balances_micro[o]), remaining)
-            for o, org_id in enumerate(self._tables.org_ids)
-        }
+        balances = [int(b) for b in final_balances_micro]
+        pool_s = self._pool_s.tolist()
+        # plain ints, converted a column at a time: a run may have 10,000 orgs and as many pools
+        per_org = zip(self._by_reason.tolist(), self._by_type.tolist(), self._billed_s.tolist(),
+                      self._credits_charged.tolist(), self._recharges_succeeded.tolist(),
+                      self._recharges_failed.tolist(), self._credits_purchased.tolist(),
+                      self._credits_expired.tolist(), balances)
+        with gc_paused():  # a few dicts and strings an org, no cycles
+            orgs = {
+                org_id: self._section(_Counters(*counters), self._pools_by_org[o], pool_s, remaining)
+                for o, (org_id, counters) in enumerate(zip(self._tables.org_ids, per_org))
+            }
+        total = _Counters(
+            by_reason=self._by_reason.sum(axis=0).tolist(),
+            by_type=self._by_type.sum(axis=0).tolist(),
+            billed_s=int(self._billed_s.sum()),
+            credits_charged=int(self._credits_charged.sum()),
+            recharges_succeeded=int(self._recharges_succeeded.sum()),
+            recharges_failed=int(self._recharges_failed.sum()),
+            credits_purchased=int(self._credits_purchased.sum()),
+            credits_expired=int(self._credits_expired.sum()),
+            final_balance=sum(balances),
+        )
         return {
             "scenario": self._scenario_name,
             "seed": self._seed,
@@ -158,7 +188,7 @@ class SummaryBuilder:
             "simulated_until": format_epoch_ms_iso(self._start_epoch_ms + simulated_until_ms),
             "complete": complete,
             "orgs": orgs,
-            "total": self._total_section([int(b) for b in final_balances_micro], remaining),
+            "total": self._section(total, list(range(len(pool_s))), pool_s, remaining),
         }
 
     @staticmethod
@@ -168,7 +198,7 @@ class SummaryBuilder:
         Written whole under a temporary name, then renamed: summary.json is the sign that a
         run finished (docs/outputs.md), so it never exists half-written.
         """
-        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        text = summary_text(summary)
         partial = out_dir / SUMMARY_PARTIAL
         partial.write_text(text, encoding="utf-8", newline="\n")
         partial.replace(out_dir / SUMMARY_JSON)
@@ -180,16 +210,17 @@ class SummaryBuilder:
         out: dict[str, int] = {}
         for p in pools:
             name = self._tables.pool_names[p]
-            out[name] = out.get(name, 0) + int(seconds[p])
+            out[name] = out.get(name, 0) + seconds[p]
         return out
 
-    def _section(self, c: "_Counters", pools: list[int], remaining: list[int] | None) -> dict[str, Any]:
+    def _section(self, c: "_Counters", pools: list[int], pool_s: list[int],
+                 remaining: list[int] | None) -> dict[str, Any]:
         section: dict[str, Any] = {
-            "calls": int(c.by_reason.sum()),
-            "calls_by_end_reason": {name: int(n) for name, n in zip(END_REASON_NAMES, c.by_reason)},
-            "calls_by_call_type": {name: int(n) for name, n in zip(CALL_TYPE_NAMES, c.by_type)},
+            "calls": sum(c.by_reason),
+            "calls_by_end_reason": dict(zip(END_REASON_NAMES, c.by_reason)),
+            "calls_by_call_type": dict(zip(CALL_TYPE_NAMES, c.by_type)),
             "billed_s": c.billed_s,
-            "pool_s_by_pool": self._by_pool_name(self._pool_s.tolist(), pools),
+            "pool_s_by_pool": self._by_pool_name(pool_s, pools),
         }
         if remaining is not None:
             section["pool_remaining_s"] = self._by_pool_name(remaining, pools)
@@ -204,34 +235,6 @@ class SummaryBuilder:
             }
         )
         return section
-
-    def _org_section(self, o: int, final_balance: int, remaining: list[int] | None) -> dict[str, Any]:
-        counters = _Counters(
-            by_reason=self._by_reason[o],
-            by_type=self._by_type[o],
-            billed_s=int(self._billed_s[o]),
-            credits_charged=int(self._credits_charged[o]),
-            recharges_succeeded=int(self._recharges_succeeded[o]),
-            recharges_failed=int(self._recharges_failed[o]),
-            credits_purchased=int(self._credits_purchased[o]),
-            credits_expired=int(self._credits_expired[o]),
-            final_balance=final_balance,
-        )
-        return self._section(counters, self._pools_by_org[o], remaining)
-
-    def _total_section(self, final_balances: list[int], remaining: list[int] | None) -> dict[str, Any]:
-        counters = _Counters(
-            by_reason=self._by_reason.sum(axis=0),
-            by_type=self._by_type.sum(axis=0),
-            billed_s=int(self._billed_s.sum()),
-            credits_charged=int(self._credits_charged.sum()),
-            recharges_succeeded=int(self._recharges_succeeded.sum()),
-            recharges_failed=int(self._recharges_failed.sum()),
-            credits_purchased=int(self._credits_purchased.sum()),
-            credits_expired=int(self._credits_expired.sum()),
-            final_balance=sum(final_balances),
-        )
-        return self._section(counters, list(range(len(self._tables.pool_names))), remaining)
 
 
 @dataclass(frozen=True)
@@ -252,8 +255,8 @@ class SummaryCounts:
 class _Counters:
     """One summary section's numbers (an org's, or the total), money in micro-units."""
 
-    by_reason: NDArray[np.int64]
-    by_type: NDArray[np.int64]
+    by_reason: list[int]
+    by_type: list[int]
     billed_s: int
     credits_charged: int
     recharges_succeeded: int
