@@ -20,6 +20,7 @@ from rating_core import EVENT_KINDS as KINDS
 from rating_core import EVENT_REASONS as REASONS
 from rating_core import NO_AMOUNT, NO_BALANCE, EventColumns
 
+from ..units import format_micro
 from ._byte_columns import ENCODE_ROWS, ByteTable, Field, RowJoiner, used
 from ._csv_columns import decimals, instants
 
@@ -51,30 +52,51 @@ _MIDS = [b"" if kind in NO_AMOUNT else b'", "balance": "' for kind in _HEAD_KIND
 _ENDS = [b"" if kind in NO_BALANCE else b'"}\n' for kind in _HEAD_KINDS]
 
 
+_BLANK_AMOUNT = np.array([kind in NO_AMOUNT for kind in _HEAD_KINDS])
+_BLANK_BALANCE = np.array([kind in NO_BALANCE for kind in _HEAD_KINDS])
+_FRONTS_KEPT = 64  # amounts whose texts a layout keeps (one per org recharging, say)
+
+
 class _Layout:
     """The parts of the lines of a chunk whose events have these head codes (`_heads`).
 
     One code: its texts are constant bytes, written once per shape by `RowJoiner`, and a
     value its kind lacks is no part at all.  Several: tables of only theirs, as narrow as
-    the longest of them, taken per row by `remap[head]`.
+    the longest of them, taken per row by `remap[head]`.  An amount that is the same on
+    every line that has one (an org's recharges) is text of the head (`front`).
     """
 
     def __init__(self, codes: Sequence[int]) -> None:
+        self.codes = codes
         kinds = [_HEAD_KINDS[c] for c in codes]
         self.amount = any(k not in NO_AMOUNT for k in kinds)  # some line has an amount
         self.balance = any(k not in NO_BALANCE for k in kinds)
-        self.blank_amount = np.array([_HEAD_KINDS[c] in NO_AMOUNT for c in range(len(_HEAD_KINDS))])
-        self.blank_balance = np.array([_HEAD_KINDS[c] in NO_BALANCE for c in range(len(_HEAD_KINDS))])
-        texts = [[table[c] for c in codes] for table in (_heads(), _MIDS, _ENDS)]
-        self.constant = len(codes) == 1
-        if self.constant:
-            self.head, self.mid, self.end = (t[0] for t in texts)
-        else:
-            self.remap = np.zeros(len(_HEAD_KINDS), dtype=np.intp)
-            self.remap[list(codes)] = np.arange(len(codes))
-            self.heads, self.mids, self.ends = (ByteTable(t) for t in texts)
-        self.mixed_amount = self.amount and any(k in NO_AMOUNT for k in kinds)
+        self.mixed_amount = self.amount and any(k in NO_AMOUNT for k in kinds)  # and some has none
         self.mixed_balance = self.balance and any(k in NO_BALANCE for k in kinds)
+        self.constant = len(codes) == 1
+        self.remap = np.zeros(len(_HEAD_KINDS), dtype=np.intp)
+        self.remap[list(codes)] = np.arange(len(codes))
+        self.ends = self._texts([_ENDS[c] for c in codes])
+        self._fronts: dict[bytes | None, tuple[bytes | ByteTable, bytes | ByteTable | None]] = {}
+
+    def _texts(self, texts: list[bytes]) -> bytes | ByteTable:
+        return texts[0] if self.constant else ByteTable(texts)
+
+    def front(self, amount: bytes | None) -> tuple[bytes | ByteTable, bytes | ByteTable | None]:
+        """The texts from the kind's name to the first value's quote, and those after the
+        amount; with `amount` (its text, the same on every line that has one), from the kind's
+        name to the balance's quote, and nothing after it."""
+        front = self._fronts.get(amount)
+        if front is None:
+            heads = _heads()
+            if amount is None:
+                front = (self._texts([heads[c] for c in self.codes]), self._texts([_MIDS[c] for c in self.codes]))
+            else:
+                front = (self._texts([heads[c] + (b"" if _BLANK_AMOUNT[c] else amount + _MIDS[c])
+                                      for c in self.codes]), None)
+            if len(self._fronts) < _FRONTS_KEPT:
+                self._fronts[amount] = front
+        return front
 
 
 class EventLines:
@@ -111,16 +133,40 @@ class EventLines:
             self._org_texts[int(org[0])] if int(org.min()) == int(org.max()) else self._orgs.take(org),
         ]
         index = None if layout.constant else layout.remap[head]
-        parts.append(layout.head if index is None else layout.heads.take(index))
-        if layout.amount:
-            amount = decimals(events.amount, 6)
-            parts.append(_blank(amount, layout.blank_amount[head]) if layout.mixed_amount else amount)
-        parts.append(layout.mid if index is None else layout.mids.take(index))
+
+        def per_row(texts: bytes | ByteTable) -> bytes | Field:
+            return texts if isinstance(texts, bytes) else texts.take(index)
+
+        no_amount = _BLANK_AMOUNT[head] if layout.mixed_amount else None
+        amount = _same_text(events.amount, no_amount) if layout.amount else None
+        front, mids = layout.front(amount)
+        parts.append(per_row(front))
+        if layout.amount and amount is None:
+            parts.append(_money(events.amount, no_amount))
+        if mids is not None:
+            parts.append(per_row(mids))
         if layout.balance:
-            balance = decimals(events.balance, 6)
-            parts.append(_blank(balance, layout.blank_balance[head]) if layout.mixed_balance else balance)
-        parts.append(layout.end if index is None else layout.ends.take(index))
+            if layout.mixed_balance:
+                parts.append(_money(events.balance, _BLANK_BALANCE[head]))
+            else:  # every line has one: the same on all is constant bytes
+                parts.append(_same_text(events.balance, None) or _money(events.balance, None))
+        parts.append(per_row(layout.ends))
         self._joiner.write(parts, out)
+
+
+def _same_text(micro: NDArray[np.int64], blank: NDArray[np.bool_] | None) -> bytes | None:
+    """The money text of every row but those `blank`, if it is the same on all of them."""
+    if blank is not None:
+        micro = micro[~blank]
+    if not len(micro) or int(micro.min()) != int(micro.max()):
+        return None
+    return format_micro(int(micro[0])).encode()
+
+
+def _money(micro: NDArray[np.int64], blank: NDArray[np.bool_] | None) -> Field:
+    """Each row's money text, none where `blank`."""
+    field = decimals(micro, 6)
+    return field if blank is None else _blank(field, blank)
 
 
 def _blank(field: Field, rows: NDArray[np.bool_]) -> Field:

@@ -50,11 +50,18 @@ def test_column_lines_are_the_per_event_lines(chunk_rows: int):
     ("recharge_failed",), ("pools_refilled", "balance_exhausted"), ("credits_expired", "pools_refilled"),
 ])
 @pytest.mark.parametrize("chunk_rows", [16, 1000])
-def test_chunks_of_one_org_and_few_kinds_are_the_per_event_lines(kinds: tuple[str, ...], chunk_rows: int):
-    # what a busy org's windows hold: long runs of one org, one or two kinds (constant texts)
-    rng = random.Random(f"{kinds}{chunk_rows}")
+@pytest.mark.parametrize("same_money", [False, True])
+def test_chunks_of_one_org_and_few_kinds_are_the_per_event_lines(kinds: tuple[str, ...], chunk_rows: int,
+                                                                  same_money: bool):
+    # what a busy org's windows hold: long runs of one org, one or two kinds (constant texts),
+    # often one amount (its recharges), now and then one balance (stuck at 0)
+    rng = random.Random(f"{kinds}{chunk_rows}{same_money}")
     events = [e for e in random_events(rng, 5000) if e.kind in kinds][:1000]
     events = [dataclasses.replace(e, org=(i // 300) % len(ORGS)) for i, e in enumerate(events)]
+    if same_money:
+        events = [dataclasses.replace(e, amount_micro=None if e.amount_micro is None else -20_000,
+                                      balance_micro=None if e.balance_micro is None else 10**18)
+                  for e in events]
     tables = Tables(ORGS, (), (), (), (), ())
     out = io.BytesIO()
     EventLines(ORGS, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
