@@ -137,21 +137,21 @@ def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
     tables = lookups.csv
     return [
         csv_columns.integers(batch.call_id), b",",
-        tables.orgs.take(batch.org),
-        tables.users.take(batch.user),
-        tables.call_types.take(batch.call_type),
+        tables.orgs.column(batch.org),
+        tables.users.column(batch.user),
+        tables.call_types.column(batch.call_type),
         csv_columns.prefixed_digits(batch.from_number, b"+"), b",",
         csv_columns.prefixed_digits(batch.to_number, b"+"), b",",
-        tables.countries.take(batch.country),
-        tables.zones.take(batch.zone),
+        tables.countries.column(batch.country),
+        tables.zones.column(batch.zone),
         *csv_columns.instants(batch.start_ms + lookups.epoch_ms), b",",
         *csv_columns.instants(batch.end_ms + lookups.epoch_ms), b",",
         csv_columns.decimals(batch.end_ms - batch.start_ms, 3), b",",
         csv_columns.integers(batch.billed_s), b",",
-        tables.pools.take(used_pool(batch)),
+        tables.pools.column(used_pool(batch)),
         csv_columns.integers(batch.pool_s), b",",
         csv_columns.decimals(batch.credits_micro, 6), b"," + csv_columns.quoted(lookups.currency) + b",",
-        tables.end_reasons.take(batch.end_reason),
+        tables.end_reasons.column(batch.end_reason),
     ]
 
 
@@ -174,22 +174,22 @@ def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
     """
     values: list[list[bytes | Field]] = [
         [integers(batch.call_id)],
-        [lookups.packed.orgs.take(batch.org)],
-        [lookups.packed.users.take(batch.user)],
-        [lookups.packed.call_types.take(batch.call_type)],
+        [lookups.packed.orgs.column(batch.org)],
+        [lookups.packed.users.column(batch.user)],
+        [lookups.packed.call_types.column(batch.call_type)],
         prefixed_digits(batch.from_number, b"+"),
         prefixed_digits(batch.to_number, b"+"),
-        [lookups.packed.countries.take(batch.country)],
-        [lookups.packed.zones.take(batch.zone)],
+        [lookups.packed.countries.column(batch.country)],
+        [lookups.packed.zones.column(batch.zone)],
         [timestamps(batch.start_ms + lookups.epoch_ms)],
         [timestamps(batch.end_ms + lookups.epoch_ms)],
         [floats((batch.end_ms - batch.start_ms) / MS_PER_S)],
         [integers(batch.billed_s)],
-        [lookups.packed.pools.take(used_pool(batch))],
+        [lookups.packed.pools.column(used_pool(batch))],
         [integers(batch.pool_s)],
         decimals(batch.credits_micro, 6),
         [msgspec.msgpack.encode(lookups.currency)],
-        [lookups.packed.end_reasons.take(batch.end_reason)],
+        [lookups.packed.end_reasons.column(batch.end_reason)],
     ]
     parts: list[bytes | Field] = [_MAP_HEADER]
     for key, value in zip(_PACKED_KEYS, values, strict=True):

@@ -111,8 +111,7 @@ class EventLines:
     def __init__(self, org_ids: Sequence[str], start_epoch_ms: int, chunk_rows: int = ENCODE_ROWS) -> None:
         self._start_epoch_ms = start_epoch_ms
         self._chunk_rows = chunk_rows
-        self._org_texts = [_json(o) + b', "event": "' for o in org_ids]
-        self._orgs = ByteTable(self._org_texts) if org_ids else None
+        self._orgs = ByteTable([_json(o) + b', "event": "' for o in org_ids])
         self._layouts: dict[tuple[int, ...], _Layout] = {}
         self._joiner = RowJoiner()
 
@@ -127,10 +126,9 @@ class EventLines:
         layout = self._layouts.get(codes)
         if layout is None:
             layout = self._layouts[codes] = _Layout(codes)
-        org = events.org
         parts: list[bytes | Field] = [
             b'{"time": "', *instants(self._start_epoch_ms + events.time_ms), b'", "org_id": ',
-            self._org_texts[int(org[0])] if int(org.min()) == int(org.max()) else self._orgs.take(org),
+            self._orgs.column(events.org),
         ]
         index = None if layout.constant else layout.remap[head]
 
