@@ -62,7 +62,7 @@ class _Layout:
 
     One code: its texts are constant bytes, written once per shape by `RowJoiner`, and a
     value its kind lacks is no part at all.  Several: tables of only theirs, as narrow as
-    the longest of them, taken per row by `remap[head]`.  An amount that is the same on
+    the longest of them, taken per row by `remap[head]` (constant bytes where they agree).  An amount that is the same on
     every line that has one (an org's recharges) is text of the head (`front`).
     """
 
@@ -80,7 +80,9 @@ class _Layout:
         self._fronts: dict[bytes | None, tuple[bytes | ByteTable, bytes | ByteTable | None]] = {}
 
     def _texts(self, texts: list[bytes]) -> bytes | ByteTable:
-        return texts[0] if self.constant else ByteTable(texts)
+        """The texts of the codes, per row; constant bytes when they are all the same (the ends
+        of a recharge and of a balance_exhausted line, say)."""
+        return texts[0] if len(set(texts)) == 1 else ByteTable(texts)
 
     def front(self, amount: bytes | None) -> tuple[bytes | ByteTable, bytes | ByteTable | None]:
         """The texts from the kind's name to the first value's quote, and those after the
