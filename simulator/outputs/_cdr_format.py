@@ -125,6 +125,12 @@ def _write_chunks(parts: Callable[[CdrBatch, "CdrLookups"], list[bytes | Field]]
 # --- CSV --------------------------------------------------------------------------------
 
 
+def _csv_number(numbers: NDArray[np.int64]) -> bytes | Field:
+    """A phone number column: "+" and the digits, empty where there is none; no bytes at all
+    when no row of the chunk has one (calls of users without a number: every stress shape)."""
+    return csv_columns.prefixed_digits(numbers, b"+") if int(numbers.max()) > 0 else b""
+
+
 def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
     """The batch's cdrs.csv rows as `RowJoiner` parts.
 
@@ -140,8 +146,8 @@ def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
         tables.orgs.column(batch.org),
         tables.users.column(batch.user),
         tables.call_types.column(batch.call_type),
-        csv_columns.prefixed_digits(batch.from_number, b"+"), b",",
-        csv_columns.prefixed_digits(batch.to_number, b"+"), b",",
+        _csv_number(batch.from_number), b",",
+        _csv_number(batch.to_number), b",",
         tables.countries.column(batch.country),
         tables.zones.column(batch.zone),
         *csv_columns.instants(batch.start_ms + lookups.epoch_ms), b",",
@@ -166,6 +172,14 @@ _MAP_HEADER = map_header(len(CDR_COLUMNS))
 _PACKED_KEYS = [msgspec.msgpack.encode(key) for key in CDR_COLUMNS]
 
 
+_PACKED_NIL = msgspec.msgpack.encode(None)
+
+
+def _packed_number(numbers: NDArray[np.int64]) -> list[bytes | Field]:
+    """A phone number as a msgpack string, nil where there is none (`_csv_number`)."""
+    return list(prefixed_digits(numbers, b"+")) if int(numbers.max()) > 0 else [_PACKED_NIL]
+
+
 def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
     """The batch's cdrs.msgpack records as `RowJoiner` parts: map header, then key and value.
 
@@ -177,8 +191,8 @@ def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
         [lookups.packed.orgs.column(batch.org)],
         [lookups.packed.users.column(batch.user)],
         [lookups.packed.call_types.column(batch.call_type)],
-        prefixed_digits(batch.from_number, b"+"),
-        prefixed_digits(batch.to_number, b"+"),
+        _packed_number(batch.from_number),
+        _packed_number(batch.to_number),
         [lookups.packed.countries.column(batch.country)],
         [lookups.packed.zones.column(batch.zone)],
         [timestamps(batch.start_ms + lookups.epoch_ms)],
