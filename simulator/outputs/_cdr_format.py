@@ -16,6 +16,7 @@ it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,6 +126,29 @@ def _write_chunks(parts: Callable[[CdrBatch, "CdrLookups"], list[bytes | Field]]
 # --- CSV --------------------------------------------------------------------------------
 
 
+def _folded(values: NDArray[np.integer],
+            encode: Callable[[NDArray[np.integer]], "Field | list[bytes | Field]"]) -> list[bytes | Field]:
+    """`encode(values)` as parts; when every row of the chunk has the same value (pool seconds
+    once an org's pool is dry, the credits of pool-paid calls), the one text of them all,
+    made by the same encoder: constant bytes cost `RowJoiner` nothing a row."""
+    same = int(values.min()) == int(values.max())
+    encoded = encode(values[:1] if same else values)
+    parts = encoded if isinstance(encoded, list) else [encoded]
+    if not same:
+        return parts
+    text = io.BytesIO()
+    RowJoiner(1).write(parts, text)
+    return [text.getvalue()]
+
+
+def _csv_money(micro: NDArray[np.integer]) -> Field:
+    return csv_columns.decimals(micro, 6)
+
+
+def _packed_money(micro: NDArray[np.integer]) -> list[bytes | Field]:
+    return decimals(micro, 6)
+
+
 def _csv_number(numbers: NDArray[np.int64]) -> bytes | Field:
     """A phone number column: "+" and the digits, empty where there is none; no bytes at all
     when no row of the chunk has one (calls of users without a number: every stress shape)."""
@@ -153,10 +177,10 @@ def csv_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
         *csv_columns.instants(batch.start_ms + lookups.epoch_ms), b",",
         *csv_columns.instants(batch.end_ms + lookups.epoch_ms), b",",
         csv_columns.decimals(batch.end_ms - batch.start_ms, 3), b",",
-        csv_columns.integers(batch.billed_s), b",",
+        *_folded(batch.billed_s, csv_columns.integers), b",",
         tables.pools.column(used_pool(batch)),
-        csv_columns.integers(batch.pool_s), b",",
-        csv_columns.decimals(batch.credits_micro, 6), b"," + csv_columns.quoted(lookups.currency) + b",",
+        *_folded(batch.pool_s, csv_columns.integers), b",",
+        *_folded(batch.credits_micro, _csv_money), b"," + csv_columns.quoted(lookups.currency) + b",",
         tables.end_reasons.column(batch.end_reason),
     ]
 
@@ -170,8 +194,6 @@ def write_csv(batch: CdrBatch, lookups: CdrLookups, joiner: RowJoiner, out: Bina
 
 _MAP_HEADER = map_header(len(CDR_COLUMNS))
 _PACKED_KEYS = [msgspec.msgpack.encode(key) for key in CDR_COLUMNS]
-
-
 _PACKED_NIL = msgspec.msgpack.encode(None)
 
 
@@ -198,10 +220,10 @@ def msgpack_parts(batch: CdrBatch, lookups: CdrLookups) -> list[bytes | Field]:
         [timestamps(batch.start_ms + lookups.epoch_ms)],
         [timestamps(batch.end_ms + lookups.epoch_ms)],
         [floats((batch.end_ms - batch.start_ms) / MS_PER_S)],
-        [integers(batch.billed_s)],
+        _folded(batch.billed_s, integers),
         [lookups.packed.pools.column(used_pool(batch))],
-        [integers(batch.pool_s)],
-        decimals(batch.credits_micro, 6),
+        _folded(batch.pool_s, integers),
+        _folded(batch.credits_micro, _packed_money),
         [msgspec.msgpack.encode(lookups.currency)],
         [lookups.packed.end_reasons.column(batch.end_reason)],
     ]
