@@ -45,13 +45,12 @@ def _heads() -> list[bytes]:
     return heads + [b'recharge_failed", "reason": ' + _json(r) + b', "balance": "' for r in REASONS]
 
 
-# Per head code (`_heads`): the kind's name, after the amount (the balance's key, for the kinds
-# with both) and after the balance.
+# Per head code (`_heads`): the kind's name, the texts up to the first value, after the amount
+# (the balance's key, for the kinds with both) and after the balance; which values it lacks.
 _HEAD_KINDS = [*KINDS, *["recharge_failed"] * len(REASONS)]
+_HEADS = _heads()
 _MIDS = [b"" if kind in NO_AMOUNT else b'", "balance": "' for kind in _HEAD_KINDS]
 _ENDS = [b"" if kind in NO_BALANCE else b'"}\n' for kind in _HEAD_KINDS]
-
-
 _BLANK_AMOUNT = np.array([kind in NO_AMOUNT for kind in _HEAD_KINDS])
 _BLANK_BALANCE = np.array([kind in NO_BALANCE for kind in _HEAD_KINDS])
 _FRONTS_KEPT = 64  # amounts whose texts a layout keeps (one per org recharging, say)
@@ -62,8 +61,9 @@ class _Layout:
 
     One code: its texts are constant bytes, written once per shape by `RowJoiner`, and a
     value its kind lacks is no part at all.  Several: tables of only theirs, as narrow as
-    the longest of them, taken per row by `remap[head]` (constant bytes where they agree).  An amount that is the same on
-    every line that has one (an org's recharges) is text of the head (`front`).
+    the longest of them, taken per row by `remap[head]` (constant bytes where they agree).
+    An amount that is the same on every line that has one (an org's recharges) is text of
+    the head (`front`).
     """
 
     def __init__(self, codes: Sequence[int]) -> None:
@@ -90,11 +90,10 @@ class _Layout:
         name to the balance's quote, and nothing after it."""
         front = self._fronts.get(amount)
         if front is None:
-            heads = _heads()
             if amount is None:
-                front = (self._texts([heads[c] for c in self.codes]), self._texts([_MIDS[c] for c in self.codes]))
+                front = (self._texts([_HEADS[c] for c in self.codes]), self._texts([_MIDS[c] for c in self.codes]))
             else:
-                front = (self._texts([heads[c] + (b"" if _BLANK_AMOUNT[c] else amount + _MIDS[c])
+                front = (self._texts([_HEADS[c] + (b"" if _BLANK_AMOUNT[c] else amount + _MIDS[c])
                                       for c in self.codes]), None)
             if len(self._fronts) < _FRONTS_KEPT:
                 self._fronts[amount] = front
