@@ -155,11 +155,19 @@ class _Outputs:
             self.summary.add_events(step.events)
 
     def close(self, engine: RatingEngine, complete: bool) -> dict:
-        self.cdrs.close()
+        """Complete the files, then write summary.json (the sign that they are complete).
+
+        The last CDRs go to the file workers first: the summary (~0.1 s for 10,000 orgs) is
+        made while they format them, instead of after.
+        """
+        try:
+            self.cdrs.flush()
+            summary = self.summary.finish(
+                engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now
+            )
+        finally:
+            self.cdrs.close()
         self.events.close()
-        summary = self.summary.finish(
-            engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now
-        )
         self.summary.write(self.out_dir, summary)
         return summary
 

@@ -17,11 +17,8 @@ CLI prints it as one line.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,6 +31,7 @@ from numpy.typing import NDArray
 
 from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, MICRO
 
+from .._gc import gc_paused
 from ..units import EPOCH
 
 CDRS_MSGPACK = "cdrs.msgpack"
@@ -248,19 +246,6 @@ def micro(text: str) -> int:
 # --- CDRs ------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Decoding allocates millions of short-lived dicts and strings; the cyclic GC would
-    rescan the chunk being decoded over and over (they hold no cycles)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _read_cdrs(out_dir: Path, start_epoch_ms: int, org_ids: tuple[str, ...],
                pool_names: tuple[str, ...]) -> tuple[Cdrs, str]:
     msgpack_path, csv_path = out_dir / CDRS_MSGPACK, out_dir / CDRS_CSV
@@ -286,7 +271,7 @@ def _msgpack_frame(path: Path) -> pl.DataFrame:
     """Stream the maps with msgpack.Unpacker (times as int epoch ns), a polars frame per chunk."""
     frames = []
     try:
-        with open(path, "rb") as stream, _gc_paused():
+        with open(path, "rb") as stream, gc_paused():
             unpacker = msgpack.Unpacker(stream, timestamp=2, max_buffer_size=64 << 20)
             while rows := list(itertools.islice(unpacker, _CHUNK_ROWS)):
                 if not all(type(row) is dict for row in rows):

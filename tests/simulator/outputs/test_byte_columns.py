@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.outputs._byte_columns import ByteTable, RowJoiner, digit_counts, divmod_by, zero_padded
+from simulator.outputs._byte_columns import ByteTable, Field, RowJoiner, digit_counts, divmod_by, zero_padded
 
 INT64_MAX = 2**63 - 1
 TEN_POWERS = [10**k + d for k in range(19) for d in (-1, 0, 1) if 0 <= 10**k + d <= INT64_MAX]
@@ -48,3 +48,23 @@ def test_byte_tables_give_each_row_its_entry_whatever_the_layout(entries: list[b
     out = io.BytesIO()
     RowJoiner(3).write([b"|", ByteTable(entries, right, width).take(np.array(index))], out)
     assert out.getvalue() == b"".join(b"|" + entries[i] for i in index)
+
+
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=6), st.booleans(), st.data())
+def test_a_byte_table_column_of_one_entry_is_that_entry(entries: list[bytes], right: bool,
+                                                        data: st.DataObject) -> None:
+    # the rows of one org (one user, one call type...) in a chunk: the entry as constant bytes,
+    # the same records as the rows taken one by one
+    i = data.draw(st.integers(-len(entries), len(entries) - 1))
+    rows = data.draw(st.integers(1, 9))
+    index = np.full(rows, i)
+    table = ByteTable(entries, right)
+    assert table.column(index) == entries[i]
+    joined, taken = io.BytesIO(), io.BytesIO()
+    number = Field.of(np.full((rows, 1), ord("7"), dtype=np.uint8))  # a record needs a Field
+    RowJoiner(4).write([table.column(index), number], joined)
+    RowJoiner(4).write([table.take(index), number], taken)
+    assert joined.getvalue() == taken.getvalue() == (entries[i] + b"7") * rows
+    mixed = np.array([0, len(entries) - 1, 0])
+    if len(entries) > 1:
+        assert isinstance(table.column(mixed), Field)

@@ -4,6 +4,7 @@ backslashes, non-ASCII), money of any size, instants across days, months and yea
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ def random_events(rng: random.Random, n: int) -> list[LedgerEvent]:
     events = []
     for _ in range(n):
         kind = rng.choice(KINDS)
-        money = [0, 1, 999_999, 1_000_000, 10**18, rng.randrange(10**13)]
+        money = [0, 1, -1, 999_999, 1_000_000, -10**15, 10**18, rng.randrange(10**13)]
         events.append(LedgerEvent(
             rng.choice([0, 1, 86_400_000, rng.randrange(10**12)]), rng.randrange(len(ORGS)), kind,
             None if kind in NO_BALANCE else rng.choice(money),
@@ -33,14 +34,45 @@ def random_events(rng: random.Random, n: int) -> list[LedgerEvent]:
     return events
 
 
-def test_column_lines_are_the_per_event_lines():
+@pytest.mark.parametrize("chunk_rows", [1, 7, 300, 16_384])
+def test_column_lines_are_the_per_event_lines(chunk_rows: int):
     tables = Tables(ORGS, (), (), (), (), ())
     for seed in range(5):
         events = random_events(random.Random(seed), 300)
         out = io.BytesIO()
-        EventLines(ORGS, epoch_ms(START)).write(EventColumns.from_events(events), out)
+        EventLines(ORGS, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
         want = "".join(event_line(event_record(e, tables, epoch_ms(START))) for e in events)
         assert out.getvalue().decode() == want
+
+
+@pytest.mark.parametrize("kinds", [
+    ("recharge_succeeded",), ("balance_exhausted", "recharge_succeeded"), ("pools_refilled",),
+    ("recharge_failed",), ("pools_refilled", "balance_exhausted"), ("credits_expired", "pools_refilled"),
+])
+@pytest.mark.parametrize("chunk_rows", [16, 1000])
+@pytest.mark.parametrize("same_money", [False, True])
+def test_chunks_of_one_org_and_few_kinds_are_the_per_event_lines(kinds: tuple[str, ...], chunk_rows: int,
+                                                                  same_money: bool):
+    # what a busy org's windows hold: long runs of one org, one or two kinds (constant texts),
+    # often one amount (its recharges), now and then one balance (stuck at 0)
+    rng = random.Random(f"{kinds}{chunk_rows}{same_money}")
+    events = [e for e in random_events(rng, 5000) if e.kind in kinds][:1000]
+    events = [dataclasses.replace(e, org=(i // 300) % len(ORGS)) for i, e in enumerate(events)]
+    if same_money:
+        events = [dataclasses.replace(e, amount_micro=None if e.amount_micro is None else -20_000,
+                                      balance_micro=None if e.balance_micro is None else 10**18)
+                  for e in events]
+    tables = Tables(ORGS, (), (), (), (), ())
+    out = io.BytesIO()
+    EventLines(ORGS, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
+    assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
+                                              for e in events)
+
+
+def test_no_events_write_nothing():
+    out = io.BytesIO()
+    EventLines(ORGS, epoch_ms(START)).write(EventColumns.from_events([]), out)
+    assert out.getvalue() == b""
 
 
 def test_columns_give_back_the_events():

@@ -13,6 +13,8 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rating_core import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
 from .polars_csv import format_epoch_ms_iso_array, format_micro_array, format_ms_iso_array
@@ -24,6 +26,7 @@ from simulator.units import (
     format_ms_iso,
 )
 from simulator.outputs import _cdr_format
+from simulator.outputs._summary import summary_text, sums_by
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.
@@ -375,6 +378,22 @@ def test_summary_does_not_depend_on_batching() -> None:
     )
 
 
+@pytest.mark.parametrize("largest", [0, 1, 10**6, 2**53 // 1000, 2**53 // 1000 + 1, 2**53, 2**62])
+def test_summary_sums_are_exact_int64_whatever_the_size(largest: int) -> None:
+    # float64 weights add integers exactly only below 2**53: the sums switch to np.add.at there
+    rng = np.random.default_rng(largest)
+    values = rng.integers(-largest, largest, 1000, endpoint=True)
+    values[:2] = [largest, -largest]
+    if largest < 2**62:
+        values[2:10] = largest  # a run of the largest: a partial sum of 8 * largest
+    keys = rng.integers(0, 3, 1000)
+    want = np.zeros(4, dtype=np.int64)
+    np.add.at(want, keys, values)
+    got = sums_by(keys, values, 4)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
+    assert sums_by(keys[:0], values[:0], 4).tolist() == [0, 0, 0, 0]
+
+
 def test_summary_pools_by_name_add_up_across_orgs() -> None:
     tables = Tables(("a", "b"), ("u", "v"), ("US",), ("A",), ("domestic:US", "domestic:US"), (0, 1))
     builder = SummaryBuilder(tables, "USD", "s", 1, start=START)
@@ -392,6 +411,41 @@ def test_summary_json_file(tmp_path: Path) -> None:
     text = (tmp_path / "summary.json").read_text(encoding="utf-8")
     assert text.endswith("}\n") and text.startswith('{\n  "scenario": "new-year",')
     assert json.loads(text) == summary
+
+
+_JSON_TEXT = st.text(st.characters(exclude_categories=("Cs",)))  # any str a TOML file can hold
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_JSON_TEXT, _JSON_VALUES, max_size=6))
+def test_summary_text_is_json_dumps_indented(document: dict) -> None:
+    # summary.json's bytes are those of json.dumps(indent=2, ensure_ascii=False), whoever writes them
+    assert summary_text(document) == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_summary_of_many_orgs_and_pools_is_that_of_each_org() -> None:
+    # every org's section from its own counters, each with its own pool, whatever their number
+    n = 300
+    tables = Tables(tuple(f"org{o}" for o in range(n)), ("u",), ("US",), ("A",),
+                    tuple(f"domestic:{o % 7}" for o in range(n)), tuple(range(n)))
+    rows = [(o + 1, o, 0, 1, 0, 12125550100, 0, 0, 0, 60_000, 60, o, o + 60, 1_000 * o, 0) for o in range(n)]
+    builder = SummaryBuilder(tables, "USD", "s", 1, start=START)
+    builder.add_cdrs(make_batch(rows))
+    summary = builder.finish(list(range(n)), list(range(n)), True, 60_000)
+    for o in (0, 1, 150, n - 1):
+        section = summary["orgs"][f"org{o}"]
+        assert section["calls"] == 1 and section["calls_by_end_reason"]["hangup"] == 1
+        assert section["pool_s_by_pool"] == {f"domestic:{o % 7}": o + 60}
+        assert section["pool_remaining_s"] == {f"domestic:{o % 7}": o}
+        assert section["credits_charged"] == format_micro(1_000 * o)
+        assert section["final_balance"] == format_micro(o)
+    assert summary["total"]["calls"] == n
+    assert summary["total"]["pool_s_by_pool"]["domestic:0"] == sum(o + 60 for o in range(0, n, 7))
 
 
 def test_summary_rejects_balances_for_the_wrong_number_of_orgs() -> None:
