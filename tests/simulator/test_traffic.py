@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -390,6 +392,30 @@ def _one_user_orgs(n: int) -> str:
            'licenses = ["phone_system", "domestic_calling_plan"]\n'
            '[[traffic]]\norg = "org{i}"\ntype = "domestic"\ncalls_per_hour = 10\nholding_mean = "3m"\n')
     return head + "".join(org.format(i=i) for i in range(n))
+
+
+def test_a_scenarios_sources_are_resolved_once_however_often_a_run_asks(monkeypatch) -> None:
+    """A run asks for the expected calls twice and builds a plan: at 10,000 sources each
+    resolution of the tables costs a tenth of a second, so it happens once per scenario."""
+    from simulator.traffic import _draws
+
+    resolved: list[object] = []
+    real = _draws._source_tables
+    monkeypatch.setattr(_draws, "_source_tables", lambda *a: resolved.append(a) or real(*a))
+    scenario = mixed_scenario(HOUR)
+    expected_calls(scenario)
+    plan = TrafficPlan(scenario)
+    assert expected_calls(scenario) == pytest.approx(expected_calls(mixed_scenario(HOUR)))
+    assert len(resolved) == 2 * len(scenario.traffic)  # the first scenario, then the fresh one
+    assert_same(Arrivals.concat([b for _, _, b in plan.chunks()]), run_in_chunks(mixed_scenario(HOUR), HOUR))
+
+    other = dataclasses.replace(scenario, seed=8)  # another scenario: its own tables
+    TrafficPlan(other)
+    key = id(other)
+    assert key in _draws._RESOLVED
+    del other
+    gc.collect()
+    assert key not in _draws._RESOLVED  # dropped with its scenario
 
 
 def test_loading_and_traffic_set_up_grow_linearly_with_the_number_of_orgs() -> None:
