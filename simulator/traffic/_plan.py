@@ -7,6 +7,7 @@ file order, then generated calls in `[[traffic]]` order, each source in its own 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,12 +17,29 @@ from numpy.typing import NDArray
 
 from rating_core import Arrivals
 from ..units import epoch_ms
-from ._draws import GRID_MS, SourceDraws, all_source_tables, cells_per_draw
+from ._draws import (CELLS_PER_WEEK, GRID_MS, MS_PER_HOUR, TARGET_CALLS_PER_DRAW, SourceDraws,
+                     all_source_tables)
 
 if TYPE_CHECKING:  # the loader is a sibling package; traffic only reads its objects
     from ..scenario import CallSpec, Scenario
 
 __all__ = ["TrafficPlan", "expected_calls"]
+
+
+def merge_ahead_ms(calls_per_hour: float) -> int:
+    """How far ahead of the windows the sources' calls are merged and numbered: the span
+    holding ~TARGET_CALLS_PER_DRAW calls at the sources' summed mean rate, one grid cell to a
+    week.
+
+    Merging has a fixed cost per call of `chunk` or `window_end`; merging ~a draw block's worth
+    of calls at a time and slicing it keeps tiny windows cheap.  A quiet scenario (a few calls
+    an hour over years) merges a week of its sources' day-long draw blocks at once rather than
+    a day: a seventh of the merges, the same calls (at most ~TARGET_CALLS_PER_DRAW ahead).
+    """
+    per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
+    if per_cell <= 0:
+        return CELLS_PER_WEEK * GRID_MS
+    return min(CELLS_PER_WEEK, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))) * GRID_MS
 
 
 @dataclass
@@ -112,11 +130,9 @@ class TrafficPlan:
         # which sources must draw for a window: one comparison over all of them
         self._drawn_to = np.array([s.drawn_to_ms for s in self._sources], dtype=np.int64)
         self._runs = [_Run.of([_explicit_arrivals(scenario.calls, self.end_ms)], [-1])]
-        # Merging has a fixed cost per call of `chunk`; merging ~one draw block of all sources
-        # at a time (on average: at their mean rates) and slicing it keeps tiny windows cheap.
-        # Ids do not depend on it.
+        # Ids do not depend on how far ahead calls are merged (see `merge_ahead_ms`).
         busy = sum(t.mean_per_hour for t in tables if t.drawable)
-        self._merge_ahead_ms = cells_per_draw(busy) * GRID_MS
+        self._merge_ahead_ms = merge_ahead_ms(busy)
         self._ready = Arrivals.empty()  # merged and numbered, not yet handed out
         self._ready_to_ms = 0  # every call before this instant is numbered
         self._position_ms = 0

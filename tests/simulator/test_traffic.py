@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -11,6 +13,7 @@ import pytest
 
 from rating_core import Arrivals, CallKind, Org, Plans, RatingSetup, Tariff, User
 from simulator.traffic import GRID_MS, TrafficPlan, expected_calls
+from simulator.traffic._plan import merge_ahead_ms
 
 from simulator.scenario import CallSpec, TrafficSpec, parse_scenario
 from tests.scenarios import REPO, scenario_toml, staff
@@ -329,6 +332,30 @@ def test_loaded_scenario_generates_calls_from_its_group_to_its_destinations() ->
 # --------------------------------------------------------------------------- windows cut by calls
 
 
+def test_a_quiet_scenario_merges_a_week_of_calls_at_a_time() -> None:
+    """A few calls an hour over years: one merge a week, not one a day (each has a fixed cost)."""
+    week = 7 * 24 * HOUR
+    assert merge_ahead_ms(2.0) == week  # 336 calls a week
+    assert merge_ahead_ms(0.0) == week  # explicit calls only
+    assert merge_ahead_ms(16_384.0) == HOUR  # ~TARGET_CALLS_PER_DRAW an hour
+    assert merge_ahead_ms(16_384.0 * 60) == GRID_MS  # never less than a grid cell
+    plan = TrafficPlan(mixed_scenario(3 * week, rate=1.0))
+    merges: list[int] = []
+    number_until = plan._number_until
+    plan._number_until = lambda until: merges.append(until) or number_until(until)  # type: ignore[method-assign]
+    plan.window_end(0, week, 65_536)
+    assert merges == [week]
+
+
+def test_arrivals_do_not_depend_on_how_far_ahead_they_are_merged() -> None:
+    scenario = mixed_scenario(3 * 7 * 24 * HOUR, rate=1.0)
+    plan = TrafficPlan(scenario, chunk_ms=HOUR)
+    plan._merge_ahead_ms = GRID_MS
+    by_minute = Arrivals.concat([batch for _, _, batch in plan.chunks()])
+    assert len(by_minute) > 100
+    assert_same(by_minute, run_in_chunks(scenario, HOUR))
+
+
 def test_windows_cut_by_call_count_hold_at_most_that_many_and_give_the_same_arrivals() -> None:
     scenario = mixed_scenario(6 * HOUR, rate=3_000.0)
     plan, batches, max_calls = TrafficPlan(scenario), [], 500
@@ -390,6 +417,30 @@ def _one_user_orgs(n: int) -> str:
            'licenses = ["phone_system", "domestic_calling_plan"]\n'
            '[[traffic]]\norg = "org{i}"\ntype = "domestic"\ncalls_per_hour = 10\nholding_mean = "3m"\n')
     return head + "".join(org.format(i=i) for i in range(n))
+
+
+def test_a_scenarios_sources_are_resolved_once_however_often_a_run_asks(monkeypatch) -> None:
+    """A run asks for the expected calls twice and builds a plan: at 10,000 sources each
+    resolution of the tables costs a tenth of a second, so it happens once per scenario."""
+    from simulator.traffic import _draws
+
+    resolved: list[object] = []
+    real = _draws._source_tables
+    monkeypatch.setattr(_draws, "_source_tables", lambda *a: resolved.append(a) or real(*a))
+    scenario = mixed_scenario(HOUR)
+    expected_calls(scenario)
+    plan = TrafficPlan(scenario)
+    assert expected_calls(scenario) == pytest.approx(expected_calls(mixed_scenario(HOUR)))
+    assert len(resolved) == 2 * len(scenario.traffic)  # the first scenario, then the fresh one
+    assert_same(Arrivals.concat([b for _, _, b in plan.chunks()]), run_in_chunks(mixed_scenario(HOUR), HOUR))
+
+    other = dataclasses.replace(scenario, seed=8)  # another scenario: its own tables
+    TrafficPlan(other)
+    key = id(other)
+    assert key in _draws._RESOLVED
+    del other
+    gc.collect()
+    assert key not in _draws._RESOLVED  # dropped with its scenario
 
 
 def test_loading_and_traffic_set_up_grow_linearly_with_the_number_of_orgs() -> None:
