@@ -32,7 +32,6 @@ _LICENSE_BITS = {
     "communications_credits": 16,
 }
 PHONE, DOMESTIC_PLAN, INTL_PLAN, AUDIO, CREDITS = (1, 2, 4, 8, 16)
-_ORG_KEY = 10**15  # toll-free lookup key: org * _ORG_KEY + number (E.164 has at most 15 digits)
 MEMO_SIZE = 65_536  # distinct (org, user, kind, to, from) remembered; forgotten all at once when full
 
 # The funding pool a call draws from, by kind; the pool itself depends on the user (org, country).
@@ -157,13 +156,13 @@ class Admission:
         # toll-free match -> row of the combined table (-1, no match, stays -1)
         n_out, n_tf = len(setup.tariffs), len(setup.toll_free_tariffs)
         self._tf_row = np.append(np.arange(n_out, n_out + n_tf, dtype=np.int64), -1)
-        self._tf_keys = np.sort(
-            np.array(
-                [o * _ORG_KEY + parse_number(n) for o, org in enumerate(setup.orgs)
-                 for n in org.toll_free_numbers],
-                dtype=np.int64,
-            )
-        )
+        # each org's toll-free numbers as keys org * len(numbers) + the number's index among the
+        # distinct ones: within int64 for any count of orgs (a number itself has up to 15 digits)
+        owned = [(o, parse_number(n)) for o, org in enumerate(setup.orgs) for n in org.toll_free_numbers]
+        self._tf_numbers = np.unique(np.array([n for _, n in owned], dtype=np.int64))
+        self._tf_keys = np.sort(np.array(
+            [o * len(self._tf_numbers) + int(np.searchsorted(self._tf_numbers, n)) for o, n in owned],
+            dtype=np.int64))
         self._users = _UserColumns.build(setup, ledger, cidx)
         # (org, user, kind, to, from) -> row of `_known`, the admissions of the calls remembered
         self._memo: dict[tuple[int, int, int, int, int], int] = {}
@@ -233,9 +232,11 @@ class Admission:
     def _is_toll_free_number(self, a: Arrivals) -> NDArray[np.bool_]:
         if not len(self._tf_keys):
             return np.zeros(len(a), dtype=bool)
-        keys = a.org.astype(np.int64) * _ORG_KEY + a.to_number
+        numbers = self._tf_numbers
+        index = np.minimum(np.searchsorted(numbers, a.to_number), len(numbers) - 1)
+        keys = a.org.astype(np.int64) * len(numbers) + index
         pos = np.minimum(np.searchsorted(self._tf_keys, keys), len(self._tf_keys) - 1)
-        return self._tf_keys[pos] == keys
+        return (numbers[index] == a.to_number) & (self._tf_keys[pos] == keys)
 
 
 _ADMITTED_FIELDS = tuple(f.name for f in fields(Admitted))

@@ -54,3 +54,28 @@ def test_a_prefix_longer_than_the_number_does_not_match_it() -> None:
     """493 scales like 4930: the piece it falls in belongs to "4930", which must not be used."""
     table = PrefixTable([Tariff("49", 1, 1, 1), Tariff("4930", 1, 1, 1)])
     assert table.match(np.array([493, 4930, 49301, 49, 4, 0])).tolist() == [0, 1, 1, 0, -1, -1]
+
+
+def test_toll_free_numbers_of_ten_thousand_orgs_route_to_their_own_org():
+    """A toll-free call is the called org's when the number is one of that org's (SPEC §3
+    Admission 1), whatever the count of orgs: keys of org and number stay within int64."""
+    from datetime import datetime, timezone
+
+    from rating_core._model import CallKind, Credits, Org, Plans, RatingSetup, User
+
+    from ..strategies import arrivals_from_rows
+    from .test_differential import engine_matches_reference_with_lots
+
+    n = 10_000
+    orgs = tuple(Org(f"o{i}", (User(f"u{i}", "US", frozenset({"phone_system"})),),
+                     (f"+1800{i:07d}",), Credits(initial_micro=1_000_000)) for i in range(n))
+    setup = RatingSetup(start=datetime(2026, 11, 1, tzinfo=timezone.utc), end_ms=600_000, currency="USD",
+                        plans=Plans({"default": 0}), tariffs=(Tariff("44", 20_000, 60, 60, "GB", "A"),),
+                        toll_free_tariffs=(Tariff("44", 20_000, 60, 60),), orgs=orgs)
+    tf = int(CallKind.TOLL_FREE)
+    rows = [(0, n - 1, -1, tf, 18000000000 + n - 1, 442071234567, 90_000),  # its own number
+            (1, n - 1, -1, tf, 18000000000, 442071234567, 90_000),  # org 0's number: not its own
+            (2, 0, -1, tf, 18000000000, 442071234567, 90_000),
+            (3, 9_224, -1, tf, 18000009224, 442071234567, 90_000)]
+    cdrs, _ = engine_matches_reference_with_lots(setup, arrivals_from_rows(rows), [300_000])
+    assert [row[14] for row in sorted(cdrs)] == ["hangup", "unroutable", "hangup", "hangup"]
