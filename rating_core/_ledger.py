@@ -125,14 +125,27 @@ class Ledger:
         return events
 
     def next_fixed_after(self, t: int) -> int:
-        """The first refill or lot expiry strictly after `t` (NEVER when none)."""
+        """The first refill or lot expiry strictly after `t` (NEVER when none).
+
+        An expiry whose lots were all spent by `t` removes nothing and is no org
+        instant (`apply_fixed`): its entry is moved on to the org's first lot still
+        held, so that it does not end a window.  An org stuck below its trigger buys
+        a lot at almost every instant and spends it within seconds: a year later,
+        one window per lot.
+        """
         nxt = NEVER
         i = np.searchsorted(self._refills, t, side="right")
         if i < len(self._refills):
             nxt = self._refills[i]
-        while self._expiries and self._expiries[0][0] <= t:
-            # already handled at its instant; popping keeps the heap small
-            heapq.heappop(self._expiries)
+        while self._expiries:
+            expires, o = self._expiries[0]
+            if expires <= t:  # already handled at its instant; popping keeps the heap small
+                heapq.heappop(self._expiries)
+                continue
+            held = self.lots_of(o).first_expiry()  # all spent before t taken from the front
+            if held <= expires:
+                break
+            heapq.heapreplace(self._expiries, (held, o)) if held < NEVER else heapq.heappop(self._expiries)
         if self._expiries:
             nxt = min(nxt, self._expiries[0][0])
         return int(nxt)

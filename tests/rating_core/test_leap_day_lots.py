@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
+from rating_core._lots import NEVER
 from rating_core._model import Credits, Org, Plans, RatingSetup, Tariff, User
 from ..reference import run_reference
 from ..strategies import arrivals_from_rows
@@ -65,3 +67,23 @@ def test_the_reference_spends_and_expires_a_leap_day_lot_first():
 def test_the_engine_spends_and_expires_a_leap_day_lot_first(cuts):
     _, events = engine_matches_reference_with_lots(leap_setup(), two_calls(), cuts)
     assert credit_events(events)[:len(EXPECTED)] == EXPECTED
+
+
+def test_an_expiry_of_lots_spent_by_then_ends_no_window():
+    """A lot spent whole removes nothing when it expires: its instant is no org instant, so
+    the engine does not stop a window there (one window per lot, a year later, for an org that
+    buys a lot at every instant); a lot with a rest still expires at its own instant."""
+    from rating_core import RatingEngine
+
+    engine = RatingEngine(leap_setup())
+    ledger = engine.ledger
+    ledger.add_lot(0, HOUR, 1_000_000)  # a second lot, an hour after the initial one
+    t = A_EXPIRES - 10 * DAY  # past the last refill before the expiries
+    assert ledger.next_fixed_after(t) == A_EXPIRES  # the initial lot, 10.00 held
+    ledger.spend_many(np.array([10_000_000]))  # the initial lot spent whole
+    assert ledger.next_fixed_after(t) == A_EXPIRES + HOUR  # the second lot's, 1.00 held
+    ledger.spend_many(np.array([400_000]))
+    assert ledger.next_fixed_after(t) == A_EXPIRES + HOUR  # 0.60 left: it expires then
+    ledger.spend_many(np.array([600_000]))
+    assert A_EXPIRES + HOUR < ledger.next_fixed_after(t) < NEVER  # nothing expires: the next refill
+    assert [e for e in ledger.apply_fixed(A_EXPIRES)[0] if e.kind == "credits_expired"] == []
