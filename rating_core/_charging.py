@@ -32,6 +32,7 @@ through `Ledger`'s array forms on the bulk paths).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,26 +282,29 @@ class Charger:
         A check runs at the org's first instant (arrival, charge attempt,
         hang-up, fixed event) at or after its retry time; the balance does not
         change, so only the instants matter.  Called after `_settle_dead`, so
-        the calls it refused no longer hang up.
+        the calls it refused no longer hang up.  Each org's instants are listed
+        once, sorted, and walked from one check to the first instant at or after
+        its retry wait (a wait of a second is a check a second).
         """
         led = self.ledger
         hang_org, hang_t = self._hangups(t1, trying)
-        x = np.where(trying, np.maximum(led.retry_until, t0), NEVER)
-        while True:
-            at = np.full(self.n_orgs, NEVER, dtype=np.int64)
-            attempts.first_at_or_after(x, at)
-            for org, t in ((other.org, other.t), (hang_org, hang_t)):
-                ok = t >= x[org]
-                _first_per_org(at, org[ok], t[ok])
-            checks = np.flatnonzero(at < t1)
-            if not len(checks):
-                return
-            for o in checks.tolist():
-                ev = led.recharge_check(o, int(at[o]))
+        start = np.maximum(led.retry_until, t0)
+        charge_org, charge_t = attempts.times_for(trying, start)
+        org = np.concatenate([charge_org, other.org, hang_org])
+        t = np.concatenate([charge_t, other.t, hang_t])
+        keep = trying[org] & (t >= start[org]) & (t < t1)
+        org, t = org[keep], t[keep]
+        order = _order_by(org, t, np.arange(len(t)))
+        org, t = org[order], t[order]
+        for first, end in zip(*run_bounds(org)):
+            o, times = int(org[first]), t[first:end].tolist()
+            i = 0
+            while i < len(times):
+                at = times[i]
+                ev = led.recharge_check(o, at)
                 if ev:
                     out.events.append(ev)
-            x = np.full(self.n_orgs, NEVER, dtype=np.int64)
-            x[checks] = np.maximum(led.retry_until[checks], at[checks] + 1)
+                i = bisect.bisect_left(times, max(int(led.retry_until[o]), at + 1), i + 1)
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:
@@ -629,14 +633,6 @@ class _Boundaries:
         self.after = self.nb + 1000 * due.inc[mask]
         self.step = 1000 * due.next_s[mask]
         self.count = (due.count if count is None else count)[mask].copy()
-
-    def first_at_or_after(self, x_of_org: NDArray[np.int64], out: NDArray[np.int64]) -> None:
-        """out[o] = min(out[o], first of org o's instants >= x_of_org[o])."""
-        x = x_of_org[self.org]
-        k = np.maximum(0, -((self.after - x) // self.step))  # ceil((x - after) / step), >= 0
-        first = np.where(self.nb >= x, self.nb, self.after + k * self.step)
-        ok = (x < NEVER) & ((self.nb >= x) | (k + 1 < self.count))
-        _first_per_org(out, self.org[ok], first[ok])
 
     def times_of(self, o: int, t_from: int) -> NDArray[np.int64]:
         return self._times(self.org == o, t_from)[1]

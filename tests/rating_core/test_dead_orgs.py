@@ -467,3 +467,15 @@ def test_several_orgs_dead_and_alive_in_one_window(dead_path):
                       exhausted(30_000, "org0"), exhausted(30_000, "org1"), failed(30_000, "org1"),
                       failed(60_000, "org1")]
     dead_path.expect(checks=True)
+
+
+def test_checks_a_second_apart_walk_every_instant_of_a_busy_dead_org(dead_path):
+    """retry_after = 1 s and calls every 0.4 s, free ones paying each 6 s: a check at the
+    first org instant at or after each wait, hundreds in one window, as the reference runs them."""
+    setup = world(([PLAN_CREDITS], dead_card(retry_after_ms=1_000)), us=(0, 6, 6), end_ms=300_000)
+    calls = [call(400 * i, 20_000 + 37 * i, to=US if i % 3 else GB) for i in range(500)]
+    cdrs, events = rate_both(setup, calls, cuts=[[100_000], [77_777, 200_001]])
+    checks = [e[0] for e in events if e[2] == "recharge_failed"]
+    assert len(checks) > 150 and all(b - a >= 1_000 for a, b in zip(checks, checks[1:]))
+    assert any(r[5] == "blocked_no_balance" for r in cdrs.values())
+    dead_path.expect(checks=True)
