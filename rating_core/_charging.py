@@ -112,6 +112,7 @@ class Charger:
         self.split_rows = tuning.split_rows
         self.step_below = tuning.step_below
         self.compile_after = tuning.compile_after
+        self.step_slice = tuning.step_slice
         self.end_ms = end_ms
         self.stepped_items = 0  # instants listed and increments paid by the stepper so far
         self.stepped_since = NEVER  # the first instant stepped
@@ -792,17 +793,25 @@ class _OrgStepper:
         inc_s, next_s = c.col["inc_s"][calls[due]], c.col["next_s"][calls[due]]
         after = nb[due] + 1000 * inc_s
         more = np.where(until[due] > after, -((after - until[due]) // (1000 * next_s)), 0)
+        other_t = np.asarray(other_t, dtype=np.int64)
+        other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
+        instants = len(due) + len(hung) + len(other)
+        work = instants + int(more.sum())  # at most: every boundary of every due call
+        ch.stepped_since = min(ch.stepped_since, t_from)
+        compiled = ch.compile_stepping(t1, instants)
+        if not compiled and work > ch.step_slice and t1 - t_from > 1:  # by Python: in slices, deciding again after each
+            mid = (t_from + t1) // 2
+            first = _OrgStepper(ch, o, mid, self.out).run(t_from, other_t)
+            second = _OrgStepper(ch, o, t1, self.out).run(mid, other_t)
+            return first[0] + second[0], first[1] + second[1]
         listed = np.minimum(1 + more, LISTED)
         j = _offsets_within(listed)
         boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
-        other_t = np.asarray(other_t, dtype=np.int64)
-        other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
         t = np.concatenate([boundary, hang[hung], other, [t1]])  # t1: the cue of the last check
         kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.OTHER, _stepping.OTHER],
                                   dtype=np.int64), [len(boundary), len(hung), len(other), 1])
         ref = np.concatenate([np.repeat(due, listed), hung, np.zeros(len(other) + 1, dtype=np.int64)])
         order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
-        ch.stepped_since = min(ch.stepped_since, t_from)
         left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
         left[due] = np.where(listed <= more, listed, 0)
         pools = c.col["pool"][calls]
@@ -815,7 +824,7 @@ class _OrgStepper:
             t[order], kind[order], ref[order], columns, left,
             np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
             int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
-            compiled=ch.compile_stepping(t1, len(t)))
+            compiled=compiled)
         ch.stepped_items += len(t) + int(stepped.paid.sum())
         led.retry_until[o] = stepped.retry_until
         events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),

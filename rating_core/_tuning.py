@@ -30,6 +30,8 @@ class Tuning:
         foreseen until the run's end at the pace so far, above which the loop runs compiled
         with numba rather than by Python (0: compiled from the first; None: never, for
         real-time rating, which numba's load would stall).
+      step_slice: increments and instants at most that the loop steps by Python in one call:
+        a longer span is stepped in halves, the choice to compile made again for each.
     """
 
     max_specials: int = 16
@@ -38,3 +40,4 @@ class Tuning:
     small_batch: int = 256
     watch_ms: int = 1_000
     compile_after: int | None = 450_000
+    step_slice: int = 50_000

@@ -204,12 +204,14 @@ def windowed_below_increment_cases(draw):
     """A case of `below_increment_cases`, its window cuts, and the sizes of the engine's fast
     paths: stepping after one pass, after 16 special instants, or whenever the specials come
     closer than 1, 256 or 10^9 increments (always); the stepping loop run compiled from the
-    first item, after 64, or by Python throughout."""
+    first item, after 64, or by Python throughout, in spans of any length or halved down to
+    1 or 40 items."""
     setup, arrivals = draw(below_increment_cases())
     tuning = {"max_specials": draw(st.sampled_from((16, 1, 3))),
               "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
               "split_rows": draw(st.sampled_from((16_384, 4))),
-              "compile_after": draw(st.sampled_from((0, 64, 10**9)))}
+              "compile_after": draw(st.sampled_from((0, 64, 10**9))),
+              "step_slice": draw(st.sampled_from((50_000, 1, 40)))}
     return setup, arrivals, draw(window_cuts(setup, arrivals)), tuning
 
 

@@ -57,11 +57,14 @@ def bulk_passes(monkeypatch):
 CUTS = [m * MINUTE for m in range(1, 40)]  # a window a minute, as a server's ticks would cut
 
 
-@pytest.mark.parametrize("compile_after", [0, 10**9])  # the loop compiled, or run by Python
+@pytest.mark.parametrize("compile_after, step_slice", [(0, 50_000), (10**9, 50_000), (10**9, 8)])
 @pytest.mark.parametrize("amount", [10_000, 1, 19_999, 20_000, 21_000])  # half, tiny, about one increment
-def test_a_stuck_org_is_stepped_window_after_window_and_matches_the_reference(bulk_passes, amount, compile_after):
+def test_a_stuck_org_is_stepped_window_after_window_and_matches_the_reference(bulk_passes, amount, compile_after,
+                                                                              step_slice):
+    """Compiled, or by Python in spans of any length or halved down to ~8 items (one
+    minute cut into 7.5-second slices)."""
     cdrs, events = engine_matches_reference_with_lots(stuck_org(amount), busy_calls(), CUTS,
-                                                      compile_after=compile_after)
+                                                      compile_after=compile_after, step_slice=step_slice)
     kinds = [e[2] for e in events]
     refused = [r for r in cdrs if r[14] in ("blocked_no_balance", "dropped_balance_exhausted")]
     assert kinds.count("recharge_succeeded") > 90 and len(refused) > 50
