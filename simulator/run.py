@@ -7,7 +7,7 @@ Ctrl-C or SIGTERM stops the switch at a window boundary, ends the calls still
 connected as `simulation_end` at that instant, and still writes every file
 completely, with `"complete": false` in summary.json (see _stop_signals).
 Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals and the writer's
-queue at most `ROWS_AHEAD` CDRs, so a run's memory follows its window and
+queue at most `ROWS_AHEAD` CDRs and events, so a run's memory follows its window and
 its connected calls, not its total, and a stop is acted on within a window.
 """
 
@@ -272,8 +272,9 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
 
 
 class _StepSender(trio.abc.SendChannel[Step]):
-    """The switch's end of the step channel, held back while the writer has `max_rows` CDRs or
-    more still to write (a channel bounded in steps alone is unbounded in rows)."""
+    """The switch's end of the step channel, held back while the writer has `max_rows` rows
+    (CDRs and ledger events) or more still to write: a channel bounded in steps alone is
+    unbounded in rows, and an org that recharges at every increment has ~40 events a call."""
 
     def __init__(self, send: trio.MemorySendChannel[Step], max_rows: int) -> None:
         self._send = send
@@ -285,16 +286,21 @@ class _StepSender(trio.abc.SendChannel[Step]):
         while self._rows >= self._max_rows:
             self._room = trio.Event()
             await self._room.wait()
-        self._rows += len(step.cdrs)
+        self._rows += _rows(step)
         await self._send.send(step)
 
     def written(self, steps: list[Step]) -> None:
         """The writer is done with `steps`: their rows no longer count."""
-        self._rows -= sum(len(step.cdrs) for step in steps)
+        self._rows -= sum(_rows(step) for step in steps)
         self._room.set()
 
     async def aclose(self) -> None:
         await self._send.aclose()
+
+
+def _rows(step: Step) -> int:
+    """Lines a step adds to the output files: its CDRs and its ledger events."""
+    return len(step.cdrs) + len(step.events)
 
 
 def _waiting(receive: trio.MemoryReceiveChannel[Step]) -> list[Step]:

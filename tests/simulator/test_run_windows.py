@@ -104,3 +104,23 @@ async def test_the_switch_waits_while_the_writer_has_max_rows_queued(autojump_cl
         assert receive.statistics().current_buffer_used == 2
         send.written([first, second])  # the writer is done with them
     assert receive.statistics().current_buffer_used == 3
+
+
+async def test_ledger_events_count_as_rows_the_writer_has_queued(autojump_clock) -> None:
+    """An org recharging at every increment has tens of events a call: they are lines to
+    write as CDRs are, so they hold the switch back too."""
+    from rating_core import EventColumns
+
+    def with_events(n: int) -> Step:
+        z = np.zeros(n, dtype=np.int64)
+        return Step(_step(0).cdrs, EventColumns(z, z, z.astype(np.int8), z, z, z.astype(np.int8)))
+
+    channel, receive = trio.open_memory_channel[Step](64)
+    send = _StepSender(channel, max_rows=10)
+    await send.send(first := with_events(12))
+    with trio.move_on_after(60) as waited:
+        await send.send(_step(1))  # 12 event lines queued: held back
+    assert waited.cancelled_caught
+    send.written([first])
+    await send.send(_step(1))
+    assert receive.statistics().current_buffer_used == 2
