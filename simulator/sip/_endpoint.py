@@ -150,6 +150,10 @@ class Endpoint:
         if self.stopping or len(self._dialogs) >= self.options.max_dialogs:
             self._refuse_new(inc, peer, now, out, 503, extra=(("Retry-After", "5"),))
             return
+        target = _remote_target(request)
+        if target is None:
+            self._refuse_new(inc, peer, now, out, 400, phrase=_phrase(400, "no valid Contact or From address"))
+            return
         found = self._place(inc, peer, now, out)
         if found is None:
             return
@@ -161,13 +165,7 @@ class Endpoint:
             return
         dialog = self._new_dialog(inc, peer, now)
         dialog.sdp = body
-        contacts = request.headers.get("Contact")
-        try:
-            dialog.remote_target = str(request.contact[0].uri) if contacts else ""
-        except (ValueError, IndexError):
-            dialog.remote_target = ""
-        if not dialog.remote_target:
-            dialog.remote_target = str(request.from_address.uri)
+        dialog.remote_target = target
         dialog.routes = request.headers.getlist("Record-Route")
         dialog.remote_from = request.headers["From"]
         trying = msg.response(inc, 100, (peer.host, peer.port))
@@ -628,3 +626,17 @@ def _caller_part(request: Request) -> str:
         except ValueError:
             continue
     return ""
+
+
+def _remote_target(request: Request) -> str | None:
+    """Where in-dialog requests to the caller go (RFC 3261 §12.1.1): its Contact's URI, else
+    its From's; None when neither is a valid address (the INVITE gets a 400)."""
+    try:
+        if request.headers.get("Contact"):
+            return str(request.contact[0].uri)
+    except (ValueError, IndexError):
+        pass
+    try:
+        return str(request.from_address.uri)
+    except ValueError:
+        return None

@@ -31,6 +31,7 @@ def _mangled(draw):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(_mangled(), st.binary(max_size=300)), max_size=6))
+@example([invite().replace(b"Contact:", b"\x00ontact:").replace(b">;tag=", b">,;tag=", 1)])  # no Contact, bad From
 def test_endpoint_survives_any_datagrams(datagrams):
     ep = endpoint()
     for i, data in enumerate(datagrams):
