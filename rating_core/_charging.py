@@ -43,7 +43,7 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger
 from ._model import LedgerEvent
 from ._recharges import recharges_along
-from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
+from ._runs import distinct, grouped_cumsum, run_starts
 from ._tuning import Tuning
 
 
@@ -735,11 +735,8 @@ def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
 
 
 def _add_lots(led: Ledger, recharges: "_Recharges") -> None:
-    """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots`)."""
-    org = recharges.org
-    for start, end in zip(*run_bounds(org)):
-        o = int(org[start])
-        led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+    """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots_many`)."""
+    led.add_lots_many(recharges.org, recharges.t, recharges.spent)
 
 
 def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np.int64]) -> None:
