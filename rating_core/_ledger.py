@@ -22,6 +22,8 @@ from ._lots import NEVER, LotQueue
 from ._model import LedgerEvent, RatingSetup
 from ._runs import first_of_runs
 
+HELD_BACK = 1 << 20  # lots `add_lots_many` holds back at most before appending them
+
 
 def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
     """(org, pool name, capacity seconds) for every pool with a positive capacity (SPEC §3 Pools)."""
@@ -113,6 +115,12 @@ class Ledger:
         self._refill_set = set(self._refills)
         # heap of (expires_ms, org): at least one entry at or before each org's first lot expiry
         self._expiries: list[tuple[int, int]] = []
+        # expiry of each org's last lot while it holds any (lots held back included)
+        self._back = np.full(n, -1, dtype=np.int64)
+        # lots bought in bulk, not yet appended to their orgs' lots: (org, expires) chunks
+        self._held_back: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        self._held_back_count = 0
+        self._has_held_back = np.zeros(n, dtype=bool)
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
@@ -188,6 +196,7 @@ class Ledger:
         self.exhausted_reported[o] = False
         if lots.first_expiry() != first:
             self._watch_expiry(o)
+        self._back[o] = lots.last_expiry()
 
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
         """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
@@ -218,43 +227,72 @@ class Ledger:
         self.exhausted_reported[o] = False
         if lots.first_expiry() != first:
             self._watch_expiry(o)
+        self._back[o] = lots.last_expiry()
 
     def add_lots_many(self, org: NDArray[np.int64], t: NDArray[np.int64], spent: NDArray[np.int64]) -> None:
         """A lot of org[j]'s recharge amount bought at t[j], for a window's recharges of many orgs
         in (org, instant) order; `spent` as in `add_lots`.
 
-        Leaves every org as `add_lots` would, org by org.  The expiries are found in one
-        pass, and an org whose new lots all expire at or after those it holds, in order
-        (every purchase but one on a 02-29), has them appended to its lots with no
-        other Python step than its settling (`lots_of`); the balances and flags are set
-        in bulk.  Any other org takes `add_lots`.
+        Leaves every org as `add_lots` would, org by org, with no Python step per org in
+        the common case: every new lot of the org expires, in order, at or after the
+        last it holds (all purchases but those on a 02-29).  Those lots are held back
+        (`_held_back`) and appended to the org's lots when they are next looked at
+        (`lots_of`), behind the others and before its spending is taken, as
+        `spend_many` defers that.  Whether the org holds any lot once its spending is
+        taken, which `add_lots` asks its lots, is read from its balance: an org's
+        balance is what its lots hold, less the spending not yet taken from them
+        (`_unsettled`), plus what was taken ahead (`_spent_ahead`); lots hold more
+        than nothing, no take exceeds what they hold.  Any other org takes `add_lots`.
         """
         if not len(org):
             return
         expires = lot_expiries_ms(self.setup.start, t)
         opens = first_of_runs(org)
         starts = np.flatnonzero(opens)
-        run = np.cumsum(opens) - 1
-        back = np.flatnonzero((expires[1:] < expires[:-1]) & ~opens[1:]) + 1
+        ends = np.append(starts[1:], len(org))
+        orgs = org[starts]
+        amounts = self.recharge_amounts[orgs]
         unordered = np.zeros(len(starts), dtype=bool)
-        unordered[run[back]] = True
-        orgs, amounts = org[starts], self.recharge_amounts[org[starts]]
-        ends = [*starts[1:].tolist(), len(org)]
-        whole = np.ones(len(starts), dtype=bool)  # the runs appended here
-        firsts = expires[starts].tolist()
-        for i, (o, a, b, first, amount, out) in enumerate(zip(orgs.tolist(), starts.tolist(), ends, firsts,
-                                                              amounts.tolist(), unordered.tolist())):
-            lots = self.lots_of(o)
-            if out or first < lots.last_expiry():
+        back = np.flatnonzero((expires[1:] < expires[:-1]) & ~opens[1:]) + 1
+        unordered[np.cumsum(opens)[back] - 1] = True
+        # held nothing once its spending is taken (its last expiry reads -1 in `add_lots`)
+        empty = self.balance[orgs] == self._spent_ahead[orgs]
+        behind = empty | (expires[starts] >= self._back[orgs])
+        bulk = behind & ~unordered & (amounts > 0)
+        stepped = ~bulk | empty  # orgs with a Python step: `add_lots`, or a new first lot watched
+        for o, a, b, amount, alone in zip(orgs[stepped].tolist(), starts[stepped].tolist(), ends[stepped].tolist(),
+                                          amounts[stepped].tolist(), bulk[stepped].tolist()):
+            if alone:  # its first lot is new: its expiry is watched (`_watch_expiry`)
+                heapq.heappush(self._expiries, (int(expires[a]), o))
+            else:
                 self.add_lots(o, t[a:b], amount, spent[a:b])
-                whole[i] = False
-                continue
-            was_empty = not len(lots)
-            lots.append(expires[a:b], amount)
-            if was_empty:  # the first lot is new: its expiry is watched
-                self._watch_expiry(o)
-        np.add.at(self.balance, orgs[whole], (amounts * (np.diff(np.append(starts, len(org)))))[whole])
-        self.exhausted_reported[orgs] = False
+        if bulk.any():
+            rows = bulk[np.cumsum(opens) - 1]
+            self._held_back.append((org[rows], expires[rows]))
+            self._held_back_count += int(rows.sum())
+            self._has_held_back[orgs[bulk]] = True
+            self._back[orgs[bulk]] = expires[ends[bulk] - 1]
+            np.add.at(self.balance, orgs[bulk], amounts[bulk] * (ends - starts)[bulk])
+            self.exhausted_reported[orgs[bulk]] = False
+            if self._held_back_count > HELD_BACK:
+                self._append_held_back()
+
+    def _append_held_back(self) -> None:
+        """Append the lots `add_lots_many` held back to their orgs' lots, org by org in one pass."""
+        if not self._held_back:
+            return
+        org = np.concatenate([chunk[0] for chunk in self._held_back])
+        expires = np.concatenate([chunk[1] for chunk in self._held_back])
+        self._held_back.clear()
+        self._held_back_count = 0
+        order = np.argsort(org, kind="stable")  # each org's lots in the order they were bought
+        org, expires = org[order], expires[order]
+        starts = np.flatnonzero(first_of_runs(org))
+        ends = [*starts[1:].tolist(), len(org)]
+        orgs = org[starts]
+        for o, a, b, amount in zip(orgs.tolist(), starts.tolist(), ends, self.recharge_amounts[orgs].tolist()):
+            self._lots[o].append(expires[a:b], amount)
+        self._has_held_back[orgs] = False
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
         """Take `amounts[o]` from each org o's lots, the one expiring first first (a window's
@@ -273,6 +311,8 @@ class Ledger:
 
     def lots_of(self, o: int) -> LotQueue:
         """Org o's lots, the one expiring first first, with all it spent taken from them."""
+        if self._has_held_back[o]:
+            self._append_held_back()
         lots = self._lots[o]
         if self._unsettled[o]:
             lots.take(int(self._unsettled[o]))
