@@ -87,7 +87,8 @@ class RechargeRule:
 class Ledger:
     """Pools, balances and lots of every org, and the rules that change them."""
 
-    def __init__(self, setup: RatingSetup) -> None:
+    def __init__(self, setup: RatingSetup, held_back: int = HELD_BACK) -> None:
+        """`held_back`: how many lots `add_lots_many` holds back at most (memory, not outcome)."""
         self.setup = setup
         pools = pool_capacities(setup)
         self.pool_org = np.array([p[0] for p in pools], dtype=np.int64)
@@ -121,6 +122,7 @@ class Ledger:
         self._held_back: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
         self._held_back_count = 0
         self._has_held_back = np.zeros(n, dtype=bool)
+        self._held_back_limit = held_back
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
@@ -246,6 +248,10 @@ class Ledger:
         """
         if not len(org):
             return
+        if org[0] == org[-1]:  # one org (stepped, or busy alone): `add_lots` costs less than a pass
+            o = int(org[0])
+            self.add_lots(o, t, int(self.recharge_amounts[o]), spent)
+            return
         expires = lot_expiries_ms(self.setup.start, t)
         opens = first_of_runs(org)
         starts = np.flatnonzero(opens)
@@ -274,7 +280,7 @@ class Ledger:
             self._back[orgs[bulk]] = expires[ends[bulk] - 1]
             np.add.at(self.balance, orgs[bulk], amounts[bulk] * (ends - starts)[bulk])
             self.exhausted_reported[orgs[bulk]] = False
-            if self._held_back_count > HELD_BACK:
+            if self._held_back_count > self._held_back_limit:
                 self._append_held_back()
 
     def _append_held_back(self) -> None:
