@@ -43,7 +43,7 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger
 from ._model import LedgerEvent
 from ._recharges import recharges_along
-from ._runs import distinct, grouped_cumsum, run_starts
+from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
 from ._tuning import Tuning
 
 
