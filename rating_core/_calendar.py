@@ -53,11 +53,17 @@ def lot_expiry_ms(start: datetime, purchased_ms: int) -> int:
 
 
 def lot_expiries_ms(start: datetime, purchased_ms: NDArray[np.int64]) -> NDArray[np.int64]:
-    """`lot_expiry_ms` of many purchases (a busy org's recharges): one calendar step per day."""
+    """`lot_expiry_ms` of many purchases (a window's recharges): one calendar step per day."""
     offset = to_ms(datetime(start.year, start.month, start.day, tzinfo=timezone.utc), start)
     days = (purchased_ms + offset) // MS_PER_DAY  # whole UTC days since the start's midnight
-    distinct, which = np.unique(days, return_inverse=True)
+    if not len(days):
+        return purchased_ms.copy()
     first = start.date()
+    lo, hi = int(days.min()), int(days.max())
+    if hi - lo < len(days):  # a window's purchases span a few days: one figure per day of the span
+        later = np.array([_twelve_months_ms(first + timedelta(days=d)) for d in range(lo, hi + 1)], dtype=np.int64)
+        return purchased_ms + later[days - lo]
+    distinct, which = np.unique(days, return_inverse=True)
     later = np.array([_twelve_months_ms(first + timedelta(days=int(d))) for d in distinct], dtype=np.int64)
     return purchased_ms + later[which.reshape(-1)]
 

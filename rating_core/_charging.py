@@ -732,11 +732,8 @@ def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
 
 
 def _add_lots(led: Ledger, recharges: "_Recharges") -> None:
-    """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots`)."""
-    org = recharges.org
-    for start, end in zip(*run_bounds(org)):
-        o = int(org[start])
-        led.add_lots(o, recharges.t[start:end], int(led.recharge_amounts[o]), recharges.spent[start:end])
+    """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots_many`)."""
+    led.add_lots_many(recharges.org, recharges.t, recharges.spent)
 
 
 def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np.int64]) -> None:

@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 from ._calendar import card_valid_until_ms, lot_expiries_ms, lot_expiry_ms, month_starts
 from ._lots import NEVER, LotQueue
 from ._model import LedgerEvent, RatingSetup
+from ._runs import first_of_runs
+
+HELD_BACK = 1 << 20  # lots `add_lots_many` holds back at most before appending them
 
 
 def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
@@ -84,7 +87,8 @@ class RechargeRule:
 class Ledger:
     """Pools, balances and lots of every org, and the rules that change them."""
 
-    def __init__(self, setup: RatingSetup) -> None:
+    def __init__(self, setup: RatingSetup, held_back: int = HELD_BACK) -> None:
+        """`held_back`: how many lots `add_lots_many` holds back at most (memory, not outcome)."""
         self.setup = setup
         pools = pool_capacities(setup)
         self.pool_org = np.array([p[0] for p in pools], dtype=np.int64)
@@ -112,6 +116,13 @@ class Ledger:
         self._refill_set = set(self._refills)
         # heap of (expires_ms, org): at least one entry at or before each org's first lot expiry
         self._expiries: list[tuple[int, int]] = []
+        # expiry of each org's last lot while it holds any (lots held back included)
+        self._back = np.full(n, -1, dtype=np.int64)
+        # lots bought in bulk, not yet appended to their orgs' lots: (org, expires) chunks
+        self._held_back: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        self._held_back_count = 0
+        self._has_held_back = np.zeros(n, dtype=bool)
+        self._held_back_limit = held_back
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
@@ -200,6 +211,7 @@ class Ledger:
         self.exhausted_reported[o] = False
         if lots.first_expiry() != first:
             self._watch_expiry(o)
+        self._back[o] = lots.last_expiry()
 
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
         """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
@@ -230,6 +242,76 @@ class Ledger:
         self.exhausted_reported[o] = False
         if lots.first_expiry() != first:
             self._watch_expiry(o)
+        self._back[o] = lots.last_expiry()
+
+    def add_lots_many(self, org: NDArray[np.int64], t: NDArray[np.int64], spent: NDArray[np.int64]) -> None:
+        """A lot of org[j]'s recharge amount bought at t[j], for a window's recharges of many orgs
+        in (org, instant) order; `spent` as in `add_lots`.
+
+        Leaves every org as `add_lots` would, org by org, with no Python step per org in
+        the common case: every new lot of the org expires, in order, at or after the
+        last it holds (all purchases but those on a 02-29).  Those lots are held back
+        (`_held_back`) and appended to the org's lots when they are next looked at
+        (`lots_of`), behind the others and before its spending is taken, as
+        `spend_many` defers that.  Whether the org holds any lot once its spending is
+        taken, which `add_lots` asks its lots, is read from its balance: an org's
+        balance is what its lots hold, less the spending not yet taken from them
+        (`_unsettled`), plus what was taken ahead (`_spent_ahead`); lots hold more
+        than nothing, no take exceeds what they hold.  Any other org takes `add_lots`.
+        """
+        if not len(org):
+            return
+        if org[0] == org[-1]:  # one org (stepped, or busy alone): `add_lots` costs less than a pass
+            o = int(org[0])
+            self.add_lots(o, t, int(self.recharge_amounts[o]), spent)
+            return
+        expires = lot_expiries_ms(self.setup.start, t)
+        opens = first_of_runs(org)
+        starts = np.flatnonzero(opens)
+        ends = np.append(starts[1:], len(org))
+        orgs = org[starts]
+        amounts = self.recharge_amounts[orgs]
+        unordered = np.zeros(len(starts), dtype=bool)
+        back = np.flatnonzero((expires[1:] < expires[:-1]) & ~opens[1:]) + 1
+        unordered[np.cumsum(opens)[back] - 1] = True
+        # held nothing once its spending is taken (its last expiry reads -1 in `add_lots`)
+        empty = self.balance[orgs] == self._spent_ahead[orgs]
+        behind = empty | (expires[starts] >= self._back[orgs])
+        bulk = behind & ~unordered & (amounts > 0)
+        stepped = ~bulk | empty  # orgs with a Python step: `add_lots`, or a new first lot watched
+        for o, a, b, amount, alone in zip(orgs[stepped].tolist(), starts[stepped].tolist(), ends[stepped].tolist(),
+                                          amounts[stepped].tolist(), bulk[stepped].tolist()):
+            if alone:  # its first lot is new: its expiry is watched (`_watch_expiry`)
+                heapq.heappush(self._expiries, (int(expires[a]), o))
+            else:
+                self.add_lots(o, t[a:b], amount, spent[a:b])
+        if bulk.any():
+            rows = bulk[np.cumsum(opens) - 1]
+            self._held_back.append((org[rows], expires[rows]))
+            self._held_back_count += int(rows.sum())
+            self._has_held_back[orgs[bulk]] = True
+            self._back[orgs[bulk]] = expires[ends[bulk] - 1]
+            np.add.at(self.balance, orgs[bulk], amounts[bulk] * (ends - starts)[bulk])
+            self.exhausted_reported[orgs[bulk]] = False
+            if self._held_back_count > self._held_back_limit:
+                self._append_held_back()
+
+    def _append_held_back(self) -> None:
+        """Append the lots `add_lots_many` held back to their orgs' lots, org by org in one pass."""
+        if not self._held_back:
+            return
+        org = np.concatenate([chunk[0] for chunk in self._held_back])
+        expires = np.concatenate([chunk[1] for chunk in self._held_back])
+        self._held_back.clear()
+        self._held_back_count = 0
+        order = np.argsort(org, kind="stable")  # each org's lots in the order they were bought
+        org, expires = org[order], expires[order]
+        starts = np.flatnonzero(first_of_runs(org))
+        ends = [*starts[1:].tolist(), len(org)]
+        orgs = org[starts]
+        for o, a, b, amount in zip(orgs.tolist(), starts.tolist(), ends, self.recharge_amounts[orgs].tolist()):
+            self._lots[o].append(expires[a:b], amount)
+        self._has_held_back[orgs] = False
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
         """Take `amounts[o]` from each org o's lots, the one expiring first first (a window's
@@ -248,6 +330,8 @@ class Ledger:
 
     def lots_of(self, o: int) -> LotQueue:
         """Org o's lots, the one expiring first first, with all it spent taken from them."""
+        if self._has_held_back[o]:
+            self._append_held_back()
         lots = self._lots[o]
         if self._unsettled[o]:
             lots.take(int(self._unsettled[o]))
