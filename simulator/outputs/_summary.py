@@ -1,7 +1,7 @@
 """summary.json: per-org and total counters, accumulated batch by batch (SPEC §4).
 
 CDR batches and ledger events are folded into small integer arrays with
-`np.bincount` (`sums_by` for money and seconds, exact in int64), so the cost
+`np.bincount` (`rating_core.group_sum` for money and seconds, exact in int64), so the cost
 per row is a few vectorised passes whatever the batch size: an org stuck
 below its recharge trigger has a ledger event at almost every instant.  The
 layout is documented in docs/outputs.md.
@@ -19,7 +19,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, EventColumns, LedgerEvent, Tables
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, EventColumns, LedgerEvent, Tables, group_sum
 
 from .._gc import gc_paused
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
@@ -36,27 +36,6 @@ def _counts_by(
     """(org, category) -> count, as an n_orgs x n_categories matrix, in one bincount."""
     flat = org * n_categories + category.astype(np.intp)
     return np.bincount(flat, minlength=n_orgs * n_categories).reshape(n_orgs, n_categories)
-
-
-# Below this, every partial sum of float64 weights is an integer held exactly.
-_EXACT_FLOAT = 2**53
-
-
-def sums_by(keys: NDArray[np.integer], values: NDArray[np.integer], n: int) -> NDArray[np.int64]:
-    """Exact int64 sums of `values` grouped by `keys` in [0, n).
-
-    `np.bincount` with the values as weights (~3 ns a value, where `np.add.at` takes ~30
-    with mixed dtypes) whenever no partial sum can reach 2**53, so that float64 adds
-    integers exactly; `np.add.at` otherwise (money of a run beyond 9 * 10**9 units).
-    """
-    if not len(values):
-        return np.zeros(n, dtype=np.int64)
-    largest = max(abs(int(values.max())), abs(int(values.min())))
-    if largest * len(values) < _EXACT_FLOAT:
-        return np.bincount(keys, weights=values, minlength=n).astype(np.int64)
-    out = np.zeros(n, dtype=np.int64)
-    np.add.at(out, keys, values)
-    return out
 
 
 def summary_text(summary: dict[str, Any]) -> str:
@@ -107,10 +86,10 @@ class SummaryBuilder:
         org = batch.org.astype(np.intp)
         self._by_reason += _counts_by(org, batch.end_reason, n_orgs, _N_REASONS)
         self._by_type += _counts_by(org, batch.call_type, n_orgs, _N_TYPES)
-        self._billed_s += sums_by(org, batch.billed_s, n_orgs)
-        self._credits_charged += sums_by(org, batch.credits_micro, n_orgs)
+        self._billed_s += group_sum(org, batch.billed_s, n_orgs)
+        self._credits_charged += group_sum(org, batch.credits_micro, n_orgs)
         used = (batch.pool_s > 0) & (batch.pool >= 0)
-        self._pool_s += sums_by(batch.pool[used].astype(np.intp), batch.pool_s[used], len(self._pool_s))
+        self._pool_s += group_sum(batch.pool[used].astype(np.intp), batch.pool_s[used], len(self._pool_s))
 
     def add_events(self, events: EventColumns | Iterable[LedgerEvent]) -> None:
         """Count recharges and sum purchases and expiries per org."""
@@ -122,11 +101,11 @@ class SummaryBuilder:
         org, amount = events.org.astype(np.intp, copy=False), events.amount
         succeeded = events.of("recharge_succeeded")
         purchased = events.of("credits_purchased") | succeeded
-        self._credits_purchased += sums_by(org[purchased], amount[purchased], n_orgs)
+        self._credits_purchased += group_sum(org[purchased], amount[purchased], n_orgs)
         self._recharges_succeeded += np.bincount(org[succeeded], minlength=n_orgs)
         self._recharges_failed += np.bincount(org[events.of("recharge_failed")], minlength=n_orgs)
         expired = events.of("credits_expired")
-        self._credits_expired += sums_by(org[expired], amount[expired], n_orgs)
+        self._credits_expired += group_sum(org[expired], amount[expired], n_orgs)
 
     def counts(self) -> "SummaryCounts":
         """The integer counters so far, per org (copies): what summary.json is made of."""

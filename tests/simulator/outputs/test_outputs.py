@@ -26,7 +26,8 @@ from simulator.units import (
     format_ms_iso,
 )
 from simulator.outputs import _cdr_format
-from simulator.outputs._summary import summary_text, sums_by
+from rating_core import group_sum
+from simulator.outputs._summary import summary_text
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.
@@ -389,9 +390,13 @@ def test_summary_sums_are_exact_int64_whatever_the_size(largest: int) -> None:
     keys = rng.integers(0, 3, 1000)
     want = np.zeros(4, dtype=np.int64)
     np.add.at(want, keys, values)
-    got = sums_by(keys, values, 4)
+    got = group_sum(keys, values, 4)
     assert got.dtype == np.int64 and got.tolist() == want.tolist()
-    assert sums_by(keys[:0], values[:0], 4).tolist() == [0, 0, 0, 0]
+    assert group_sum(keys[:0], values[:0], 4).tolist() == [0, 0, 0, 0]
+    keys[0] = -1  # "no pool" is the last key, as np.add.at wraps it
+    want = np.zeros(4, dtype=np.int64)
+    np.add.at(want, keys, values)
+    assert group_sum(keys, values, 4).tolist() == want.tolist()
 
 
 def test_summary_pools_by_name_add_up_across_orgs() -> None:
