@@ -33,7 +33,7 @@ Admission 3, call type                 ``_admission._call_type``
 Admission 4, pool kind                 ``_admission._pool_kind``
 Admission 4, credits allowed           ``_admission._credits_ok``
 Pools, capacities                      ``_ledger.pool_capacities``
-Pools, monthly refill                  ``_ledger.Ledger.apply_fixed`` (instants:
+Pools, monthly refill                  ``_ledger.Ledger.apply_refill`` (instants:
                                        ``_calendar.month_starts``)
 Increments, boundary instants          ``_increments.boundary_ms``
 Paying one increment, pool part        ``_increments.pool_part``
@@ -46,8 +46,9 @@ balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
                                        ``_ledger.Ledger.exhausted_unreported`` (once;
                                        stepped: the flag ``reported`` of ``_stepping``'s loop)
 Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
-Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; removal of
-                                       the rest: ``_ledger.Ledger._expire_lots``
+Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; the rest
+                                       removed: ``_ledger.expired_rest`` (bulk:
+                                       ``_charging._Expired``; stepped: the loop)
 Credits, auto-recharge wanted          ``_ledger.recharge_wanted`` (for orgs:
                                        ``_ledger.Ledger.wants_recharge``)
 Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Ledger.may_attempt``)
@@ -56,7 +57,8 @@ Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a fail
                                        ``_ledger.Ledger.fail_attempt``; stepped: the
                                        loop of ``_stepping._loop_over``, from the same clauses)
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
-                                       fixed events) and ``_charging.Charger._hangups``
+                                       refills), ``_charging.Charger._hangups`` and
+                                       ``_charging._Expired`` (expiries with a rest)
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
                                        ``_charging._OrgStepper.run`` with the loop of
                                        ``_stepping._loop_over`` (stepped)
@@ -66,7 +68,8 @@ Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 The bulk paths also hold closed forms derived from these rules, to revisit when
 one changes: ``_charging._Due`` counts each call's boundaries in a window and
 ``_charging._Boundaries`` lists them (``boundary_ms``); ``_recharges`` counts
-recharges from the trigger (``wants_recharge``); ``_charging``'s dead-org
+recharges from the trigger (``wants_recharge``); ``_charging._Expired`` totals
+the rests of lot expiries as a running maximum (``expired_rest``); ``_charging``'s dead-org
 passes (``_dead_at_start``, ``_dead_orgs``) prove that an org's balance cannot
 change in a window.  The differential test (tests/rating_core/test_differential.py)
 compares every path with the one-event-at-a-time reference: a changed rule is

@@ -39,12 +39,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
-from ._events import RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
+from ._events import CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
-from ._ledger import NEVER, Ledger
+from ._ledger import NEVER, Ledger, expired_rest
 from ._model import LedgerEvent
 from ._recharges import recharges_along
-from ._runs import distinct, grouped_cumsum, run_bounds, run_starts
+from ._runs import distinct, first_of_runs, grouped_cumsum, run_bounds, run_starts
 from ._tuning import Tuning
 
 
@@ -146,6 +146,9 @@ class Charger:
                 out: WindowOutcome) -> None:
         due = _Due(self.calls, t1, np.append(self.ledger.pool_remaining, 0), candidates)
         slow, crossing = self._slow_orgs(due)
+        # a lot expiry lowers the balance by what the lots still hold then: a special instant
+        self._expiring = self.ledger.expiring(t1)
+        slow |= self._expiring
         # calls paid wholly from a pool that cannot run dry this window are independent of
         # everything else, even in a slow org: only their instants matter (recharge checks)
         safe = due.live & ~np.append(crossing, False)[due.pool]
@@ -247,6 +250,7 @@ class Charger:
         bal = led.balance
         pending, fails = led.recharge_pending(t0, t1)
         bad = pending & ~fails
+        bad |= self._expiring
         bad[led.pool_org[crossing]] = True
         first = due.first_cost
         payable = due.paid & due.credits_ok & (first > 0) & (first <= bal[due.org])
@@ -332,10 +336,13 @@ class Charger:
         rows = _Rows.expand(due, mask)
         cursor = np.full(self.n_orgs, t0, dtype=np.int64)  # instants before it are done
         for _ in range(self.max_specials):
-            special, p, cost, recharges = self._first_special(cursor, t1, rows, slow, other, safe)
-            self._add_recharges(recharges, out)  # first: spending takes from the front of the lots
+            special, p, cost, recharges, expired = self._first_special(cursor, t1, rows, slow, other, safe)
+            # events in instant order (expiries first); lots added before the spending is taken
+            out.recharges.append(expired.events())
+            self._add_recharges(recharges, out)
             committed = rows.t < special[rows.org]
             self._commit_rows(rows, committed, p, cost, out)
+            self.ledger.remove_expired(*expired.per_org())
             paid = np.bincount(rows.org[committed], minlength=self.n_orgs)
             rows = rows.take(~committed)
             active = slow & (special < t1)
@@ -388,7 +395,7 @@ class Charger:
         """
         led = self.ledger
         bal = led.balance
-        bad = led.wants_recharge(bal) & led.may_attempt(t1 - 1)
+        bad = (led.wants_recharge(bal) & led.may_attempt(t1 - 1)) | self._expiring
         rem = led.pool_remaining
         live = np.append(rem, 0)[rows.pool] > 0
         demand = group_sum(rows.pool, np.where(live, rows.seconds, 0), len(rem) + 1)[:-1]
@@ -419,11 +426,12 @@ class Charger:
         a recharge attempt that fails (the card has expired).
 
         Also returns each row's pool seconds and credit cost, valid before that
-        instant, and the recharges that succeed before it (`_Recharges`).
-        Recharges follow from the cumulative cost (`recharges_along`); a
-        charge is refused when it costs more than the balance before it
-        (SPEC §3 "Paying one increment"), that balance counting the
-        recharges of the org's earlier instants.
+        instant, and the recharges that succeed and the lot expiries that remove a
+        rest before it (`_Recharges`, `_Expired`).  Recharges follow from the
+        cumulative cost (`recharges_along`), expiries from the cost before each
+        (`_Expired.find`); a charge is refused when it costs more than the balance
+        before it (SPEC §3 "Paying one increment"), that balance counting the
+        recharges of the org's earlier instants and the expiries up to its own.
         """
         led = self.ledger
         p, cost = self._pool_and_cost(rows)
@@ -433,18 +441,22 @@ class Charger:
         width = t1 - base + 1
         row_key = rows.org * width + (rows.t - base)
         paid = np.concatenate([[0], np.cumsum(cost)])
+        expiring = np.flatnonzero(slow & self._expiring)
+        expired = _Expired.find(led, expiring, cursor[expiring], t1, base, width, row_key, paid)
         hang_org, hang_t = self._hangups(t1, slow)
         org_all = np.concatenate([rows.org, other.org, hang_org])
         t_all = np.concatenate([rows.t, other.t, hang_t])
         extra = slice(len(rows.t), None)  # the instants besides charges: only slow orgs', from the cursor
         ok = np.ones(len(t_all), dtype=bool)
         ok[extra] = slow[org_all[extra]] & (t_all[extra] >= cursor[org_all[extra]]) & (t_all[extra] < t1)
-        keys = distinct(org_all[ok] * width + (t_all[ok] - base))
-        run, keys = self._recharges(keys, width, base, row_key, paid, cursor, t1, slow, safe)
+        keys = distinct(np.concatenate([org_all[ok] * width + (t_all[ok] - base), expired.key]))
+        run, keys = self._recharges(keys, width, base, row_key, paid, cursor, t1, slow, safe, expired)
         inst_org, inst_t = keys // width, keys % width + base
-        # the balance before each row: its org's start, the recharges of earlier instants, the costs before it
+        # the balance before each row: its org's start, the recharges of earlier instants, the costs
+        # before it, the expiries up to its instant
         before = run.before[np.searchsorted(keys, row_key)]
-        bal_before = led.balance[rows.org] + before * led.recharge_amounts[rows.org] - (cum - cost)
+        bal_before = (led.balance[rows.org] + before * led.recharge_amounts[rows.org] - (cum - cost)
+                      - expired.through(row_key))
         fail = refused(r, rows.credits_ok, cost, bal_before)
         special = np.full(self.n_orgs, NEVER, dtype=np.int64)
         _first_per_org(special, rows.org[fail], rows.t[fail])
@@ -452,12 +464,14 @@ class Charger:
         fails = run.checks & ~valid
         _first_per_org(special, inst_org[fails], inst_t[fails])
         done = run.checks & valid & (inst_t < special[inst_org])
-        spent = _paid_through(paid, row_key, keys[done], inst_org[done], width)
+        spent = _paid_through(paid, row_key, keys[done], inst_org[done], width) + expired.through(keys[done])
         balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
                    - spent)
-        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent)
+        expired.settle(special, run.before[np.searchsorted(keys, expired.key)], led)
+        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent), expired
 
-    def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries"):
+    def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries",
+                   expired: "_Expired"):
         """`recharges_along` the instants `keys` (org * width + t - base, sorted); with the
         boundaries of calls paid in bulk added for orgs that lag (only then can an instant
         without a charge of its own recharge)."""
@@ -465,7 +479,7 @@ class Charger:
         added = ~slow
         while True:
             org = keys // width
-            spent = _paid_through(paid, row_key, keys, org, width)
+            spent = _paid_through(paid, row_key, keys, org, width) + expired.through(keys)
             run = recharges_along(led, org, keys % width + base, spent)
             lagging = np.zeros(self.n_orgs, dtype=bool)
             lagging[org[run.lagging]] = True
@@ -564,6 +578,71 @@ class _Recharges:
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
     spent: NDArray[np.int64]  # what the org's charges before each cost (from the ledger's balance)
+
+
+class _Expired:
+    """The lot expiries of slow orgs that remove a rest, found in bulk (`_first_special`).
+
+    SPEC §3 Credits: a lot's expiry removes its rest (`expired_rest`), first in its instant,
+    one event a lot.  Lots are spent in expiry order, so what an org's k-th expiring lot
+    and those ahead of it still hold is what they held at the cursor (`held`,
+    `Ledger.expiries_between`) less what was taken from the front since: the cost of
+    its charges before the lot's instant and the rests its earlier expiries removed.
+    Up to its first special instant every charge is paid, so the rests removed through
+    its k-th expiry total max(0, max over j <= k of held_j - cost before j): a running
+    maximum.  Only an expiry with a rest is an org instant (`key`); `total` is each
+    one's running total, what `through` reads (the last of an instant's lots).
+    """
+
+    def __init__(self, org, t, rest, total, before, width: int, base: int) -> None:
+        self.org, self.t, self.rest, self.total, self.before = org, t, rest, total, before
+        self.key = org * width + (t - base)
+        self.width = width
+        self.balance = np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def find(cls, led: Ledger, orgs, t_from, t1: int, base: int, width: int, row_key, paid) -> "_Expired":
+        """The expiries in [t_from[j], t1) of `orgs` (ascending) with a rest, every charge
+        (`row_key`, running cost `paid` as in `_paid_through`) paid."""
+        org, t, held = led.expiries_between(orgs, t_from, t1)
+        before = _paid_through(paid, row_key, org * width + (t - base) - 1, org, width)
+        total = np.maximum(held - before, 0)
+        for a, b in zip(*run_bounds(org)):
+            total[a:b] = np.maximum.accumulate(total[a:b])
+        prior = np.zeros_like(total)
+        prior[1:] = total[:-1]
+        prior[first_of_runs(org)] = 0
+        rest = expired_rest(held, before + prior)
+        has = rest > 0
+        return cls(org[has], t[has], rest[has], total[has], before[has], width, base)
+
+    def through(self, keys: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Per instant key (org * width + t - base): the rests its org's expiries removed up to
+        and including that instant."""
+        i = np.searchsorted(self.key, keys, side="right") - 1
+        mine = i >= 0
+        mine[mine] = self.org[i[mine]] == keys[mine] // self.width
+        return np.where(mine, self.total[np.maximum(i, 0)] if len(self.total) else 0, 0)
+
+    def settle(self, special: NDArray[np.int64], recharged: NDArray[np.int64], led: Ledger) -> None:
+        """Keep the expiries before their org's first special instant, with the balance after
+        each: `recharged`, per expiry, the recharges of its org's earlier instants."""
+        keep = self.t < special[self.org]
+        self.org, self.t, self.rest, self.total, self.before, recharged = (
+            a[keep] for a in (self.org, self.t, self.rest, self.total, self.before, recharged))
+        self.balance = (led.balance[self.org] + recharged * led.recharge_amounts[self.org]
+                        - self.before - self.total)
+
+    def events(self) -> EventColumns:
+        """`credits_expired` at each kept expiry."""
+        n = len(self.t)
+        return EventColumns(self.t, self.org, np.full(n, CREDITS_EXPIRED, dtype=np.int8), self.balance,
+                            self.rest, np.full(n, -1, dtype=np.int8))
+
+    def per_org(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(orgs, rests removed in all) over the kept expiries, for `Ledger.remove_expired`."""
+        last = np.append(self.org[1:] != self.org[:-1], True) if len(self.org) else np.zeros(0, dtype=bool)
+        return self.org[last], self.total[last]
 
 
 class _Due:
@@ -803,7 +882,8 @@ class _OrgStepper:
         more = np.where(until[due] > after, -((after - until[due]) // (1000 * next_s)), 0)
         other_t = np.asarray(other_t, dtype=np.int64)
         other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        instants = len(due) + len(hung) + len(other)
+        _, expiry, held = led.expiries_between(np.array([o]), np.array([t_from]), t1)
+        instants = len(due) + len(hung) + len(other) + len(expiry)
         work = instants + int(more.sum())  # at most: every boundary of every due call
         ch.stepped_since = min(ch.stepped_since, t_from)
         compiled = ch.compile_stepping(t1, instants)
@@ -815,11 +895,13 @@ class _OrgStepper:
         listed = np.minimum(1 + more, LISTED)
         j = _offsets_within(listed)
         boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
-        t = np.concatenate([boundary, hang[hung], other, [t1]])  # t1: the cue of the last check
-        kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.OTHER, _stepping.OTHER],
-                                  dtype=np.int64), [len(boundary), len(hung), len(other), 1])
-        ref = np.concatenate([np.repeat(due, listed), hung, np.zeros(len(other) + 1, dtype=np.int64)])
-        order = _order_by(t, kind, ref)  # ref: the index in `calls`, in call_id order
+        t = np.concatenate([boundary, hang[hung], expiry, other, [t1]])  # t1: the cue of the last check
+        kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.EXPIRY, _stepping.OTHER,
+                                   _stepping.OTHER], dtype=np.int64),
+                         [len(boundary), len(hung), len(expiry), len(other), 1])
+        ref = np.concatenate([np.repeat(due, listed), hung, np.arange(len(expiry)),
+                              np.zeros(len(other) + 1, dtype=np.int64)])
+        order = _order_by(t, kind, ref)  # ref: the index in `calls` (call_id order), or in `held`
         left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
         left[due] = np.where(listed <= more, listed, 0)
         pools = c.col["pool"][calls]
@@ -830,7 +912,7 @@ class _OrgStepper:
         columns["until"] = until
         stepped = _stepping.step(
             t[order], kind[order], ref[order], columns, left,
-            np.append(led.pool_remaining, 0)[used], led.recharge_rule(o), int(led.retry_until[o]),
+            np.append(led.pool_remaining, 0)[used], held, led.recharge_rule(o), int(led.retry_until[o]),
             int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
             compiled=compiled)
         ch.stepped_items += len(t) + int(stepped.paid.sum())
@@ -841,6 +923,9 @@ class _OrgStepper:
         _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
         led.exhausted_reported[o] = stepped.reported  # as the loop left it: the lots were added there
         self.out.recharges.append(events)
+        expired = int(events.amount[events.kind == CREDITS_EXPIRED].sum())
+        if expired:
+            led.remove_expired(np.array([o]), np.array([expired]))
         has = stepped.paid > 0
         ch._commit_calls(calls[has], stepped.paid[has], stepped.paid_s[has], stepped.paid_pool_s[has],
                          stepped.paid_cost[has], pools[has], np.full(int(has.sum()), o, dtype=np.int64), self.out)
@@ -850,10 +935,11 @@ class _OrgStepper:
 
 
 def _recharges_of(o: int, events: EventColumns, led: Ledger) -> "_Recharges":
-    """The recharges among org o's stepped events, with what its charges before each cost.
+    """The recharges among org o's stepped events, with what its charges and lot expiries
+    before each took from its balance.
 
-    Between two recharges only charges change the balance (no lot expires inside a
-    window), so after the k-th recharge it is start + k × amount − spent.
+    Between two recharges only charges and expiries lower the balance, so after the
+    k-th recharge it is start + k × amount − spent.
     """
     ok = events.kind == RECHARGE_SUCCEEDED
     t, balance = events.time_ms[ok], events.balance[ok]

@@ -104,7 +104,7 @@ class RatingEngine:
         t, pos = self.now, 0
         while t < until:
             fixed_events, touched = self._fixed_events(t)
-            t1 = min(until, self.ledger.next_fixed_after(t), t + self._quiet_span(t, arrivals, pos))
+            t1 = min(until, self.ledger.next_refill_after(t), t + self._quiet_span(t, arrivals, pos))
             end = int(np.searchsorted(arrivals.t_ms, t1, side="left"))
             cdrs, ev, n = self._window(t, t1, arrivals.take(slice(pos, end)), touched, fixed_events)
             parts.append(cdrs)
@@ -200,7 +200,9 @@ class RatingEngine:
         """How far the next window may reach: an hour, longer when few calls are connected
         (`QUIET_CALL_HOURS`: each window has a fixed cost, which at a few calls an hour was most
         of the work), or up to the next arrival when no call is connected (nothing can happen
-        before it but fixed events, which end windows anyway)."""
+        before it but refills, which end windows anyway, and lot expiries, which the charger
+        finds inside a window: a window is never longer than a month, so no lot bought in it
+        expires in it)."""
         connected = self.calls.n - self.calls.dead
         if connected:
             hours = max(1, QUIET_CALL_HOURS // connected)
@@ -215,7 +217,7 @@ class RatingEngine:
             events += self._start_events
             touched[:] = True
         if t > self._fixed_done:
-            ev, tch = self.ledger.apply_fixed(t)
+            ev, tch = self.ledger.apply_refill(t)
             events += ev
             touched |= tch
             self._fixed_done = t

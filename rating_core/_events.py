@@ -29,6 +29,7 @@ REASONS = ("card_expired",)
 RECHARGE_SUCCEEDED = KIND_CODE["recharge_succeeded"]
 RECHARGE_FAILED = KIND_CODE["recharge_failed"]
 BALANCE_EXHAUSTED = KIND_CODE["balance_exhausted"]
+CREDITS_EXPIRED = KIND_CODE["credits_expired"]
 CARD_EXPIRED = REASONS.index("card_expired")
 
 

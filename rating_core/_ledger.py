@@ -51,6 +51,14 @@ def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
     return [p for p in out if p[2] > 0]
 
 
+def expired_rest(held, taken):
+    """SPEC §3 Credits: "At expiry the lot's rest is removed".  `held`: what the lots
+    expiring by then held when last counted; `taken`: what was taken from the front of the
+    lots since (spent, and removed by earlier expiries).  Lots are spent in expiry order, so
+    what the expiring lots still hold is the part of `held` not yet taken."""
+    return (held - taken) * (held > taken)
+
+
 def recharge_wanted(on, balance, below):
     """SPEC §3 auto-recharge: "if enabled and the balance is strictly below `recharge_below`"."""
     return on & (balance < below)
@@ -135,24 +143,22 @@ class Ledger:
                 events.append(LedgerEvent(0, o, "credits_purchased", int(self.balance[o]), amount))
         return events
 
+    def next_refill_after(self, t: int) -> int:
+        """The first month refill strictly after `t` (NEVER when none): the instants that end
+        the engine's windows (lot expiries are charged inside them, `expiries_between`)."""
+        i = np.searchsorted(self._refills, t, side="right")
+        return int(self._refills[i]) if i < len(self._refills) else NEVER
+
     def next_fixed_after(self, t: int) -> int:
-        """The first refill or lot expiry strictly after `t` (NEVER when none).
+        """The first refill or expiry of a lot held now strictly after `t` (NEVER when none):
+        when something next happens without a call (the server's idle wait).
 
         An expiry whose lots were all spent by `t` removes nothing and is no org
-        instant (`apply_fixed`): its entry is moved on to the org's first lot still
-        held, so that it does not end a window.  An org stuck below its trigger buys
-        a lot at almost every instant and spends it within seconds: a year later,
-        one window per lot.
+        instant: its entry is moved on to the org's first lot still held.
         """
-        nxt = NEVER
-        i = np.searchsorted(self._refills, t, side="right")
-        if i < len(self._refills):
-            nxt = self._refills[i]
+        nxt = self.next_refill_after(t)
         while self._expiries:
             expires, o = self._expiries[0]
-            if expires <= t:  # already handled at its instant; popping keeps the heap small
-                heapq.heappop(self._expiries)
-                continue
             held = self.lots_of(o).first_expiry()  # all spent before t taken from the front
             if held <= expires:
                 break
@@ -161,30 +167,65 @@ class Ledger:
             nxt = min(nxt, self._expiries[0][0])
         return int(nxt)
 
-    def apply_fixed(self, t: int) -> tuple[list[LedgerEvent], NDArray[np.bool_]]:
-        """Refill and expire at `t`; returns events and which orgs had an instant at `t`."""
+    def apply_refill(self, t: int) -> tuple[list[LedgerEvent], NDArray[np.bool_]]:
+        """Refill every pool if `t` is a month start (SPEC §3 Pools); returns the events and
+        which orgs had an instant at `t` (all of them, or none)."""
         touched = np.zeros(len(self.setup.orgs), dtype=bool)
         events: list[LedgerEvent] = []
         if t in self._refill_set:
             self.pool_remaining[:] = self.pool_capacity
             events += [LedgerEvent(t, o, "pools_refilled") for o in range(len(touched))]
             touched[:] = True
-        due = set()
-        while self._expiries and self._expiries[0][0] == t:
-            due.add(heapq.heappop(self._expiries)[1])
-        for o in sorted(due):
-            expired = self._expire_lots(o, t)
-            touched[o] |= bool(expired)
-            events += expired
-            self._watch_expiry(o)
         return events, touched
 
-    def _expire_lots(self, o: int, t: int) -> list[LedgerEvent]:
-        events = []
-        for rest in self.lots_of(o).expire(t):
-            self.balance[o] -= rest
-            events.append(LedgerEvent(t, o, "credits_expired", int(self.balance[o]), rest))
-        return events
+    # -- lot expiries (charged inside windows: `_charging`, `_stepping`) --
+    def expiring(self, t1: int) -> NDArray[np.bool_]:
+        """Which orgs hold a lot, once their spending so far is taken, that expires before t1.
+
+        Only those can have a lot expiry with a rest before t1.  Entries of orgs whose
+        first held lot expires later are moved on to it (as `next_fixed_after` does).
+        """
+        mask = np.zeros(len(self.setup.orgs), dtype=bool)
+        seen = set()
+        while self._expiries and self._expiries[0][0] < t1:
+            seen.add(heapq.heappop(self._expiries)[1])
+        for o in seen:
+            first = self.lots_of(o).first_expiry()
+            mask[o] = first < t1
+            if first < NEVER:
+                heapq.heappush(self._expiries, (first, o))
+        return mask
+
+    def expiries_between(self, orgs: NDArray[np.int64], t_from: NDArray[np.int64],
+                         t1: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """The lot expiries of each org in `orgs` (ascending) in [t_from[j], t1) (`t_from`
+        aligned with `orgs`): arrays
+        (org, instant, held), one per lot, in the order of the org's lots: `held` is what
+        the lot and those ahead of it hold now, the org's spending so far taken.
+
+        What an expiry removes depends on what the org spends before it
+        (`expired_rest`), so an expiry listed here may remove nothing.
+        """
+        parts = []
+        for o, start in zip(orgs.tolist(), t_from.tolist()):
+            t, held = self.lots_of(o).expiring_before(t1)
+            keep = t >= start
+            parts.append((np.full(int(keep.sum()), o, dtype=np.int64), t[keep], held[keep]))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
+
+    def remove_expired(self, orgs: NDArray[np.int64], amounts: NDArray[np.int64]) -> None:
+        """Remove `amounts[j]` from the lots of org `orgs[j]` (distinct) at their expiry: the
+        rests `expired_rest` found.
+
+        The expiring lots are the org's first: removing their rest takes it from the
+        front of the lots, as spending does, so it is passed to the lots with the
+        spending (`lots_of`), after what `add_lots` took ahead.
+        """
+        self.balance[orgs] -= amounts
+        self._unsettled[orgs] += amounts
 
     def _watch_expiry(self, o: int) -> None:
         """An entry for org o's first lot expiry: after its lots expire or one is put first.

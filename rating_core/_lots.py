@@ -87,6 +87,16 @@ class LotQueue:
             self._rest[self._front + emptied] = held[emptied] - amount
         self._front += emptied
 
+    def expiring_before(self, t1: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The expiry of each lot that expires before t1, and what it and the lots ahead of
+        it hold in all (a running total from the front): what its expiry removes with theirs,
+        unless taken first (`_ledger.expired_rest`).  Lots expiring at one instant are
+        listed one each (each expiry is its own event)."""
+        if self.first_expiry() >= t1:  # the common case: nothing expires before t1
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        stop = self._front + int(np.searchsorted(self._expires[self._front:self._end], t1, side="left"))
+        return self._expires[self._front:stop].copy(), np.cumsum(self._rest[self._front:stop])
+
     def expire(self, t: int) -> list[int]:
         """Remove the lots expiring at or before `t`; the rest of each that had one."""
         stop = self._front + int(np.searchsorted(self._expires[self._front:self._end], t, side="right"))

@@ -30,15 +30,22 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED
+from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused
-from ._ledger import RechargeRule, attempt_allowed, card_accepts, next_attempt_ms, recharge_wanted
+from ._ledger import (
+    RechargeRule,
+    attempt_allowed,
+    card_accepts,
+    expired_rest,
+    next_attempt_ms,
+    recharge_wanted,
+)
 
-#: SPEC §3 order within an org instant: hang-ups, charges (by call_id), the rest.
-HANGUP, CHARGE, OTHER = 0, 1, 2
+#: SPEC §3 order within an org instant: lot expiries, hang-ups, charges (by call_id), the rest.
+EXPIRY, HANGUP, CHARGE, OTHER = 0, 1, 2, 3
 
 #: The rules the loop asks, from their one home: run by Python, or compiled into the loop.
-RULES = (boundary_ms, ceil_cost, pool_part, refused, exhausts,
+RULES = (boundary_ms, ceil_cost, pool_part, refused, exhausts, expired_rest,
          recharge_wanted, attempt_allowed, card_accepts, next_attempt_ms)
 
 
@@ -95,7 +102,7 @@ def _loop_over(cache_key: str):
     """The stepping loop, closing over `cache_key` (which numba folds into its cache key)."""
 
     def loop(times, kinds, refs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
-             until, left, on, below, amount, card_until, retry_after, retry_until, balance, reported,
+             until, left, held, on, below, amount, card_until, retry_after, retry_until, balance, reported,
              alive, paid_n, paid_s, paid_take, paid_cost, gone, events):
         """See `step`: the items in order, each charge paid or refused, each instant's check.
 
@@ -107,7 +114,9 @@ def _loop_over(cache_key: str):
         # event codes as int64 values: one build of `_put` for every row it writes
         SUCCEEDED, FAILED, EXHAUSTED = np.int64(RECHARGE_SUCCEEDED), np.int64(RECHARGE_FAILED), np.int64(BALANCE_EXHAUSTED)
         EXPIRED, NONE, ZERO = np.int64(CARD_EXPIRED), np.int64(-1), np.int64(0)
+        LOT_EXPIRED = np.int64(CREDITS_EXPIRED)
         n_gone, n_events = 0, 0
+        taken = 0  # taken from the front of the lots since `held` was counted: spent and expired
         # heap of (boundary, call) of calls that paid their last listed boundary; its first
         # element, popped at once, only tells numba the type of its items
         later = [(times[0], refs[0])]
@@ -157,6 +166,7 @@ def _loop_over(cache_key: str):
                 if take:
                     remaining[p] -= take
                 balance -= cost
+                taken += cost
                 paid_n[ref] += 1
                 paid_s[ref] += s
                 paid_take[ref] += take
@@ -170,6 +180,14 @@ def _loop_over(cache_key: str):
                         heapq.heappush(later, (nxt, ref))
             elif kind == HANGUP:
                 had = had or alive[ref]  # a refused call has already ended
+            elif kind == EXPIRY:
+                rest = expired_rest(held[ref], taken)
+                if rest > 0:  # an empty lot's expiry is no org instant
+                    had = True
+                    balance -= rest
+                    taken += rest
+                    events = _put(events, n_events, (t, LOT_EXPIRED, balance, rest, NONE))
+                    n_events += 1
             else:
                 had = True
         return gone, n_gone, events, n_events, retry_until, reported
@@ -178,13 +196,15 @@ def _loop_over(cache_key: str):
 
 
 def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.int64], calls: dict[str, NDArray],
-         left: NDArray[np.int64], remaining: NDArray[np.int64], rule: RechargeRule, retry_until: int,
-         balance: int, reported: bool, room: int, compiled: bool) -> Stepped:
+         left: NDArray[np.int64], remaining: NDArray[np.int64], held: NDArray[np.int64], rule: RechargeRule,
+         retry_until: int, balance: int, reported: bool, room: int, compiled: bool) -> Stepped:
     """Step one org's items in order, each decision as its rule says.
 
     `times`, `kinds`, `refs`: the org's instants sorted in SPEC §3 order (`kinds`
-    HANGUP, CHARGE or OTHER; `refs` the index of the call in `calls` for the first two),
-    ending with an OTHER item at the span's end (the cue of the last check).
+    EXPIRY, HANGUP, CHARGE or OTHER; `refs` the index of the call in `calls` for HANGUP
+    and CHARGE, into `held` for EXPIRY), ending with an OTHER item at the span's end (the
+    cue of the last check).  `held`: per lot expiry, what the lots expiring by then hold
+    at the span's start (`Ledger.expiries_between`).
     `calls`: per call, `inc_s`, `next_s`, `inc_cost`, `next_cost` (its next
     increment and those after), `pool` (an index into `remaining`, -1 for none),
     `rate`, `credits_ok` and `until` (its hang-up or the span's end).  `left`: the
@@ -199,7 +219,7 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
     columns = {"times": times, "kinds": kinds, "refs": refs, "inc_s": calls["inc_s"].copy(),
                "next_s": calls["next_s"], "inc_cost": calls["inc_cost"].copy(), "next_cost": calls["next_cost"],
                "pool_of": calls["pool"], "remaining": remaining.copy(), "rate": calls["rate"],
-               "credits_ok": calls["credits_ok"], "until": calls["until"], "left": left.copy()}
+               "credits_ok": calls["credits_ok"], "until": calls["until"], "left": left.copy(), "held": held}
     state = {"on": rule.on, "below": rule.below, "amount": rule.amount, "card_until": rule.card_until_ms,
              "retry_after": rule.retry_after_ms, "retry_until": retry_until, "balance": balance,
              "reported": reported}

@@ -69,10 +69,10 @@ def test_the_engine_spends_and_expires_a_leap_day_lot_first(cuts):
     assert credit_events(events)[:len(EXPECTED)] == EXPECTED
 
 
-def test_an_expiry_of_lots_spent_by_then_ends_no_window():
+def test_an_expiry_of_lots_spent_by_then_is_not_due():
     """A lot spent whole removes nothing when it expires: its instant is no org instant, so
-    the engine does not stop a window there (one window per lot, a year later, for an org that
-    buys a lot at every instant); a lot with a rest still expires at its own instant."""
+    the next instant due (the server's idle wait) skips it, and it is not listed among the
+    expiries to charge; a lot with a rest still expires at its own instant."""
     from rating_core import RatingEngine
 
     engine = RatingEngine(leap_setup())
@@ -86,4 +86,4 @@ def test_an_expiry_of_lots_spent_by_then_ends_no_window():
     assert ledger.next_fixed_after(t) == A_EXPIRES + HOUR  # 0.60 left: it expires then
     ledger.spend_many(np.array([600_000]))
     assert A_EXPIRES + HOUR < ledger.next_fixed_after(t) < NEVER  # nothing expires: the next refill
-    assert [e for e in ledger.apply_fixed(A_EXPIRES)[0] if e.kind == "credits_expired"] == []
+    assert ledger.expiries_between(np.array([0]), np.array([t]), NEVER)[1].tolist() == []
