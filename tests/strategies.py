@@ -441,6 +441,62 @@ def below_increment_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     return setup, arrivals_from_rows(rows)
 
 
+# --------------------------------------------------------------------------- lots expiring under load
+
+EXPIRY_STARTS = (
+    datetime(2026, 11, 1, 9, tzinfo=timezone.utc),
+    # lots bought on 02-29 and late on 02-28 expire at one instant (2029-02-28, clamped)
+    datetime(2028, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
+)
+
+
+@st.composite
+def expiry_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """Orgs that buy lots in a first busy hour or two and are busy again a year later, when
+    those lots expire (SPEC §3 "Credits": each lot's rest is removed at its expiry, first
+    in its instant): recharges and charges crowd around the expiries, calls arrive exactly
+    on them, lots are partly spent before they expire, several expire at one instant
+    (the initial lot and a recharge at t = 0, or a 02-29 and a 02-28 purchase), some
+    orgs are stuck below their trigger.  The lot expiries charged inside windows (bulk and
+    stepped) against the reference."""
+    start = pick(draw, EXPIRY_STARTS)
+    year = lot_expiry_ms(start, 0)
+    end_ms = year + integer(draw, 60_000, 2 * 3_600_000)
+    first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
+    rate = integer(draw, 1_000, 60_000)
+    cost = -(-rate * max(first_s, next_s) // 60)
+    orgs = []
+    for i in range(integer(draw, 1, 4)):
+        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1]) for u in range(integer(draw, 1, 3)))
+        credits = draw_stuck_credits(draw, start, cost) if chance(draw, 4) else draw_recharge_credits(draw, start, cost)
+        if credits is not None and credits.card_expires is not None and chance(draw, 2):
+            credits = Credits(credits.initial_micro, credits.auto_recharge, credits.recharge_below_micro,
+                              credits.recharge_amount_micro, None, credits.retry_after_ms)
+        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
+    setup = RatingSetup(
+        start=start, end_ms=end_ms, currency="USD",
+        plans=Plans({"default": pick(draw, (0, 0, 1, 2, 600))}, 0, 0, ()),
+        tariffs=(Tariff("1", rate, first_s, next_s, "US", "A"),),
+        toll_free_tariffs=(Tariff("1", rate, first_s, next_s),),
+        orgs=tuple(orgs),
+    )
+    users = setup.users()
+    rows = []
+    early = integer(draw, 1_000, 2 * 3_600_000)  # the first busy span: lots are bought
+    bases = [0, 1000]
+    for _ in range(integer(draw, 1, 30)):
+        t = min(draw_arrival_ms(draw, setup, bases), early) if chance(draw, 2) else integer(draw, 0, early)
+        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
+        bases.append(t)
+    # a year on: around and exactly on the expiries of lots bought at those instants
+    expiries = [lot_expiry_ms(start, t) for t in bases] + [year]
+    for _ in range(integer(draw, 0, 40)):
+        t = min(pick(draw, expiries) + pick(draw, (0, 0, -1, 1, -1000, integer(draw, -30 * 60_000, 30 * 60_000))),
+                end_ms - 1)
+        rows.append(draw_org_call(draw, setup, users, max(t, early), 4) + (integer(draw, 0, 15 * 60_000),))
+    return setup, arrivals_from_rows(rows)
+
+
 @st.composite
 def window_cuts(draw: Draw, setup: RatingSetup, arrivals: Arrivals) -> list[int]:
     """Sorted distinct cut points in (0, end_ms), often on arrivals, refills or boundaries."""

@@ -29,6 +29,7 @@ from ..reference import (
 from ..strategies import (
     anchors_ms,
     below_increment_cases,
+    expiry_cases,
     rating_cases,
     recharge_cases,
     traffic_cases,
@@ -207,12 +208,17 @@ def windowed_below_increment_cases(draw):
     first item, after 64, or by Python throughout, in spans of any length or halved down to
     1 or 40 items."""
     setup, arrivals = draw(below_increment_cases())
-    tuning = {"max_specials": draw(st.sampled_from((16, 1, 3))),
-              "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
-              "split_rows": draw(st.sampled_from((16_384, 4))),
-              "compile_after": draw(st.sampled_from((0, 64, 10**9))),
-              "step_slice": draw(st.sampled_from((50_000, 1, 40)))}
-    return setup, arrivals, draw(window_cuts(setup, arrivals)), tuning
+    return setup, arrivals, draw(window_cuts(setup, arrivals)), draw(tunings())
+
+
+@st.composite
+def tunings(draw):
+    """Sizes of the engine's fast paths that send windows down every path (see above)."""
+    return {"max_specials": draw(st.sampled_from((16, 1, 3))),
+            "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
+            "split_rows": draw(st.sampled_from((16_384, 4))),
+            "compile_after": draw(st.sampled_from((0, 64, 10**9))),
+            "step_slice": draw(st.sampled_from((50_000, 1, 40)))}
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
@@ -225,6 +231,43 @@ def test_engine_matches_reference_when_recharges_are_below_one_increment(case):
     setup, arrivals, cuts, tuning = case
     note(f"cuts={cuts} tuning={tuning}")
     engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+
+
+@st.composite
+def windowed_expiry_cases(draw):
+    """A case of `expiry_cases`, cut often on its lot expiries, and a tuning (`tunings`)."""
+    setup, arrivals = draw(expiry_cases())
+    year = [t for t in arrivals.t_ms.tolist() if t > 3 * 3_600_000]
+    cuts = set(draw(window_cuts(setup, arrivals)))
+    cuts |= {draw(st.sampled_from(year)) + draw(st.sampled_from((0, 1, -1))) for _ in range(2)} if year else set()
+    return setup, arrivals, sorted(c for c in cuts if 0 < c < setup.end_ms), draw(tunings())
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_expiry_cases())
+def test_engine_matches_reference_when_lots_expire_under_load(case):
+    """Lots bought in a busy first hour expire a year later among charges, recharges and
+    refusals, some partly spent first, several at one instant: each removes its rest as
+    the reference does, first in its instant, inside the engine's windows (bulk and
+    stepped, whatever path the tuning sends each window down)."""
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts} tuning={tuning}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 6, 30))
+@given(windowed_expiry_cases(), st.sampled_from((1, 1_000, 10**9)))
+def test_engine_fed_as_a_server_matches_reference_when_lots_expire_under_load(case, watch_ms):
+    """The same expiring lots, fed as `callsim serve` feeds the engine."""
+    from rating_core import Tuning
+
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts} watch_ms={watch_ms}")
+    want_cdrs, want_events = run_reference(setup, arrivals)
+    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
+    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
+               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
+    assert not problem, problem
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 6, 30))
