@@ -199,16 +199,16 @@ class RatingEngine:
     def _quiet_span(self, t: int, arrivals: Arrivals, pos: int) -> int:
         """How far the next window may reach: an hour, longer when few calls are connected
         (`QUIET_CALL_HOURS`: each window has a fixed cost, which at a few calls an hour was most
-        of the work), or up to the next arrival when no call is connected (nothing can happen
-        before it but refills, which end windows anyway, and lot expiries, which the charger
-        finds inside a window: a window is never longer than a month, so no lot bought in it
-        expires in it)."""
+        of the work).  When no call is connected, as far past the next arrival as one
+        connected call allows: nothing can happen before it but refills, which end windows
+        anyway, and lot expiries, which the charger finds inside a window (a window is never
+        longer than a month, so no lot bought in it expires in it)."""
         connected = self.calls.n - self.calls.dead
+        span = min(LONGEST_WINDOW_MS, max(1, QUIET_CALL_HOURS // max(connected, 1)) * MAX_WINDOW_MS)
         if connected:
-            hours = max(1, QUIET_CALL_HOURS // connected)
-            return min(LONGEST_WINDOW_MS, hours * MAX_WINDOW_MS)
+            return span
         first = int(arrivals.t_ms[pos]) if pos < len(arrivals) else NEVER
-        return max(MAX_WINDOW_MS, first - t)
+        return first - t + span
 
     def _fixed_events(self, t: int) -> tuple[list[LedgerEvent], NDArray[np.bool_]]:
         touched = np.zeros(len(self.setup.orgs), dtype=bool)
