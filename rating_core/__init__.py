@@ -55,7 +55,8 @@ Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Le
 Credits, card valid (attempt succeeds) ``_ledger.card_accepts`` (``_ledger.Ledger.card_valid``)
 Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a failure:
                                        ``_ledger.Ledger.fail_attempt``; stepped: the
-                                       loop of ``_stepping._loop_over``, from the same clauses)
+                                       loop of ``_stepping._loop_over``, from the same clauses;
+                                       dead orgs: ``_charging.Charger._fail_recharges``)
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
                                        refills), ``_charging.Charger._hangups`` and
                                        ``_charging._Expired`` (expiries with a rest)

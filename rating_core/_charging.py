@@ -32,16 +32,15 @@ through `Ledger`'s array forms on the bulk paths).
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
-from ._events import CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
+from ._events import CARD_EXPIRED, CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
-from ._ledger import NEVER, Ledger, expired_rest
+from ._ledger import NEVER, Ledger, expired_rest, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._runs import distinct, first_of_runs, grouped_cumsum, run_bounds, run_starts
@@ -299,8 +298,9 @@ class Charger:
         hang-up, fixed event) at or after its retry time; the balance does not
         change, so only the instants matter.  Called after `_settle_dead`, so
         the calls it refused no longer hang up.  Each org's instants are listed
-        once, sorted, and walked from one check to the first instant at or after
-        its retry wait (a wait of a second is a check a second).
+        once, sorted, and every org steps from one check to its first instant at
+        or after the retry wait (`next_attempt_ms`) at once: as many passes as
+        the busiest org has checks (a wait of a second is a check a second).
         """
         led = self.ledger
         hang_org, hang_t = self._hangups(t1, trying)
@@ -310,17 +310,29 @@ class Charger:
         t = np.concatenate([charge_t, other.t, hang_t])
         keep = trying[org] & (t >= start[org]) & (t < t1)
         org, t = org[keep], t[keep]
-        order = _order_by(org, t, np.arange(len(t)))
-        org, t = org[order], t[order]
-        for first, end in zip(*run_bounds(org)):
-            o, times = int(org[first]), t[first:end].tolist()
-            i = 0
-            while i < len(times):
-                at = times[i]
-                ev = led.recharge_check(o, at)
-                if ev:
-                    out.events.append(ev)
-                i = bisect.bisect_left(times, max(int(led.retry_until[o]), at + 1), i + 1)
+        if not len(t):
+            return
+        width = t1 - t0 + 1
+        key = np.sort(org * width + (t - t0))
+        org, t = key // width, key % width + t0
+        at = np.flatnonzero(first_of_runs(org))  # each org's first check: its first instant
+        end = np.append(at[1:], len(key))
+        retry = np.asarray(led.retry_after, dtype=np.int64)
+        checks = []
+        while len(at):
+            checks.append(at)
+            o = org[at]
+            nxt = np.maximum(next_attempt_ms(t[at], retry[o]), t[at] + 1)
+            at = np.searchsorted(key, o * width + np.minimum(nxt, t1) - t0, side="left")
+            going = at < end
+            at, end = at[going], end[going]
+        done = np.sort(np.concatenate(checks))  # (org, instant) order
+        org, t = org[done], t[done]
+        last = np.append(org[1:] != org[:-1], True)
+        led.retry_until[org[last]] = next_attempt_ms(t[last], retry[org[last]])
+        n = len(t)
+        out.recharges.append(EventColumns(t, org, np.full(n, RECHARGE_FAILED, dtype=np.int8), led.balance[org],
+                                          np.zeros(n, dtype=np.int64), np.full(n, CARD_EXPIRED, dtype=np.int8)))
 
     # -- 3. ordered prefix for the other orgs ----------------------------
     def _charge_slow(self, t0, t1, due, mask, slow, other, safe: "_Boundaries", out) -> None:

@@ -144,9 +144,9 @@ def dead_path(monkeypatch):
 
         def wrapped(self, *args):
             out = args[-1]
-            n = len(out.events)
+            n, m = len(out.events), len(out.recharges)
             result = orig(self, *args)
-            seen[name] += count(args, out.events[n:])
+            seen[name] += count(args, [*out.events[n:], *(e for c in out.recharges[m:] for e in c)])
             return result
 
         seen[name] += 0
