@@ -9,7 +9,7 @@ General layout
 ``_engine``      RatingEngine: windows of time, SPEC §3 order within an instant, CDRs.
 ``_admission``   admission of arrivals: the rules per call, tabulated once.
 ``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
-                 one-at-a-time stepping (``_OrgStepper``) for orgs with special
+                 one-at-a-time stepping (``_Stepper``) for orgs with special
                  instants every few increments.
 ``_stepping``    the stepping loop, run by Python or compiled by numba, calling the
                  rules' own functions.
@@ -61,7 +61,7 @@ Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrival
                                        refills), ``_charging.Charger._hangups`` and
                                        ``_charging._Expired`` (expiries with a rest)
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
-                                       ``_charging._OrgStepper.run`` with the loop of
+                                       ``_charging._Stepper.run`` with the loop of
                                        ``_stepping._loop_over`` (stepped)
 Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 =====================================  ==============================================

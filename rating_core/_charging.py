@@ -18,7 +18,7 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 4. An org with more than `Tuning.max_specials` special instants in a window, or
    whose special instants come closer than `Tuning.step_below` increments, is
    stepped one increment at a time for the rest of it, exactly as the rules
-   read (`_OrgStepper`: one loop, `_stepping`, its outcome applied in
+   read (`_Stepper`: one loop, `_stepping`, its outcome applied in
    bulk), and from the start of its next window while that holds.  That is
    the path of an org stuck below its trigger, each recharge smaller than a
    charge: about every other charge refused, a recharge at almost every
@@ -129,6 +129,7 @@ class Charger:
         # orgs whose last window was stepped with a special instant every fewer than
         # `step_below` increments: the next is stepped from its start, without a bulk pass
         self.stepping = np.zeros(n_orgs, dtype=bool)
+        self._expiring = np.zeros(n_orgs, dtype=bool)  # orgs with a lot expiring in the window
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -176,8 +177,9 @@ class Charger:
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if trying.any():
             self._fail_recharges(trying, t0, t1, other, attempts, out)
-        for o in np.flatnonzero(stepped).tolist():
-            self._step_org(o, t0, t1, other, safe_slow, out)
+        if stepped.any():
+            orgs = np.flatnonzero(stepped)
+            self._step_orgs(orgs, np.full(len(orgs), t0, dtype=np.int64), t1, other, safe_slow, out)
         if slow.any():
             self._charge_slow(t0, t1, due, expand, slow, other, safe_slow, out)
 
@@ -317,7 +319,7 @@ class Charger:
         org, t = key // width, key % width + t0
         at = np.flatnonzero(first_of_runs(org))  # each org's first check: its first instant
         end = np.append(at[1:], len(key))
-        retry = np.asarray(led.retry_after, dtype=np.int64)
+        retry = led.retry_after
         checks = []
         while len(at):
             checks.append(at)
@@ -363,18 +365,18 @@ class Charger:
             dead = self._dead_orgs(rows, active, t1)
             self._charge_dead(rows.take(dead[rows.org]), out)
             dense = active & ~dead & (paid < self.step_below)
-            for o in np.flatnonzero(dense):
-                self._step_org(int(o), int(special[o]), t1, other, safe, out)
+            if dense.any():
+                orgs = np.flatnonzero(dense)
+                self._step_orgs(orgs, special[orgs], t1, other, safe, out)
             slow = active & ~dead & ~dense
             if not slow.any():
                 return
-            for o in np.flatnonzero(slow):
-                self._step_instant(int(o), int(special[o]), out)
+            self._step_instants(np.flatnonzero(slow), special, out)
             cursor = np.where(slow, special + 1, cursor)
             keep = slow[rows.org] & (rows.t >= cursor[rows.org])
             rows = rows.take(keep & self.calls.col["alive"][rows.call])
-        for o in np.flatnonzero(slow):
-            self._step_org(int(o), int(cursor[o]), t1, other, safe, out)
+        orgs = np.flatnonzero(slow)
+        self._step_orgs(orgs, cursor[orgs], t1, other, safe, out)
 
     def _add_recharges(self, recharges: "_Recharges", out: WindowOutcome) -> None:
         """The lots and events of recharges found in bulk, before the charges between them.
@@ -390,10 +392,11 @@ class Charger:
         out.recharges.append(EventColumns.recharges(recharges.t, org, recharges.balance,
                                                     led.recharge_amounts[org]))
 
-    def _step_instant(self, o: int, t: int, out: WindowOutcome) -> None:
-        """Charge org o's increments due at t one by one, then run its recharge check (an org
-        instant: it holds a refused charge or a failing attempt)."""
-        _OrgStepper(self, o, t + 1, out).run(t, np.array([t], dtype=np.int64))
+    def _step_instants(self, orgs: NDArray[np.int64], t: NDArray[np.int64], out: WindowOutcome) -> None:
+        """Charge each org's increments due at its instant t[org] one by one, then run its
+        recharge check (an org instant: it holds a refused charge or a failing attempt)."""
+        at = t[orgs]
+        _Stepper(self, out).run(orgs, at, at + 1, orgs, at)
 
     # -- 3b. orgs whose balance cannot pay anything until the window ends --
     def _dead_orgs(self, rows: "_Rows", candidates, t1: int) -> NDArray[np.bool_]:
@@ -565,11 +568,18 @@ class Charger:
         ahead = done * max(self.end_ms - t1, 0) // elapsed if self.end_ms < NEVER else 0
         return 10 * done > self.compile_after and done + ahead > self.compile_after
 
-    def _step_org(self, o: int, t_from: int, t1: int, other: OrgInstants, safe: "_Boundaries", out) -> None:
-        stepper = _OrgStepper(self, o, t1, out)
-        mine = np.concatenate([other.t[(other.org == o) & (other.t >= t_from)], safe.times_of(o, t_from)])
-        paid, specials = stepper.run(t_from, mine)
-        self.stepping[o] = specials > 0 and paid < self.step_below * specials
+    def _step_orgs(self, orgs: NDArray[np.int64], t_from: NDArray[np.int64], t1: int, other: OrgInstants,
+                   safe: "_Boundaries", out) -> None:
+        """Step each org of `orgs` (ascending) over [t_from[j], t1); an org that meets special
+        instants every few increments is stepped from the start of the next window too."""
+        start = np.full(self.n_orgs, NEVER, dtype=np.int64)
+        start[orgs] = t_from
+        mine = start[other.org] <= other.t
+        safe_org, safe_t = safe.times_for(start < NEVER, start)
+        paid, specials = _Stepper(self, out).run(orgs, t_from, np.full(len(orgs), t1, dtype=np.int64),
+                                                 np.concatenate([other.org[mine], safe_org]),
+                                                 np.concatenate([other.t[mine], safe_t]))
+        self.stepping[orgs] = (specials > 0) & (paid < self.step_below * specials)
 
 
 @dataclass
@@ -737,9 +747,6 @@ class _Boundaries:
         self.step = 1000 * due.next_s[mask]
         self.count = (due.count if count is None else count)[mask].copy()
 
-    def times_of(self, o: int, t_from: int) -> NDArray[np.int64]:
-        return self._times(self.org == o, t_from)[1]
-
     def times_for(self, orgs: NDArray[np.bool_], t_from: NDArray[np.int64]):
         """(org, instant) of every boundary of the orgs in `orgs`, from t_from[org] on."""
         return self._times(orgs[self.org], t_from)
@@ -848,72 +855,97 @@ PACE_MS = 60_000  # the shortest span over which the stepping pace is foreseen (
 ROOM = 1 << 16  # events the loop makes room for at first (it grows its rows when full)
 
 
-class _OrgStepper:
-    """Exact one-increment-at-a-time charging of one org over [t_from, t1), as the rules read.
+class _Stepper:
+    """Exact one-increment-at-a-time charging of some orgs, each over its span, as the rules read.
 
     The decisions are sequential: a refused charge ends its call (no later boundary, and its
     hang-up is no org instant), and each instant's recharge depends on the balance its
     charges leave.  So they are taken in one loop (`_stepping.step`, compiled past
-    `Tuning.compile_after` items) over each
-    connected call's first few boundaries (`LISTED`), the hang-ups and the other org
-    instants, sorted here once in SPEC §3 order (hang-ups, charges by call_id, the rest); the
+    `Tuning.compile_after` items) over each connected call's first few boundaries
+    (`LISTED`), the lot expiries, the hang-ups and the other org instants, sorted here once,
+    org by org, in SPEC §3 order (expiries, hang-ups, charges by call_id, the rest); the
     loop queues the next boundaries of the calls that paid all they had listed (a call
     refused, most of them in an org stuck below its trigger, has few later boundaries
-    listed, and a call that pays every second is not listed to the end of the span).  The
+    listed, and a call that pays every second is not listed to the end of the span).
+    Orgs are independent (their own balance, lots and pools), so many are stepped in one
+    loop: 10,000 orgs stuck below their trigger are one pass here, not 10,000.  The
     outcome is applied after the loop in bulk, as the bulk passes apply theirs: recharges
-    as lots (`_add_lots`), payments per call with `Charger._commit_calls`, refused calls with
-    `_end_refused`, events as one column set in the loop's order.
+    as lots (`_add_lots`), payments per call with `Charger._commit_calls`, refused calls
+    with `_end_refused`, events as one column set in the loop's order.
     """
 
-    def __init__(self, charger: Charger, o: int, t1: int, out: WindowOutcome) -> None:
+    def __init__(self, charger: Charger, out: WindowOutcome) -> None:
         self.charger = charger
-        self.o = o
-        self.t1 = t1
         self.out = out
 
-    def run(self, t_from: int, other_t: NDArray[np.int64]) -> tuple[int, int]:
-        """Step the org's instants in [t_from, t1) in SPEC §3 order: hang-ups, charges by
-        (boundary, call_id), then the recharge check; `other_t`: its other org instants.
-        Returns the increments paid and the special instants met (refusals, failed attempts)."""
+    def run(self, orgs: NDArray[np.int64], t_from: NDArray[np.int64], t1: NDArray[np.int64],
+            other_org: NDArray[np.int64], other_t: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Step each org of `orgs` (ascending) over its instants in [t_from[j], t1[j]) in SPEC §3
+        order; (`other_org`, `other_t`): their other org instants (any others are ignored).
+        Returns per org the increments paid and the special instants met (refusals, failed
+        attempts)."""
         # numba's import and its compiled loop's load are paid by the runs that step an org only
         from . import _stepping
 
-        ch, o, t1 = self.charger, self.o, self.t1
+        ch, out = self.charger, self.out
         c, led = ch.calls, ch.ledger
-        calls = np.flatnonzero(c.view("alive") & (c.view("org") == o))  # in call_id order
+        g = len(orgs)
+        group = np.full(ch.n_orgs, -1, dtype=np.int64)  # org -> its index in `orgs`
+        group[orgs] = np.arange(g)
+        calls = np.flatnonzero(c.view("alive") & (group[c.view("org")] >= 0))  # in call_id order
+        calls = calls[np.argsort(group[c.col["org"][calls]], kind="stable")]  # org by org
+        gc = group[c.col["org"][calls]]
         nb, hang = c.col["next_ms"][calls], c.col["hangup_ms"][calls]
-        charged, hangs = nb < np.minimum(hang, t1), (hang >= t_from) & (hang < t1)
-        mine = charged | hangs  # the calls with an instant in the span
-        calls, nb, hang, charged, hangs = calls[mine], nb[mine], hang[mine], charged[mine], hangs[mine]
+        charged, hangs = nb < np.minimum(hang, t1[gc]), (hang >= t_from[gc]) & (hang < t1[gc])
+        mine = charged | hangs  # the calls with an instant in their org's span
+        calls, gc, nb, hang, charged, hangs = calls[mine], gc[mine], nb[mine], hang[mine], charged[mine], hangs[mine]
         due, hung = np.flatnonzero(charged), np.flatnonzero(hangs)
         # each due call's first LISTED boundaries in the span (SPEC §3 Increments); a call
         # that pays its last listed one has its next queued by the loop
-        until = np.minimum(hang, t1)
+        until = np.minimum(hang, t1[gc])
         inc_s, next_s = c.col["inc_s"][calls[due]], c.col["next_s"][calls[due]]
         after = nb[due] + 1000 * inc_s
         more = np.where(until[due] > after, -((after - until[due]) // (1000 * next_s)), 0)
-        other_t = np.asarray(other_t, dtype=np.int64)
-        other = distinct(other_t[(other_t >= t_from) & (other_t < t1)])
-        _, expiry, held = led.expiries_between(np.array([o]), np.array([t_from]), t1)
-        instants = len(due) + len(hung) + len(other) + len(expiry)
+        og = group[other_org]
+        keep = og >= 0
+        og, ot = og[keep], other_t[keep]
+        keep = (ot >= t_from[og]) & (ot < t1[og])
+        og, ot = og[keep], ot[keep]
+        if len(ot):
+            order = _order_by(og, ot)
+            og, ot = og[order], ot[order]
+            first = first_of_runs(og) | first_of_runs(ot)
+            og, ot = og[first], ot[first]
+        lots = ch._expiring[orgs]  # the only orgs with a lot expiring in the window
+        expiry_org, expiry, held = led.expiries_between(orgs[lots], t_from[lots], int(t1.max()))
+        ge = group[expiry_org]
+        keep = expiry < t1[ge]
+        ge, expiry, held = ge[keep], expiry[keep], held[keep]
+        instants = len(due) + len(hung) + len(ot) + len(expiry)
         work = instants + int(more.sum())  # at most: every boundary of every due call
-        ch.stepped_since = min(ch.stepped_since, t_from)
-        compiled = ch.compile_stepping(t1, instants)
-        if not compiled and work > ch.step_slice and t1 - t_from > 1:  # by Python: in slices, deciding again after each
-            mid = (t_from + t1) // 2
-            first = _OrgStepper(ch, o, mid, self.out).run(t_from, other_t)
-            second = _OrgStepper(ch, o, t1, self.out).run(mid, other_t)
-            return first[0] + second[0], first[1] + second[1]
+        ch.stepped_since = min(ch.stepped_since, int(t_from.min()))
+        compiled = ch.compile_stepping(int(t1.max()), instants)
+        if not compiled and work > ch.step_slice:  # by Python: in slices, deciding again after each
+            if g > 1:  # half the orgs, then the others
+                return tuple(np.concatenate(parts) for parts in zip(*(  # type: ignore[return-value]
+                    self.run(orgs[part], t_from[part], t1[part], other_org, other_t)
+                    for part in (slice(None, g // 2), slice(g // 2, None)))))
+            if t1[0] - t_from[0] > 1:  # half the span, then the rest
+                mid = (t_from + t1) // 2
+                first = self.run(orgs, t_from, mid, other_org, other_t)
+                second = self.run(orgs, mid, t1, other_org, other_t)
+                return first[0] + second[0], first[1] + second[1]
         listed = np.minimum(1 + more, LISTED)
         j = _offsets_within(listed)
         boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
-        t = np.concatenate([boundary, hang[hung], expiry, other, [t1]])  # t1: the cue of the last check
+        t = np.concatenate([boundary, hang[hung], expiry, ot, t1])  # t1: the cue of each org's last check
         kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.EXPIRY, _stepping.OTHER,
                                    _stepping.OTHER], dtype=np.int64),
-                         [len(boundary), len(hung), len(expiry), len(other), 1])
+                         [len(boundary), len(hung), len(expiry), len(ot), g])
         ref = np.concatenate([np.repeat(due, listed), hung, np.arange(len(expiry)),
-                              np.zeros(len(other) + 1, dtype=np.int64)])
-        order = _order_by(t, kind, ref)  # ref: the index in `calls` (call_id order), or in `held`
+                              np.zeros(len(ot) + g, dtype=np.int64)])
+        item_org = np.concatenate([np.repeat(gc[due], listed), gc[hung], ge, og, np.arange(g)])
+        order = _order_by(item_org, t, kind, ref)  # ref: the index in `calls` (call_id order), or in `held`
         left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
         left[due] = np.where(listed <= more, listed, 0)
         pools = c.col["pool"][calls]
@@ -923,39 +955,41 @@ class _OrgStepper:
         columns["pool"] = np.where(pools >= 0, pool_index, -1)
         columns["until"] = until
         stepped = _stepping.step(
-            t[order], kind[order], ref[order], columns, left,
-            np.append(led.pool_remaining, 0)[used], held, led.recharge_rule(o), int(led.retry_until[o]),
-            int(led.balance[o]), bool(led.exhausted_reported[o]), min(int((1 + more).sum()), ROOM),
-            compiled=compiled)
+            t[order], kind[order], ref[order], item_org[order], columns, left,
+            np.append(led.pool_remaining, 0)[used], held, led.recharge_rules(orgs),
+            min(int((1 + more).sum()), ROOM), compiled=compiled)
         ch.stepped_items += len(t) + int(stepped.paid.sum())
-        led.retry_until[o] = stepped.retry_until
-        events = EventColumns(stepped.event_t, np.full(len(stepped.event_t), o, dtype=np.int64),
-                              stepped.event_kind.astype(np.int8), stepped.event_balance.copy(),
-                              stepped.event_amount.copy(), stepped.event_reason.astype(np.int8))
-        _add_lots(led, _recharges_of(o, events, led))  # first: spending takes from the front of the lots
-        led.exhausted_reported[o] = stepped.reported  # as the loop left it: the lots were added there
-        self.out.recharges.append(events)
-        expired = int(events.amount[events.kind == CREDITS_EXPIRED].sum())
-        if expired:
-            led.remove_expired(np.array([o]), np.array([expired]))
+        led.retry_until[orgs] = stepped.retry_until
+        events = EventColumns(stepped.event_t, orgs[stepped.event_org], stepped.event_kind.astype(np.int8),
+                              stepped.event_balance.copy(), stepped.event_amount.copy(),
+                              stepped.event_reason.astype(np.int8))
+        _add_lots(led, _recharges_of(events, led))  # first: spending takes from the front of the lots
+        led.exhausted_reported[orgs] = stepped.reported  # as the loop left them: the lots were added there
+        out.recharges.append(events)
+        expired = events.kind == CREDITS_EXPIRED
+        if expired.any():
+            lost = group_sum(stepped.event_org[expired], events.amount[expired], g)
+            led.remove_expired(orgs[lost > 0], lost[lost > 0])
         has = stepped.paid > 0
         ch._commit_calls(calls[has], stepped.paid[has], stepped.paid_s[has], stepped.paid_pool_s[has],
-                         stepped.paid_cost[has], pools[has], np.full(int(has.sum()), o, dtype=np.int64), self.out)
+                         stepped.paid_cost[has], pools[has], orgs[gc[has]], out)
         if len(stepped.refused_ref):
-            _end_refused(c, calls[stepped.refused_ref], stepped.refused_at, self.out)
-        return int(stepped.paid.sum()), len(stepped.refused_ref) + int(np.count_nonzero(events.kind == RECHARGE_FAILED))
+            _end_refused(c, calls[stepped.refused_ref], stepped.refused_at, out)
+        failed = stepped.event_org[events.kind == RECHARGE_FAILED]
+        specials = np.bincount(gc[stepped.refused_ref], minlength=g) + np.bincount(failed, minlength=g)
+        return group_sum(gc, stepped.paid, g), specials
 
 
-def _recharges_of(o: int, events: EventColumns, led: Ledger) -> "_Recharges":
-    """The recharges among org o's stepped events, with what its charges and lot expiries
-    before each took from its balance.
+def _recharges_of(events: EventColumns, led: Ledger) -> "_Recharges":
+    """The recharges among stepped events (org by org, each org's in time order), with what
+    each org's charges and lot expiries before each took from its balance.
 
-    Between two recharges only charges and expiries lower the balance, so after the
-    k-th recharge it is start + k × amount − spent.
+    Between two recharges only charges and expiries lower an org's balance, so after
+    its k-th recharge it is start + k × amount − spent (start: the ledger's balance,
+    not yet changed by the step).
     """
     ok = events.kind == RECHARGE_SUCCEEDED
-    t, balance = events.time_ms[ok], events.balance[ok]
-    k = np.arange(1, len(t) + 1, dtype=np.int64)
-    start = int(led.balance[o])
-    spent = start + k * int(led.recharge_amounts[o]) - balance
-    return _Recharges(np.full(len(t), o, dtype=np.int64), t, balance, spent)
+    org, t, balance = events.org[ok], events.time_ms[ok], events.balance[ok]
+    k = grouped_cumsum(np.ones(len(org), dtype=np.int64), run_starts(org))
+    spent = led.balance[org] + k * led.recharge_amounts[org] - balance
+    return _Recharges(org, t, balance, spent)

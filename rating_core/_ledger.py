@@ -12,8 +12,6 @@ later in the day, and is inserted ahead of it.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -81,17 +79,6 @@ def next_attempt_ms(t, retry_after):
     return t + retry_after
 
 
-@dataclass(frozen=True)
-class RechargeRule:
-    """One org's auto-recharge settings as Python values (`Ledger.recharge_rule`)."""
-
-    on: bool
-    below: int
-    amount: int
-    card_until_ms: int
-    retry_after_ms: int
-
-
 class Ledger:
     """Pools, balances and lots of every org, and the rules that change them."""
 
@@ -114,7 +101,7 @@ class Ledger:
         self.recharge_on = np.array([bool(c and c.auto_recharge) for c in credits])
         self.recharge_below = np.array([c.recharge_below_micro if c else 0 for c in credits], np.int64)
         self.recharge_amounts = np.array([c.recharge_amount_micro if c else 0 for c in credits], np.int64)
-        self.retry_after = [c.retry_after_ms if c else 0 for c in credits]
+        self.retry_after = np.array([c.retry_after_ms if c else 0 for c in credits], dtype=np.int64)
         # first instant at which the card is no longer valid (NEVER: it never expires)
         until = [card_valid_until_ms(setup.start, c.card_expires) if c else None for c in credits]
         self.card_until_ms = np.array([NEVER if u is None else u for u in until], dtype=np.int64)
@@ -385,7 +372,7 @@ class Ledger:
     # `card_expires` it adds a lot of `recharge_amount`, else it fails and no attempt is made
     # before `retry_after` has passed."  Its three clauses are `recharge_wanted`,
     # `attempt_allowed` and `card_accepts`, each one expression for one org's scalars
-    # (the stepping path, with `recharge_rule`) or for arrays; the predicates below apply them
+    # (the stepping path, with `recharge_rules`) or for arrays; the predicates below apply them
     # to the ledger's orgs, for `recharge_check` and the bulk paths.
 
     def wants_recharge(self, balance, orgs=slice(None)):
@@ -401,11 +388,15 @@ class Ledger:
         """An attempt at `t` succeeds: the card is valid through the end of its last day."""
         return card_accepts(t, self.card_until_ms[orgs])
 
-    def recharge_rule(self, o: int) -> RechargeRule:
-        """Org o's settings for the three predicates above and its retry wait, as Python
-        values: what the stepping loop (`_stepping.step`) takes."""
-        return RechargeRule(bool(self.recharge_on[o]), int(self.recharge_below[o]),
-                            int(self.recharge_amounts[o]), int(self.card_until_ms[o]), int(self.retry_after[o]))
+    def recharge_rules(self, orgs: NDArray[np.int64]) -> dict[str, NDArray]:
+        """The settings of `orgs` that the three predicates above and the retry wait read,
+        and their state (retry wait, balance, exhausted-reported flag), one array each:
+        what the stepping loop (`_stepping.step`) takes."""
+        return {"on": self.recharge_on[orgs], "below": self.recharge_below[orgs],
+                "amount": self.recharge_amounts[orgs], "card_until": self.card_until_ms[orgs],
+                "retry_after": self.retry_after[orgs],
+                "retry_until": self.retry_until[orgs], "balance": self.balance[orgs],
+                "reported": self.exhausted_reported[orgs]}
 
     def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
         """SPEC §3 auto-recharge: after all events of an org instant."""
@@ -418,7 +409,7 @@ class Ledger:
     def fail_attempt(self, o: int, t: int, balance: int) -> LedgerEvent:
         """An attempt at `t` with an expired card: no attempt before `retry_after` has passed.
         `balance` is the org's at t (the event reports it)."""
-        self.retry_until[o] = next_attempt_ms(t, self.retry_after[o])
+        self.retry_until[o] = next_attempt_ms(t, int(self.retry_after[o]))
         return LedgerEvent(t, o, "recharge_failed", balance, reason="card_expired")
 
     def exhausted_unreported(self, o: int) -> bool:

@@ -8,7 +8,7 @@ charges leave), so they are taken in one loop.  Python runs it over lists (~0.5 
 an item); when a run's stepped items, foreseen at their pace so far, pass
 `Tuning.compile_after` (`Charger.compile_stepping`), the same function runs compiled
 by numba over arrays (`compiled_loop`), ~50 times faster once numba is loaded
-(~0.3 s a process).  `_charging._OrgStepper` prepares the loop's input and applies
+(~0.3 s a process).  `_charging._Stepper` prepares the loop's input and applies
 its outcome in bulk.
 
 Every decision asks its rule's home (`_increments`, `_ledger`): Python calls the
@@ -33,7 +33,6 @@ from numpy.typing import NDArray
 from ._events import BALANCE_EXHAUSTED, CARD_EXPIRED, CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused
 from ._ledger import (
-    RechargeRule,
     attempt_allowed,
     card_accepts,
     expired_rest,
@@ -50,12 +49,13 @@ RULES = (boundary_ms, ceil_cost, pool_part, refused, exhausts, expired_rest,
 
 
 class Stepped(NamedTuple):
-    """What stepping one org over a span did.
+    """What stepping some orgs over their spans did.
 
-    Per call of the org (the order of `calls` given to `step`): the increments it
-    paid, their seconds, pool seconds and credit cost; the refusals (an index into
-    those calls, the instant) and the events as columns, in the loop's order; the
-    org's retry wait and exhausted-reported flag after the span.
+    Per call (the order of `calls` given to `step`): the increments it paid, their
+    seconds, pool seconds and credit cost; the refusals (an index into those calls,
+    the instant) and the events as columns, in the loop's order (org by org), each
+    with its org (an index into the orgs stepped); per org, its retry wait and
+    exhausted-reported flag after its span.
     """
 
     paid: NDArray[np.int64]
@@ -69,8 +69,9 @@ class Stepped(NamedTuple):
     event_balance: NDArray[np.int64]
     event_amount: NDArray[np.int64]
     event_reason: NDArray[np.int64]
-    retry_until: int
-    reported: bool
+    event_org: NDArray[np.int64]
+    retry_until: NDArray[np.int64]
+    reported: NDArray[np.bool_]
 
 
 def _put(rows, n, row):
@@ -101,14 +102,16 @@ def _put_rows(rows, n, row):
 def _loop_over(cache_key: str):
     """The stepping loop, closing over `cache_key` (which numba folds into its cache key)."""
 
-    def loop(times, kinds, refs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
-             until, left, held, on, below, amount, card_until, retry_after, retry_until, balance, reported,
-             alive, paid_n, paid_s, paid_take, paid_cost, gone, events):
+    def loop(times, kinds, refs, orgs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
+             until, left, held, ons, belows, amounts, card_untils, retry_afters, retry_untils, balances,
+             reporteds, alive, paid_n, paid_s, paid_take, paid_cost, gone, events):
         """See `step`: the items in order, each charge paid or refused, each instant's check.
 
         Reads its columns and fills its outputs by index only (`alive`, the `paid_*`
-        per call; `gone`, `events` through `_put`), so that Python runs it over lists
-        and numba over arrays.
+        per call, the org's state per org; `gone`, `events` through `_put`), so that
+        Python runs it over lists and numba over arrays.  One org's items follow
+        another's: its queued boundaries all come before its cue (they are queued only
+        before it), so each org is stepped whole, with its own state, before the next.
         """
         cache_key  # a closure variable: numba folds its value into the compiled loop's cache key
         # event codes as int64 values: one build of `_put` for every row it writes
@@ -123,6 +126,9 @@ def _loop_over(cache_key: str):
         later.pop()
         now, had = -1, False  # the instant being stepped, and whether it is an org instant
         k, n = 0, len(times)
+        g = orgs[0]  # the org being stepped, and its state
+        on, below, amount, card_until, retry_after = ons[g], belows[g], amounts[g], card_untils[g], retry_afters[g]
+        retry_until, balance, reported = retry_untils[g], balances[g], reporteds[g]
         while k < n:
             # the sorted items, with the queued boundaries merged in (SPEC §3 order)
             if len(later) > 0 and (later[0][0] < times[k] or later[0][0] == times[k] and (
@@ -131,17 +137,23 @@ def _loop_over(cache_key: str):
                 kind = CHARGE
             else:
                 t, kind, ref = times[k], kinds[k], refs[k]
+                if orgs[k] != g:  # the last org's cue is behind: its state is kept, the next's taken
+                    retry_untils[g], balances[g], reporteds[g] = retry_until, balance, reported
+                    g = orgs[k]
+                    on, below, amount, card_until = ons[g], belows[g], amounts[g], card_untils[g]
+                    retry_after, retry_until, balance, reported = retry_afters[g], retry_untils[g], balances[g], reporteds[g]
+                    now, had, taken = -1, False, 0
                 k += 1
             if t != now:
                 # the check after all events of the instant (SPEC §3 Credits)
                 if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
                     if card_accepts(now, card_until):
                         balance += amount
-                        events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE))
+                        events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE, g))
                         reported = False  # reported once until credits are next added
                     else:
                         retry_until = next_attempt_ms(now, retry_after)
-                        events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED))
+                        events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED, g))
                     n_events += 1
                 now, had = t, False
             if kind == CHARGE:
@@ -157,7 +169,7 @@ def _loop_over(cache_key: str):
                 if refused(s - take, credits_ok[ref], cost, balance):
                     if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
                         reported = True
-                        events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE))
+                        events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE, g))
                         n_events += 1
                     alive[ref] = False
                     gone = _put(gone, n_gone, (ref, t))
@@ -186,59 +198,64 @@ def _loop_over(cache_key: str):
                     had = True
                     balance -= rest
                     taken += rest
-                    events = _put(events, n_events, (t, LOT_EXPIRED, balance, rest, NONE))
+                    events = _put(events, n_events, (t, LOT_EXPIRED, balance, rest, NONE, g))
                     n_events += 1
             else:
                 had = True
-        return gone, n_gone, events, n_events, retry_until, reported
+        retry_untils[g], balances[g], reporteds[g] = retry_until, balance, reported
+        return gone, n_gone, events, n_events
 
     return loop
 
 
-def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.int64], calls: dict[str, NDArray],
-         left: NDArray[np.int64], remaining: NDArray[np.int64], held: NDArray[np.int64], rule: RechargeRule,
-         retry_until: int, balance: int, reported: bool, room: int, compiled: bool) -> Stepped:
-    """Step one org's items in order, each decision as its rule says.
+def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.int64], orgs: NDArray[np.int64],
+         calls: dict[str, NDArray], left: NDArray[np.int64], remaining: NDArray[np.int64], held: NDArray[np.int64],
+         state: dict[str, NDArray], room: int, compiled: bool) -> Stepped:
+    """Step some orgs' items in order, each decision as its rule says.
 
-    `times`, `kinds`, `refs`: the org's instants sorted in SPEC §3 order (`kinds`
+    `times`, `kinds`, `refs`, `orgs`: the items of each org in turn (`orgs`, an index
+    into the orgs stepped, ascending), each org's sorted in SPEC §3 order (`kinds`
     EXPIRY, HANGUP, CHARGE or OTHER; `refs` the index of the call in `calls` for HANGUP
-    and CHARGE, into `held` for EXPIRY), ending with an OTHER item at the span's end (the
-    cue of the last check).  `held`: per lot expiry, what the lots expiring by then hold
-    at the span's start (`Ledger.expiries_between`).
+    and CHARGE, into `held` for EXPIRY) and ending with an OTHER item at its span's
+    end (the cue of its last check).  `held`: per lot expiry, what the org's lots
+    expiring by then hold at its span's start (`Ledger.expiries_between`).
     `calls`: per call, `inc_s`, `next_s`, `inc_cost`, `next_cost` (its next
     increment and those after), `pool` (an index into `remaining`, -1 for none),
-    `rate`, `credits_ok` and `until` (its hang-up or the span's end).  `left`: the
-    boundaries listed for a call that may have more (its next is queued after the
-    last), 0 for a call listed to the end.  `remaining`: pool seconds.
-    `retry_until`, `balance`, `reported`: the org's state before; `room`: a guess
-    of the events to come.  `compiled`: run the loop compiled (`compiled_loop`)
-    rather than by Python; the outcome is the same.  Returns the outcome
-    (`Stepped`); nothing else changes.
+    `rate`, `credits_ok` and `until` (its hang-up or its org's span's end).  `left`:
+    the boundaries listed for a call that may have more (its next is queued after the
+    last), 0 for a call listed to the end.  `remaining`: pool seconds.  `state`: per
+    org, its recharge rule (`on`, `below`, `amount`, `card_until`, `retry_after`, as
+    `Ledger.recharge_rules`) and its state before (`retry_until`, `balance`,
+    `reported`).  `room`: a guess of the events to come.  `compiled`: run the loop
+    compiled (`compiled_loop`) rather than by Python; the outcome is the same.
+    Returns the outcome (`Stepped`); nothing else changes.
     """
     n = len(calls["inc_s"])
-    columns = {"times": times, "kinds": kinds, "refs": refs, "inc_s": calls["inc_s"].copy(),
+    columns = {"times": times, "kinds": kinds, "refs": refs, "orgs": orgs, "inc_s": calls["inc_s"].copy(),
                "next_s": calls["next_s"], "inc_cost": calls["inc_cost"].copy(), "next_cost": calls["next_cost"],
                "pool_of": calls["pool"], "remaining": remaining.copy(), "rate": calls["rate"],
-               "credits_ok": calls["credits_ok"], "until": calls["until"], "left": left.copy(), "held": held}
-    state = {"on": rule.on, "below": rule.below, "amount": rule.amount, "card_until": rule.card_until_ms,
-             "retry_after": rule.retry_after_ms, "retry_until": retry_until, "balance": balance,
-             "reported": reported}
+               "credits_ok": calls["credits_ok"], "until": calls["until"], "left": left.copy(), "held": held,
+               "ons": state["on"], "belows": state["below"], "amounts": state["amount"],
+               "card_untils": state["card_until"], "retry_afters": state["retry_after"]}
+    after = {"retry_untils": state["retry_until"].copy(), "balances": state["balance"].copy(),
+             "reporteds": state["reported"].copy()}
     paid = np.zeros((4, n), dtype=np.int64)  # per call: increments, seconds, pool seconds, credit cost
     names = ("paid_n", "paid_s", "paid_take", "paid_cost")
     if compiled:
         out = {"alive": np.ones(n, dtype=np.bool_), **dict(zip(names, paid)),
                "gone": np.empty((min(room, n) + 1, 2), dtype=np.int64),
-               "events": np.empty((room + 1, 5), dtype=np.int64)}
-        gone, n_gone, events, n_events, retry_until, reported = compiled_loop()(**columns, **state, **out)
+               "events": np.empty((room + 1, 6), dtype=np.int64)}
+        gone, n_gone, events, n_events = compiled_loop()(**columns, **after, **out)
         gone, events = gone[:n_gone], events[:n_events]
     else:  # Python reads and writes list items several times faster than numpy scalars
+        after = {name: column.tolist() for name, column in after.items()}
         out = {"alive": [True] * n, **dict(zip(names, paid.tolist())), "gone": [], "events": []}
-        gone, _, events, _, retry_until, reported = LOOP(
-            **{name: column.tolist() for name, column in columns.items()}, **state, **out)
+        gone, _, events, _ = LOOP(**{name: column.tolist() for name, column in columns.items()}, **after, **out)
         paid = np.array([out[name] for name in names], dtype=np.int64).reshape(4, n)
         gone = np.array(gone, dtype=np.int64).reshape(-1, 2)
-        events = np.array(events, dtype=np.int64).reshape(-1, 5)
-    return Stepped(*paid, *gone.T, *events.T, int(retry_until), bool(reported))
+        events = np.array(events, dtype=np.int64).reshape(-1, 6)
+    return Stepped(*paid, *gone.T, *events.T, np.asarray(after["retry_untils"], dtype=np.int64),
+                   np.asarray(after["reporteds"], dtype=bool))
 
 
 def _cache_key(namespace: dict | None = None) -> str:

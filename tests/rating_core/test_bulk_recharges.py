@@ -45,8 +45,8 @@ def no_stepping(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("stepped: recharges should be found in bulk")
 
-    monkeypatch.setattr(charging.Charger, "_step_instant", refuse)
-    monkeypatch.setattr(charging.Charger, "_step_org", refuse)
+    monkeypatch.setattr(charging.Charger, "_step_instants", refuse)
+    monkeypatch.setattr(charging.Charger, "_step_orgs", refuse)
 
 
 CUTS = ([], [60_000, 61_000, 300_000], list(range(30_000, 900_000, 30_000)))
@@ -75,9 +75,9 @@ def test_a_card_expiring_mid_run_steps_only_its_failed_attempts_and_refusals(mon
     special instant, stepped), then the org waits `retry_after` and fails again; the
     recharges before midnight are found in bulk."""
     steps = []
-    step_instant = charging.Charger._step_instant
-    monkeypatch.setattr(charging.Charger, "_step_instant",
-                        lambda self, o, t, *a: steps.append(t) or step_instant(self, o, t, *a))
+    step_instants = charging.Charger._step_instants
+    monkeypatch.setattr(charging.Charger, "_step_instants",
+                        lambda self, orgs, t, *a: steps.extend(t[orgs].tolist()) or step_instants(self, orgs, t, *a))
     cdrs, events = engine_matches_reference_with_lots(busy_org(100_000, card=date(2026, 11, 1)), busy_calls(), [])
     kinds = [e[2] for e in events]
     assert kinds.count("recharge_succeeded") > 10 and kinds.count("recharge_failed") >= 1
