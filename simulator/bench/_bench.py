@@ -15,7 +15,8 @@
    refused (benchmarks/stress_recharge_below_increment.toml), the same with each recharge
    one increment's cost (benchmarks/stress_recharge_one_increment.toml) and with per-second
    billing (benchmarks/stress_per_second_stuck.toml), dead, exhausted and healthy
-   orgs mixed (benchmarks/stress_mixed_orgs.toml), and 10,000 orgs of one user
+   orgs mixed (benchmarks/stress_mixed_orgs.toml), lots expiring with a rest among charges
+   a year on (benchmarks/stress_lot_expiries.toml), and 10,000 orgs of one user
    and one traffic source each (written by benchmarks/stress_orgs.py).
 """
 
@@ -164,7 +165,8 @@ def bench_stress() -> list[dict] | None:
                          BENCHMARKS / "stress_recharge_below_increment.toml",
                          BENCHMARKS / "stress_recharge_one_increment.toml",
                          BENCHMARKS / "stress_per_second_stuck.toml",
-                         BENCHMARKS / "stress_mixed_orgs.toml", ten_thousand):
+                         BENCHMARKS / "stress_mixed_orgs.toml", BENCHMARKS / "stress_lot_expiries.toml",
+                         ten_thousand):
             results.append(_run_in_child(scenario))
     return results
 

@@ -121,6 +121,18 @@ def test_stress_per_second_stuck_pays_seconds_one_by_one(tmp_path: Path) -> None
     assert org["recharges_succeeded"] > 4 * result["calls"] and org["recharges_failed"] == 0
 
 
+def test_stress_lot_expiries_expires_lots_with_a_rest_among_charges(tmp_path: Path) -> None:
+    """The lot-expiry stress row: a year on, thousands of lots expire with a rest (some
+    partly spent first), each followed by a recharge, while calls are charged."""
+    result, summary = run_child(BENCHMARKS / "stress_lot_expiries.toml", tmp_path, "400d")
+    total = summary["total"]
+    assert result["calls"] > 150_000 and total["recharges_succeeded"] > 5_000
+    expired = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()
+               if '"credits_expired"' in line]
+    assert len(expired) > 2_000 and len({e["amount"] for e in expired}) > 3  # whole lots and rests
+    assert total["credits_expired"] == f"{sum(int(e['amount'].replace('.', '')) for e in expired) / 1e6:.6f}"
+
+
 def test_the_sweep_row_rates_the_scenario_in_memory() -> None:
     from simulator.bench._bench import bench_sweep_run
     from simulator.scenario import load_scenario
