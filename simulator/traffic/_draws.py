@@ -16,6 +16,7 @@ Then, per call: a holding time from the source's distribution (rounded to whole 
 Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, their lengths a
 function of the source's rates only (never of the caller's windows, the playback speed or the
 duration), so the random stream, and with it every call, is fixed by the scenario and seed.
+`_batch` makes the draws, for many sources at once, in the order it documents.
 """
 
 from __future__ import annotations
