@@ -252,50 +252,73 @@ class SourceDraws:
 
     def _build(self, raw: _Round) -> tuple[Arrivals, NDArray[np.int32]]:
         """The round's calls from its draws, in job order, each job's calls sorted by time
-        (call_id unset), and each call's source; calls outside [0, end) left out."""
+        (call_id unset), and each call's source; calls outside [0, end) left out.
+
+        A value all the round's jobs share (theirs, when the round is one busy source's
+        block; their org's, when one org has them all) is taken as a scalar.
+        """
         index = self._index
         calls = np.array(raw.calls, dtype=np.int64)
         if not calls.any():
             return Arrivals.empty(), np.empty(0, dtype=np.int32)
         sources = np.array(raw.sources, dtype=np.int64)
-        job = np.repeat(np.arange(len(sources), dtype=np.int64), calls)
-        in_block = np.concatenate(raw.cell) * GRID_MS + np.concatenate(raw.in_cell)
-        # sorted within each block: the block is the key's high part, so jobs keep their place
-        key = np.sort((job << _IN_BLOCK_BITS) | in_block)
+        in_block = _joined(raw.cell) * GRID_MS + _joined(raw.in_cell)
         block_start = np.array(raw.first_cell, dtype=np.int64) * GRID_MS - self._phase[sources]
-        t_ms = block_start[job] + (key & _IN_BLOCK)
+        one = len(sources) == 1
+        if one:
+            t_ms = block_start[0] + np.sort(in_block)
+        else:
+            # sorted within each block: the job is the key's high part, so jobs keep their place
+            job = np.arange(len(sources), dtype=np.int64) << _IN_BLOCK_BITS
+            key = np.sort(np.repeat(job, calls) | in_block)
+            t_ms = np.repeat(block_start, calls) + (key & _IN_BLOCK)
         # drawn in full, kept in [0, end): a first cell begun before the start, a last block
         # drawn past the end
         kept: NDArray[np.bool_] | slice = slice(None)
         if int(t_ms.min()) < 0 or int(t_ms.max()) >= self._end_ms:
             kept = (t_ms >= 0) & (t_ms < self._end_ms)
-            t_ms, job = t_ms[kept], job[kept]
+            t_ms = t_ms[kept]
         n = len(t_ms)
 
-        source = sources[job]
-        slot = index.slot_base[source] + np.concatenate(raw.slot)[kept]
+        def each(per_job: NDArray) -> NDArray:  # each call's value, or the one of them all
+            if one or not (per_job != per_job[0]).any():
+                return per_job[0]
+            return np.repeat(per_job, calls)[kept]
+
+        source = each(sources)
+        slot = each(index.slot_base[sources]) + _joined(raw.slot)[kept]
         group = index.slot_group[slot]
-        prefix = index.groups.member(group, np.concatenate(raw.pick)[kept])
-        number = index.prefixes.number(prefix, np.concatenate(raw.trailing)[kept])
-        kind = index.kind[source]
-        toll_free = kind == _TOLL_FREE
+        prefix = index.groups.member(group, _joined(raw.pick)[kept])
+        number = index.prefixes.number(prefix, _joined(raw.trailing)[kept])
+        kind = each(index.kind[sources])
+        to_number, from_number = number, np.zeros(n, dtype=np.int64)
         if raw.to_pick:  # called from the number drawn, at one of the org's numbers
-            to_pick = np.concatenate(raw.to_pick)  # the toll-free jobs' calls, drawn
+            to_pick = _joined(raw.to_pick)  # the toll-free jobs' calls, drawn
+            toll_free = np.broadcast_to(kind == _TOLL_FREE, (n,))
             if isinstance(kept, np.ndarray):
                 to_pick = to_pick[kept[np.repeat(index.kind[sources] == _TOLL_FREE, calls)]]
-            to_number, from_number = number.copy(), np.zeros(n, dtype=np.int64)
-            to_number[toll_free] = index.to_numbers[index.to_base[source[toll_free]] + to_pick]
+            to_base = index.to_base[source if np.ndim(source) == 0 else source[toll_free]]
+            to_number = number.copy()
+            to_number[toll_free] = index.to_numbers[to_base + to_pick]
             from_number[toll_free] = number[toll_free]
-        else:
-            to_number, from_number = number, np.zeros(n, dtype=np.int64)
         batch = Arrivals(
             call_id=np.zeros(n, dtype=np.int64),
             t_ms=t_ms,
-            org=index.org[source],
+            org=_column(each(index.org[sources]), n),
             user=index.users[slot],
-            kind=kind,
+            kind=_column(kind, n),
             to_number=to_number,
             from_number=from_number,
-            holding_ms=whole_ms(np.concatenate(raw.holding)[kept]),
+            holding_ms=whole_ms(_joined(raw.holding)[kept]),
         )
-        return batch, source.astype(np.int32)
+        return batch, _column(source, n).astype(np.int32)
+
+
+def _joined(parts: list[NDArray]) -> NDArray:
+    """The parts end to end (the one part itself, not a copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _column(value: NDArray, n: int) -> NDArray:
+    """A per-call column from each call's value, or from the one value of them all."""
+    return np.full(n, value) if np.ndim(value) == 0 else value

@@ -180,7 +180,10 @@ class TrafficPlan:
         # which sources must draw for a window: one comparison over all of them
         due = np.flatnonzero(self._sources.drawn_to < until)
         if len(due):
-            self._runs.append(_Run.of(*self._sources.draw(due, until), len(self._tables)))
+            calls, rank = self._sources.draw(due, until)
+            # one source's calls, in draw order, are in time order
+            self._runs.append(_Run(calls, rank) if len(due) == 1
+                              else _Run.of(calls, rank, len(self._tables)))
         heads, rests = [], []
         for run in self._runs:
             head, rest = run.split(until)
