@@ -235,7 +235,7 @@ class SourceDraws:
                 n_to = len(src.to_numbers)
                 to_pick = rng.integers(0, n_to, size=n) if n_to > 1 else zeros(n)
             if first + cells > end_cell[s]:  # drawn in full, kept up to the end's cell
-                n = int(np.searchsorted(cell, end_cell[s] - first))
+                n = int(cell.searchsorted(end_cell[s] - first))
                 cell, in_cell, holding, slot, pick, trailing = (
                     cell[:n], in_cell[:n], holding[:n], slot[:n], pick[:n], trailing[:n])
                 to_pick = None if to_pick is None else to_pick[:n]
