@@ -69,11 +69,14 @@ class SourceIndex:
 
     @classmethod
     def of(cls, tables: Sequence[SourceTables]) -> SourceIndex:
+        def joined(parts: list, dtype: type) -> NDArray:
+            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
         prefix_base: dict[int, int] = {}
         group_base: dict[tuple[int, int], int] = {}
         values, scales, counts, offsets, members = [], [], [], [], []
-        slot_bases, users, slot_groups, to_bases, to_numbers = [], [], [], [], []
-        n_prefixes = n_groups = n_members = n_slots = n_to = 0
+        group_bases = []
+        n_prefixes = n_groups = n_members = 0
         for src in tables:
             prefixes, groups = src.prefixes, src.groups
             pbase = prefix_base.get(id(prefixes))
@@ -96,29 +99,23 @@ class SourceIndex:
                     members.append(pbase + groups.members)
                 n_members += len(members[-1])
                 n_groups += len(counts[-1])
-            slot_bases.append(n_slots)
-            users.append(src.slots)
-            slot_groups.append(gbase + src.slot_group)
-            n_slots += len(src.slots)
-            to_bases.append(n_to)
-            to_numbers.append(src.to_numbers)
-            n_to += len(src.to_numbers)
-
-        def joined(parts: list, dtype: type) -> NDArray:
-            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
-
+            group_bases.append(gbase)
+        slots = np.array([len(t.slots) for t in tables], dtype=np.int64)
+        to_count = np.array([len(t.to_numbers) for t in tables], dtype=np.int64)
+        slot_group = (np.repeat(np.array(group_bases, dtype=np.intp), slots)
+                      + joined([t.slot_group for t in tables], np.intp))
         return cls(
             org=np.array([t.org for t in tables], dtype=np.int32),
             kind=np.array([int(t.kind) for t in tables], dtype=np.int8),
-            slot_base=np.array(slot_bases, dtype=np.int64),
-            users=joined(users, np.int32),
-            slot_group=joined(slot_groups, np.intp),
+            slot_base=np.cumsum(slots) - slots,
+            users=joined([t.slots for t in tables], np.int32),
+            slot_group=slot_group,
             groups=Groups(members=joined(members, np.intp), offset=joined(offsets, np.intp),
                           count=joined(counts, np.intp), common=0),
             prefixes=Prefixes(digits=(), value=joined(values, np.int64),
                               scale=joined(scales, np.int64)),
-            to_base=np.array(to_bases, dtype=np.int64),
-            to_numbers=joined(to_numbers, np.int64),
+            to_base=np.cumsum(to_count) - to_count,
+            to_numbers=joined([t.to_numbers for t in tables], np.int64),
         )
 
 
