@@ -158,11 +158,12 @@ class Admission:
         self._tf_row = np.append(np.arange(n_out, n_out + n_tf, dtype=np.int64), -1)
         # each org's toll-free numbers as keys org * len(numbers) + the number's index among the
         # distinct ones: within int64 for any count of orgs (a number itself has up to 15 digits)
-        owned = [(o, parse_number(n)) for o, org in enumerate(setup.orgs) for n in org.toll_free_numbers]
-        self._tf_numbers = np.unique(np.array([n for _, n in owned], dtype=np.int64))
-        self._tf_keys = np.sort(np.array(
-            [o * len(self._tf_numbers) + int(np.searchsorted(self._tf_numbers, n)) for o, n in owned],
-            dtype=np.int64))
+        owner = np.array([o for o, org in enumerate(setup.orgs) for _ in org.toll_free_numbers],
+                         dtype=np.int64)
+        owned = np.array([parse_number(n) for org in setup.orgs for n in org.toll_free_numbers],
+                         dtype=np.int64)
+        self._tf_numbers = np.unique(owned)
+        self._tf_keys = np.sort(owner * len(self._tf_numbers) + np.searchsorted(self._tf_numbers, owned))
         self._users = _UserColumns.build(setup, ledger, cidx)
         # (org, user, kind, to, from) -> row of `_known`, the admissions of the calls remembered
         self._memo: dict[tuple[int, int, int, int, int], int] = {}

@@ -77,11 +77,13 @@ def _twelve_months_ms(day: date) -> int:
     return to_ms(midnight, add_months(midnight, 12))
 
 
+@lru_cache(maxsize=4096)
 def card_valid_until_ms(start: datetime, card_expires: date | None) -> int | None:
     """First instant at which the card is no longer valid (it is valid through its last day).
 
     Counted in ms from the card's last day rather than as a datetime of the day after, which
-    the calendar cannot hold for the usual "never expires" date 9999-12-31.
+    the calendar cannot hold for the usual "never expires" date 9999-12-31.  Cached: thousands
+    of orgs share a few expiry dates.
     """
     if card_expires is None:
         return None

@@ -10,6 +10,8 @@ General layout:
 - `_plan`: `TrafficPlan` (windows, merging, numbering) and `expected_calls`.
 - `_draws`: one source's calls, drawn block by block on a fixed grid: the arrival rate per
   grid cell (flat, or the hour's rate of a profile), holding times, callers.
+- `_batch`: `SourceDraws`, the blocks of every source due in a window drawn in rounds: each
+  source's generator calls as it alone would make them, the arrays built once for all.
 - `_numbers`: the numbers a source dials (or, toll-free, is called from): destination
   prefixes completed with random digits, whole numbers, uniform or weighted picks.
 
@@ -26,7 +28,9 @@ Why it is built this way:
 * **Fast.**  Everything is drawn per draw block with whole-array numpy calls; there is no
   Python loop per call or per cell, and a rate profile costs one table lookup per cell.
   Blocks hold about 16,384 expected calls (whatever the hour, with a profile), so a month of
-  1.4 M calls is ~100 block draws in all.  `TrafficPlan` also merges and numbers ahead in
+  1.4 M calls is ~100 block draws in all.  Quiet sources (a day a block) cost their generator
+  calls, ~20 µs a block: a round turns the draws of all the sources due into calls with
+  whole-array steps, so 10,000 one-user orgs draw in a few tenths of a second.  `TrafficPlan` also merges and numbers ahead in
   windows of about that size, so tiny `chunk` windows are mostly array slicing.  Drawn calls
   wait in time-sorted runs (one per round of draws, whatever sources drew in it), so a window
   costs its own calls and the sources that must draw for it, never a step per source.

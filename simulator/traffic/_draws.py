@@ -16,6 +16,7 @@ Then, per call: a holding time from the source's distribution (rounded to whole 
 Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, their lengths a
 function of the source's rates only (never of the caller's windows, the playback speed or the
 duration), so the random stream, and with it every call, is fixed by the scenario and seed.
+`_batch` makes the draws, for many sources at once, in the order it documents.
 """
 
 from __future__ import annotations
@@ -139,16 +140,14 @@ class HoldingDraw:
                    probabilities=np.array(holding.probabilities, dtype=np.float64),
                    durations=np.array(holding.durations_ms, dtype=np.float64))
 
-    def draw(self, rng: np.random.Generator, n: int) -> NDArray[np.int64]:
-        """n holding times, whole ms, at least 1 ms (a zero-length call is a rounding artefact,
-        not a call), at most 100 years (a lognormal tail must not overflow int64 ms)."""
+    def sample(self, rng: np.random.Generator, n: int) -> NDArray[np.float64]:
+        """n holding times in ms, not yet whole (`whole_ms`): at most 100 years (a lognormal
+        tail must not overflow int64 ms)."""
         if self.kind == "exponential":
-            ms = rng.exponential(self.mean_ms, size=n)
-        elif self.kind == "lognormal":
-            ms = np.minimum(rng.lognormal(self.mu, self.sigma, size=n), MAX_DURATION_MS)
-        else:
-            ms = self._inverse_cdf(rng.random(n))
-        return np.maximum(np.rint(ms), 1).astype(np.int64)
+            return rng.exponential(self.mean_ms, size=n)
+        if self.kind == "lognormal":
+            return np.minimum(rng.lognormal(self.mu, self.sigma, size=n), MAX_DURATION_MS)
+        return self._inverse_cdf(rng.random(n))
 
     def _inverse_cdf(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
         """The linear interpolation between the points around each u.
@@ -161,6 +160,12 @@ class HoldingDraw:
         i = np.clip(np.searchsorted(p, u, side="right") - 1, 0, len(p) - 2)
         fraction = (u - p[i]) / (p[i + 1] - p[i])
         return d[i] + fraction * (d[i + 1] - d[i])
+
+
+def whole_ms(ms: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Holding times rounded to whole ms, at least 1 ms (a zero-length call is a rounding
+    artefact, not a call)."""
+    return np.maximum(np.rint(ms), 1).astype(np.int64)
 
 
 # Thousands of one-user sources share a few flat rates and holding means: one object each.
@@ -296,68 +301,3 @@ def cells_per_draw(calls_per_hour: float) -> int:
     if per_cell <= 0:
         return MAX_CELLS_PER_DRAW
     return int(min(MAX_CELLS_PER_DRAW, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))))
-
-
-def _draw_block(
-    src: SourceTables, rng: np.random.Generator, first_cell: int, n_cells: int
-) -> Arrivals:
-    """All calls of `n_cells` grid cells from `first_cell` on, sorted by time (call_id unset).
-
-    The order of the draws below is part of the random stream: keep it.
-    """
-    counts = rng.poisson(src.rates.expected(first_cell, n_cells), size=n_cells)
-    n = int(counts.sum())
-    cell_start = (first_cell + np.arange(n_cells, dtype=np.int64)) * GRID_MS - src.rates.phase_ms
-    t_ms = np.repeat(cell_start, counts) + rng.integers(0, GRID_MS, size=n, dtype=np.int64)
-    t_ms.sort()  # cells are disjoint, so this sorts within each cell and keeps cells in order
-    holding_ms = src.holding.draw(rng, n)
-    slot = rng.integers(0, len(src.slots), size=n)
-    number = src.prefixes.complete(rng, src.groups.pick(rng, src.slot_group[slot]))
-    if src.kind == CallKind.TOLL_FREE:
-        to_number = src.to_numbers[rng.integers(0, len(src.to_numbers), size=n)]
-        from_number = number
-    else:
-        to_number, from_number = number, np.zeros(n, dtype=np.int64)
-    return Arrivals(
-        call_id=np.zeros(n, dtype=np.int64),
-        t_ms=t_ms,
-        org=np.full(n, src.org, dtype=np.int32),
-        user=src.slots[slot],
-        kind=np.full(n, int(src.kind), dtype=np.int8),
-        to_number=to_number,
-        from_number=from_number,
-        holding_ms=holding_ms,
-    )
-
-
-class SourceDraws:
-    """One source's arrivals in time order, drawn block by block on the fixed grid."""
-
-    def __init__(self, src: SourceTables, rng: np.random.Generator, end_ms: int) -> None:
-        self._src = src
-        self._rng = rng
-        self._end_ms = end_ms
-        self._cells = cells_per_draw(src.calls_per_hour)  # flat sources: every block
-        self._next_cell = 0
-        # Nothing to draw: pretend everything up to the end has been drawn (and was empty).
-        self.drawn_to_ms = 0 if src.drawable else end_ms
-
-    def draw_to(self, t1: int) -> list[Arrivals]:
-        """The next blocks, up to the first that reaches t1 (t1 <= end): every call before t1
-        not drawn yet, and the rest of that block's cells."""
-        blocks = []
-        while self.drawn_to_ms < t1:
-            blocks.append(self._draw_next())
-        return blocks
-
-    def _draw_next(self) -> Arrivals:
-        first = self._next_cell
-        cells = self._cells if self._src.profile is None else self._src.rates.cells_from(first)
-        block = _draw_block(self._src, self._rng, first, cells)
-        self._next_cell += cells
-        self.drawn_to_ms = self._next_cell * GRID_MS - self._src.rates.phase_ms
-        if first == 0 and self._src.rates.phase_ms:  # the first cell began before the start
-            block = block.take(slice(int(np.searchsorted(block.t_ms, 0)), None))
-        if self.drawn_to_ms > self._end_ms:  # drawn in full for stability, kept up to the end
-            block = block.take(slice(0, int(np.searchsorted(block.t_ms, self._end_ms))))
-        return block

@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 
 from rating_core import Arrivals
 from ..units import epoch_ms
-from ._draws import (CELLS_PER_WEEK, GRID_MS, MS_PER_HOUR, TARGET_CALLS_PER_DRAW, SourceDraws,
-                     all_source_tables)
+from ._batch import SourceDraws
+from ._draws import CELLS_PER_WEEK, GRID_MS, MS_PER_HOUR, TARGET_CALLS_PER_DRAW, all_source_tables
 
 if TYPE_CHECKING:  # the loader is a sibling package; traffic only reads its objects
     from ..scenario import CallSpec, Scenario
@@ -42,6 +42,15 @@ def merge_ahead_ms(calls_per_hour: float) -> int:
     return min(CELLS_PER_WEEK, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))) * GRID_MS
 
 
+def _spec_order(t_ms: NDArray[np.int64], rank: NDArray[np.int32], sources: int) -> NDArray[np.intp]:
+    """The order of calls by (time, rank), their given order among equal pairs (SPEC §3:
+    the rank is -1 for explicit calls, else the `[[traffic]]` index)."""
+    if len(t_ms) and int(t_ms.max()) < 2**62 // (sources + 2):
+        # one int64 key; a stable sort of concatenated sorted runs merges them in linear time
+        return np.argsort(t_ms * (sources + 2) + (rank.astype(np.int64) + 1), kind="stable")
+    return np.lexsort((rank, t_ms))
+
+
 @dataclass
 class _Run:
     """Drawn calls not numbered yet, in SPEC §3 order: by time, then `rank` (the part: -1 for
@@ -51,14 +60,11 @@ class _Run:
     rank: NDArray[np.int32]
 
     @classmethod
-    def of(cls, parts: Sequence[Arrivals], ranks: Sequence[int]) -> _Run:
-        """A run of time-sorted parts given in rank order (the stable sort keeps the rest)."""
-        calls = Arrivals.concat(list(parts))
-        rank = np.repeat(np.array(ranks, dtype=np.int32), [len(p) for p in parts])
-        if len(parts) > 1:
-            order = np.argsort(calls.t_ms, kind="stable")
-            calls, rank = calls.take(order), rank[order]
-        return cls(calls, rank)
+    def of(cls, calls: Arrivals, rank: NDArray[np.int32], sources: int) -> _Run:
+        """A run of calls given each part's calls in time order, parts in rank order or each
+        rank's calls in draw order."""
+        order = _spec_order(calls.t_ms, rank, sources)
+        return cls(calls.take(order), rank[order])
 
     def split(self, t: int) -> tuple[_Run, _Run]:
         """(the calls before t, the others)."""
@@ -75,13 +81,7 @@ def _merge_runs(runs: Sequence[_Run], sources: int) -> Arrivals:
     if len(runs) == 1:
         return runs[0].calls
     calls = Arrivals.concat([r.calls for r in runs])
-    rank = np.concatenate([r.rank for r in runs]).astype(np.int64) + 1
-    if int(calls.t_ms.max()) < 2**62 // (sources + 2):
-        # one int64 key; a stable sort of concatenated sorted runs merges them in linear time
-        order = np.argsort(calls.t_ms * (sources + 2) + rank, kind="stable")
-    else:
-        order = np.lexsort((rank, calls.t_ms))
-    return calls.take(order)
+    return calls.take(_spec_order(calls.t_ms, np.concatenate([r.rank for r in runs]), sources))
 
 
 # --------------------------------------------------------------------------- explicit calls
@@ -125,11 +125,10 @@ class TrafficPlan:
         self.chunk_ms = chunk_ms
         root = np.random.Generator(np.random.PCG64(scenario.seed))
         children = root.spawn(len(scenario.traffic))
-        tables = all_source_tables(scenario)
-        self._sources = [SourceDraws(t, rng, self.end_ms) for t, rng in zip(tables, children)]
-        # which sources must draw for a window: one comparison over all of them
-        self._drawn_to = np.array([s.drawn_to_ms for s in self._sources], dtype=np.int64)
-        self._runs = [_Run.of([_explicit_arrivals(scenario.calls, self.end_ms)], [-1])]
+        tables = self._tables = all_source_tables(scenario)
+        self._sources = SourceDraws(tables, children, self.end_ms)
+        explicit = _explicit_arrivals(scenario.calls, self.end_ms)
+        self._runs = [_Run(explicit, np.full(len(explicit), -1, dtype=np.int32))]
         # Ids do not depend on how far ahead calls are merged (see `merge_ahead_ms`).
         busy = sum(t.mean_per_hour for t in tables if t.drawable)
         self._merge_ahead_ms = merge_ahead_ms(busy)
@@ -178,15 +177,13 @@ class TrafficPlan:
 
     def _number_until(self, until: int) -> None:
         """Merge and number every call in [ready_to, until) after the ones already ready."""
-        due = np.flatnonzero(self._drawn_to < until)
+        # which sources must draw for a window: one comparison over all of them
+        due = np.flatnonzero(self._sources.drawn_to < until)
         if len(due):
-            parts, ranks = [], []
-            for s in due.tolist():
-                for block in self._sources[s].draw_to(until):
-                    parts.append(block)
-                    ranks.append(s)
-                self._drawn_to[s] = self._sources[s].drawn_to_ms
-            self._runs.append(_Run.of(parts, ranks))
+            calls, rank = self._sources.draw(due, until)
+            # one source's calls, in draw order, are in time order
+            self._runs.append(_Run(calls, rank) if len(due) == 1
+                              else _Run.of(calls, rank, len(self._tables)))
         heads, rests = [], []
         for run in self._runs:
             head, rest = run.split(until)
@@ -194,7 +191,7 @@ class TrafficPlan:
             if len(rest.calls):
                 rests.append(rest)
         self._runs = rests
-        merged = _merge_runs(heads, len(self._sources))
+        merged = _merge_runs(heads, len(self._tables))
         merged.call_id = np.arange(self._next_call_id, self._next_call_id + len(merged), dtype=np.int64)
         self._next_call_id += len(merged)
         self._ready = Arrivals.concat([self._ready, merged]) if len(self._ready) else merged

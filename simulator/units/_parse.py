@@ -146,13 +146,11 @@ def parse_money_micro(value: object) -> int:
                     f"at most {MONEY_DECIMALS} decimals (micro-units), got {show(value)}"
                 )
             whole = whole.lstrip("0")
-            too_large = f'too large: must be at most "{MAX_MONEY_MICRO // MICRO}", got {show(value)}'
-            if len(whole) > _MAX_DIGITS:
-                raise ValueError(too_large)
-            micro = int(whole or "0") * MICRO + int(frac.ljust(MONEY_DECIMALS, "0"))
-            if micro > MAX_MONEY_MICRO:
-                raise ValueError(too_large)
-            return micro
+            if len(whole) <= _MAX_DIGITS:
+                micro = int(whole or "0") * MICRO + int(frac.ljust(MONEY_DECIMALS, "0"))
+                if micro <= MAX_MONEY_MICRO:
+                    return micro
+            raise ValueError(f'too large: must be at most "{MAX_MONEY_MICRO // MICRO}", got {show(value)}')
     example = "0.02"
     if is_integer(value) or (isinstance(value, float) and math.isfinite(value)):
         written = show(value)
