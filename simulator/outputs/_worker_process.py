@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .._malloc import keep_freed_memory
 
 if TYPE_CHECKING:
-    from rating_core import CdrBatch
+    from rating_core import CdrBatch, EventColumns
 
 Job = Callable[[Connection], Any]  # reads the pipe up to None; returns what close() returns
 
@@ -114,6 +114,42 @@ def receive_batch(conn: Connection) -> "CdrBatch":
     from rating_core import CDR_DTYPES, CdrBatch
 
     return CdrBatch(*(np.frombuffer(conn.recv_bytes(), dtype=dtype) for dtype in CDR_DTYPES))
+
+
+EVENTS = "events"  # the message announcing ledger event columns (`send_events`)
+
+
+def send_events(conn: Connection, events: "EventColumns") -> None:
+    """Ledger events as their raw columns, announced by (`EVENTS`, count).
+
+    The columns go in one buffer: each `send_bytes` takes the GIL back after its write, and
+    while the rating holds it (a long Python loop) a thread waits up to the switch interval
+    for it, so one write per chunk rather than one per column.
+    """
+    import numpy as np
+
+    conn.send((EVENTS, len(events)))
+    conn.send_bytes(np.concatenate([np.ascontiguousarray(getattr(events, name)).view(np.uint8)
+                                    for name in events.__slots__]))
+
+
+def receive_events(conn: Connection, count: int) -> "EventColumns":
+    """The events `send_events` sent, once its (`EVENTS`, count) message has been received."""
+    import numpy as np
+
+    from rating_core import EventColumns
+
+    data = conn.recv_bytes()
+    columns, offset = [], 0
+    for dtype in _EVENT_DTYPES:
+        size = count * np.dtype(dtype).itemsize
+        columns.append(np.frombuffer(data, dtype=dtype, count=count, offset=offset))
+        offset += size
+    return EventColumns(*columns)
+
+
+# `EventColumns`' column types, in its __slots__ order (tests/simulator/outputs pin them)
+_EVENT_DTYPES = ("int64", "int64", "int8", "int64", "int64", "int8")
 
 
 def forkable() -> bool:
@@ -196,8 +232,9 @@ class WorkerProcess:
             self._proc.kill()
             self._proc.join()
 
-    def put(self, item: "tuple | CdrBatch") -> None:
-        """Queue a message (a tuple) or a batch, whose columns the caller must not change."""
+    def put(self, item: "tuple | CdrBatch | EventColumns") -> None:
+        """Queue a message (a tuple), a CDR batch or ledger events, whose columns the caller
+        must not change."""
         if self.closed:
             raise WorkerFailed(f"the {self._name} process is closed")
         if self._failure is not None:
@@ -268,6 +305,8 @@ class WorkerProcess:
                 try:
                     if isinstance(item, tuple | None):
                         self._conn.send(item)
+                    elif hasattr(item, "reason"):  # EventColumns (rating_core, not imported here)
+                        send_events(self._conn, item)
                     else:
                         send_batch(self._conn, item)
                 except BaseException as failure:  # the child died (or this thread failed):

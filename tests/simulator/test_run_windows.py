@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import trio
+import trio.testing
 
 from rating_core import Step
 from rating_core import CDR_DTYPES, CdrBatch
 from rating_core import RatingEngine
-from simulator.run import RunOptions, _StepSender, run_scenario
+from simulator.run import RunOptions, _StepQueue, run_scenario
 from simulator.scenario import parse_scenario
 from simulator.switch import MAX_VIRTUAL_WINDOW_MS, VIRTUAL_WINDOW_MS, virtual_window_ms
 from tests.scenarios import scenario_toml, staff
@@ -90,20 +91,62 @@ def _step(rows: int) -> Step:
     return Step(CdrBatch(*(np.zeros(rows, dtype=dtype) for dtype in CDR_DTYPES)))
 
 
+def _queued(send: _StepQueue) -> list[Step]:
+    """What the writer thread would take, up to the close (then None)."""
+    taken = []
+    send.write_all(taken.extend)
+    return taken
+
+
 async def test_the_switch_waits_while_the_writer_has_max_rows_queued(autojump_clock) -> None:
-    channel, receive = trio.open_memory_channel[Step](64)
-    send = _StepSender(channel, max_rows=10)
+    send = _StepQueue(max_rows=10)
     await send.send(first := _step(6))
     await send.send(second := _step(6))  # 6 rows queued: room for more
     with trio.move_on_after(60) as waited:
         await send.send(_step(1))  # 12 rows queued: held back, however long
     assert waited.cancelled_caught
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(send.send, _step(1))
+        nursery.start_soon(send.send, third := _step(1))
         await trio.sleep(1)
-        assert receive.statistics().current_buffer_used == 2
-        send.written([first, second])  # the writer is done with them
-    assert receive.statistics().current_buffer_used == 3
+        assert send._queued == 2  # still held back
+        send.written(first)  # the writer is done with it: 6 rows queued, room again
+    assert send._queued == 2 and send._rows == 7
+    await send.aclose()
+    assert _queued(send) == [first, second, third]
+
+
+async def test_the_switch_waits_while_the_writer_has_max_steps_queued(autojump_clock) -> None:
+    send = _StepQueue(max_rows=10, max_steps=3)
+    steps = [_step(0) for _ in range(3)]
+    for step in steps:
+        await send.send(step)
+    with trio.move_on_after(60) as waited:
+        await send.send(_step(0))  # 3 steps queued, though no rows: held back
+    assert waited.cancelled_caught
+    send.written(steps[0])
+    await send.send(last := _step(0))
+    await send.aclose()
+    assert _queued(send) == [*steps, last]
+
+
+async def test_a_sent_step_is_in_the_writer_threads_queue_at_once() -> None:
+    """The writer thread must be able to start on a window's output while the switch rates the
+    next one, which it does without yielding to Trio: `send` puts the step in the thread's
+    queue itself, never leaving it to a task that runs after the next window."""
+    send = _StepQueue(max_rows=10)
+    await send.send(step := _step(3))
+    assert send._steps.get_nowait() is step
+
+
+async def test_the_writer_thread_reports_each_written_step_to_the_switch() -> None:
+    send = _StepQueue(max_rows=10)
+    written: list[int] = []
+    await send.send(_step(6))
+    await send.send(_step(6))
+    await send.aclose()
+    await trio.to_thread.run_sync(send.write_all, lambda steps: written.append(len(steps[0].cdrs)))
+    await trio.testing.wait_all_tasks_blocked()
+    assert written == [6, 6] and send._rows == 0 and send._queued == 0
 
 
 async def test_ledger_events_count_as_rows_the_writer_has_queued(autojump_clock) -> None:
@@ -115,12 +158,11 @@ async def test_ledger_events_count_as_rows_the_writer_has_queued(autojump_clock)
         z = np.zeros(n, dtype=np.int64)
         return Step(_step(0).cdrs, EventColumns(z, z, z.astype(np.int8), z, z, z.astype(np.int8)))
 
-    channel, receive = trio.open_memory_channel[Step](64)
-    send = _StepSender(channel, max_rows=10)
+    send = _StepQueue(max_rows=10)
     await send.send(first := with_events(12))
     with trio.move_on_after(60) as waited:
         await send.send(_step(1))  # 12 event lines queued: held back
     assert waited.cancelled_caught
-    send.written([first])
+    send.written(first)
     await send.send(_step(1))
-    assert receive.statistics().current_buffer_used == 2
+    assert send._queued == 1
