@@ -38,6 +38,15 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
 
 CDR_WORKER_CALLS = 200_000  # expected calls below which worker processes cost more to start than they save
 
+# Rows (CDRs and ledger events) a window at speed max is cut down toward (`_WindowRows`).  An
+# org that recharges at every increment has ~3 M events an hour: in hour-long windows the
+# rating core's arrays for them took ~0.5 GB and the last window's lines were ~0.3 s of
+# writing after the rating had ended.
+WINDOW_ROWS = 262_144
+# ... and the shortest window that cuts to (an instant is never split anyway)
+SHORTEST_WINDOW_MS = 1_000
+FIRST_WINDOW_PARTS = 16  # the first window at speed max, as a part of the length it was sized for
+
 
 def start_cdr_workers(scenario: Scenario, fork: bool = False, msgpack: bool = True,
                       teams_export: bool = False) -> CdrWorkers | None:
@@ -86,8 +95,11 @@ class RunOptions:
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
     # length of a window at speed max (the outputs do not depend on it); None: sized by the
-    # scenario's expected arrivals (`switch.virtual_window_ms`)
+    # scenario's expected arrivals (`switch.virtual_window_ms`), then shortened while windows
+    # have more than `max_window_rows` CDRs and ledger events (`_WindowRows`; None: not, and
+    # the first window not started short either)
     virtual_window_ms: int | None = None
+    max_window_rows: int | None = WINDOW_ROWS
 
 
 @dataclass
@@ -99,6 +111,7 @@ class RunResult:
 
 REALTIME_CDR_BUFFER_ROWS = 256
 
+
 # Steps the switch may run ahead of the writer.  Writing a full CDR buffer (65,536 rows of
 # CSV, ~0.1-0.2 s) is a burst, while an hour window of virtual time rates in a few ms: with
 # room for only 4 steps the switch would sit idle through every burst (a third of its time).
@@ -108,6 +121,38 @@ STEPS_AHEAD = 64
 # This many rows drain in a fraction of a second, which is also what a stopped run waits for
 # before its files are complete.
 ROWS_AHEAD = 131_072
+
+
+class _WindowRows:
+    """An observer that shortens the switch's next windows at speed max while a window's output
+    (CDRs and ledger events) exceeds `max_rows`, in proportion, and lengthens them again, up to
+    the length they were sized for, while it is under a quarter of that; the first window is
+    a `FIRST_WINDOW_PARTS`th of that length.
+
+    Windows are sized by expected calls (`switch.virtual_window_ms`), which says nothing of
+    ledger events: a busy org with a small recharge amount has tens a call.  A window's
+    memory, in the rating core and in the writer, follows its rows, as does what is left to
+    write once the rating has ended.  The outputs do not depend on the windows.
+    """
+
+    def __init__(self, switch: Switch, max_rows: int) -> None:
+        self._switch = switch
+        self._max_rows = max_rows
+        self._longest = switch.virtual_window_ms
+        # the first window's rows are anyone's guess: start short, lengthen by doubling
+        switch.virtual_window_ms = max(SHORTEST_WINDOW_MS, self._longest // FIRST_WINDOW_PARTS)
+
+    def __call__(self, report: WindowReport) -> None:
+        span = report.t1_ms - report.t0_ms
+        if report.final or span <= 0:
+            return
+        rows = _rows(report.step)
+        window = self._switch.virtual_window_ms
+        if rows > self._max_rows:
+            window = max(SHORTEST_WINDOW_MS, span * self._max_rows // rows)
+        elif rows < self._max_rows // 4:
+            window = min(self._longest, 2 * window)
+        self._switch.virtual_window_ms = window
 
 
 def _teams_export(scenario: Scenario, tables: Tables, out_dir: Path) -> "ExtraCdrFile":
@@ -243,6 +288,8 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
                                                                scenario.setup.end_ms)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls,
                     window_ms)
+    if options.speed is None and options.virtual_window_ms is None and options.max_window_rows is not None:
+        switch.observers.append(_WindowRows(switch, options.max_window_rows))
     if options.metrics is not None:  # first, so later observers see this window in a scrape
         from .metrics import RunMetrics, declare_build_info
 
