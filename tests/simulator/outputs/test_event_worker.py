@@ -5,6 +5,7 @@ any size (cut into `EVENT_CHUNK_ROWS` messages), and whole runs."""
 from __future__ import annotations
 
 import errno
+import os
 import random
 from multiprocessing import Pipe
 from pathlib import Path
@@ -108,3 +109,15 @@ def test_a_run_with_workers_writes_the_in_process_bytes(tmp_path: Path, forked: 
     inline = _run(tmp_path / "inline", cdr_worker_processes=False)
     assert inline["events.jsonl"].count(b"recharge_succeeded") > 10 * inline["cdrs.csv"].count(b"\n")
     assert _run(tmp_path / "workers", cdr_workers=CdrWorkers(fork=True)) == inline
+
+
+def test_event_columns_cross_the_pipe_whole_when_writes_are_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write cut short by a signal returns its count: the rest follows, in order."""
+    writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: writev(fd, [bytes(buffers[0])[:777]]))
+    events = EventColumns.from_events(random_events(random.Random(6), 300))
+    sending, receiving = Pipe()
+    with sending, receiving:
+        send_events(sending, events)
+        got = receive_events(receiving, receiving.recv()[1])
+    assert list(got) == list(events)
