@@ -20,7 +20,7 @@ from simulator.outputs import CdrWorkers, CdrWriter, EventWriter
 from simulator.outputs._worker_process import receive_events, send_events
 from simulator.run import RunOptions, run_scenario
 from simulator.scenario import parse_scenario
-from tests.scenarios import scenario_toml, staff
+from tests.simulator.test_run_windows import RECHARGING
 
 from .test_event_lines import ORGS, START, random_events
 
@@ -88,16 +88,6 @@ def test_event_columns_cross_the_pipe_unchanged() -> None:
     for name in EventColumns.__slots__:
         want = getattr(events, name)[100:900]
         assert getattr(got, name).dtype == want.dtype and np.array_equal(getattr(got, name), want)
-
-
-# an org that recharges at almost every increment (tens of events a call), and one that runs dry
-RECHARGING = scenario_toml(
-    name="recharging", seed=4, duration="30m",
-    tariffs=[{"prefix": "1", "country": "US", "zone": "A", "per_minute": "0.06", "increment": "1/1"}],
-    credits={"initial": "0", "auto_recharge": True, "recharge_below": "5.00", "recharge_amount": "0.001"},
-    users=[staff(1, ["phone_system", "domestic_calling_plan", "communications_credits"])],
-    traffic=[{"type": "domestic", "calls_per_hour": 6000, "holding_mean": "3m"}],
-)
 
 
 def _run(out: Path, **options) -> dict[str, bytes]:
