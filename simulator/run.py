@@ -7,9 +7,10 @@ the worker processes it feeds); progress and metrics observe.
 Ctrl-C or SIGTERM stops the switch at a window boundary, ends the calls still
 connected as `simulation_end` at that instant, and still writes every file
 completely, with `"complete": false` in summary.json (see _stop_signals).
-Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals and the writer's
-queue at most `ROWS_AHEAD` CDRs and events, so a run's memory follows its window and
-its connected calls, not its total, and a stop is acted on within a window.
+Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals (and at speed max are cut
+down toward `WINDOW_ROWS` CDRs and events) and the writer's queue at most `ROWS_AHEAD`
+CDRs and events, so a run's memory follows its window and its connected calls, not its
+total, and a stop is acted on within a window.
 """
 
 from __future__ import annotations
@@ -110,7 +111,6 @@ class RunResult:
 
 
 REALTIME_CDR_BUFFER_ROWS = 256
-
 
 # Steps the switch may run ahead of the writer.  Writing a full CDR buffer (65,536 rows of
 # CSV, ~0.1-0.2 s) is a burst, while an hour window of virtual time rates in a few ms: with
