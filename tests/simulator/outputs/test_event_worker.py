@@ -111,3 +111,20 @@ def test_event_columns_cross_the_pipe_whole_when_writes_are_cut_short(monkeypatc
         send_events(sending, events)
         got = receive_events(receiving, receiving.recv()[1])
     assert list(got) == list(events)
+
+
+def test_events_go_to_the_worker_in_messages_of_at_most_event_chunk_rows(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message is one of the worker's few queued items: a window's events, however many,
+    wait in the parent as views of its columns, a bounded number of chunks ahead of the child."""
+    monkeypatch.setattr(_cdr_workers, "EVENT_CHUNK_ROWS", 100)
+    worker = _cdr_workers.CdrFileWorker("csv")
+    sent: list[EventColumns] = []
+    monkeypatch.setattr(worker, "put", sent.append)
+    events = EventColumns.from_events(random_events(random.Random(8), 250))
+    worker.write_events(events)
+    assert [len(chunk) for chunk in sent] == [100, 100, 50]
+    assert all(np.shares_memory(chunk.time_ms, events.time_ms) for chunk in sent)  # no copies
+    assert _cdr_workers.QUEUED_BATCHES == 4  # what the parent holds ahead of the child, in chunks
+    monkeypatch.undo()
+    worker.close()
