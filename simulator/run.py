@@ -1,19 +1,22 @@
 """`callsim run`: scenario -> traffic -> switch -> rating core -> CDRs, events, summary.
 
 All long-lived tasks share one nursery: the switch produces a Step per
-window; the writer task formats and appends it to the output files in a
-worker thread (so formatting overlaps rating); progress and metrics observe.
+window; a writer thread takes it from a queue at once and appends it to the
+output files (so writing overlaps rating; a big run's files are formatted by
+the worker processes it feeds); progress and metrics observe.
 Ctrl-C or SIGTERM stops the switch at a window boundary, ends the calls still
 connected as `simulation_end` at that instant, and still writes every file
 completely, with `"complete": false` in summary.json (see _stop_signals).
-Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals and the writer's
-queue at most `ROWS_AHEAD` CDRs and events, so a run's memory follows its window and
-its connected calls, not its total, and a stop is acted on within a window.
+Windows hold at most `switch.MAX_WINDOW_CALLS` arrivals (and at speed max are cut
+down toward `WINDOW_ROWS` CDRs and events) and the writer's queue at most `ROWS_AHEAD`
+CDRs and events, so a run's memory follows its window and its connected calls, not its
+total, and a stop is acted on within a window.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +38,15 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served 
     from .outputs import ExtraCdrFile
 
 CDR_WORKER_CALLS = 200_000  # expected calls below which worker processes cost more to start than they save
+
+# Rows (CDRs and ledger events) a window at speed max is cut down toward (`_WindowRows`).  An
+# org that recharges at every increment has ~3 M events an hour: in hour-long windows the
+# rating core's arrays for them took ~0.5 GB and the last window's lines were ~0.3 s of
+# writing after the rating had ended.
+WINDOW_ROWS = 262_144
+# ... and the shortest window that cuts to (an instant is never split anyway)
+SHORTEST_WINDOW_MS = 1_000
+FIRST_WINDOW_PARTS = 16  # the first window at speed max, as a part of the length it was sized for
 
 
 def start_cdr_workers(scenario: Scenario, fork: bool = False, msgpack: bool = True,
@@ -84,8 +96,11 @@ class RunOptions:
     # arrivals per rating window at most (the outputs do not depend on it)
     max_window_calls: int = MAX_WINDOW_CALLS
     # length of a window at speed max (the outputs do not depend on it); None: sized by the
-    # scenario's expected arrivals (`switch.virtual_window_ms`)
+    # scenario's expected arrivals (`switch.virtual_window_ms`), then shortened while windows
+    # have more than `max_window_rows` CDRs and ledger events (`_WindowRows`; None: not, and
+    # the first window not started short either)
     virtual_window_ms: int | None = None
+    max_window_rows: int | None = WINDOW_ROWS
 
 
 @dataclass
@@ -106,6 +121,38 @@ STEPS_AHEAD = 64
 # This many rows drain in a fraction of a second, which is also what a stopped run waits for
 # before its files are complete.
 ROWS_AHEAD = 131_072
+
+
+class _WindowRows:
+    """An observer that shortens the switch's next windows at speed max while a window's output
+    (CDRs and ledger events) exceeds `max_rows`, in proportion, and lengthens them again, up to
+    the length they were sized for, while it is under a quarter of that; the first window is
+    a `FIRST_WINDOW_PARTS`th of that length.
+
+    Windows are sized by expected calls (`switch.virtual_window_ms`), which says nothing of
+    ledger events: a busy org with a small recharge amount has tens a call.  A window's
+    memory, in the rating core and in the writer, follows its rows, as does what is left to
+    write once the rating has ended.  The outputs do not depend on the windows.
+    """
+
+    def __init__(self, switch: Switch, max_rows: int) -> None:
+        self._switch = switch
+        self._max_rows = max_rows
+        self._longest = switch.virtual_window_ms
+        # the first window's rows are anyone's guess: start short, lengthen by doubling
+        switch.virtual_window_ms = max(SHORTEST_WINDOW_MS, self._longest // FIRST_WINDOW_PARTS)
+
+    def __call__(self, report: WindowReport) -> None:
+        span = report.t1_ms - report.t0_ms
+        if report.final or span <= 0:
+            return
+        rows = _rows(report.step)
+        window = self._switch.virtual_window_ms
+        if rows > self._max_rows:
+            window = max(SHORTEST_WINDOW_MS, span * self._max_rows // rows)
+        elif rows < self._max_rows // 4:
+            window = min(self._longest, 2 * window)
+        self._switch.virtual_window_ms = window
 
 
 def _teams_export(scenario: Scenario, tables: Tables, out_dir: Path) -> "ExtraCdrFile":
@@ -136,7 +183,8 @@ class _Outputs:
             extra = [_teams_export(scenario, tables, out_dir)] if teams_export else []
             self.cdrs = CdrWriter(out_dir, tables, setup.start, setup.currency, write_msgpack=write_msgpack,
                                   workers=workers or False, extra_files=extra, **buffer)
-            self.events = EventWriter(out_dir, tables, setup.start)
+            # with workers, events.jsonl is the cdrs.csv worker's too: its formatting stays off the GIL
+            self.events = EventWriter(out_dir, tables, setup.start, worker=workers.csv if workers else None)
         except BaseException:
             if workers is not None:  # or its children would wait for files that never come
                 with contextlib.suppress(OSError, RuntimeError):
@@ -240,6 +288,8 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
                                                                scenario.setup.end_ms)
     switch = Switch(engine, TrafficPlan(scenario), SimClock(options.speed), options.max_window_calls,
                     window_ms)
+    if options.speed is None and options.virtual_window_ms is None and options.max_window_rows is not None:
+        switch.observers.append(_WindowRows(switch, options.max_window_rows))
     if options.metrics is not None:  # first, so later observers see this window in a scrape
         from .metrics import RunMetrics, declare_build_info
 
@@ -252,68 +302,67 @@ async def _rate_and_write(scenario: Scenario, options: RunOptions, stop: _Stop) 
     outputs = _Outputs(scenario, engine, options.out_dir, realtime=options.speed is not None,
                        workers=options.cdr_workers, write_msgpack=options.write_msgpack,
                        teams_export=options.teams_export, processes=options.cdr_worker_processes)
-    channel, receive = trio.open_memory_channel[Step](STEPS_AHEAD)
-    send = _StepSender(channel, ROWS_AHEAD)
+    send = _StepQueue(ROWS_AHEAD)
 
-    async def consume() -> None:
-        # `receive` is left open when writing fails: closing it would raise BrokenResourceError
-        # in the switch, whose cancelling of this task would replace the error worth reporting.
-        async for step in receive:
-            steps = [step, *_waiting(receive)]
-            await trio.to_thread.run_sync(outputs.write, steps)
-            send.written(steps)
+    async def write() -> None:
+        await trio.to_thread.run_sync(send.write_all, outputs.write)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(consume)
+        nursery.start_soon(write)
         async with send:
             complete = await switch.run(send, stop)
     summary = await trio.to_thread.run_sync(outputs.close, engine, complete)
     return RunResult(summary, complete, options.out_dir)
 
 
-class _StepSender(trio.abc.SendChannel[Step]):
-    """The switch's end of the step channel, held back while the writer has `max_rows` rows
-    (CDRs and ledger events) or more still to write: a channel bounded in steps alone is
-    unbounded in rows, and an org that recharges at every increment has ~40 events a call."""
+class _StepQueue(trio.abc.SendChannel[Step]):
+    """The switch's steps, handed to the writer thread (`write_all`) as they are sent.
 
-    def __init__(self, send: trio.MemorySendChannel[Step], max_rows: int) -> None:
-        self._send = send
-        self._max_rows = max_rows
-        self._rows = 0
+    The thread takes a step from a plain queue the moment `send` puts it there: handed over
+    through a Trio channel and a task, it would wait for scheduler passes, while the switch
+    goes on rating its next window without yielding, so a window's writing would start only
+    when the next window's rating had ended, never beside it.  `send` is held back while the
+    writer has `max_steps` steps, or `max_rows` rows (CDRs and ledger events) or more, still
+    to write: bounded in steps alone the queue would be unbounded in rows, and an org that
+    recharges at every increment has ~40 events a call.
+    """
+
+    def __init__(self, max_rows: int, max_steps: int = STEPS_AHEAD) -> None:
+        self._steps: queue.SimpleQueue[Step | None] = queue.SimpleQueue()
+        self._max_rows, self._max_steps = max_rows, max_steps
+        self._rows = self._queued = 0
         self._room = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
 
     async def send(self, step: Step) -> None:
-        while self._rows >= self._max_rows:
+        while self._rows >= self._max_rows or self._queued >= self._max_steps:
             self._room = trio.Event()
             await self._room.wait()
         self._rows += _rows(step)
-        await self._send.send(step)
+        self._queued += 1
+        self._steps.put(step)
+        await trio.lowlevel.checkpoint()
 
-    def written(self, steps: list[Step]) -> None:
-        """The writer is done with `steps`: their rows no longer count."""
-        self._rows -= sum(_rows(step) for step in steps)
+    def written(self, step: Step) -> None:
+        """The writer is done with `step`: its rows no longer count."""
+        self._rows -= _rows(step)
+        self._queued -= 1
         self._room.set()
 
     async def aclose(self) -> None:
-        await self._send.aclose()
+        """No more steps: `write_all` returns once it has written those sent."""
+        self._steps.put(None)
+        await trio.lowlevel.checkpoint()
+
+    def write_all(self, write: Callable[[list[Step]], None]) -> None:
+        """In the writer thread: `write` each step sent, in order, until `aclose`; the queue
+        hears of each written step through the Trio loop (the loop is running: the task
+        that waits for this thread keeps it so)."""
+        while (step := self._steps.get()) is not None:
+            write([step])
+            self._token.run_sync_soon(self.written, step)
 
 
 def _rows(step: Step) -> int:
     """Lines a step adds to the output files: its CDRs and its ledger events."""
     return len(step.cdrs) + len(step.events)
-
-
-def _waiting(receive: trio.MemoryReceiveChannel[Step]) -> list[Step]:
-    """The steps already in the channel.
-
-    The writer takes them all at once: one thread hand-off a step would let it
-    catch up by at most one step per window the switch rates, so after each
-    burst of writing (a full CDR buffer) the switch would stay blocked on a
-    full channel.
-    """
-    steps = []
-    while True:
-        try:
-            steps.append(receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return steps

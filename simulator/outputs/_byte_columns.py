@@ -33,6 +33,7 @@ __all__ = [
     "divmod_by",
     "fast_width",
     "item_view",
+    "unmasked",
     "used",
     "write_zero_padded",
     "zero_padded",
@@ -79,6 +80,21 @@ class Field:
         return self.items.dtype.itemsize
 
 
+def unmasked(field: Field) -> Field:
+    """`field` with no mask when every row uses the same run of its bytes (a money column whose
+    values all have as many digits, say): `RowJoiner` then lays records of only such fields
+    out as they are, with no mask selection, the costliest step of a record."""
+    mask = field.mask
+    if mask is None or not len(mask) or not (mask == mask[0]).all():
+        return field
+    in_use = np.flatnonzero(np.frombuffer(mask[0].tobytes(), dtype=bool))
+    first, stop = (int(in_use[0]), int(in_use[-1]) + 1) if len(in_use) else (0, 0)
+    if stop - first != len(in_use) or not len(in_use):  # bytes apart, or none: keep the mask
+        return field
+    matrix = field.items.view(np.uint8).reshape(len(field.items), field.width)
+    return Field.of(np.ascontiguousarray(matrix[:, first:stop]))
+
+
 @functools.cache
 def _masks(width: int, right: bool) -> NDArray[np.void]:
     """Item k: the first (or, `right`, the last) k of `width` bytes in use, for k in 0..width."""
@@ -108,6 +124,7 @@ class RowJoiner:
         self._data = np.empty((0, 0), dtype=np.uint8)
         self._mask = np.empty((0, 0), dtype=bool)
         self._slots: list[tuple[NDArray[np.void], NDArray[np.void]]] = []
+        self._every_byte = True  # no field has a mask: every byte of the matrix is in use
 
     def write(self, parts: Sequence[bytes | Field], out: BinaryIO) -> None:
         """Write the records to `out`, in row order."""
@@ -129,6 +146,8 @@ class RowJoiner:
             data[:n] = field.items[rows]
             if field.mask is not None:
                 mask[:n] = field.mask[rows]
+        if self._every_byte:  # records of one width: the rows as they are
+            return self._data[:n]
         return self._data[:n][self._mask[:n]]
 
     def _prepare(self, shape: tuple[bytes | tuple[int, bool], ...]) -> None:
@@ -144,6 +163,7 @@ class RowJoiner:
                 self._slots.append((column_view(self._data, offset, size), column_view(self._mask, offset, size)))
             offset += size
         self._shape = shape
+        self._every_byte = not any(isinstance(part, tuple) and part[1] for part in shape)
 
 
 # numpy copies and takes items of these sizes in its fast loops, ~4x faster than those of any

@@ -26,16 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._cdr_format import CdrFile, CdrLookups, CdrSink, ExtraCdrFile
-from ._worker_process import WorkerProcess, forkable, receive_batch
+from ._worker_process import EVENTS, WorkerProcess, forkable, receive_batch, receive_events
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from rating_core import CdrBatch, Tables
+    from rating_core import CdrBatch, EventColumns, Tables
 
 QUEUED_BATCHES = 4  # batches handed over but not yet in the pipe (16k rows, ~1.6 MB each)
+# ledger events per message to the cdrs.csv worker (34 bytes each: ~4.5 MB), one of the queued
+# items; an org recharging at every increment has ~30 a call
+EVENT_CHUNK_ROWS = 131_072
 FORMATS = ("csv", "msgpack")
 EXTRA = "extra"  # the worker of the `ExtraCdrFile`s (`CdrWriter`'s extra_files)
+EVENTS_FILE = "events_file"  # the message naming events.jsonl to the cdrs.csv worker
 
 
 def _write_cdrs(conn: Connection) -> None:
@@ -53,13 +57,52 @@ def _write_cdrs(conn: Connection) -> None:
             for extra in extras:
                 files.append(extra.open())
                 closing.callback(files[-1].close)
-            while conn.recv() is not None:  # a batch's length: its columns follow
-                batch = receive_batch(conn)
-                for cdr_file in files:
-                    cdr_file.write(batch)
-    except OSError as err:  # a failed write names no file: this one is the only one
+            events: _EventFile | None = None
+            while (message := conn.recv()) is not None:
+                if isinstance(message, int):  # a batch's length: its columns follow
+                    batch = receive_batch(conn)
+                    for cdr_file in files:
+                        cdr_file.write(batch)
+                elif message[0] == EVENTS:
+                    if events is None:
+                        raise RuntimeError("ledger events sent before their file was named")
+                    events.write(receive_events(conn, message[1]))
+                elif message[0] == EVENTS_FILE:
+                    events = _EventFile(Path(message[1]), tables, start)
+                    closing.callback(events.close)
+                else:
+                    raise RuntimeError(f"unexpected message {message!r}")
+    except OSError as err:  # a failed write that names no file: cdrs.csv's (events.jsonl's names itself)
         err.filename = str(err.filename or path)  # one type, whatever the OS error held
         raise
+
+
+class _EventFile:
+    """events.jsonl in the cdrs.csv worker: each chunk written and pushed to the OS as it comes,
+    before any CDR batch sent after it (what a killed run leaves, docs/outputs.md)."""
+
+    def __init__(self, path: Path, tables: "Tables", start: "datetime") -> None:
+        from ..units import epoch_ms
+        from ._event_lines import EventLines
+
+        self._path = path
+        self._lines = EventLines(tables.org_ids, epoch_ms(start))
+        self._file = open(path, "wb")
+
+    def write(self, events: "EventColumns") -> None:
+        try:
+            self._lines.write(events, self._file)
+            self._file.flush()
+        except OSError as err:
+            err.filename = str(self._path)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as err:
+            err.filename = str(self._path)
+            raise
 
 
 class CdrFileWorker(WorkerProcess):
@@ -90,6 +133,21 @@ class CdrFileWorker(WorkerProcess):
         """Queue the batch; its columns are read later, from the sender thread, so the caller
         must not change them (`CdrBuffer.take` hands over columns it never touches again)."""
         self.put(batch)  # blocks when the child falls QUEUED_BATCHES behind: backpressure
+
+    def open_events(self, path: Path) -> None:
+        """Have the cdrs.csv worker write events.jsonl too, at `path` (created now, by the child),
+        after its `open`: events sent to it (`write_events`) then reach their file before the
+        CDRs sent after them reach theirs, as they do in one process (docs/outputs.md)."""
+        if self.fmt != "csv":
+            raise ValueError(f"events.jsonl is written by the csv worker, not the {self.fmt} one")
+        self.put((EVENTS_FILE, str(path)))
+
+    def write_events(self, events: "EventColumns") -> None:
+        """Queue ledger events (in output order) for events.jsonl, `EVENT_CHUNK_ROWS` per
+        message: what waits in the queue stays a few MB, whatever a window holds.  Their
+        columns are read later, from the sender thread: the caller must not change them."""
+        for first in range(0, len(events), EVENT_CHUNK_ROWS):
+            self.put(events.take(slice(first, first + EVENT_CHUNK_ROWS)))
 
     def flush(self) -> None:
         """Nothing to do here: the child writes each batch as it comes (the last few KB of its

@@ -21,7 +21,7 @@ from rating_core import EVENT_REASONS as REASONS
 from rating_core import NO_AMOUNT, NO_BALANCE, EventColumns
 
 from ..units import format_micro
-from ._byte_columns import ENCODE_ROWS, ByteTable, Field, RowJoiner, used
+from ._byte_columns import ENCODE_ROWS, ByteTable, Field, RowJoiner, unmasked, used
 from ._csv_columns import decimals, instants
 
 _FAILED = KINDS.index("recharge_failed")
@@ -129,7 +129,7 @@ class EventLines:
             layout = self._layouts[codes] = _Layout(codes)
         parts: list[bytes | Field] = [
             b'{"time": "', *instants(self._start_epoch_ms + events.time_ms), b'", "org_id": ',
-            self._orgs.column(events.org),
+            _unmasked(self._orgs.column(events.org)),
         ]
         index = None if layout.constant else layout.remap[head]
 
@@ -153,6 +153,11 @@ class EventLines:
         self._joiner.write(parts, out)
 
 
+def _unmasked(part: bytes | Field) -> bytes | Field:
+    """`unmasked` for a part that may be constant bytes (one org in the chunk)."""
+    return part if isinstance(part, bytes) else unmasked(part)
+
+
 def _same_text(micro: NDArray[np.int64], blank: NDArray[np.bool_] | None) -> bytes | None:
     """The money text of every row but those `blank`, if it is the same on all of them."""
     if blank is not None:
@@ -163,9 +168,10 @@ def _same_text(micro: NDArray[np.int64], blank: NDArray[np.bool_] | None) -> byt
 
 
 def _money(micro: NDArray[np.int64], blank: NDArray[np.bool_] | None) -> Field:
-    """Each row's money text, none where `blank`."""
+    """Each row's money text, none where `blank`; without a mask when every row's text is as
+    long (a recharging org's balances hover about its threshold: "4.999000", "5.000000")."""
     field = decimals(micro, 6)
-    return field if blank is None else _blank(field, blank)
+    return unmasked(field) if blank is None else _blank(field, blank)
 
 
 def _blank(field: Field, rows: NDArray[np.bool_]) -> Field:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .._malloc import keep_freed_memory
 
 if TYPE_CHECKING:
-    from rating_core import CdrBatch
+    from rating_core import CdrBatch, EventColumns
 
 Job = Callable[[Connection], Any]  # reads the pipe up to None; returns what close() returns
 
@@ -114,6 +114,58 @@ def receive_batch(conn: Connection) -> "CdrBatch":
     from rating_core import CDR_DTYPES, CdrBatch
 
     return CdrBatch(*(np.frombuffer(conn.recv_bytes(), dtype=dtype) for dtype in CDR_DTYPES))
+
+
+EVENTS = "events"  # the message announcing ledger event columns (`send_events`)
+
+
+def send_events(conn: Connection, events: "EventColumns") -> None:
+    """Ledger events as their raw columns, announced by (`EVENTS`, count), written straight
+    from the arrays in one `writev`: no copy of them made under the GIL, and one wait to take
+    it back (while the rating runs a Python loop, a thread waits up to the switch interval
+    for it each time)."""
+    import numpy as np
+
+    conn.send((EVENTS, len(events)))
+    columns = [memoryview(np.ascontiguousarray(getattr(events, name))).cast("B") for name in events.__slots__]
+    _write_all(conn.fileno(), columns)
+
+
+def _write_all(fd: int, buffers: list[memoryview]) -> None:
+    """`os.writev` until every byte is written (a write a signal cut short returns its count)."""
+    buffers = [b for b in buffers if len(b)]
+    while buffers:
+        written = os.writev(fd, buffers)
+        while buffers and written >= len(buffers[0]):
+            written -= len(buffers[0])
+            buffers.pop(0)
+        if buffers and written:
+            buffers[0] = buffers[0][written:]
+
+
+def receive_events(conn: Connection, count: int) -> "EventColumns":
+    """The events `send_events` sent, once its (`EVENTS`, count) message has been received."""
+    import numpy as np
+
+    from rating_core import EventColumns
+
+    sizes = [count * np.dtype(dtype).itemsize for dtype in _EVENT_DTYPES]
+    data = bytearray(sum(sizes))
+    view, got = memoryview(data), 0
+    while got < len(data):
+        read = os.readv(conn.fileno(), [view[got:]])
+        if not read:
+            raise EOFError("the pipe closed inside a message")
+        got += read
+    columns, offset = [], 0
+    for dtype, size in zip(_EVENT_DTYPES, sizes):
+        columns.append(np.frombuffer(data, dtype=dtype, count=count, offset=offset))
+        offset += size
+    return EventColumns(*columns)
+
+
+# `EventColumns`' column types, in its __slots__ order (tests/simulator/outputs pin them)
+_EVENT_DTYPES = ("int64", "int64", "int8", "int64", "int64", "int8")
 
 
 def forkable() -> bool:
@@ -196,8 +248,9 @@ class WorkerProcess:
             self._proc.kill()
             self._proc.join()
 
-    def put(self, item: "tuple | CdrBatch") -> None:
-        """Queue a message (a tuple) or a batch, whose columns the caller must not change."""
+    def put(self, item: "tuple | CdrBatch | EventColumns") -> None:
+        """Queue a message (a tuple), a CDR batch or ledger events, whose columns the caller
+        must not change."""
         if self.closed:
             raise WorkerFailed(f"the {self._name} process is closed")
         if self._failure is not None:
@@ -268,6 +321,8 @@ class WorkerProcess:
                 try:
                     if isinstance(item, tuple | None):
                         self._conn.send(item)
+                    elif hasattr(item, "reason"):  # EventColumns (rating_core, not imported here)
+                        send_events(self._conn, item)
                     else:
                         send_batch(self._conn, item)
                 except BaseException as failure:  # the child died (or this thread failed):

@@ -201,31 +201,51 @@ def event_line(record: dict[str, Any]) -> str:
 
 
 class EventWriter:
-    """Appends ledger events to `events.jsonl`, one JSON object per line, in the order given."""
+    """Appends ledger events to `events.jsonl`, one JSON object per line, in the order given.
 
-    def __init__(self, out_dir: Path, tables: Tables, start: datetime) -> None:
-        self._lines = EventLines(tables.org_ids, epoch_ms(start))
+    With `worker` (the cdrs.csv worker of the run's `CdrWorkers`, already given its file by
+    `CdrWriter`) the lines are formatted and written by that child process: an org that
+    recharges at every increment has tens of events a call, whose formatting in this
+    process would take the GIL from the rating.  The child closes the file when the
+    worker is closed (`CdrWriter.close`), not here.
+    """
+
+    def __init__(self, out_dir: Path, tables: Tables, start: datetime,
+                 worker: CdrFileWorker | None = None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(out_dir / EVENTS_JSONL, "wb")
+        self._worker = worker
+        self._file = None
+        if worker is not None:
+            worker.open_events(out_dir / EVENTS_JSONL)
+        else:
+            self._lines = EventLines(tables.org_ids, epoch_ms(start))
+            self._file = open(out_dir / EVENTS_JSONL, "wb")
         self.events_written = 0
 
     def write(self, events: EventColumns | Iterable[LedgerEvent]) -> None:
         """Append events (already in SPEC order: time, org, in-instant order) and push them to
-        the OS at once: the run writes a step's events before its CDRs, so the files of a
-        killed run have every event up to its last CDR (docs/outputs.md)."""
+        the OS at once (or queue them for the worker, which does, before any CDR batch handed
+        to it later): the run writes a step's events before its CDRs, so the files of a
+        killed run have every event up to its last CDR (docs/outputs.md).  EventColumns given
+        to a worker are read later: the caller must not change them."""
         if not isinstance(events, EventColumns):
             events = EventColumns.from_events(list(events))
         if len(events):
-            self._lines.write(events, self._file)
-            self._file.flush()
+            if self._worker is not None:
+                self._worker.write_events(events)
+            else:
+                self._lines.write(events, self._file)
+                self._file.flush()
         self.events_written += len(events)
 
     def flush(self) -> None:
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         """Flush and close; safe to call twice."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> "EventWriter":
         return self

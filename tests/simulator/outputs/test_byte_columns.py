@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.outputs._byte_columns import ByteTable, Field, RowJoiner, digit_counts, divmod_by, zero_padded
+from simulator.outputs._byte_columns import ByteTable, Field, RowJoiner, digit_counts, divmod_by, unmasked, zero_padded
 
 INT64_MAX = 2**63 - 1
 TEN_POWERS = [10**k + d for k in range(19) for d in (-1, 0, 1) if 0 <= 10**k + d <= INT64_MAX]
@@ -68,3 +68,38 @@ def test_a_byte_table_column_of_one_entry_is_that_entry(entries: list[bytes], ri
     mixed = np.array([0, len(entries) - 1, 0])
     if len(entries) > 1:
         assert isinstance(table.column(mixed), Field)
+
+
+def _joined(parts: list) -> bytes:
+    out = io.BytesIO()
+    RowJoiner(rows=3).write(parts, out)
+    return out.getvalue()
+
+
+@given(st.lists(st.binary(min_size=0, max_size=5), min_size=1, max_size=12), st.booleans(), st.booleans())
+def test_unmasked_fields_join_into_the_same_records(entries: list[bytes], right: bool, same: bool) -> None:
+    """Entries of one length lose their mask (and their padding); any other mix keeps it; the
+    records are the same bytes either way, with or without the joiner's selection."""
+    if same:
+        entries = [e.ljust(3, b"x")[:3] for e in entries]
+    table = ByteTable(entries, right=right, width=6)
+    field = table.take(np.arange(len(entries)))
+    plain = unmasked(field)
+    one_length = len({len(e) for e in entries}) == 1 and entries[0] != b""
+    assert (plain.mask is None) == one_length
+    if one_length:
+        assert plain.width == len(entries[0])
+    records = b"".join(b"<" + e + b">\n" for e in entries)
+    assert _joined([b"<", plain, b">\n"]) == _joined([b"<", field, b">\n"]) == records
+    # beside a masked field: the joiner still selects, with the unmasked one in it
+    assert _joined([b"<", plain, b"|", field, b">\n"]) == b"".join(b"<" + e + b"|" + e + b">\n" for e in entries)
+
+
+def test_unmasked_keeps_the_mask_of_bytes_apart_and_of_none() -> None:
+    data = np.frombuffer(b"a-b" * 4, dtype=np.uint8).reshape(4, 3).copy()
+    apart = Field.of(data, Field.of(np.tile(np.array([True, False, True]), (4, 1))).items)
+    assert unmasked(apart) is apart
+    none = Field.of(data, Field.of(np.zeros((4, 3), dtype=bool)).items)
+    assert unmasked(none) is none
+    empty = Field.of(data[:0], Field.of(np.zeros((0, 3), dtype=bool)).items)
+    assert unmasked(empty) is empty

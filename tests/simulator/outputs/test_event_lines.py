@@ -85,3 +85,23 @@ def test_an_event_missing_a_field_its_kind_has_is_refused():
                   LedgerEvent(0, 0, "recharge_failed", 5), LedgerEvent(0, 0, "no_such_kind")):
         with pytest.raises(ValueError):
             EventColumns.from_events([event])
+
+
+@pytest.mark.parametrize("kind", ["recharge_succeeded", "credits_expired", "balance_exhausted", "recharge_failed"])
+def test_chunks_whose_money_texts_are_of_one_length_are_the_per_event_lines(kind: str):
+    """A recharging org's balances hover about its threshold, all as many digits: such a chunk's
+    lines are laid out without a mask selection (`unmasked`); negative balances and org ids
+    of one length too."""
+    orgs = ("o1", "o2", "ü3")
+    rng = random.Random(kind)
+    for low, high in ((1_000_000, 9_999_999), (-9_999_999, -1_000_000), (10**17, 10**18 - 1)):
+        events = [LedgerEvent(t * 7, rng.randrange(2) if t % 3 else 0, kind,
+                              rng.randrange(low, high + 1),
+                              None if kind in NO_AMOUNT else rng.randrange(low, high + 1),
+                              "card_expired" if kind == "recharge_failed" else None)
+                  for t in range(500)]
+        tables = Tables(orgs, (), (), (), (), ())
+        out = io.BytesIO()
+        EventLines(orgs, epoch_ms(START), 128).write(EventColumns.from_events(events), out)
+        assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
+                                                  for e in events)
