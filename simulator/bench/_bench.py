@@ -19,7 +19,8 @@
    a year on (benchmarks/stress_lot_expiries.toml), and 10,000 orgs of one user
    and one traffic source each (written by benchmarks/stress_orgs.py), over 8 h and over
    2 h (each source still draws a day of calls a block: the run is mostly its setup and
-   its sources' first blocks).
+   its sources' first blocks), and 10,000 such orgs stuck below their trigger or retrying
+   an expired card every second (`--mix stuck`).
 """
 
 from __future__ import annotations
@@ -159,12 +160,13 @@ def bench_stress() -> list[dict] | None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         ten_thousand = []
-        for name, duration in (("stress_10k_orgs", "8h"), ("stress_10k_orgs_2h", "2h")):
+        for name, duration, mix in (("stress_10k_orgs", "8h", "mixed"), ("stress_10k_orgs_2h", "2h", "mixed"),
+                                    ("stress_10k_stuck", "2h", "stuck")):
             path = Path(tmp) / f"{name}.toml"
             path.write_text(stress_orgs.stress_orgs_toml(
                 orgs=10_000, users=1, rate=10, duration=duration, name=name,
                 args=f"{name}.toml --orgs 10000 --users 1 --calls-per-hour 10 --duration {duration} "
-                     f"--name {name}"))
+                     f"--name {name} --mix {mix}", mix=mix))
             ten_thousand.append(path)
         for scenario in (BENCHMARKS / "stress_recharge.toml", BENCHMARKS / "stress_recharge_every_instant.toml",
                          BENCHMARKS / "stress_recharge_below_increment.toml",

@@ -29,12 +29,12 @@ def test_bench_run_reports_calls_time_and_memory(tmp_path: Path) -> None:
 
 
 
-def stress_orgs_toml(*args) -> str:
+def stress_orgs_toml(*args, **kwargs) -> str:
     """benchmarks/stress_orgs.py's scenario text, loaded from its file (benchmarks/ is no package)."""
     spec = importlib.util.spec_from_file_location("stress_orgs", BENCHMARKS / "stress_orgs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.stress_orgs_toml(*args)
+    return module.stress_orgs_toml(*args, **kwargs)
 
 
 def run_child(scenario: Path, out: Path, duration: str) -> tuple[dict, dict]:
@@ -66,6 +66,22 @@ def test_stress_orgs_mix_dead_exhausted_and_healthy_orgs(tmp_path: Path) -> None
     for exhausted in ("org2", "org5"):
         assert orgs[exhausted]["recharges_succeeded"] == 0
         assert orgs[exhausted]["calls_by_end_reason"]["blocked_no_balance"] > 1000
+
+
+def test_stress_orgs_stuck_mix_steps_stuck_orgs_and_retries_expired_cards(tmp_path: Path) -> None:
+    """`--mix stuck`: stuck orgs recharge at every instant and get about as many recharges as
+    calls; retrying ones fail an attempt at each instant a second or more after the last and
+    block their credit-paid calls once the pool is dry."""
+    scenario = tmp_path / "stuck.toml"
+    scenario.write_text(stress_orgs_toml(4, 1, 200, "1h", "stuck", "stuck.toml", mix="stuck"))
+    result, summary = run_child(scenario, tmp_path / "out", "1h")
+    orgs = summary["orgs"]
+    assert result["calls"] == summary["total"]["calls"] > 4 * 200 * 0.8
+    for stuck in ("org0", "org2"):
+        assert orgs[stuck]["recharges_succeeded"] > orgs[stuck]["calls"] // 2 and orgs[stuck]["recharges_failed"] == 0
+    for retrying in ("org1", "org3"):
+        assert orgs[retrying]["recharges_succeeded"] == 0 and orgs[retrying]["recharges_failed"] > 100
+        assert orgs[retrying]["calls_by_end_reason"]["blocked_no_balance"] > 50
 
 
 def test_bundled_stress_mixed_orgs_is_what_the_script_writes() -> None:
