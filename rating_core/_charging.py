@@ -628,9 +628,7 @@ class _Expired:
         (`row_key`, running cost `paid` as in `_paid_through`) paid."""
         org, t, held = led.expiries_between(orgs, t_from, t1)
         before = _paid_through(paid, row_key, org * width + (t - base) - 1, org, width)
-        total = np.maximum(held - before, 0)
-        for a, b in zip(*run_bounds(org)):
-            total[a:b] = np.maximum.accumulate(total[a:b])
+        total = _grouped_cummax(np.maximum(held - before, 0), org)
         prior = np.zeros_like(total)
         prior[1:] = total[:-1]
         prior[first_of_runs(org)] = 0
@@ -790,6 +788,26 @@ class _Rows:
             setattr(sub, name, getattr(self, name)[mask])
         sub.org_start = run_starts(sub.org)
         return sub
+
+
+def _grouped_cummax(values: NDArray[np.int64], group: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Running maximum of values >= 0, restarting with each run of equal `group` values.
+
+    Each run is lifted above every earlier one, so one running maximum over the whole
+    array never carries a value across a run's start; runs one at a time when the
+    lift would not fit in int64.
+    """
+    if not len(values):
+        return values
+    run = np.cumsum(first_of_runs(group)) - 1
+    span = int(values.max()) + 1
+    if int(run[-1]) < (1 << 62) // span:
+        lift = run * span
+        return np.maximum.accumulate(values + lift) - lift
+    out = values.copy()
+    for a, b in zip(*run_bounds(group)):
+        out[a:b] = np.maximum.accumulate(values[a:b])
+    return out
 
 
 def _refused_if_dead(due: _Due, balance: NDArray[np.int64]) -> NDArray[np.bool_]:

@@ -46,3 +46,19 @@ def test_lot_queue_matches_a_list_of_lots():
                 assert queue.expire(now) == [r for r in gone if r > 0]
             assert queue.held() == [(e, r) for e, r in model if r > 0]
             assert queue.first_expiry() == (model[0][0] if model else NEVER)
+
+
+def test_grouped_running_maximum_restarts_with_each_org():
+    """`_charging._grouped_cummax` (the rests lot expiries remove, in bulk) against a loop,
+    with values near the int64 limit (the per-run fallback)."""
+    from rating_core._charging import _grouped_cummax
+
+    rng = np.random.default_rng(5)
+    for top in (10, 10**6, 2**62):
+        group = np.sort(rng.integers(0, 30, 400))
+        values = rng.integers(0, top, 400, dtype=np.int64)
+        want = values.copy()
+        for k in range(1, len(values)):
+            if group[k] == group[k - 1]:
+                want[k] = max(want[k - 1], values[k])
+        assert _grouped_cummax(values, group).tolist() == want.tolist()
