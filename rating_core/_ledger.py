@@ -337,8 +337,13 @@ class Ledger:
         starts = np.flatnonzero(first_of_runs(org))
         ends = [*starts[1:].tolist(), len(org)]
         orgs = org[starts]
+        unsettled = self._unsettled
         for o, a, b, amount in zip(orgs.tolist(), starts.tolist(), ends, self.recharge_amounts[orgs].tolist()):
-            self._lots[o].append(expires[a:b], amount)
+            lots = self._lots[o]
+            lots.append(expires[a:b], amount)
+            if unsettled[o]:  # spent lots dropped now: an org never looked at keeps only what it holds
+                lots.take(int(unsettled[o]))
+                unsettled[o] = 0
         self._has_held_back[orgs] = False
 
     def spend_many(self, amounts: NDArray[np.int64]) -> None:
