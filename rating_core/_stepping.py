@@ -104,12 +104,13 @@ def _loop_over(cache_key: str):
 
     def loop(times, kinds, refs, orgs, inc_s, next_s, inc_cost, next_cost, pool_of, remaining, rate, credits_ok,
              until, left, held, ons, belows, amounts, card_untils, retry_afters, retry_untils, balances,
-             reporteds, alive, paid_n, paid_s, paid_take, paid_cost, gone, events):
+             reporteds, alive, paid_n, paid_s, paid_take, paid_cost, gone, events, events_to):
         """See `step`: the items in order, each charge paid or refused, each instant's check.
 
         Reads its columns and fills its outputs by index only (`alive`, the `paid_*`
-        per call, the org's state per org; `gone`, `events` through `_put`), so that
-        Python runs it over lists and numba over arrays.  One org's items follow
+        per call, the org's state and `events_to`, the end of its events, per org;
+        `gone`, `events` through `_put`), so that Python runs it over lists and numba
+        over arrays.  One org's items follow
         another's: its queued boundaries all come before its cue (they are queued only
         before it), so each org is stepped whole, with its own state, before the next.
         """
@@ -139,6 +140,7 @@ def _loop_over(cache_key: str):
                 t, kind, ref = times[k], kinds[k], refs[k]
                 if orgs[k] != g:  # the last org's cue is behind: its state is kept, the next's taken
                     retry_untils[g], balances[g], reporteds[g] = retry_until, balance, reported
+                    events_to[g] = n_events
                     g = orgs[k]
                     on, below, amount, card_until = ons[g], belows[g], amounts[g], card_untils[g]
                     retry_after, retry_until, balance, reported = retry_afters[g], retry_untils[g], balances[g], reporteds[g]
@@ -149,11 +151,11 @@ def _loop_over(cache_key: str):
                 if had and recharge_wanted(on, balance, below) and attempt_allowed(now, retry_until):
                     if card_accepts(now, card_until):
                         balance += amount
-                        events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE, g))
+                        events = _put(events, n_events, (now, SUCCEEDED, balance, amount, NONE))
                         reported = False  # reported once until credits are next added
                     else:
                         retry_until = next_attempt_ms(now, retry_after)
-                        events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED, g))
+                        events = _put(events, n_events, (now, FAILED, balance, ZERO, EXPIRED))
                     n_events += 1
                 now, had = t, False
             if kind == CHARGE:
@@ -169,7 +171,7 @@ def _loop_over(cache_key: str):
                 if refused(s - take, credits_ok[ref], cost, balance):
                     if not reported and exhausts(s - take, credits_ok[ref], cost, balance):
                         reported = True
-                        events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE, g))
+                        events = _put(events, n_events, (t, EXHAUSTED, balance, ZERO, NONE))
                         n_events += 1
                     alive[ref] = False
                     gone = _put(gone, n_gone, (ref, t))
@@ -198,11 +200,12 @@ def _loop_over(cache_key: str):
                     had = True
                     balance -= rest
                     taken += rest
-                    events = _put(events, n_events, (t, LOT_EXPIRED, balance, rest, NONE, g))
+                    events = _put(events, n_events, (t, LOT_EXPIRED, balance, rest, NONE))
                     n_events += 1
             else:
                 had = True
         retry_untils[g], balances[g], reporteds[g] = retry_until, balance, reported
+        events_to[g] = n_events
         return gone, n_gone, events, n_events
 
     return loop
@@ -238,13 +241,13 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
                "ons": state["on"], "belows": state["below"], "amounts": state["amount"],
                "card_untils": state["card_until"], "retry_afters": state["retry_after"]}
     after = {"retry_untils": state["retry_until"].copy(), "balances": state["balance"].copy(),
-             "reporteds": state["reported"].copy()}
+             "reporteds": state["reported"].copy(), "events_to": np.zeros(len(state["balance"]), dtype=np.int64)}
     paid = np.zeros((4, n), dtype=np.int64)  # per call: increments, seconds, pool seconds, credit cost
     names = ("paid_n", "paid_s", "paid_take", "paid_cost")
     if compiled:
         out = {"alive": np.ones(n, dtype=np.bool_), **dict(zip(names, paid)),
                "gone": np.empty((min(room, n) + 1, 2), dtype=np.int64),
-               "events": np.empty((room + 1, 6), dtype=np.int64)}
+               "events": np.empty((room + 1, 5), dtype=np.int64)}
         gone, n_gone, events, n_events = compiled_loop()(**columns, **after, **out)
         gone, events = gone[:n_gone], events[:n_events]
     else:  # Python reads and writes list items several times faster than numpy scalars
@@ -253,8 +256,10 @@ def step(times: NDArray[np.int64], kinds: NDArray[np.int64], refs: NDArray[np.in
         gone, _, events, _ = LOOP(**{name: column.tolist() for name, column in columns.items()}, **after, **out)
         paid = np.array([out[name] for name in names], dtype=np.int64).reshape(4, n)
         gone = np.array(gone, dtype=np.int64).reshape(-1, 2)
-        events = np.array(events, dtype=np.int64).reshape(-1, 6)
-    return Stepped(*paid, *gone.T, *events.T, np.asarray(after["retry_untils"], dtype=np.int64),
+        events = np.array(events, dtype=np.int64).reshape(-1, 5)
+    events_to = np.asarray(after["events_to"], dtype=np.int64)
+    event_org = np.repeat(np.arange(len(events_to)), np.diff(events_to, prepend=0))
+    return Stepped(*paid, *gone.T, *events.T, event_org, np.asarray(after["retry_untils"], dtype=np.int64),
                    np.asarray(after["reporteds"], dtype=bool))
 
 
