@@ -530,10 +530,13 @@ class Charger:
 
     def _commit_rows(self, rows: "_Rows", keep, p, cost, out: WindowOutcome) -> None:
         """Pay the rows `keep` (a time-prefix of each call's rows) with pool seconds `p`, credits `cost`."""
-        calls, first, inv, m = np.unique(rows.call[keep], return_index=True, return_inverse=True, return_counts=True)
-        n = len(calls)
-        self._commit_calls(calls, m, group_sum(inv, rows.seconds[keep], n), group_sum(inv, p[keep], n),
-                           group_sum(inv, cost[keep], n), rows.pool[keep][first], rows.org[keep][first], out)
+        call = rows.call[keep]  # table rows: sums over the table's rows need no sort
+        n, c = self.calls.n, self.calls
+        m = np.bincount(call, minlength=n)
+        calls = np.flatnonzero(m)
+        self._commit_calls(calls, m[calls], group_sum(call, rows.seconds[keep], n)[calls],
+                           group_sum(call, p[keep], n)[calls], group_sum(call, cost[keep], n)[calls],
+                           c.col["pool"][calls], c.col["org"][calls], out)
 
     def _commit_calls(self, calls, m, seconds, pool_s, cost, pool, org, out: WindowOutcome) -> None:
         """Pay the next m > 0 increments of each of `calls` (table rows, each once): their
