@@ -37,9 +37,11 @@ def pool_part(pool_remaining, seconds):
     """SPEC §3 Paying one increment: p = min(pool remaining, s), the seconds the pool pays.
 
     The rest, r = s - p, is paid by credits (`ceil_cost`); a call without a pool has
-    a remaining of 0.
+    a remaining of 0.  Written with comparisons (a bool times an int is the int or 0),
+    not np.minimum, so that Python ints stay Python ints in the stepping loop.
     """
-    return np.minimum(np.maximum(pool_remaining, 0), seconds)
+    held = pool_remaining * (pool_remaining > 0)
+    return held - (held - seconds) * (held > seconds)
 
 
 def refused(credit_s, credits_ok, cost, balance):
