@@ -9,11 +9,13 @@ General layout
 ``_engine``      RatingEngine: windows of time, SPEC §3 order within an instant, CDRs.
 ``_admission``   admission of arrivals: the rules per call, tabulated once.
 ``_charging``    paying due increments: bulk passes for the ordinary orgs, exact
-                 one-at-a-time stepping (``_Stepper``) for orgs with special
+                 one-at-a-time stepping (``_stepper``) for orgs with special
                  instants every few increments.
+``_stepper``     stepping orgs: the loop's input listed in SPEC §3 order, its outcome applied.
 ``_stepping``    the stepping loop, run by Python or compiled by numba, calling the
                  rules' own functions.
 ``_recharges``   a window's auto-recharges in closed form (bulk path).
+``_expiries``    a window's lot expiries and the rests they remove (bulk path).
 ``_increments``  the increment rules, shared by the bulk and the stepping paths.
 ``_ledger``      pools, balances, lots, refills, expiries and the recharge rule.
 ``_calendar``    months, lot expiry, card validity as integer ms.
@@ -48,7 +50,7 @@ balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
 Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
 Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; the rest
                                        removed: ``_ledger.expired_rest`` (bulk:
-                                       ``_charging._Expired``; stepped: the loop)
+                                       ``_expiries.Expired``; stepped: the loop)
 Credits, auto-recharge wanted          ``_ledger.recharge_wanted`` (for orgs:
                                        ``_ledger.Ledger.wants_recharge``)
 Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Ledger.may_attempt``)
@@ -59,9 +61,9 @@ Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a fail
                                        dead orgs: ``_charging.Charger._fail_recharges``)
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
                                        refills), ``_charging.Charger._hangups`` and
-                                       ``_charging._Expired`` (expiries with a rest)
+                                       ``_expiries.Expired`` (expiries with a rest)
 Order within one instant               ``_engine.RatingEngine._window`` (bulk) and
-                                       ``_charging._Stepper.run`` with the loop of
+                                       ``_stepper.Stepper.run`` with the loop of
                                        ``_stepping._loop_over`` (stepped)
 Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 =====================================  ==============================================
@@ -69,7 +71,7 @@ Credits, no attempt before retry_after ``_ledger.next_attempt_ms``
 The bulk paths also hold closed forms derived from these rules, to revisit when
 one changes: ``_charging._Due`` counts each call's boundaries in a window and
 ``_charging._Boundaries`` lists them (``boundary_ms``); ``_recharges`` counts
-recharges from the trigger (``wants_recharge``); ``_charging._Expired`` totals
+recharges from the trigger (``wants_recharge``); ``_expiries.Expired`` totals
 the rests of lot expiries as a running maximum (``expired_rest``); ``_charging``'s dead-org
 passes (``_dead_at_start``, ``_dead_orgs``) prove that an org's balance cannot
 change in a window.  The differential test (tests/rating_core/test_differential.py)

@@ -1,15 +1,18 @@
 """Paying due increments in bulk (SPEC §3 "Paying one increment", "Failing", "Credits").
 
-For one window [t0, t1) with no refill or lot expiry inside it:
+For one window [t0, t1) with no refill inside it (lot expiries are charged inside
+windows: an org holding a lot that expires in one is slow, below):
 
 1. Every due call's increments in the window are counted in closed form.
 2. Orgs whose totals prove that nothing special can happen (no pool runs out
    mid-window, no charge can be refused, the balance cannot fall below the
-   recharge threshold) pay everything at once: grouped sums, no ordering.
+   recharge threshold, no lot expires) pay everything at once: grouped sums,
+   no ordering.
 3. The other ("slow") orgs have their increments expanded into rows ordered
    by (org, instant, call_id).  Grouped cumulative sums per pool and per org
    give each row's cost, the auto-recharges follow from the cumulative cost
-   (`_recharges.recharges_along`), and together they find each org's first
+   (`_recharges.recharges_along`), the rests of expiring lots from the cost
+   before each (`_expiries.Expired`), and together they find each org's first
    *special* instant: a refused charge or a failing recharge attempt.
    Everything before it, recharges included, is committed in bulk; the
    special instant is stepped alone, and the search goes on after it.  A
@@ -18,7 +21,7 @@ For one window [t0, t1) with no refill or lot expiry inside it:
 4. An org with more than `Tuning.max_specials` special instants in a window, or
    whose special instants come closer than `Tuning.step_below` increments, is
    stepped one increment at a time for the rest of it, exactly as the rules
-   read (`_Stepper`: one loop, `_stepping`, its outcome applied in
+   read (`_stepper.Stepper`: one loop, `_stepping`, its outcome applied in
    bulk), and from the start of its next window while that holds.  That is
    the path of an org stuck below its trigger, each recharge smaller than a
    charge: about every other charge refused, a recharge at almost every
@@ -38,12 +41,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._calls import CallTable
-from ._events import CARD_EXPIRED, CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
+from ._events import CARD_EXPIRED, RECHARGE_FAILED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
-from ._ledger import NEVER, Ledger, expired_rest, next_attempt_ms
+from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import recharges_along
-from ._runs import distinct, first_of_runs, grouped_cumsum, run_bounds, run_starts
+from ._expiries import Expired
+from ._runs import distinct, first_of_runs, grouped_cumsum, paid_through, run_starts
 from ._tuning import Tuning
 
 
@@ -107,7 +111,7 @@ class WindowOutcome:
 
 @dataclass
 class OrgInstants:
-    """(org, instant) pairs in the window besides charges and hang-ups: arrivals, fixed events."""
+    """(org, instant) pairs in the window besides charges, hang-ups and lot expiries: arrivals, refills."""
 
     org: NDArray[np.int64]
     t: NDArray[np.int64]
@@ -129,7 +133,9 @@ class Charger:
         # orgs whose last window was stepped with a special instant every fewer than
         # `step_below` increments: the next is stepped from its start, without a bulk pass
         self.stepping = np.zeros(n_orgs, dtype=bool)
-        self._expiring = np.zeros(n_orgs, dtype=bool)  # orgs with a lot expiring in the window
+        # orgs holding a lot that expires in the window being charged (set by `_charge` for
+        # it, and for each half by `_charge_halves`; read by the passes and the stepper)
+        self._expiring = np.zeros(n_orgs, dtype=bool)
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -242,7 +248,7 @@ class Charger:
         """Slow orgs where no call's outcome depends on the order of increments (see _dead_orgs).
 
         Decided per call, before any row is expanded: no recharge can succeed
-        before t1, no pool runs dry, and no credit-paid call's next increment
+        before t1, no lot expires, no pool runs dry, and no credit-paid call's next increment
         costs between 1 and the whole balance.  The usual state of an org
         whose card has expired, for the rest of the month.  Also returns the
         dead orgs whose (failing) recharge check is due in the window.
@@ -297,7 +303,7 @@ class Charger:
         """Run the recharge checks of dead orgs whose card has expired: each fails, then waits.
 
         A check runs at the org's first instant (arrival, charge attempt,
-        hang-up, fixed event) at or after its retry time; the balance does not
+        hang-up, refill) at or after its retry time; the balance does not
         change, so only the instants matter.  Called after `_settle_dead`, so
         the calls it refused no longer hang up.  Each org's instants are listed
         once, sorted, and every org steps from one check to its first instant at
@@ -354,9 +360,9 @@ class Charger:
             # events in instant order (expiries first); lots added before the spending is taken
             out.recharges.append(expired.events())
             self._add_recharges(recharges, out)
+            self.ledger.remove_expired(*expired.per_org())  # taken with the spending: before it
             committed = rows.t < special[rows.org]
             self._commit_rows(rows, committed, p, cost, out)
-            self.ledger.remove_expired(*expired.per_org())
             paid = np.bincount(rows.org[committed], minlength=self.n_orgs)
             rows = rows.take(~committed)
             active = slow & (special < t1)
@@ -395,15 +401,17 @@ class Charger:
     def _step_instants(self, orgs: NDArray[np.int64], t: NDArray[np.int64], out: WindowOutcome) -> None:
         """Charge each org's increments due at its instant t[org] one by one, then run its
         recharge check (an org instant: it holds a refused charge or a failing attempt)."""
+        from ._stepper import Stepper  # it builds on this module's helpers
+
         at = t[orgs]
-        _Stepper(self, out).run(orgs, at, at + 1, orgs, at)
+        Stepper(self, out).run(orgs, at, at + 1, orgs, at)
 
     # -- 3b. orgs whose balance cannot pay anything until the window ends --
     def _dead_orgs(self, rows: "_Rows", candidates, t1: int) -> NDArray[np.bool_]:
         """Orgs where each remaining increment succeeds or fails regardless of order.
 
-        That holds when no recharge can come before t1, no pool runs out, and
-        every credit-paid increment costs 0 or more than the whole balance:
+        That holds when no recharge can come before t1, no lot expires, no pool
+        runs out, and every credit-paid increment costs 0 or more than the whole balance:
         the balance then never changes, so a call either pays all its
         increments from its pool (or for free) or is refused at its first one.
         This is the common state of an org whose card has expired.
@@ -442,9 +450,9 @@ class Charger:
 
         Also returns each row's pool seconds and credit cost, valid before that
         instant, and the recharges that succeed and the lot expiries that remove a
-        rest before it (`_Recharges`, `_Expired`).  Recharges follow from the
+        rest before it (`_Recharges`, `_expiries.Expired`).  Recharges follow from the
         cumulative cost (`recharges_along`), expiries from the cost before each
-        (`_Expired.find`); a charge is refused when it costs more than the balance
+        (`Expired.find`); a charge is refused when it costs more than the balance
         before it (SPEC §3 "Paying one increment"), that balance counting the
         recharges of the org's earlier instants and the expiries up to its own.
         """
@@ -457,7 +465,7 @@ class Charger:
         row_key = rows.org * width + (rows.t - base)
         paid = np.concatenate([[0], np.cumsum(cost)])
         expiring = np.flatnonzero(slow & self._expiring)
-        expired = _Expired.find(led, expiring, cursor[expiring], t1, base, width, row_key, paid)
+        expired = Expired.find(led, expiring, cursor[expiring], t1, base, width, row_key, paid)
         hang_org, hang_t = self._hangups(t1, slow)
         org_all = np.concatenate([rows.org, other.org, hang_org])
         t_all = np.concatenate([rows.t, other.t, hang_t])
@@ -479,14 +487,14 @@ class Charger:
         fails = run.checks & ~valid
         _first_per_org(special, inst_org[fails], inst_t[fails])
         done = run.checks & valid & (inst_t < special[inst_org])
-        spent = _paid_through(paid, row_key, keys[done], inst_org[done], width) + expired.through(keys[done])
+        spent = paid_through(paid, row_key, keys[done], inst_org[done], width) + expired.through(keys[done])
         balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
                    - spent)
         expired.settle(special, run.before[np.searchsorted(keys, expired.key)], led)
         return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent), expired
 
     def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries",
-                   expired: "_Expired"):
+                   expired: "Expired"):
         """`recharges_along` the instants `keys` (org * width + t - base, sorted); with the
         boundaries of calls paid in bulk added for orgs that lag (only then can an instant
         without a charge of its own recharge)."""
@@ -494,7 +502,7 @@ class Charger:
         added = ~slow
         while True:
             org = keys // width
-            spent = _paid_through(paid, row_key, keys, org, width) + expired.through(keys)
+            spent = paid_through(paid, row_key, keys, org, width) + expired.through(keys)
             run = recharges_along(led, org, keys % width + base, spent)
             lagging = np.zeros(self.n_orgs, dtype=bool)
             lagging[org[run.lagging]] = True
@@ -575,11 +583,13 @@ class Charger:
                    safe: "_Boundaries", out) -> None:
         """Step each org of `orgs` (ascending) over [t_from[j], t1); an org that meets special
         instants every few increments is stepped from the start of the next window too."""
+        from ._stepper import Stepper  # it builds on this module's helpers
+
         start = np.full(self.n_orgs, NEVER, dtype=np.int64)
         start[orgs] = t_from
         mine = start[other.org] <= other.t
         safe_org, safe_t = safe.times_for(start < NEVER, start)
-        paid, specials = _Stepper(self, out).run(orgs, t_from, np.full(len(orgs), t1, dtype=np.int64),
+        paid, specials = Stepper(self, out).run(orgs, t_from, np.full(len(orgs), t1, dtype=np.int64),
                                                  np.concatenate([other.org[mine], safe_org]),
                                                  np.concatenate([other.t[mine], safe_t]))
         self.stepping[orgs] = (specials > 0) & (paid < self.step_below * specials)
@@ -603,69 +613,6 @@ class _Recharges:
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
     spent: NDArray[np.int64]  # what the org's charges before each cost (from the ledger's balance)
-
-
-class _Expired:
-    """The lot expiries of slow orgs that remove a rest, found in bulk (`_first_special`).
-
-    SPEC §3 Credits: a lot's expiry removes its rest (`expired_rest`), first in its instant,
-    one event a lot.  Lots are spent in expiry order, so what an org's k-th expiring lot
-    and those ahead of it still hold is what they held at the cursor (`held`,
-    `Ledger.expiries_between`) less what was taken from the front since: the cost of
-    its charges before the lot's instant and the rests its earlier expiries removed.
-    Up to its first special instant every charge is paid, so the rests removed through
-    its k-th expiry total max(0, max over j <= k of held_j - cost before j): a running
-    maximum.  Only an expiry with a rest is an org instant (`key`); `total` is each
-    one's running total, what `through` reads (the last of an instant's lots).
-    """
-
-    def __init__(self, org, t, rest, total, before, width: int, base: int) -> None:
-        self.org, self.t, self.rest, self.total, self.before = org, t, rest, total, before
-        self.key = org * width + (t - base)
-        self.width = width
-        self.balance = np.zeros(0, dtype=np.int64)
-
-    @classmethod
-    def find(cls, led: Ledger, orgs, t_from, t1: int, base: int, width: int, row_key, paid) -> "_Expired":
-        """The expiries in [t_from[j], t1) of `orgs` (ascending) with a rest, every charge
-        (`row_key`, running cost `paid` as in `_paid_through`) paid."""
-        org, t, held = led.expiries_between(orgs, t_from, t1)
-        before = _paid_through(paid, row_key, org * width + (t - base) - 1, org, width)
-        total = _grouped_cummax(np.maximum(held - before, 0), org)
-        prior = np.zeros_like(total)
-        prior[1:] = total[:-1]
-        prior[first_of_runs(org)] = 0
-        rest = expired_rest(held, before + prior)
-        has = rest > 0
-        return cls(org[has], t[has], rest[has], total[has], before[has], width, base)
-
-    def through(self, keys: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Per instant key (org * width + t - base): the rests its org's expiries removed up to
-        and including that instant."""
-        i = np.searchsorted(self.key, keys, side="right") - 1
-        mine = i >= 0
-        mine[mine] = self.org[i[mine]] == keys[mine] // self.width
-        return np.where(mine, self.total[np.maximum(i, 0)] if len(self.total) else 0, 0)
-
-    def settle(self, special: NDArray[np.int64], recharged: NDArray[np.int64], led: Ledger) -> None:
-        """Keep the expiries before their org's first special instant, with the balance after
-        each: `recharged`, per expiry, the recharges of its org's earlier instants."""
-        keep = self.t < special[self.org]
-        self.org, self.t, self.rest, self.total, self.before, recharged = (
-            a[keep] for a in (self.org, self.t, self.rest, self.total, self.before, recharged))
-        self.balance = (led.balance[self.org] + recharged * led.recharge_amounts[self.org]
-                        - self.before - self.total)
-
-    def events(self) -> EventColumns:
-        """`credits_expired` at each kept expiry."""
-        n = len(self.t)
-        return EventColumns(self.t, self.org, np.full(n, CREDITS_EXPIRED, dtype=np.int8), self.balance,
-                            self.rest, np.full(n, -1, dtype=np.int8))
-
-    def per_org(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """(orgs, rests removed in all) over the kept expiries, for `Ledger.remove_expired`."""
-        last = np.append(self.org[1:] != self.org[:-1], True) if len(self.org) else np.zeros(0, dtype=bool)
-        return self.org[last], self.total[last]
 
 
 class _Due:
@@ -793,26 +740,6 @@ class _Rows:
         return sub
 
 
-def _grouped_cummax(values: NDArray[np.int64], group: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Running maximum of values >= 0, restarting with each run of equal `group` values.
-
-    Each run is lifted above every earlier one, so one running maximum over the whole
-    array never carries a value across a run's start; runs one at a time when the
-    lift would not fit in int64.
-    """
-    if not len(values):
-        return values
-    run = np.cumsum(first_of_runs(group)) - 1
-    span = int(values.max()) + 1
-    if int(run[-1]) < (1 << 62) // span:
-        lift = run * span
-        return np.maximum.accumulate(values + lift) - lift
-    out = values.copy()
-    for a, b in zip(*run_bounds(group)):
-        out[a:b] = np.maximum.accumulate(values[a:b])
-    return out
-
-
 def _refused_if_dead(due: _Due, balance: NDArray[np.int64]) -> NDArray[np.bool_]:
     """Per due entry: in a dead org, the call is refused at its next boundary (see `_settle_dead`).
 
@@ -854,13 +781,6 @@ def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     out.ended.add(rows, np.asarray(at, dtype=np.int64), reason)
 
 
-def _paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
-    """What each org's rows cost from its first row up to and including instant `keys[i]`:
-    `paid` is the running total of the rows' costs, from 0, over `row_key` (org * width + t)."""
-    return (paid[np.searchsorted(row_key, keys, side="right")]
-            - paid[np.searchsorted(row_key, org * width, side="left")])
-
-
 def _add_lots(led: Ledger, recharges: "_Recharges") -> None:
     """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots_many`)."""
     led.add_lots_many(recharges.org, recharges.t, recharges.spent)
@@ -871,146 +791,4 @@ def _first_per_org(out: NDArray[np.int64], org: NDArray[np.int64], t: NDArray[np
     np.minimum.at(out, org, t)
 
 
-LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
 PACE_MS = 60_000  # the shortest span over which the stepping pace is foreseen (`compile_stepping`)
-ROOM = 1 << 16  # events the loop makes room for at first (it grows its rows when full)
-
-
-class _Stepper:
-    """Exact one-increment-at-a-time charging of some orgs, each over its span, as the rules read.
-
-    The decisions are sequential: a refused charge ends its call (no later boundary, and its
-    hang-up is no org instant), and each instant's recharge depends on the balance its
-    charges leave.  So they are taken in one loop (`_stepping.step`, compiled past
-    `Tuning.compile_after` items) over each connected call's first few boundaries
-    (`LISTED`), the lot expiries, the hang-ups and the other org instants, sorted here once,
-    org by org, in SPEC §3 order (expiries, hang-ups, charges by call_id, the rest); the
-    loop queues the next boundaries of the calls that paid all they had listed (a call
-    refused, most of them in an org stuck below its trigger, has few later boundaries
-    listed, and a call that pays every second is not listed to the end of the span).
-    Orgs are independent (their own balance, lots and pools), so many are stepped in one
-    loop: 10,000 orgs stuck below their trigger are one pass here, not 10,000.  The
-    outcome is applied after the loop in bulk, as the bulk passes apply theirs: recharges
-    as lots (`_add_lots`), payments per call with `Charger._commit_calls`, refused calls
-    with `_end_refused`, events as one column set in the loop's order.
-    """
-
-    def __init__(self, charger: Charger, out: WindowOutcome) -> None:
-        self.charger = charger
-        self.out = out
-
-    def run(self, orgs: NDArray[np.int64], t_from: NDArray[np.int64], t1: NDArray[np.int64],
-            other_org: NDArray[np.int64], other_t: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Step each org of `orgs` (ascending) over its instants in [t_from[j], t1[j]) in SPEC §3
-        order; (`other_org`, `other_t`): their other org instants (any others are ignored).
-        Returns per org the increments paid and the special instants met (refusals, failed
-        attempts)."""
-        # numba's import and its compiled loop's load are paid by the runs that step an org only
-        from . import _stepping
-
-        ch, out = self.charger, self.out
-        c, led = ch.calls, ch.ledger
-        g = len(orgs)
-        group = np.full(ch.n_orgs, -1, dtype=np.int64)  # org -> its index in `orgs`
-        group[orgs] = np.arange(g)
-        calls = np.flatnonzero(c.view("alive") & (group[c.view("org")] >= 0))  # in call_id order
-        calls = calls[np.argsort(group[c.col["org"][calls]], kind="stable")]  # org by org
-        gc = group[c.col["org"][calls]]
-        nb, hang = c.col["next_ms"][calls], c.col["hangup_ms"][calls]
-        charged, hangs = nb < np.minimum(hang, t1[gc]), (hang >= t_from[gc]) & (hang < t1[gc])
-        mine = charged | hangs  # the calls with an instant in their org's span
-        calls, gc, nb, hang, charged, hangs = calls[mine], gc[mine], nb[mine], hang[mine], charged[mine], hangs[mine]
-        due, hung = np.flatnonzero(charged), np.flatnonzero(hangs)
-        # each due call's first LISTED boundaries in the span (SPEC §3 Increments); a call
-        # that pays its last listed one has its next queued by the loop
-        until = np.minimum(hang, t1[gc])
-        inc_s, next_s = c.col["inc_s"][calls[due]], c.col["next_s"][calls[due]]
-        after = nb[due] + 1000 * inc_s
-        more = np.where(until[due] > after, -((after - until[due]) // (1000 * next_s)), 0)
-        og = group[other_org]
-        keep = og >= 0
-        og, ot = og[keep], other_t[keep]
-        keep = (ot >= t_from[og]) & (ot < t1[og])
-        og, ot = og[keep], ot[keep]
-        if len(ot):
-            order = _order_by(og, ot)
-            og, ot = og[order], ot[order]
-            first = first_of_runs(og) | first_of_runs(ot)
-            og, ot = og[first], ot[first]
-        lots = ch._expiring[orgs]  # the only orgs with a lot expiring in the window
-        expiry_org, expiry, held = led.expiries_between(orgs[lots], t_from[lots], int(t1.max()))
-        ge = group[expiry_org]
-        keep = expiry < t1[ge]
-        ge, expiry, held = ge[keep], expiry[keep], held[keep]
-        instants = len(due) + len(hung) + len(ot) + len(expiry)
-        work = instants + int(more.sum())  # at most: every boundary of every due call
-        ch.stepped_since = min(ch.stepped_since, int(t_from.min()))
-        compiled = ch.compile_stepping(int(t1.max()), instants)
-        if not compiled and work > ch.step_slice:  # by Python: in slices, deciding again after each
-            if g > 1:  # half the orgs, then the others
-                return tuple(np.concatenate(parts) for parts in zip(*(  # type: ignore[return-value]
-                    self.run(orgs[part], t_from[part], t1[part], other_org, other_t)
-                    for part in (slice(None, g // 2), slice(g // 2, None)))))
-            if t1[0] - t_from[0] > 1:  # half the span, then the rest
-                mid = (t_from + t1) // 2
-                first = self.run(orgs, t_from, mid, other_org, other_t)
-                second = self.run(orgs, mid, t1, other_org, other_t)
-                return first[0] + second[0], first[1] + second[1]
-        listed = np.minimum(1 + more, LISTED)
-        j = _offsets_within(listed)
-        boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
-        t = np.concatenate([boundary, hang[hung], expiry, ot, t1])  # t1: the cue of each org's last check
-        kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.EXPIRY, _stepping.OTHER,
-                                   _stepping.OTHER], dtype=np.int64),
-                         [len(boundary), len(hung), len(expiry), len(ot), g])
-        ref = np.concatenate([np.repeat(due, listed), hung, np.arange(len(expiry)),
-                              np.zeros(len(ot) + g, dtype=np.int64)])
-        item_org = np.concatenate([np.repeat(gc[due], listed), gc[hung], ge, og, np.arange(g)])
-        order = _order_by(item_org, t, kind, ref)  # ref: the index in `calls` (call_id order), or in `held`
-        left = np.zeros(len(calls), dtype=np.int64)  # listed and unpaid, for calls listed in part
-        left[due] = np.where(listed <= more, listed, 0)
-        pools = c.col["pool"][calls]
-        used, pool_index = np.unique(pools, return_inverse=True)
-        columns = {name: c.col[name][calls] for name in ("inc_s", "next_s", "inc_cost", "next_cost", "rate",
-                                                           "credits_ok")}
-        columns["pool"] = np.where(pools >= 0, pool_index, -1)
-        columns["until"] = until
-        stepped = _stepping.step(
-            t[order], kind[order], ref[order], item_org[order], columns, left,
-            np.append(led.pool_remaining, 0)[used], held, led.recharge_rules(orgs),
-            min(int((1 + more).sum()), ROOM), compiled=compiled)
-        ch.stepped_items += len(t) + int(stepped.paid.sum())
-        led.retry_until[orgs] = stepped.retry_until
-        events = EventColumns(stepped.event_t, orgs[stepped.event_org], stepped.event_kind.astype(np.int8),
-                              stepped.event_balance.copy(), stepped.event_amount.copy(),
-                              stepped.event_reason.astype(np.int8))
-        _add_lots(led, _recharges_of(events, led))  # first: spending takes from the front of the lots
-        led.exhausted_reported[orgs] = stepped.reported  # as the loop left them: the lots were added there
-        out.recharges.append(events)
-        expired = events.kind == CREDITS_EXPIRED
-        if expired.any():
-            lost = group_sum(stepped.event_org[expired], events.amount[expired], g)
-            led.remove_expired(orgs[lost > 0], lost[lost > 0])
-        has = stepped.paid > 0
-        ch._commit_calls(calls[has], stepped.paid[has], stepped.paid_s[has], stepped.paid_pool_s[has],
-                         stepped.paid_cost[has], pools[has], orgs[gc[has]], out)
-        if len(stepped.refused_ref):
-            _end_refused(c, calls[stepped.refused_ref], stepped.refused_at, out)
-        failed = stepped.event_org[events.kind == RECHARGE_FAILED]
-        specials = np.bincount(gc[stepped.refused_ref], minlength=g) + np.bincount(failed, minlength=g)
-        return group_sum(gc, stepped.paid, g), specials
-
-
-def _recharges_of(events: EventColumns, led: Ledger) -> "_Recharges":
-    """The recharges among stepped events (org by org, each org's in time order), with what
-    each org's charges and lot expiries before each took from its balance.
-
-    Between two recharges only charges and expiries lower an org's balance, so after
-    its k-th recharge it is start + k × amount − spent (start: the ledger's balance,
-    not yet changed by the step).
-    """
-    ok = events.kind == RECHARGE_SUCCEEDED
-    org, t, balance = events.org[ok], events.time_ms[ok], events.balance[ok]
-    k = grouped_cumsum(np.ones(len(org), dtype=np.int64), run_starts(org))
-    spent = led.balance[org] + k * led.recharge_amounts[org] - balance
-    return _Recharges(org, t, balance, spent)

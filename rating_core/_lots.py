@@ -97,13 +97,6 @@ class LotQueue:
         stop = self._front + int(np.searchsorted(self._expires[self._front:self._end], t1, side="left"))
         return self._expires[self._front:stop].copy(), np.cumsum(self._rest[self._front:stop])
 
-    def expire(self, t: int) -> list[int]:
-        """Remove the lots expiring at or before `t`; the rest of each that had one."""
-        stop = self._front + int(np.searchsorted(self._expires[self._front:self._end], t, side="right"))
-        rests = self._rest[self._front:stop]
-        self._front = stop
-        return rests[rests > 0].tolist()
-
     def _make_room(self, n: int) -> None:
         live = self._end - self._front
         if self._end + n <= len(self._expires):

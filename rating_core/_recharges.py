@@ -6,9 +6,11 @@ pending, one attempt: on or before `card_expires` it adds a lot of
 `recharge_amount`, else it fails ...".
 
 Take one org and its instants k = 1, 2, ... in a window (every org instant:
-arrivals, charges, hang-ups, fixed events; SPEC §3 "Org instant"), B its balance
-at the first, A its recharge amount, L its trigger, C_k what its charges of
-instants 1..k cost, and n_k the recharges made by the end of instant k
+arrivals, charges, hang-ups, refills, lot expiries with a rest; SPEC §3 "Org
+instant"), B its balance at the first, A its recharge amount, L its trigger, C_k
+what its charges of instants 1..k cost and its lot expiries up to k removed (both
+only lower the balance, and neither depends on the recharges before them: new lots
+expire a year on), and n_k the recharges made by the end of instant k
 (n_0 = 0).  As long as every charge is paid and every attempt succeeds, the
 balance when instant k's check runs is B + n_(k-1)·A - C_k, so the check
 recharges exactly when n_(k-1) < m_k, where

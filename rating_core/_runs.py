@@ -39,3 +39,10 @@ def grouped_cumsum(values: NDArray[np.int64], starts: NDArray[np.intp]) -> NDArr
         return cum
     before = cum[starts] - values[starts]  # the total of the groups before each
     return cum - np.repeat(before, np.diff(np.append(starts, len(values))))
+
+
+def paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
+    """What each org's rows cost from its first row up to and including instant `keys[i]`:
+    `paid` is the running total of the rows' costs, from 0, over `row_key` (org * width + t)."""
+    return (paid[np.searchsorted(row_key, keys, side="right")]
+            - paid[np.searchsorted(row_key, org * width, side="left")])

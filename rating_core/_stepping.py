@@ -8,7 +8,7 @@ charges leave), so they are taken in one loop.  Python runs it over lists (~0.5 
 an item); when a run's stepped items, foreseen at their pace so far, pass
 `Tuning.compile_after` (`Charger.compile_stepping`), the same function runs compiled
 by numba over arrays (`compiled_loop`), ~50 times faster once numba is loaded
-(~0.3 s a process).  `_charging._Stepper` prepares the loop's input and applies
+(~0.3 s a process).  `_stepper.Stepper` prepares the loop's input and applies
 its outcome in bulk.
 
 Every decision asks its rule's home (`_increments`, `_ledger`): Python calls the

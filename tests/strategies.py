@@ -456,7 +456,7 @@ def expiry_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     those lots expire (SPEC §3 "Credits": each lot's rest is removed at its expiry, first
     in its instant): recharges and charges crowd around the expiries, calls arrive exactly
     on them, lots are partly spent before they expire, several expire at one instant
-    (the initial lot and a recharge at t = 0, or a 02-29 and a 02-28 purchase), some
+    (the initial lot and a recharge at t = 0), some
     orgs are stuck below their trigger.  The lot expiries charged inside windows (bulk and
     stepped) against the reference."""
     start = pick(draw, EXPIRY_STARTS)

@@ -226,7 +226,7 @@ def tunings(draw):
 def test_engine_matches_reference_when_recharges_are_below_one_increment(case):
     """Orgs stuck below their trigger, each recharge smaller than one increment's cost (or
     about one): about every other charge refused, a recharge at almost every instant, cards
-    that expire mid-run.  The stepping path (`_charging._Stepper`) against the reference,
+    that expire mid-run.  The stepping path (`_stepper.Stepper`) against the reference,
     lots included, whatever path the tuning sends each window down."""
     setup, arrivals, cuts, tuning = case
     note(f"cuts={cuts} tuning={tuning}")

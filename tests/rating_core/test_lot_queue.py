@@ -1,6 +1,6 @@
 """`LotQueue`, an org's lots as arrays, against a list of [expires, rest] pairs spent from the
 front: appends of many lots, leap-day inserts, takes that empty hundreds of lots at once (past
-the first look-ahead of 16) or stop inside one, expiries."""
+the first look-ahead of 16) or stop inside one, the lots expiring by an instant listed."""
 
 from __future__ import annotations
 
@@ -39,26 +39,14 @@ def test_lot_queue_matches_a_list_of_lots():
                     amount -= taken
                     if model[0][1] == 0:
                         model.pop(0)
-            else:  # time passes: expiries
+            else:  # time passes: the lots expiring by now listed, their rests removed from the front
                 now += rng.randrange(10)
-                gone = [rest for e, rest in model if e <= now]
+                gone = [(e, rest) for e, rest in model if e <= now]
                 model = [lot for lot in model if lot[0] > now]
-                assert queue.expire(now) == [r for r in gone if r > 0]
+                expires, held = queue.expiring_before(now + 1)
+                assert expires.tolist() == [e for e, _ in gone]
+                assert held.tolist() == np.cumsum([rest for _, rest in gone]).tolist()
+                queue.take(int(held[-1]) if len(held) else 0)
             assert queue.held() == [(e, r) for e, r in model if r > 0]
             assert queue.first_expiry() == (model[0][0] if model else NEVER)
 
-
-def test_grouped_running_maximum_restarts_with_each_org():
-    """`_charging._grouped_cummax` (the rests lot expiries remove, in bulk) against a loop,
-    with values near the int64 limit (the per-run fallback)."""
-    from rating_core._charging import _grouped_cummax
-
-    rng = np.random.default_rng(5)
-    for top in (10, 10**6, 2**62):
-        group = np.sort(rng.integers(0, 30, 400))
-        values = rng.integers(0, top, 400, dtype=np.int64)
-        want = values.copy()
-        for k in range(1, len(values)):
-            if group[k] == group[k - 1]:
-                want[k] = max(want[k - 1], values[k])
-        assert _grouped_cummax(values, group).tolist() == want.tolist()

@@ -2,7 +2,7 @@
 
 About every other charge is refused and the org recharges at almost every instant: each
 window holds thousands of special instants, so the engine steps the org one increment at a
-time (`_charging._Stepper`), and keeps stepping it from the start of the next window
+time (`_stepper.Stepper`), and keeps stepping it from the start of the next window
 without a bulk pass first, until a window meets fewer special instants than
 `Tuning.step_below` allows.  Whatever the path, the results are the reference's.
 """

@@ -1,0 +1,178 @@
+"""Lot expiries inside windows against the reference: lots bought at t = 0 that expire on a
+refill, expiries straddling a refill, lots bought late on 02-28 expiring in the window of
+02-29 purchases (put ahead), three lots expiring at one instant, the next instant due; and
+the running maximum the bulk path totals their rests with."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import numpy as np
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from rating_core._model import CallKind, Credits, Org, Plans, RatingSetup, Tariff, User
+from ..reference import lot_expiry_ms, month_starts_ms, run_reference
+from ..strategies import (
+    COMMON_LICENSES, RECHARGE_INCREMENTS, arrivals_from_rows, chance, draw_arrival_ms, draw_org_call,
+    draw_recharge_credits, draw_stuck_credits, integer, pick, window_cuts,
+)
+from .test_differential import (
+    CDR_COLUMNS, EVENT_COLUMNS, engine_matches_reference_with_lots, first_difference, run_engine_as_server,
+    tunings,
+)
+
+N = max(int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300")) // 3, 50)
+CASES = settings(max_examples=N, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+STARTS = (
+    datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc),  # lots bought at 0 expire on a refill
+    datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc),  # expiries straddle a refill
+    datetime(2028, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
+    datetime(2026, 11, 1, 9, tzinfo=timezone.utc),
+    # lots bought late on 2027-02-28 expire in the window of 2028-02-29 purchases (inserted ahead)
+    datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc),
+    datetime(2027, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
+)
+
+
+@st.composite
+def cases(draw):
+    start = pick(draw, STARTS)
+    year = lot_expiry_ms(start, 0)
+    end_ms = year + integer(draw, 1, 2 * 3_600_000)
+    first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
+    rate = integer(draw, 1_000, 60_000)
+    cost = -(-rate * max(first_s, next_s) // 60)
+    orgs = []
+    for i in range(integer(draw, 1, int(os.environ.get("REVIEW_ORGS", "8")))):
+        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1]) for u in range(integer(draw, 1, 3)))
+        how = integer(draw, 0, 3)
+        credits = (draw_stuck_credits(draw, start, cost) if how == 0 else draw_recharge_credits(draw, start, cost)
+                   if how == 1 else Credits(integer(draw, 0, 20 * cost), False, 0, 0, None, 1) if how == 2
+                   else Credits(integer(draw, 0, 20 * cost), True, integer(draw, 0, 20 * cost),
+                                integer(draw, 1, 20 * cost), None, 1))
+        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
+    setup = RatingSetup(start=start, end_ms=end_ms, currency="USD",
+                        plans=Plans({"default": pick(draw, (0, 0, 1, 2, 600))}, 0, 0, ()),
+                        tariffs=(Tariff("1", rate, first_s, next_s, "US", "A"),),
+                        toll_free_tariffs=(Tariff("1", rate, first_s, next_s),), orgs=tuple(orgs))
+    users = setup.users()
+    rows = []
+    early = integer(draw, 1, 2 * 3_600_000)
+    bases = [0, 1, 1000]
+    for _ in range(integer(draw, 1, 30)):
+        t = min(draw_arrival_ms(draw, setup, bases), early) if chance(draw, 2) else integer(draw, 0, early)
+        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
+        bases.append(t)
+    expiries = sorted({lot_expiry_ms(start, t) for t in bases} | {year})
+    refills = month_starts_ms(start, end_ms)
+    for _ in range(integer(draw, 0, 40)):
+        t = pick(draw, expiries) + pick(draw, (0, 0, -1, 1, -1000, integer(draw, -30 * 60_000, 30 * 60_000)))
+        t = min(max(t, early), end_ms - 1)
+        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
+    arrivals = arrivals_from_rows(rows)
+    interesting = sorted(set(expiries) | set(refills[-2:]))
+    cuts = set(draw(window_cuts(setup, arrivals)))
+    for _ in range(integer(draw, 0, 4)):
+        cuts.add(pick(draw, interesting) + pick(draw, (0, 1, -1)))
+    return setup, arrivals, sorted(c for c in cuts if 0 < c < end_ms), draw(tunings())
+
+
+@CASES
+@given(cases())
+def test_expiries_in_windows(case):
+    """The engine fed in windows cut on expiries and refills, down every path the tuning picks."""
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts} tuning={tuning}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+
+
+@CASES
+@given(cases(), st.sampled_from((1, 1_000, 10**9)))
+def test_expiries_as_server(case, watch_ms):
+    """The same cases fed as `callsim serve` feeds the engine (hang-ups told as they happen)."""
+    from rating_core import Tuning
+
+    setup, arrivals, cuts, tuning = case
+    note(f"cuts={cuts}")
+    want_cdrs, want_events = run_reference(setup, arrivals)
+    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
+    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
+               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
+    assert not problem, problem
+
+
+@CASES
+@given(cases())
+def test_next_due_never_after_an_expiry(case):
+    """`next_due_ms` is never later than the next credits_expired of the reference."""
+    from rating_core import RatingEngine, Tuning
+
+    setup, arrivals, cuts, tuning = case
+    _, want_events = run_reference(setup, arrivals)
+    expiries = sorted(e[0] for e in want_events if e[2] == "credits_expired")
+    engine = RatingEngine(setup, Tuning(**tuning))
+    t = 0
+    for cut in [*cuts, setup.end_ms]:
+        window = arrivals.take(np.flatnonzero((arrivals.t_ms >= t) & (arrivals.t_ms < cut)))
+        engine.advance(window, cut)
+        t = cut
+        later = [e for e in expiries if e >= engine.now]
+        if later:
+            assert engine.next_due_ms() <= later[0], (engine.now, later[0])
+
+
+def _leap_same_instant_case(extra_offsets):
+    """Lots bought 2028-02-28T12:00 (the initial one and a recharge) expire together at
+    2029-02-28T12:00, a lot bought on 02-29 a minute after that time of day (its day clamped
+    to 02-28) a minute later."""
+    start = datetime(2028, 2, 28, 12, tzinfo=timezone.utc)
+    year = lot_expiry_ms(start, 0)
+    assert lot_expiry_ms(start, 86_400_000) == year
+    rate = 20_000  # 0.02 a minute, 60/60: 20_000 an increment
+    orgs = tuple(Org(f"org{i}", (User(f"o{i}-u0", "US", COMMON_LICENSES[1]),), (), Credits(
+        100_000, True, 90_000 + 10_000 * i, 50_000, None, 1)) for i in range(2))
+    setup = RatingSetup(start=start, end_ms=year + 3_600_000, currency="USD",
+                        plans=Plans({"default": 0}, 0, 0, ()),
+                        tariffs=(Tariff("1", rate, 60, 60, "US", "A"),), toll_free_tariffs=(), orgs=orgs)
+    rows = []
+    for o in range(2):
+        rows += [(0, o, o, 0, 12125550100, 0, 60_000), (86_400_000, o, o, 0, 12125550100, 0, 120_000)]
+        rows += [(year + d, o, o, 0, 12125550100, 0, h) for d, h in extra_offsets]
+
+    rows = [(t, o, u, int(CallKind.OUTBOUND), to, frm, h) for t, o, u, _, to, frm, h in rows]
+    return setup, arrivals_from_rows(rows), year
+
+
+@settings(max_examples=N, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from((-120_000, -60_000, -1, 0, 1, 60_000)),
+                          st.sampled_from((0, 1, 59_999, 60_000, 600_000))), max_size=6),
+       st.lists(st.sampled_from((-1, 0, 1, 60_000, -60_000)), max_size=3), tunings())
+def test_lots_expiring_at_one_instant_expire_one_by_one(offsets, cut_offsets, tuning):
+    """Each lot expiring at an instant is its own credits_expired, in lot order (a 02-29 lot
+    just after), whatever is charged around those instants and however the windows are cut."""
+    setup, arrivals, year = _leap_same_instant_case(offsets)
+    cuts = sorted({year + c for c in cut_offsets})
+    _, events = engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+    if not offsets:  # nothing spent since the first day: the initial lot less 60 s + 120 s of calls
+        expired = [(e[0] - year, e[3]) for e in events if e[1] == "org1" and e[2] == "credits_expired"]
+        assert expired == [(0, 100_000 - 3 * 20_000), (0, 50_000), (60_000, 50_000)]
+
+
+def test_grouped_running_maximum_restarts_with_each_org():
+    """`_expiries.grouped_cummax` (the rests lot expiries remove, in bulk) against a loop,
+    with values near the int64 limit (the per-run fallback)."""
+    from rating_core._expiries import grouped_cummax
+
+    rng = np.random.default_rng(5)
+    for top in (10, 10**6, 2**62):
+        group = np.sort(rng.integers(0, 30, 400))
+        values = rng.integers(0, top, 400, dtype=np.int64)
+        want = values.copy()
+        for k in range(1, len(values)):
+            if group[k] == group[k - 1]:
+                want[k] = max(want[k - 1], values[k])
+        assert grouped_cummax(values, group).tolist() == want.tolist()
