@@ -9,6 +9,7 @@ bench times the whole process from outside too.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import resource
@@ -44,6 +45,7 @@ def main() -> None:
         label = sys.argv[3]
     from .run import RunOptions, run_scenario, start_cdr_workers
 
+    gc.freeze()  # as `callsim run`: the scenario out of the collector's full passes
     workers = start_cdr_workers(scenario, fork=True)  # before the event loop: forked, as in `callsim run`
     import trio
 

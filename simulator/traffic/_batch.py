@@ -7,9 +7,9 @@ generator calls below, in this order, with these arguments:
 2. `integers(0, GRID_MS, size=n, dtype=int64)`: each call's ms within its cell;
 3. the holding times (`HoldingDraw.sample`);
 4. `integers(0, len(slots), size=n)`: each call's caller;
-5. the prefix pick: `integers(0, common, size=n)` (uniform groups: `Groups.pick`), or the
-   weighted pick (`Weighted.pick`);
-6. `integers(0, max scale, size=n, dtype=int64)`: the trailing digits (`Prefixes.complete`);
+5. the prefix pick (`Groups.draw`: `integers(0, common, size=n)`, or `Weighted.draw`);
+6. `integers(0, largest scale, size=n, dtype=int64)`: the trailing digits
+   (`Prefixes.draw_trailing`);
 7. toll-free only: `integers(0, len(to_numbers), size=n)`: the org number called.
 
 A round makes exactly those calls, source after source, and nothing else per source: a
@@ -17,10 +17,10 @@ call whose range holds one value (`integers(0, 1)`: one caller, one candidate, a
 number) or whose size is 0 draws nothing from the generator, so it is left out.  What the
 draws become -- times sorted within each block, whole-ms holding times, callers, numbers --
 is then computed once for all the round's calls from the tables of every source laid end to
-end (`SourceIndex`), element by element the arithmetic of the per-source functions in
-`_draws` and `_numbers`.  A round costs its generator calls (a few microseconds a source) and
-whole-array work over its calls, instead of a dozen array steps per source: 10,000 quiet
-sources draw in a fraction of a second.
+end (`SourceIndex`), element by element the arithmetic of `_draws` and `_numbers`
+(tests/simulator/traffic/test_batch.py holds it to each source's blocks drawn alone).  A
+round costs each source its generator calls (~20 µs for a day-long block, most of it inside
+numpy) and whole-array work over its calls, instead of a dozen array steps per source.
 """
 
 from __future__ import annotations

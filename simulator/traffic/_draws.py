@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core import Arrivals, CallKind, RatingSetup, parse_number
+from rating_core import CallKind, RatingSetup, parse_number
 from ..units import MAX_DURATION_MS, epoch_ms
 from ._numbers import DefaultDestinations, Groups, Prefixes, Weighted
 
