@@ -444,34 +444,43 @@ def below_increment_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
 # --------------------------------------------------------------------------- lots expiring under load
 
 EXPIRY_STARTS = (
-    datetime(2026, 11, 1, 9, tzinfo=timezone.utc),
-    # lots bought on 02-29 and late on 02-28 expire at one instant (2029-02-28, clamped)
+    datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc),  # lots bought at t = 0 expire on a refill
+    datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc),  # expiries straddle a refill
     datetime(2028, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
+    datetime(2026, 11, 1, 9, tzinfo=timezone.utc),
+    # lots bought late on 2027-02-28 expire in the window of 2028-02-29 purchases (put ahead)
+    datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc),
+    datetime(2027, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
 )
+EARLY_MS = 2 * 3_600_000  # the busy span in which an expiry case's orgs buy their lots
 
 
 @st.composite
-def expiry_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+def expiry_cases(draw: Draw, max_orgs: int = 4) -> tuple[RatingSetup, Arrivals]:
     """Orgs that buy lots in a first busy hour or two and are busy again a year later, when
     those lots expire (SPEC §3 "Credits": each lot's rest is removed at its expiry, first
     in its instant): recharges and charges crowd around the expiries, calls arrive exactly
-    on them, lots are partly spent before they expire, several expire at one instant
-    (the initial lot and a recharge at t = 0), some
-    orgs are stuck below their trigger.  The lot expiries charged inside windows (bulk and
+    on them, lots are partly spent before they expire, several expire at one instant (the
+    initial lot and a recharge at t = 0), some on a refill; orgs stuck below their
+    trigger, recharging, or not.  The lot expiries charged inside windows (bulk and
     stepped) against the reference."""
     start = pick(draw, EXPIRY_STARTS)
     year = lot_expiry_ms(start, 0)
-    end_ms = year + integer(draw, 60_000, 2 * 3_600_000)
+    end_ms = year + integer(draw, 1, 2 * 3_600_000)
     first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
     rate = integer(draw, 1_000, 60_000)
     cost = -(-rate * max(first_s, next_s) // 60)
     orgs = []
-    for i in range(integer(draw, 1, 4)):
+    for i in range(integer(draw, 1, max_orgs)):
         users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1]) for u in range(integer(draw, 1, 3)))
-        credits = draw_stuck_credits(draw, start, cost) if chance(draw, 4) else draw_recharge_credits(draw, start, cost)
-        if credits is not None and credits.card_expires is not None and chance(draw, 2):
-            credits = Credits(credits.initial_micro, credits.auto_recharge, credits.recharge_below_micro,
-                              credits.recharge_amount_micro, None, credits.retry_after_ms)
+        how = integer(draw, 0, 3)
+        if how == 0:
+            credits = draw_stuck_credits(draw, start, cost)
+        elif how == 1:
+            credits = draw_recharge_credits(draw, start, cost)
+        else:  # no recharge, or a recharge with a card that never expires
+            credits = Credits(integer(draw, 0, 20 * cost), how == 3, integer(draw, 0, 20 * cost) * (how == 3),
+                              integer(draw, 1, 20 * cost) * (how == 3), None, 1)
         orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
     setup = RatingSetup(
         start=start, end_ms=end_ms, currency="USD",
@@ -482,19 +491,24 @@ def expiry_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     )
     users = setup.users()
     rows = []
-    early = integer(draw, 1_000, 2 * 3_600_000)  # the first busy span: lots are bought
-    bases = [0, 1000]
+    early = integer(draw, 1, EARLY_MS)  # the first busy span: lots are bought
+    bases = [0, 1, 1000]
     for _ in range(integer(draw, 1, 30)):
         t = min(draw_arrival_ms(draw, setup, bases), early) if chance(draw, 2) else integer(draw, 0, early)
         rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
         bases.append(t)
     # a year on: around and exactly on the expiries of lots bought at those instants
-    expiries = [lot_expiry_ms(start, t) for t in bases] + [year]
+    expiries = expiry_anchors_ms(setup, bases)
     for _ in range(integer(draw, 0, 40)):
-        t = min(pick(draw, expiries) + pick(draw, (0, 0, -1, 1, -1000, integer(draw, -30 * 60_000, 30 * 60_000))),
-                end_ms - 1)
-        rows.append(draw_org_call(draw, setup, users, max(t, early), 4) + (integer(draw, 0, 15 * 60_000),))
+        t = pick(draw, expiries) + pick(draw, (0, 0, -1, 1, -1000, integer(draw, -30 * 60_000, 30 * 60_000)))
+        rows.append(draw_org_call(draw, setup, users, min(max(t, early), end_ms - 1), 4)
+                    + (integer(draw, 0, 15 * 60_000),))
     return setup, arrivals_from_rows(rows)
+
+
+def expiry_anchors_ms(setup: RatingSetup, bought_ms: list[int]) -> list[int]:
+    """The expiries of lots bought at `bought_ms` and at t = 0 (instants worth landing on)."""
+    return sorted({lot_expiry_ms(setup.start, t) for t in bought_ms} | {lot_expiry_ms(setup.start, 0)})
 
 
 @st.composite

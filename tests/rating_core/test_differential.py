@@ -148,16 +148,10 @@ def server_cases(draw):
 def test_engine_fed_as_a_server_matches_reference(case):
     """Hang-ups told as they happen (`RatingEngine.hangup`), many short windows: the path of
     `callsim serve`, including the call table's watch of rows due soon."""
-    from rating_core import Tuning
-
     setup, arrivals, cuts, watch_ms = case
     engine_api()
     note(f"cuts={cuts} watch_ms={watch_ms}")
-    want_cdrs, want_events = run_reference(setup, arrivals)
-    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms))
-    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
-               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
-    assert not problem, problem
+    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms)
 
 
 @CASES
@@ -259,15 +253,9 @@ def test_engine_matches_reference_when_lots_expire_under_load(case):
 @given(windowed_expiry_cases(), st.sampled_from((1, 1_000, 10**9)))
 def test_engine_fed_as_a_server_matches_reference_when_lots_expire_under_load(case, watch_ms):
     """The same expiring lots, fed as `callsim serve` feeds the engine."""
-    from rating_core import Tuning
-
     setup, arrivals, cuts, tuning = case
     note(f"cuts={cuts} watch_ms={watch_ms}")
-    want_cdrs, want_events = run_reference(setup, arrivals)
-    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
-    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
-               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
-    assert not problem, problem
+    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 6, 30))
@@ -275,12 +263,18 @@ def test_engine_fed_as_a_server_matches_reference_when_lots_expire_under_load(ca
 def test_engine_fed_as_a_server_matches_reference_when_recharges_are_below_one_increment(case, watch_ms):
     """The same orgs stuck below their trigger, fed as `callsim serve` feeds the engine (hang-ups
     told as they happen, the cuts as its ticks)."""
-    from rating_core import Tuning
-
     setup, arrivals, cuts, tuning = case
     note(f"cuts={cuts} tuning={tuning} watch_ms={watch_ms}")
+    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
+
+
+def server_matches_reference(setup: RatingSetup, arrivals: Arrivals, cuts: list[int], **tuning) -> None:
+    """Assert that the engine fed as `callsim serve` feeds it (`run_engine_as_server`, built
+    with `Tuning(**tuning)`) gives the reference's CDRs and events."""
+    from rating_core import Tuning
+
     want_cdrs, want_events = run_reference(setup, arrivals)
-    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
+    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(**tuning))
     problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
                or first_difference("events", EVENT_COLUMNS, want_events, got_events))
     assert not problem, problem

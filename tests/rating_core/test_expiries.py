@@ -1,6 +1,6 @@
 """Lot expiries inside windows against the reference: lots bought at t = 0 that expire on a
 refill, expiries straddling a refill, lots bought late on 02-28 expiring in the window of
-02-29 purchases (put ahead), three lots expiring at one instant, the next instant due; and
+02-29 purchases (put ahead), lots expiring at one instant, the next instant due; and
 the running maximum the bulk path totals their rests with."""
 
 from __future__ import annotations
@@ -15,70 +15,32 @@ from hypothesis import strategies as st
 from rating_core._model import CallKind, Credits, Org, Plans, RatingSetup, Tariff, User
 from ..reference import lot_expiry_ms, month_starts_ms, run_reference
 from ..strategies import (
-    COMMON_LICENSES, RECHARGE_INCREMENTS, arrivals_from_rows, chance, draw_arrival_ms, draw_org_call,
-    draw_recharge_credits, draw_stuck_credits, integer, pick, window_cuts,
+    COMMON_LICENSES,
+    EARLY_MS,
+    arrivals_from_rows,
+    expiry_anchors_ms,
+    expiry_cases,
+    integer,
+    pick,
+    window_cuts,
 )
-from .test_differential import (
-    CDR_COLUMNS, EVENT_COLUMNS, engine_matches_reference_with_lots, first_difference, run_engine_as_server,
-    tunings,
-)
+from .test_differential import engine_matches_reference_with_lots, server_matches_reference, tunings
 
 N = max(int(os.environ.get("CALLSIM_DIFF_EXAMPLES", "300")) // 3, 50)
 CASES = settings(max_examples=N, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-STARTS = (
-    datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc),  # lots bought at 0 expire on a refill
-    datetime(2026, 10, 31, 23, 59, tzinfo=timezone.utc),  # expiries straddle a refill
-    datetime(2028, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
-    datetime(2026, 11, 1, 9, tzinfo=timezone.utc),
-    # lots bought late on 2027-02-28 expire in the window of 2028-02-29 purchases (inserted ahead)
-    datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc),
-    datetime(2027, 2, 28, 23, 59, 30, tzinfo=timezone.utc),
-)
-
 
 @st.composite
 def cases(draw):
-    start = pick(draw, STARTS)
-    year = lot_expiry_ms(start, 0)
-    end_ms = year + integer(draw, 1, 2 * 3_600_000)
-    first_s, next_s = pick(draw, RECHARGE_INCREMENTS)
-    rate = integer(draw, 1_000, 60_000)
-    cost = -(-rate * max(first_s, next_s) // 60)
-    orgs = []
-    for i in range(integer(draw, 1, int(os.environ.get("REVIEW_ORGS", "8")))):
-        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1]) for u in range(integer(draw, 1, 3)))
-        how = integer(draw, 0, 3)
-        credits = (draw_stuck_credits(draw, start, cost) if how == 0 else draw_recharge_credits(draw, start, cost)
-                   if how == 1 else Credits(integer(draw, 0, 20 * cost), False, 0, 0, None, 1) if how == 2
-                   else Credits(integer(draw, 0, 20 * cost), True, integer(draw, 0, 20 * cost),
-                                integer(draw, 1, 20 * cost), None, 1))
-        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
-    setup = RatingSetup(start=start, end_ms=end_ms, currency="USD",
-                        plans=Plans({"default": pick(draw, (0, 0, 1, 2, 600))}, 0, 0, ()),
-                        tariffs=(Tariff("1", rate, first_s, next_s, "US", "A"),),
-                        toll_free_tariffs=(Tariff("1", rate, first_s, next_s),), orgs=tuple(orgs))
-    users = setup.users()
-    rows = []
-    early = integer(draw, 1, 2 * 3_600_000)
-    bases = [0, 1, 1000]
-    for _ in range(integer(draw, 1, 30)):
-        t = min(draw_arrival_ms(draw, setup, bases), early) if chance(draw, 2) else integer(draw, 0, early)
-        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
-        bases.append(t)
-    expiries = sorted({lot_expiry_ms(start, t) for t in bases} | {year})
-    refills = month_starts_ms(start, end_ms)
-    for _ in range(integer(draw, 0, 40)):
-        t = pick(draw, expiries) + pick(draw, (0, 0, -1, 1, -1000, integer(draw, -30 * 60_000, 30 * 60_000)))
-        t = min(max(t, early), end_ms - 1)
-        rows.append(draw_org_call(draw, setup, users, t, 4) + (integer(draw, 0, 15 * 60_000),))
-    arrivals = arrivals_from_rows(rows)
-    interesting = sorted(set(expiries) | set(refills[-2:]))
+    """An `expiry_cases` case of up to 8 orgs, cut on its expiries and last refills, and a tuning."""
+    setup, arrivals = draw(expiry_cases(max_orgs=8))
+    bought = [t for t in arrivals.t_ms.tolist() if t <= EARLY_MS]
+    interesting = sorted(set(expiry_anchors_ms(setup, bought)) | set(month_starts_ms(setup.start, setup.end_ms)[-2:]))
     cuts = set(draw(window_cuts(setup, arrivals)))
     for _ in range(integer(draw, 0, 4)):
         cuts.add(pick(draw, interesting) + pick(draw, (0, 1, -1)))
-    return setup, arrivals, sorted(c for c in cuts if 0 < c < end_ms), draw(tunings())
+    return setup, arrivals, sorted(c for c in cuts if 0 < c < setup.end_ms), draw(tunings())
 
 
 @CASES
@@ -94,15 +56,9 @@ def test_expiries_in_windows(case):
 @given(cases(), st.sampled_from((1, 1_000, 10**9)))
 def test_expiries_as_server(case, watch_ms):
     """The same cases fed as `callsim serve` feeds the engine (hang-ups told as they happen)."""
-    from rating_core import Tuning
-
     setup, arrivals, cuts, tuning = case
     note(f"cuts={cuts}")
-    want_cdrs, want_events = run_reference(setup, arrivals)
-    got_cdrs, got_events = run_engine_as_server(setup, arrivals, cuts, Tuning(watch_ms=watch_ms, **tuning))
-    problem = (first_difference("cdrs", CDR_COLUMNS, want_cdrs, got_cdrs)
-               or first_difference("events", EVENT_COLUMNS, want_events, got_events))
-    assert not problem, problem
+    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
 
 
 @CASES
