@@ -14,6 +14,7 @@ collected.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,8 +227,7 @@ def _check_events(
     kinds = {e.event for e in expectations}
     counts = [0] * len(expectations)
     # Events of the same kind and org, whether they match or not: the diff shows the nearest.
-    # Ledger events are rare (a few per org and day), so keeping them is cheap.
-    similar: list[list[tuple[int, str]]] = [[] for _ in expectations]
+    similar = [_Similar(e) for e in expectations]
     with open(path, encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
@@ -237,7 +237,7 @@ def _check_events(
             for k, e in enumerate(expectations):
                 if record["event"] != e.event or (e.org is not None and record["org_id"] != e.org):
                     continue
-                similar[k].append((t, _say_event(record, t, e.org is None)))
+                similar[k].add(t, record)
                 if _event_matches(e, record, t):
                     counts[k] += 1
     for k, e in enumerate(expectations):
@@ -246,22 +246,54 @@ def _check_events(
             yield Failure(e.index, _event_title(e), (mismatch,), _event_note(e, similar[k]))
 
 
-def _event_note(e: EventExpectation, similar: list[tuple[int, str]]) -> tuple[str, ...]:
+class _Similar:
+    """The events of an expectation's kind and org: how many, and the few a failure shows (the
+    `_SHOWN_EVENTS` nearest to its `at`, earlier lines first among equals; else the first).
+
+    Only those few are kept: an org that recharges at every call has a recharge event per call,
+    hundreds of thousands in a run, and each expectation of that kind would hold them all.
+    """
+
+    def __init__(self, e: EventExpectation) -> None:
+        self.count = 0
+        self._with_org = e.org is None
+        self._window: tuple[int, int] | None = None
+        if e.at is not None:
+            low = e.at.low if e.at.low is not None else 0
+            self._window = (low, e.at.high if e.at.high is not None else low)
+        # (-distance, -line, t, text): heap[0] is the farthest kept, the one a nearer event evicts
+        self._kept: list[tuple[int, int, int, str]] = []
+
+    def add(self, t: int, record: Mapping[str, Any]) -> None:
+        self.count += 1
+        if self._window is None:
+            if len(self._kept) < _SHOWN_EVENTS:
+                self._kept.append((0, -self.count, t, _say_event(record, t, self._with_org)))
+            return
+        low, high = self._window
+        key = (-max(low - t, t - high, 0), -self.count)
+        if len(self._kept) < _SHOWN_EVENTS:
+            heapq.heappush(self._kept, (*key, t, _say_event(record, t, self._with_org)))
+        elif key > self._kept[0][:2]:
+            heapq.heapreplace(self._kept, (*key, t, _say_event(record, t, self._with_org)))
+
+    def shown(self) -> list[tuple[int, str]]:
+        """The kept events as (instant, text), in time order (in line order when not by `at`)."""
+        pairs = [(t, text) for _, _, t, text in self._kept]
+        return pairs if self._window is None else sorted(pairs)
+
+
+def _event_note(e: EventExpectation, similar: _Similar) -> tuple[str, ...]:
     """What did happen, when the count alone does not tell: the events nearest to `at`."""
     who = f"of {e.org}" if e.org is not None else "of any org"
-    if not similar:
+    if not similar.count:
         return (f"there are no {e.event} events {who} at all",)
     if e.at is None and not e.fields:
         return ()
-    if e.at is not None:
-        low = e.at.low if e.at.low is not None else 0
-        high = e.at.high if e.at.high is not None else low
-        nearest = sorted(similar, key=lambda s: max(low - s[0], s[0] - high, 0))
-        shown, which = sorted(nearest[:_SHOWN_EVENTS]), "nearest"
-    else:
-        shown, which = similar[:_SHOWN_EVENTS], "first"
-    head = f"{len(similar)} {e.event} events {who} in all"
-    if len(similar) > len(shown):
+    shown = similar.shown()
+    which = "nearest" if e.at is not None else "first"
+    head = f"{similar.count} {e.event} events {who} in all"
+    if similar.count > len(shown):
         head += f", the {len(shown)} {which}"
     return (head + ":", *(f"  {text}" for _, text in shown))
 

@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from simulator import cli
-from simulator.scenario._expect_schema import EVENT_KINDS, Bound, say_ms
+from simulator import cli, expect
+from simulator.scenario._expect_schema import EVENT_KINDS, Bound, EventExpectation, say_ms
 from simulator.outputs import EVENT_FIELDS
 from tests.scenarios import SCENARIOS
 
@@ -547,3 +548,32 @@ def test_bounds_are_inclusive_and_say_what_they_allow() -> None:
     assert str(Bound(60_000, 3_600_000, "time")) == "1m to 1h"
     assert Bound(1, 2, "count").holds(1) and Bound(1, 2, "count").holds(2)
     assert not Bound(1, 2, "count").holds(3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(times=st.lists(st.integers(0, 50), max_size=40),
+       low=st.none() | st.integers(0, 50), high=st.none() | st.integers(0, 50), windowed=st.booleans())
+def test_a_failed_event_note_keeps_only_the_events_it_shows(times, low, high, windowed) -> None:
+    """The nearest events to `at` (earlier lines first among equals), or the first ones, as a
+    sort of every event of the kind would pick them, from no more than `_SHOWN_EVENTS` kept:
+    an org recharging at every call writes hundreds of thousands of events of one kind."""
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    at = Bound(low, high, "time") if windowed else None
+    e = EventExpectation(0, "recharge_succeeded", "contoso", at, {}, Bound(1, None, "count"))
+    similar = expect._Similar(e)
+    every = []
+    for t in times:
+        record = {"org_id": "contoso", "amount": "5.00", "balance": str(t)}
+        similar.add(t, record)
+        every.append((t, expect._say_event(record, t, False)))
+        assert len(similar._kept) <= expect._SHOWN_EVENTS
+    if at is None:
+        wanted = every[:expect._SHOWN_EVENTS]
+    else:
+        lo = low if low is not None else 0
+        hi = high if high is not None else lo
+        nearest = sorted(every, key=lambda s: max(lo - s[0], s[0] - hi, 0))
+        wanted = sorted(nearest[:expect._SHOWN_EVENTS])
+    assert similar.count == len(times)
+    assert similar.shown() == wanted
