@@ -26,21 +26,28 @@ HELD_BACK = 1 << 20  # lots `add_lots_many` holds back at most before appending 
 def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
     """(org, pool name, capacity seconds) for every pool with a positive capacity (SPEC §3 Pools)."""
     plans = setup.plans
+    minutes: dict[tuple[str, frozenset[str]], tuple[int, int, int]] = {}  # users alike add alike
     out = []
     for o, org in enumerate(setup.orgs):
         domestic: dict[str, int] = {}
         international: dict[str, int] = {}
         dial_out = 0
         for user in org.users:
-            lic = user.effective_licenses
             cc = user.country
-            if lic & {"domestic_calling_plan", "international_calling_plan"}:
-                minutes = plans.domestic_minutes.get(cc, plans.domestic_minutes["default"])
-                domestic[cc] = domestic.get(cc, 0) + minutes
-            if "international_calling_plan" in lic:
-                international[cc] = international.get(cc, 0) + plans.international_minutes
-            if "audio_conferencing" in lic:
-                dial_out += plans.dial_out_minutes
+            key = (cc, user.licenses)
+            if key not in minutes:
+                lic = user.effective_licenses
+                minutes[key] = (
+                    plans.domestic_minutes.get(cc, plans.domestic_minutes["default"])
+                    if lic & {"domestic_calling_plan", "international_calling_plan"} else -1,
+                    plans.international_minutes if "international_calling_plan" in lic else -1,
+                    plans.dial_out_minutes if "audio_conferencing" in lic else 0)
+            dom, intl, dial = minutes[key]
+            if dom >= 0:
+                domestic[cc] = domestic.get(cc, 0) + dom
+            if intl >= 0:
+                international[cc] = international.get(cc, 0) + intl
+            dial_out += dial
         for cc in sorted(domestic):
             out.append((o, f"domestic:{cc}", 60 * domestic[cc]))
         for cc in sorted(international):
@@ -121,12 +128,17 @@ class Ledger:
 
     # -- fixed instants -------------------------------------------------
     def start_events(self) -> list[LedgerEvent]:
-        """The initial lot of every org with credits, bought at t = 0."""
+        """The initial lot of every org with credits, bought at t = 0 (before any other lot:
+        each is its org's first, all expire at one instant)."""
+        expires = lot_expiry_ms(self.setup.start, 0)
         events = []
         for o, org in enumerate(self.setup.orgs):
             if org.credits and org.credits.initial_micro > 0:
                 amount = org.credits.initial_micro
-                self.add_lot(o, 0, amount)
+                self._lots[o].push(expires, amount)
+                self._expiries.append((expires, o))  # one instant: the list stays a heap
+                self.balance[o] += amount
+                self._back[o] = expires
                 events.append(LedgerEvent(0, o, "credits_purchased", int(self.balance[o]), amount))
         return events
 
