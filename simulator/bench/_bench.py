@@ -20,7 +20,7 @@
    and one traffic source each (written by benchmarks/stress_orgs.py), over 8 h and over
    2 h (each source still draws a day of calls a block: the run is mostly its setup and
    its sources' first blocks), and 10,000 such orgs stuck below their trigger or retrying
-   an expired card every second (`--mix stuck`).
+   an expired card every second over 8 h (`--mix stuck`).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def bench_stress() -> list[dict] | None:
     with tempfile.TemporaryDirectory() as tmp:
         ten_thousand = []
         for name, duration, mix in (("stress_10k_orgs", "8h", "mixed"), ("stress_10k_orgs_2h", "2h", "mixed"),
-                                    ("stress_10k_stuck", "2h", "stuck")):
+                                    ("stress_10k_stuck", "8h", "stuck")):
             path = Path(tmp) / f"{name}.toml"
             path.write_text(stress_orgs.stress_orgs_toml(
                 orgs=10_000, users=1, rate=10, duration=duration, name=name,
