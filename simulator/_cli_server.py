@@ -135,6 +135,7 @@ def main(args: argparse.Namespace) -> int:
         return run_loadgen(options)
     import trio
 
+    from ._stop_signals import unwake_at_exit
     from .metrics import MetricsServer
     from .outputs import claim_for_command
     from .server import Limits, ServerConfig, TokenConflict, resolve_tokens, serve
@@ -178,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
     if metrics is not None:
         _say(f"callsim: metrics at {metrics.url}")
     try:
-        result = trio.run(serve, scenario, config)
+        result = trio.run(unwake_at_exit, serve, scenario, config)
     except OSError as err:
         where = f"{args.host}:{args.port}" + (f" or the SIP address {args.sip}" if args.sip else "")
         raise UsageError(f"cannot listen on {where} ({err.strerror or err})") from None

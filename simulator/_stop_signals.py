@@ -33,12 +33,32 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
+from typing import TypeVar
 
-__all__ = ["STOP_SIGNALS", "StopSignals"]
+T = TypeVar("T")
+
+__all__ = ["STOP_SIGNALS", "StopSignals", "unwake_at_exit"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def unwake_at_exit(run: Callable[..., Awaitable[T]], *args: object) -> T:
+    """`await run(*args)`, then stop signals waking Trio's event loop: for `trio.run`.
+
+    A signal writes a byte to the socket Trio set with `signal.set_wakeup_fd`, and
+    Trio, as its run ends, closes that socket before it unsets it: a signal in
+    between (a repeated Ctrl-C or SIGTERM while the run stops) makes Python print
+    "Exception ignored when trying to write to the signal wakeup fd" and a
+    BrokenPipeError.  Unset first, the loop is no longer woken; the handlers above
+    still note the signal.
+    """
+    try:
+        return await run(*args)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)
 
 
 class StopSignals:

@@ -415,6 +415,7 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
     try:
         import trio
 
+        from ._stop_signals import unwake_at_exit
         from .progress import Progress
         from .run import RunOptions, run_scenario
 
@@ -427,7 +428,7 @@ def _run_owned(args: argparse.Namespace, scenario: "Scenario", claim: "OutDir") 
         options.out_dir_claim = claim  # held by `_run` until it returns, --check included
         started = time.perf_counter()
         with progress:
-            result = trio.run(run_scenario, scenario, options)
+            result = trio.run(unwake_at_exit, run_scenario, scenario, options)
     except Exception as err:
         failure = _write_failure(err)
         if failure is None:

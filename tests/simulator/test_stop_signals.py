@@ -61,3 +61,36 @@ def test_handed_back_sigterm_raises_keyboard_interrupt_as_ctrl_c_does() -> None:
     finally:
         for s, handler in zip(STOP_SIGNALS, before):
             signal.signal(s, handler)
+
+
+def test_a_signal_while_trio_closes_its_wakeup_socket_prints_nothing(monkeypatch) -> None:
+    """Trio closes the socket signals wake it through before it unsets it; a SIGTERM sent in
+    between (as repeated Ctrl-C or SIGTERM can) must not make Python report a failed write
+    to the signal wakeup fd, once `unwake_at_exit` has unset it."""
+    import os
+    import sys
+
+    import trio
+    from trio._core import _wakeup_socketpair
+
+    from simulator._stop_signals import unwake_at_exit
+
+    close = _wakeup_socketpair.WakeupSocketpair.close
+
+    def close_with_a_signal_in_between(self) -> None:
+        self.wakeup_sock.close()  # Trio's order: the read end first ...
+        os.kill(os.getpid(), signal.SIGTERM)  # ... a signal now writes to the wakeup fd, if set
+        close(self)
+
+    monkeypatch.setattr(_wakeup_socketpair.WakeupSocketpair, "close", close_with_a_signal_in_between)
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    async def run() -> str:
+        await trio.sleep(0)
+        return "done"
+
+    with StopSignals.installed() as stops:
+        assert trio.run(unwake_at_exit, run) == "done"
+    assert stops.received == signal.SIGTERM and reported == []
+    assert signal.set_wakeup_fd(-1) == -1  # nothing left set
