@@ -47,7 +47,9 @@ Failing, blocked vs dropped            ``_increments.refused_reason``
 balance_exhausted, once until credits  ``_increments.exhausts`` (when) and
                                        ``_ledger.Ledger.exhausted_unreported`` (once;
                                        stepped: the flag ``reported`` of ``_stepping``'s loop)
-Credits, each purchase is a lot       ``_ledger.Ledger.add_lot``
+Credits, each purchase is a lot       ``_ledger.Ledger.add_lots`` (many orgs:
+                                       ``_ledger.Ledger.add_lots_many``; the initial
+                                       ones: ``_ledger.Ledger.start_events``)
 Credits, lot expiry (12 months)        ``_calendar._twelve_months_ms``; the rest
                                        removed: ``_ledger.expired_rest`` (bulk:
                                        ``_expiries.Expired``; stepped: the loop)
@@ -55,10 +57,11 @@ Credits, auto-recharge wanted          ``_ledger.recharge_wanted`` (for orgs:
                                        ``_ledger.Ledger.wants_recharge``)
 Credits, no retry wait pending         ``_ledger.attempt_allowed`` (``_ledger.Ledger.may_attempt``)
 Credits, card valid (attempt succeeds) ``_ledger.card_accepts`` (``_ledger.Ledger.card_valid``)
-Credits, the attempt (lot or failure)  ``_ledger.Ledger.recharge_check`` (a failure:
-                                       ``_ledger.Ledger.fail_attempt``; stepped: the
-                                       loop of ``_stepping._loop_over``, from the same clauses;
-                                       dead orgs: ``_charging.Charger._fail_recharges``)
+Credits, the attempt (lot or failure)  from the three clauses above: bulk
+                                       ``_recharges.recharges_along`` (with
+                                       ``_charging.Charger._first_special``); stepped: the
+                                       loop of ``_stepping._loop_over``; dead orgs:
+                                       ``_charging.Charger._fail_recharges``
 Org instant (when a check may run)     ``_engine.RatingEngine._window`` (arrivals,
                                        refills), ``_charging.Charger._hangups`` and
                                        ``_expiries.Expired`` (expiries with a rest)

@@ -237,22 +237,6 @@ class Ledger:
             heapq.heappush(self._expiries, (first, o))
 
     # -- credits --------------------------------------------------------
-    def add_lot(self, o: int, t: int, amount: int) -> None:
-        """Org o buys `amount` at t, a lot expiring 12 months later (SPEC §3 Credits); all the org
-        spent before is passed to `spend_many` first."""
-        expires = lot_expiry_ms(self.setup.start, t)
-        lots = self.lots_of(o)
-        first = lots.first_expiry()
-        if expires >= lots.last_expiry():
-            lots.push(expires, amount)
-        else:
-            lots.insert(expires, amount)
-        self.balance[o] += amount
-        self.exhausted_reported[o] = False
-        if lots.first_expiry() != first:
-            self._watch_expiry(o)
-        self._back[o] = lots.last_expiry()
-
     def add_lots(self, o: int, t: NDArray[np.int64], amount: int, spent: NDArray[np.int64]) -> None:
         """A lot of `amount` bought at each instant of `t` (ascending): a window's recharges of
         one org.
@@ -390,7 +374,7 @@ class Ledger:
     # before `retry_after` has passed."  Its three clauses are `recharge_wanted`,
     # `attempt_allowed` and `card_accepts`, each one expression for one org's scalars
     # (the stepping path, with `recharge_rules`) or for arrays; the predicates below apply them
-    # to the ledger's orgs, for `recharge_check` and the bulk paths.
+    # to the ledger's orgs, for the bulk paths.
 
     def wants_recharge(self, balance, orgs=slice(None)):
         """Whether an org with this balance asks for a recharge: enabled and strictly below the
@@ -415,33 +399,13 @@ class Ledger:
                 "retry_until": self.retry_until[orgs], "balance": self.balance[orgs],
                 "reported": self.exhausted_reported[orgs]}
 
-    def recharge_check(self, o: int, t: int) -> LedgerEvent | None:
-        """SPEC §3 auto-recharge: after all events of an org instant."""
-        if not (self.wants_recharge(self.balance[o], o) and self.may_attempt(t, o)):
-            return None
-        if self.card_valid(t, o):
-            return self.recharge(o, t)
-        return self.fail_attempt(o, t, int(self.balance[o]))
-
-    def fail_attempt(self, o: int, t: int, balance: int) -> LedgerEvent:
-        """An attempt at `t` with an expired card: no attempt before `retry_after` has passed.
-        `balance` is the org's at t (the event reports it)."""
-        self.retry_until[o] = next_attempt_ms(t, int(self.retry_after[o]))
-        return LedgerEvent(t, o, "recharge_failed", balance, reason="card_expired")
-
     def exhausted_unreported(self, o: int) -> bool:
         """SPEC §3 Credits: whether a refusal for too low a balance is reported, at most once
-        until credits are next added (`add_lot`, `add_lots` clear the flag)."""
+        until credits are next added (`add_lots`, `add_lots_many` clear the flag)."""
         if self.exhausted_reported[o]:
             return False
         self.exhausted_reported[o] = True
         return True
-
-    def recharge(self, o: int, t: int) -> LedgerEvent:
-        """A successful attempt at `t`: a lot of `recharge_amount`."""
-        amount = int(self.recharge_amounts[o])
-        self.add_lot(o, t, amount)
-        return LedgerEvent(t, o, "recharge_succeeded", int(self.balance[o]), amount)
 
     def recharge_pending(self, t0: int, t1: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """Orgs whose recharge check may run in [t0, t1), and those of them for which it must fail.

@@ -77,7 +77,7 @@ def test_an_expiry_of_lots_spent_by_then_is_not_due():
 
     engine = RatingEngine(leap_setup())
     ledger = engine.ledger
-    ledger.add_lot(0, HOUR, 1_000_000)  # a second lot, an hour after the initial one
+    ledger.add_lots(0, np.array([HOUR]), 1_000_000, np.array([0]))  # a second lot, an hour after the first
     t = A_EXPIRES - 10 * DAY  # past the last refill before the expiries
     assert ledger.next_fixed_after(t) == A_EXPIRES  # the initial lot, 10.00 held
     ledger.spend_many(np.array([10_000_000]))  # the initial lot spent whole
