@@ -47,7 +47,7 @@ from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import recharges_along
 from ._expiries import Expired
-from ._runs import distinct, first_of_runs, grouped_cumsum, paid_through, run_starts
+from ._runs import distinct, first_of_runs, grouped_cumsum, last_of_runs, paid_through, run_starts
 from ._tuning import Tuning
 
 
@@ -336,7 +336,7 @@ class Charger:
             at, end = at[going], end[going]
         done = np.sort(np.concatenate(checks))  # (org, instant) order
         org, t = org[done], t[done]
-        last = np.append(org[1:] != org[:-1], True)
+        last = last_of_runs(org)
         led.retry_until[org[last]] = next_attempt_ms(t[last], retry[org[last]])
         n = len(t)
         out.recharges.append(EventColumns(t, org, np.full(n, RECHARGE_FAILED, dtype=np.int8), led.balance[org],

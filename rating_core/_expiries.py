@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from ._events import CREDITS_EXPIRED, EventColumns
 from ._ledger import Ledger, expired_rest
-from ._runs import first_of_runs, paid_through, run_bounds
+from ._runs import first_of_runs, grouped_cummin, last_of_runs, paid_through
 
 
 class Expired:
@@ -44,7 +44,8 @@ class Expired:
         (`row_key`, running cost `paid` as in `_paid_through`) paid."""
         org, t, held = led.expiries_between(orgs, t_from, t1)
         before = paid_through(paid, row_key, org * width + (t - base) - 1, org, width)
-        total = grouped_cummax(np.maximum(held - before, 0), org)
+        lost = np.maximum(held - before, 0)  # its running maximum is the rests' running total
+        total = -grouped_cummin(-lost, np.cumsum(first_of_runs(org)) - 1, int(lost.max(initial=0)) + 1)
         prior = np.zeros_like(total)
         prior[1:] = total[:-1]
         prior[first_of_runs(org)] = 0
@@ -77,25 +78,6 @@ class Expired:
 
     def per_org(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(orgs, rests removed in all) over the kept expiries, for `Ledger.remove_expired`."""
-        last = np.append(self.org[1:] != self.org[:-1], True) if len(self.org) else np.zeros(0, dtype=bool)
+        last = last_of_runs(self.org)
         return self.org[last], self.total[last]
 
-
-def grouped_cummax(values: NDArray[np.int64], group: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Running maximum of values >= 0, restarting with each run of equal `group` values.
-
-    Each run is lifted above every earlier one, so one running maximum over the whole
-    array never carries a value across a run's start; runs one at a time when the
-    lift would not fit in int64.
-    """
-    if not len(values):
-        return values
-    run = np.cumsum(first_of_runs(group)) - 1
-    span = int(values.max()) + 1
-    if int(run[-1]) < (1 << 62) // span:
-        lift = run * span
-        return np.maximum.accumulate(values + lift) - lift
-    out = values.copy()
-    for a, b in zip(*run_bounds(group)):
-        out[a:b] = np.maximum.accumulate(values[a:b])
-    return out

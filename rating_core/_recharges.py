@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._ledger import Ledger
-from ._runs import first_of_runs, grouped_cumsum
+from ._runs import first_of_runs, grouped_cummin, grouped_cumsum
 
 
 @dataclass
@@ -73,7 +73,7 @@ def recharges_along(led: Ledger, org: NDArray[np.int64], t: NDArray[np.int64],
     m[(short > 0) & (amount == 0)] = cap
     e = led.recharge_on[org] & led.may_attempt(t, org)
     big_e = grouped_cumsum(e.astype(np.int64), np.flatnonzero(starts))
-    after = big_e + np.minimum(0, _grouped_cummin(m - big_e, group, 2 * cap + 1))
+    after = big_e + np.minimum(0, grouped_cummin(m - big_e, group, 2 * cap + 1))
     before = np.zeros(k, dtype=np.int64)
     before[1:] = after[:-1]
     before[starts] = 0
@@ -81,12 +81,3 @@ def recharges_along(led: Ledger, org: NDArray[np.int64], t: NDArray[np.int64],
     lagging = led.wants_recharge(balance + after * amount - spent, org)
     return RechargeRun(before, after, checks, lagging)
 
-
-def _grouped_cummin(values: NDArray[np.int64], group: NDArray[np.int64], span: int) -> NDArray[np.int64]:
-    """Running minimum restarting with each group; |values| < span.
-
-    Each group is shifted below every earlier one, so one running minimum
-    over the whole array never carries a value across a group's start.
-    """
-    shift = group * span
-    return np.minimum.accumulate(values - shift) + shift

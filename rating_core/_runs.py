@@ -14,6 +14,13 @@ def first_of_runs(values: NDArray) -> NDArray[np.bool_]:
     return first
 
 
+def last_of_runs(values: NDArray) -> NDArray[np.bool_]:
+    """True at the last element of each run of equal neighbours."""
+    last = np.ones(len(values), dtype=bool)
+    last[:-1] = values[1:] != values[:-1]
+    return last
+
+
 def run_starts(values: NDArray) -> NDArray[np.intp]:
     """Index where each run of equal neighbours begins."""
     return np.flatnonzero(first_of_runs(values))
@@ -46,3 +53,23 @@ def paid_through(paid, row_key, keys, org, width: int) -> NDArray[np.int64]:
     `paid` is the running total of the rows' costs, from 0, over `row_key` (org * width + t)."""
     return (paid[np.searchsorted(row_key, keys, side="right")]
             - paid[np.searchsorted(row_key, org * width, side="left")])
+
+
+def grouped_cummin(values: NDArray[np.int64], group: NDArray[np.int64], span: int) -> NDArray[np.int64]:
+    """Running minimum restarting with each group: `group` numbers each element's group,
+    0, 1, 2, ... in order; the values lie within less than `span` of each other
+    (max - min < span).
+
+    Each group is shifted below every earlier one, so one running minimum over the
+    whole array never carries a value across a group's start; group by group when
+    the shift would not fit in int64.
+    """
+    if not len(values):
+        return values
+    if int(group[-1]) < (1 << 62) // span:
+        shift = group * span
+        return np.minimum.accumulate(values - shift) + shift
+    out = values.copy()
+    for a, b in zip(*run_bounds(group)):
+        out[a:b] = np.minimum.accumulate(values[a:b])
+    return out

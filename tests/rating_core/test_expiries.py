@@ -1,7 +1,7 @@
 """Lot expiries inside windows against the reference: lots bought at t = 0 that expire on a
 refill, expiries straddling a refill, lots bought late on 02-28 expiring in the window of
 02-29 purchases (put ahead), lots expiring at one instant, the next instant due; and
-the running maximum the bulk path totals their rests with."""
+the grouped running minimum the bulk paths count recharges and total rests with."""
 
 from __future__ import annotations
 
@@ -118,17 +118,22 @@ def test_lots_expiring_at_one_instant_expire_one_by_one(offsets, cut_offsets, tu
         assert expired == [(0, 100_000 - 3 * 20_000), (0, 50_000), (60_000, 50_000)]
 
 
-def test_grouped_running_maximum_restarts_with_each_org():
-    """`_expiries.grouped_cummax` (the rests lot expiries remove, in bulk) against a loop,
-    with values near the int64 limit (the per-run fallback)."""
-    from rating_core._expiries import grouped_cummax
+def test_grouped_running_minimum_restarts_with_each_group():
+    """`_runs.grouped_cummin` (recharges counted in bulk; negated, the rests lot expiries
+    remove) against a loop, with values near the int64 limit (the group-by-group fallback),
+    and the runs' last elements `_runs.last_of_runs` marks."""
+    from rating_core._runs import grouped_cummin, last_of_runs
 
     rng = np.random.default_rng(5)
     for top in (10, 10**6, 2**62):
         group = np.sort(rng.integers(0, 30, 400))
-        values = rng.integers(0, top, 400, dtype=np.int64)
+        group = np.cumsum(np.append(True, group[1:] != group[:-1])) - 1  # 0, 1, 2, ... in order
+        values = rng.integers(-(top // 2), top - top // 2, 400, dtype=np.int64)  # max - min < top
         want = values.copy()
         for k in range(1, len(values)):
             if group[k] == group[k - 1]:
-                want[k] = max(want[k - 1], values[k])
-        assert grouped_cummax(values, group).tolist() == want.tolist()
+                want[k] = min(want[k - 1], values[k])
+        assert grouped_cummin(values, group, top).tolist() == want.tolist()
+        assert last_of_runs(group).tolist() == [k == len(group) - 1 or group[k + 1] != group[k]
+                                                for k in range(len(group))]
+    assert last_of_runs(np.zeros(0)).tolist() == []
