@@ -587,11 +587,10 @@ class Charger:
 
         start = np.full(self.n_orgs, NEVER, dtype=np.int64)
         start[orgs] = t_from
-        mine = start[other.org] <= other.t
         safe_org, safe_t = safe.times_for(start < NEVER, start)
         paid, specials = Stepper(self, out).run(orgs, t_from, np.full(len(orgs), t1, dtype=np.int64),
-                                                 np.concatenate([other.org[mine], safe_org]),
-                                                 np.concatenate([other.t[mine], safe_t]))
+                                                 np.concatenate([other.org, safe_org]),
+                                                 np.concatenate([other.t, safe_t]))
         self.stepping[orgs] = (specials > 0) & (paid < self.step_below * specials)
 
 

@@ -21,6 +21,7 @@ from ._charging import WindowOutcome, _add_lots, _end_refused, _offsets_within, 
 
 if TYPE_CHECKING:
     from ._charging import Charger
+    from ._stepping import Stepped
 
 LISTED = 4  # boundaries of each call listed before the loop; the rest are queued as it pays
 ROOM = 1 << 16  # events the loop makes room for at first (it grows its rows when full)
@@ -58,7 +59,7 @@ class Stepper:
         # numba's import and its compiled loop's load are paid by the runs that step an org only
         from . import _stepping
 
-        ch, out = self.charger, self.out
+        ch = self.charger
         c, led = ch.calls, ch.ledger
         g = len(orgs)
         group = np.full(ch.n_orgs, -1, dtype=np.int64)  # org -> its index in `orgs`
@@ -130,6 +131,15 @@ class Stepper:
             np.append(led.pool_remaining, 0)[used], held, led.recharge_rules(orgs),
             min(int((1 + more).sum()), ROOM), compiled=compiled)
         ch.stepped_items += len(t) + int(stepped.paid.sum())
+        return self._apply(stepped, orgs, calls, gc, pools)
+
+    def _apply(self, stepped: Stepped, orgs: NDArray[np.int64], calls: NDArray[np.intp],
+               gc: NDArray[np.int64], pools: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Apply the loop's outcome for `orgs`: `calls` the table rows it stepped, `gc` the index
+        in `orgs` of each one's org, `pools` each one's pool.  Returns `run`'s answer."""
+        ch, out = self.charger, self.out
+        c, led = ch.calls, ch.ledger
+        g = len(orgs)
         led.retry_until[orgs] = stepped.retry_until
         events = EventColumns(stepped.event_t, orgs[stepped.event_org], stepped.event_kind.astype(np.int8),
                               stepped.event_balance.copy(), stepped.event_amount.copy(),
