@@ -84,7 +84,7 @@ done when it passes.
 
 from ._calendar import card_valid_until_ms, lot_expiry_ms, month_starts
 from ._canonical import canonical_cdrs, canonical_events
-from ._charging import group_sum
+from ._runs import group_sum
 from ._engine import FOREVER_MS, RatingEngine, Step
 from ._events import KINDS as EVENT_KINDS
 from ._events import NO_AMOUNT, NO_BALANCE, EventColumns

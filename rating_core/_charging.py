@@ -46,31 +46,10 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import recharges_along
+from ._crossings import Charges, search
 from ._expiries import Expired
-from ._runs import distinct, first_of_runs, grouped_cumsum, last_of_runs, paid_through, run_starts
+from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
 from ._tuning import Tuning
-
-
-# Below this, every partial sum of float64 weights is an integer held exactly.
-_EXACT_FLOAT = 2**53
-
-
-def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
-    """Exact int64 sums of `values` grouped by `keys` in [0, n) (a key of -1 is n - 1).
-
-    `np.bincount` with the values as weights (~3 ns a value, where `np.add.at` takes
-    ~30 with mixed dtypes) whenever no partial sum can reach 2**53, so that float64
-    adds integers exactly, and the keys are in [0, n); `np.add.at` otherwise (money
-    beyond 9 * 10**9 units, or the -1 key of "no pool").
-    """
-    if not len(values):
-        return np.zeros(n, dtype=np.int64)
-    largest = max(abs(int(values.max())), abs(int(values.min())))
-    if largest * len(values) < _EXACT_FLOAT and 0 <= int(keys.min()) and int(keys.max()) < n:
-        return np.bincount(keys, weights=values, minlength=n).astype(np.int64)
-    out = np.zeros(n, dtype=np.int64)
-    np.add.at(out, keys, values)
-    return out
 
 
 class EndedCalls:
@@ -127,6 +106,7 @@ class Charger:
         self.step_below = tuning.step_below
         self.compile_after = tuning.compile_after
         self.step_slice = tuning.step_slice
+        self.crossing_rows = tuning.crossing_rows
         self.end_ms = end_ms
         self.stepped_items = 0  # instants listed and increments paid by the stepper so far
         self.stepped_since = NEVER  # the first instant stepped
@@ -136,6 +116,8 @@ class Charger:
         # orgs holding a lot that expires in the window being charged (set by `_charge` for
         # it, and for each half by `_charge_halves`; read by the passes and the stepper)
         self._expiring = np.zeros(n_orgs, dtype=bool)
+        # orgs `_search` could not solve in a window ending then: its halves are not searched
+        self._unsolved_until = np.zeros(n_orgs, dtype=np.int64)
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -164,7 +146,14 @@ class Charger:
             self._commit_fast(due, fast, out)
             return
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
+        settled = ~slow  # orgs whose calls are paid whatever the order of the others'
         slow &= ~dead
+        found = self._search(due, slow, crossing, t0, t1)
+        if found is not None:  # those orgs pay every charge, as the fast ones do
+            slow &= ~found.solved
+            settled |= found.solved
+            self.stepping &= ~found.solved
+            fast = fast | (due.due & found.solved[due.org])
         stepped = self.stepping & slow  # stepped in the last window: stepped again from the start
         slow &= ~stepped
         expand = due.due & ~fast & slow[due.org]
@@ -173,13 +162,15 @@ class Charger:
         listed = safe & (slow | stepped)[due.org]
         rows = int(due.count[expand].sum()) + int(due.count[listed].sum())
         if t1 - t0 > 1 and rows > self.split_rows:
+            # the settled orgs' whole window first: the halves need not find it again
+            self._settle(due, due.due & settled[due.org], found, out)
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
         safe_slow = _Boundaries(due, listed)
         if trying.any():  # every instant of these orgs' due calls: refused ones only have the first
             attempts = _Boundaries(due, due.due & trying[due.org], np.where(_refused_if_dead(due, self.ledger.balance), 1, due.count))
-        self._commit_fast(due, fast, out)
+        self._settle(due, fast, found, out)
         self._settle_dead(due, due.due & ~fast & dead[due.org], out)
         if trying.any():
             self._fail_recharges(trying, t0, t1, other, attempts, out)
@@ -188,6 +179,46 @@ class Charger:
             self._step_orgs(orgs, np.full(len(orgs), t0, dtype=np.int64), t1, other, safe_slow, out)
         if slow.any():
             self._charge_slow(t0, t1, due, expand, slow, other, safe_slow, out)
+
+    def _settle(self, due: "_Due", fast, found, out: WindowOutcome) -> None:
+        """Pay the calls `fast` in bulk, the lots of the recharges `found` added first
+        (`_add_recharges`)."""
+        if found is not None:
+            self._add_recharges(_Recharges(found.org, found.t, found.balance, found.spent), out)
+        self._commit_fast(due, fast, out)
+
+    def _search(self, due: "_Due", slow, crossing, t0: int, t1: int):
+        """The recharges of the busy slow orgs that pay every charge, found second by second
+        (`_crossings.search`); None when no org qualifies.
+
+        An org qualifies when its credit-paid charges in the window are at least
+        `crossing_rows` times the cells the search needs (below that, its rows cost less), its
+        balance is at or above its trigger, its card is valid and no retry wait is pending
+        through the window, none of its pools runs dry in it, no lot of it expires, and
+        credits may pay each of its calls that its pool does not.
+        """
+        led = self.ledger
+        seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
+        paid = due.paid & due.credits_ok
+        rows = group_sum(due.org, np.where(paid, due.count, 0), self.n_orgs)
+        ok = slow & (rows >= self.crossing_rows * seconds) & (rows > 0) & ~self._expiring
+        ok &= self._unsolved_until <= t0  # not in a half of a window the search failed for
+        if not ok.any():
+            return None
+        ok &= led.recharge_on & (led.recharge_amounts > 0) & ~led.wants_recharge(led.balance)
+        ok &= led.may_attempt(t0) & led.card_valid(t1 - 1)
+        ok[led.pool_org[crossing]] = False
+        ok[due.org[due.paid & ~due.credits_ok]] = False
+        orgs = np.flatnonzero(ok)
+        if not len(orgs):
+            return None
+        m = paid & ok[due.org]
+        charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
+                          due.first_cost[m], due.next_cost[m])
+        found = search(orgs, led.balance[orgs], led.recharge_below[orgs], led.recharge_amounts[orgs],
+                       charges, t0, t1, self.n_orgs, self.crossing_rows)
+        self._unsolved_until[orgs[~found.solved[orgs]]] = t1
+        return found
 
     def _charge_halves(self, t0: int, t1: int, other: OrgInstants, candidates: NDArray[np.intp] | None,
                        out: WindowOutcome) -> None:
@@ -700,7 +731,7 @@ class _Boundaries:
 
     def _times(self, m: NDArray[np.bool_], t_from) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         k = self.count[m]
-        j = _offsets_within(k)
+        j = offsets_within(k)
         org, nb, after, step = (np.repeat(a[m], k) for a in (self.org, self.nb, self.after, self.step))
         t = np.where(j == 0, nb, after + (j - 1) * step)
         keep = t >= (t_from if np.ndim(t_from) == 0 else t_from[org])
@@ -714,7 +745,7 @@ class _Rows:
     def expand(cls, due: _Due, mask: NDArray[np.bool_]) -> "_Rows":
         self = cls()
         k = due.count[mask]
-        j = _offsets_within(k)
+        j = offsets_within(k)
         pick = np.repeat(np.flatnonzero(mask), k)
         inc, nxt = due.inc[pick], due.next_s[pick]
         t = boundary_ms(due.nb[pick], inc, nxt, j)
@@ -765,11 +796,6 @@ def _order_by(*keys: NDArray[np.integer]) -> NDArray[np.intp]:
         packed <<= width
         packed |= key - low
     return np.argsort(packed)
-
-
-def _offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """0, 1, .., k-1 for each count k, concatenated: the increment number j of expanded rows."""
-    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:

@@ -1,5 +1,5 @@
 """Runs of equal neighbours in a 1-D array (sorted keys, painted pieces, rows grouped by org),
-found in one pass, and sums within them."""
+found in one pass, and sums within them or over keys."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ def run_bounds(values: NDArray) -> tuple[list[int], list[int]]:
     """(starts, ends) of the runs of equal neighbours, as Python ints (for a loop over runs)."""
     starts = run_starts(values)
     return starts.tolist(), [*starts[1:].tolist(), len(values)]
+
+
+def offsets_within(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """0, 1, .., k-1 for each count k, concatenated: the number of each expanded row within its group."""
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def distinct(values: NDArray) -> NDArray:
@@ -72,4 +77,26 @@ def grouped_cummin(values: NDArray[np.int64], group: NDArray[np.int64], span: in
     out = values.copy()
     for a, b in zip(*run_bounds(group)):
         out[a:b] = np.minimum.accumulate(values[a:b])
+    return out
+
+
+# Below this, every partial sum of float64 weights is an integer held exactly.
+_EXACT_FLOAT = 2**53
+
+
+def group_sum(keys: NDArray, values: NDArray, n: int) -> NDArray[np.int64]:
+    """Exact int64 sums of `values` grouped by `keys` in [0, n) (a key of -1 is n - 1).
+
+    `np.bincount` with the values as weights (~3 ns a value, where `np.add.at` takes
+    ~30 with mixed dtypes) whenever no partial sum can reach 2**53, so that float64
+    adds integers exactly, and the keys are in [0, n); `np.add.at` otherwise (money
+    beyond 9 * 10**9 units, or the -1 key of "no pool").
+    """
+    if not len(values):
+        return np.zeros(n, dtype=np.int64)
+    largest = max(abs(int(values.max())), abs(int(values.min())))
+    if largest * len(values) < _EXACT_FLOAT and 0 <= int(keys.min()) and int(keys.max()) < n:
+        return np.bincount(keys, weights=values, minlength=n).astype(np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, keys, values)
     return out

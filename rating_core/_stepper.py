@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 from ._events import CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms
 from ._ledger import Ledger
-from ._runs import first_of_runs, grouped_cumsum, run_starts
-from ._charging import WindowOutcome, _add_lots, _end_refused, _offsets_within, _order_by, _Recharges, group_sum
+from ._runs import first_of_runs, group_sum, grouped_cumsum, offsets_within, run_starts
+from ._charging import WindowOutcome, _add_lots, _end_refused, _order_by, _Recharges
 
 if TYPE_CHECKING:
     from ._charging import Charger
@@ -108,7 +108,7 @@ class Stepper:
                 second = self.run(orgs, mid, t1, other_org, other_t)
                 return first[0] + second[0], first[1] + second[1]
         listed = np.minimum(1 + more, LISTED)
-        j = _offsets_within(listed)
+        j = offsets_within(listed)
         boundary = boundary_ms(np.repeat(nb[due], listed), np.repeat(inc_s, listed), np.repeat(next_s, listed), j)
         t = np.concatenate([boundary, hang[hung], expiry, ot, t1])  # t1: the cue of each org's last check
         kind = np.repeat(np.array([_stepping.CHARGE, _stepping.HANGUP, _stepping.EXPIRY, _stepping.OTHER,

@@ -30,6 +30,11 @@ class Tuning:
         foreseen until the run's end at the pace so far, above which the loop runs compiled
         with numba rather than by Python (0: compiled from the first; None: never, for
         real-time rating, which numba's load would stall).
+      crossing_rows: an org that may recharge and pays every charge has its recharges found
+        second by second (`_crossings`) rather than from one row per increment when its
+        credit-paid increments in a window are at least this many times the cells that
+        search needs: one a second of the window, 1,000 a second in which a recharge falls
+        (0: whenever it may).
       step_slice: increments and instants at most that the loop steps by Python in one call:
         a longer span is stepped in halves, the choice to compile made again for each.
     """
@@ -41,3 +46,4 @@ class Tuning:
     watch_ms: int = 1_000
     compile_after: int | None = 450_000
     step_slice: int = 50_000
+    crossing_rows: int = 1

@@ -15,6 +15,7 @@ call made generation ~50x slower than the reference itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import product
@@ -377,6 +378,50 @@ def recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
     for _ in range(integer(draw, 1, 40)):
         t = draw_arrival_ms(draw, setup, bases)
         rows.append(draw_org_call(draw, setup, users, t, 3) + (integer(draw, 0, 20 * 60_000),))
+        bases.append(t)
+    return setup, arrivals_from_rows(rows)
+
+
+@st.composite
+def busy_recharge_cases(draw: Draw) -> tuple[RatingSetup, Arrivals]:
+    """Orgs recharging every few charges while many calls are connected, under two tariffs of
+    different increments (SPEC §3 "Increments", "Credits"): calls answered on one millisecond,
+    on one millisecond of different seconds, or whole increments apart; amounts from below
+    one charge to many; triggers near the balance; pools that run dry; cards that expire
+    mid-run.  The engine finds such orgs' recharges second by second (`rating_core._crossings`)
+    whenever it can prove them, and row by row otherwise."""
+    start = pick(draw, RECHARGE_STARTS)
+    end_ms = integer(draw, 60_000, 3_600_000)
+    increments = [pick(draw, RECHARGE_INCREMENTS) for _ in range(2)]
+    rates = [integer(draw, 1_000, 60_000) for _ in range(2)]
+    cost = max(-(-rate * next_s // 60) for rate, (_, next_s) in zip(rates, increments))
+    orgs = []
+    for i in range(integer(draw, 1, 3)):
+        users = tuple(User(f"o{i}-u{u}", "US", COMMON_LICENSES[1] if u or not chance(draw, 4) else COMMON_LICENSES[0])
+                      for u in range(integer(draw, 1, 3)))
+        credits = draw_recharge_credits(draw, start, cost)
+        if credits is not None and credits.auto_recharge and chance(draw, 2):  # many charges a recharge
+            credits = replace(credits, recharge_amount_micro=integer(draw, cost, 40 * cost))
+        orgs.append(Org(f"org{i}", users, ("+18005550100",) if chance(draw, 3) else (), credits))
+    setup = RatingSetup(
+        start=start, end_ms=end_ms, currency="USD",
+        plans=Plans({"default": pick(draw, (0, 600, 1, 2))}, 0, 0, ()),
+        tariffs=(Tariff("1", rates[0], *increments[0], "US", "A"), Tariff("1212", rates[1], *increments[1], "US", "A")),
+        toll_free_tariffs=(Tariff("1", rates[1], *increments[1]),),
+        orgs=tuple(orgs),
+    )
+    users = setup.users()
+    rows = []
+    bases = [0, 1000, 60_000]
+    for _ in range(integer(draw, 1, 60)):
+        if chance(draw, 3):  # the same millisecond of another second
+            t = min(max(pick(draw, bases) + 1000 * integer(draw, -5, 60), 0), end_ms - 1)
+        else:
+            t = draw_arrival_ms(draw, setup, bases)
+        t_, org, user, kind, to, frm = draw_org_call(draw, setup, users, t, 4)
+        if kind == int(CallKind.OUTBOUND) and chance(draw, 2):
+            to = 14155550100  # the other tariff ("1"; 1212... routes to "1212")
+        rows.append((t_, org, user, kind, to, frm, integer(draw, 0, 20 * 60_000)))
         bases.append(t)
     return setup, arrivals_from_rows(rows)
 

@@ -29,6 +29,7 @@ from ..reference import (
 from ..strategies import (
     anchors_ms,
     below_increment_cases,
+    busy_recharge_cases,
     expiry_cases,
     rating_cases,
     recharge_cases,
@@ -191,7 +192,28 @@ def test_engine_matches_reference_when_orgs_recharge_every_few_increments(case):
     recharge is a lot; charges spend from the front)."""
     setup, arrivals, cuts = case
     note(f"cuts={cuts}")
-    engine_matches_reference_with_lots(setup, arrivals, cuts)
+    engine_matches_reference_with_lots(setup, arrivals, cuts, crossing_rows=0)
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 2, 50))
+@given(windowed(busy_recharge_cases()), st.sampled_from((0, 1, 10**9)), st.sampled_from((16_384, 4)))
+def test_engine_finds_recharges_second_by_second_as_the_reference(case, crossing_rows, split_rows):
+    """Orgs recharging every few charges with many calls connected, under two increments:
+    their recharges found second by second (`rating_core._crossings`: always tried at a
+    `crossing_rows` of 0, for busy orgs at 1, never at 10^9), or row by row where that
+    search cannot prove them, against the reference, lots included."""
+    setup, arrivals, cuts = case
+    note(f"cuts={cuts}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts, crossing_rows=crossing_rows, split_rows=split_rows)
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 6, 30))
+@given(windowed(busy_recharge_cases()), st.sampled_from((1, 1_000, 10**9)))
+def test_engine_fed_as_a_server_finds_recharges_second_by_second_as_the_reference(case, watch_ms):
+    """The same busy orgs, fed as `callsim serve` feeds the engine."""
+    setup, arrivals, cuts = case
+    note(f"cuts={cuts} watch_ms={watch_ms}")
+    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, crossing_rows=0)
 
 
 @st.composite
@@ -212,7 +234,8 @@ def tunings(draw):
             "step_below": draw(st.sampled_from((256, 0, 1, 10**9))),
             "split_rows": draw(st.sampled_from((16_384, 4))),
             "compile_after": draw(st.sampled_from((0, 64, 10**9))),
-            "step_slice": draw(st.sampled_from((50_000, 1, 40)))}
+            "step_slice": draw(st.sampled_from((50_000, 1, 40))),
+            "crossing_rows": draw(st.sampled_from((1, 0)))}
 
 
 @settings(CASES, max_examples=max(EXAMPLES // 3, 50))
