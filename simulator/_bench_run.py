@@ -43,6 +43,7 @@ def main() -> None:
         setup = dataclasses.replace(scenario.setup, end_ms=end_ms)
         scenario = dataclasses.replace(scenario, setup=setup)
         label = sys.argv[3]
+    from ._stop_signals import unwake_at_exit
     from .run import RunOptions, run_scenario, start_cdr_workers
 
     gc.freeze()  # as `callsim run`: the scenario out of the collector's full passes
@@ -51,7 +52,7 @@ def main() -> None:
 
     started = time.perf_counter()
     options = RunOptions(out_dir=Path(sys.argv[2]), handle_sigint=False, cdr_workers=workers)
-    result = trio.run(run_scenario, scenario, options)
+    result = trio.run(unwake_at_exit, run_scenario, scenario, options)
     wall = time.perf_counter() - started
     calls = result.summary["total"]["calls"]
     rss = _peak_rss_mb()

@@ -36,6 +36,7 @@ import msgspec
 import numpy as np
 import trio
 
+from .._stop_signals import unwake_at_exit
 from ._directory import token_env_var
 from ._wire import BAD_FIELD, BAD_TOKEN, UNAVAILABLE, UNKNOWN_USER, FrameReader, decode_payload, is_e164, pack_frame
 
@@ -436,7 +437,7 @@ def run_loadgen(opt: LoadOptions) -> int:
           f"{opt.rate} setups/s offered, {opt.concurrent} concurrent (holding {opt.holding_s:.2f} s), "
           f"warm-up {opt.warmup:.1f} s, measuring {opt.duration_s:g} s", file=sys.stderr, flush=True)
     try:
-        result = trio.run(measure, opt)
+        result = trio.run(unwake_at_exit, measure, opt)
     except LoadError as err:
         print(f"callsim loadgen: {err}", file=sys.stderr)
         return err.status

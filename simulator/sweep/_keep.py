@@ -25,8 +25,9 @@ def write_run(scenario_text: str, source_name: str, spec: RunSpec, out_dir: Path
     """Write the run's cdrs.csv, cdrs.msgpack, events.jsonl and summary.json into `out_dir`."""
     import trio
 
+    from .._stop_signals import unwake_at_exit
     from ..run import RunOptions, run_scenario
 
     scenario = replace(load_point(scenario_text, source_name, spec.point), seed=spec.seed)
     options = RunOptions(out_dir=out_dir, handle_sigint=False, cdr_worker_processes=False)
-    trio.run(run_scenario, scenario, options)
+    trio.run(unwake_at_exit, run_scenario, scenario, options)

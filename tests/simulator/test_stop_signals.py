@@ -94,3 +94,23 @@ def test_a_signal_while_trio_closes_its_wakeup_socket_prints_nothing(monkeypatch
         assert trio.run(unwake_at_exit, run) == "done"
     assert stops.received == signal.SIGTERM and reported == []
     assert signal.set_wakeup_fd(-1) == -1  # nothing left set
+
+
+def test_every_event_loop_of_the_commands_unsets_the_wakeup_fd_before_trio_closes_it() -> None:
+    """Each `trio.run` of simulator/ runs under `unwake_at_exit` (run, serve, loadgen, bench,
+    sweep's kept runs): a repeated Ctrl-C while any of them stops must not print Trio's
+    BrokenPipeError (the test above shows why)."""
+    import ast
+    from pathlib import Path
+
+    import simulator
+
+    bare = []
+    for path in Path(simulator.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "trio"):
+                first = node.args[0] if node.args else None
+                if not (isinstance(first, ast.Name) and first.id == "unwake_at_exit"):
+                    bare.append(f"{path.name}:{node.lineno}")
+    assert not bare, bare
