@@ -46,7 +46,7 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import recharges_along
-from ._crossings import Charges, search
+from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, by_millisecond, search
 from ._expiries import Expired
 from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
 from ._tuning import Tuning
@@ -118,6 +118,8 @@ class Charger:
         self._expiring = np.zeros(n_orgs, dtype=bool)
         # orgs `_search` could not solve in a window ending then: its halves are not searched
         self._unsolved_until = np.zeros(n_orgs, dtype=np.int64)
+        # orgs paid in bulk through the end of a window before it was halved
+        self._settled_until = np.zeros(n_orgs, dtype=np.int64)
         self.ledger = ledger
         self.calls = calls
         self.n_orgs = n_orgs
@@ -137,6 +139,7 @@ class Charger:
         # a lot expiry lowers the balance by what the lots still hold then: a special instant
         self._expiring = self.ledger.expiring(t1)
         slow |= self._expiring
+        slow &= self._settled_until < t1  # paid through a window this one is a half of
         # calls paid wholly from a pool that cannot run dry this window are independent of
         # everything else, even in a slow org: only their instants matter (recharge checks)
         safe = due.live & ~np.append(crossing, False)[due.pool]
@@ -148,7 +151,7 @@ class Charger:
         dead, trying = self._dead_at_start(due, slow, crossing, t0, t1)
         settled = ~slow  # orgs whose calls are paid whatever the order of the others'
         slow &= ~dead
-        found = self._search(due, slow, crossing, t0, t1)
+        found = self._search(due, slow, crossing, t0, t1, other)
         if found is not None:  # those orgs pay every charge, as the fast ones do
             slow &= ~found.solved
             settled |= found.solved
@@ -162,8 +165,10 @@ class Charger:
         listed = safe & (slow | stepped)[due.org]
         rows = int(due.count[expand].sum()) + int(due.count[listed].sum())
         if t1 - t0 > 1 and rows > self.split_rows:
-            # the settled orgs' whole window first: the halves need not find it again
+            # the settled orgs' whole window first: the halves need not find it again (and
+            # must not: an org whose balance trails its trigger would recharge twice)
             self._settle(due, due.due & settled[due.org], found, out)
+            self._settled_until[settled] = np.maximum(self._settled_until[settled], t1)
             self._charge_halves(t0, t1, other, candidates, out)
             return
         # instants of calls about to be paid in bulk, kept before the commit moves them on
@@ -187,37 +192,51 @@ class Charger:
             self._add_recharges(_Recharges(found.org, found.t, found.balance, found.spent), out)
         self._commit_fast(due, fast, out)
 
-    def _search(self, due: "_Due", slow, crossing, t0: int, t1: int):
-        """The recharges of the busy slow orgs that pay every charge, found second by second
-        (`_crossings.search`); None when no org qualifies.
+    def _search(self, due: "_Due", slow, crossing, t0: int, t1: int, other: OrgInstants):
+        """The recharges of the busy slow orgs that pay every charge, found without a row per
+        increment (`_crossings`); None when no org qualifies.
 
         An org qualifies when its credit-paid charges in the window are at least
-        `crossing_rows` times the cells the search needs (below that, its rows cost less), its
-        balance is at or above its trigger, its card is valid and no retry wait is pending
-        through the window, none of its pools runs dry in it, no lot of it expires, and
-        credits may pay each of its calls that its pool does not.
+        `crossing_rows` times the cells the search needs (below that, its rows cost less),
+        its card is valid and no retry wait is pending through the window, none of its pools
+        runs dry in it, no lot of it expires, and credits may pay each of its calls that its
+        pool does not.  Orgs at or above their trigger are searched second by second
+        (`search`); those below it, or whose balance trails it in the window, millisecond by
+        millisecond (`by_millisecond`, which lists every org instant).
         """
         led = self.ledger
-        seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
         paid = due.paid & due.credits_ok
         rows = group_sum(due.org, np.where(paid, due.count, 0), self.n_orgs)
-        ok = slow & (rows >= self.crossing_rows * seconds) & (rows > 0) & ~self._expiring
-        ok &= self._unsolved_until <= t0  # not in a half of a window the search failed for
+        ok = slow & (rows > 0) & ~self._expiring & (self._unsolved_until <= t0)
         if not ok.any():
             return None
-        ok &= led.recharge_on & (led.recharge_amounts > 0) & ~led.wants_recharge(led.balance)
-        ok &= led.may_attempt(t0) & led.card_valid(t1 - 1)
+        ok &= led.recharge_on & (led.recharge_amounts > 0) & led.may_attempt(t0) & led.card_valid(t1 - 1)
         ok[led.pool_org[crossing]] = False
         ok[due.org[due.paid & ~due.credits_ok]] = False
-        orgs = np.flatnonzero(ok)
-        if not len(orgs):
-            return None
-        m = paid & ok[due.org]
-        charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
-                          due.first_cost[m], due.next_cost[m])
-        found = search(orgs, led.balance[orgs], led.recharge_below[orgs], led.recharge_amounts[orgs],
-                       charges, t0, t1, self.n_orgs, self.crossing_rows)
-        self._unsolved_until[orgs[~found.solved[orgs]]] = t1
+        seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
+        above = ok & ~led.wants_recharge(led.balance) & (rows >= self.crossing_rows * seconds)
+        found = None
+        if above.any():
+            orgs = np.flatnonzero(above)
+            m = paid & above[due.org]
+            charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
+                              due.first_cost[m], due.next_cost[m])
+            found = search(orgs, led.balance[orgs], led.recharge_below[orgs], led.recharge_amounts[orgs],
+                           charges, t0, t1, self.n_orgs, self.crossing_rows)
+        trailing = ok & (rows * ROWS_PER_MS >= self.crossing_rows * (t1 - t0)) & (t1 - t0 <= WIDEST_MS)
+        if found is not None:
+            trailing &= ~found.solved
+        if trailing.any():
+            m = due.due & trailing[due.org]
+            charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
+                              np.where(paid[m], due.first_cost[m], 0), np.where(paid[m], due.next_cost[m], 0))
+            hang_org, hang_t = self._hangups(t1, trailing)
+            more = by_millisecond(led, np.flatnonzero(trailing), charges, np.concatenate([other.org, hang_org]),
+                                  np.concatenate([other.t, hang_t]), t0, t1)
+            found = more if found is None else found.merged(more)
+        if found is not None:
+            tried = np.flatnonzero((above | trailing) & ~found.solved)
+            self._unsolved_until[tried] = t1
         return found
 
     def _charge_halves(self, t0: int, t1: int, other: OrgInstants, candidates: NDArray[np.intp] | None,

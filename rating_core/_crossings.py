@@ -37,6 +37,15 @@ the thresholds finds the balance at or above L.
 Cost: O(calls + seconds × orgs + 1000 × seconds with a threshold), against one
 sorted row per increment: a second of per-second billing with 5,000 calls
 connected is 5,000 rows.
+
+When an org's recharge is smaller than what one instant's charges cost, or its
+balance starts below the trigger, the balance trails the trigger and every org
+instant recharges, those without a charge too.  `by_millisecond` then lists
+the org's instants (charges, arrivals, hang-ups, refills) from the same
+difference arrays over every millisecond of the window, and `_recharges`'
+running minimum gives each one's recharges; it too leaves an org whose
+balance an instant's charges would take below zero to the row-by-row path.
+Cost O(calls + milliseconds of the window) an org.
 """
 
 from __future__ import annotations
@@ -46,10 +55,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._runs import distinct, group_sum, offsets_within
+from ._ledger import Ledger
+from ._recharges import recharges_along
+from ._runs import distinct, group_sum, offsets_within, run_bounds
 
 MS = 1_000  # milliseconds in a second: a call's charges share their millisecond within it
 CELLS = 1 << 22  # millisecond cells (8 bytes each, three arrays) searched at once in step 3
+# `by_millisecond` is worth it for an org with at least one charge this many milliseconds of
+# the window: a millisecond costs it a few array passes, a row a sort and a dozen passes
+ROWS_PER_MS = 4
+WIDEST_MS = 1 << 23  # ... and whose window is at most this long (~2.3 h): its arrays are this long
 
 
 @dataclass
@@ -79,6 +94,13 @@ class Found:
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
     spent: NDArray[np.int64]  # what its charges up to and including each instant cost
+
+    def merged(self, other: "Found") -> "Found":
+        """Both searches' recharges (of distinct orgs), in (org, instant) order."""
+        cols = [np.concatenate([a, b]) for a, b in zip((self.org, self.t, self.balance, self.spent),
+                                                        (other.org, other.t, other.balance, other.spent))]
+        order = np.lexsort((cols[1], cols[0]))
+        return Found(self.solved | other.solved, *(c[order] for c in cols))
 
 
 def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
@@ -218,3 +240,63 @@ def _cost_per_ms(ch: _Entries, part: NDArray[np.int64], seconds: int) -> NDArray
         cost.reshape(n, MS)[order] += diff.reshape(n + 1, MS).cumsum(axis=0)[:n]
     return cost.reshape(n, MS)
 
+
+def by_millisecond(led: Ledger, orgs: NDArray[np.int64], charges: Charges, other_org: NDArray[np.int64],
+                   other_t: NDArray[np.int64], t0: int, t1: int) -> Found:
+    """The recharges in [t0, t1) of `orgs` (ascending), whatever their balance, each with
+    recharges enabled, an amount > 0, a card valid and no retry wait pending through the window.
+
+    `charges`: every charge of those orgs in the window, pool-paid ones too (their
+    instants are org instants); (`other_org`, `other_t`): their other org instants in it
+    (arrivals, hang-ups, refills; others ignored).  An org is solved unless an instant's
+    charges would take its balance below zero (a charge might be refused).
+    """
+    n_orgs = len(led.balance)
+    width = t1 - t0
+    mine = np.zeros(n_orgs, dtype=bool)
+    mine[orgs] = True
+    keep = mine[charges.org] & (charges.count > 0)
+    order = np.flatnonzero(keep)[np.argsort(charges.org[keep], kind="stable")]
+    at = np.flatnonzero(mine[other_org] & (other_t >= t0) & (other_t < t1))
+    at = at[np.argsort(other_org[at], kind="stable")]
+    parts = []
+    for a, b in zip(*run_bounds(charges.org[order])):
+        idx = order[a:b]
+        o = int(charges.org[idx[0]])
+        ones = np.ones(b - a, dtype=np.int64)
+        instants = _per_ms(charges, idx, ones, ones, t0, width)
+        lo, hi = np.searchsorted(other_org[at], [o, o + 1])
+        instants += np.bincount(other_t[at[lo:hi]] - t0, minlength=width)
+        k = np.flatnonzero(instants)
+        spent = _per_ms(charges, idx, charges.first_cost[idx], charges.next_cost[idx], t0, width).cumsum()[k]
+        parts.append((np.full(len(k), o, dtype=np.int64), k + t0, spent))
+    if not parts:
+        return Found(mine, *(np.empty(0, dtype=np.int64) for _ in range(4)))
+    org, t, spent = (np.concatenate(c) for c in zip(*parts))
+    run = recharges_along(led, org, t, spent)
+    amount = led.recharge_amounts[org]
+    refused_at = led.balance[org] + run.before * amount - spent < 0
+    solved = mine.copy()
+    solved[org[refused_at]] = False
+    done = run.checks & solved[org]
+    return Found(solved, org[done], t[done], led.balance[org[done]] + run.after[done] * amount[done] - spent[done],
+                 spent[done])
+
+
+def _per_ms(charges: Charges, idx: NDArray[np.intp], first: NDArray[np.int64], later: NDArray[np.int64],
+            t0: int, width: int) -> NDArray[np.int64]:
+    """(width,): the sum over the charges `idx` (one org's) at each millisecond of [t0, t0 + width),
+    each first charge weighing `first`, each later one `later` (costs, or ones to count them)."""
+    nb = charges.nb[idx] - t0
+    out = group_sum(nb, first, width)
+    count, q = charges.count[idx], charges.next_s[idx]
+    trains = np.flatnonzero((count > 1) & (later != 0))
+    for length in distinct(q[trains]).tolist():
+        i = trains[q[trains] == length]
+        step = MS * length
+        span = -(-(width + step) // step) * step
+        start = nb[i] + MS * charges.inc_s[idx][i]
+        w = later[i]
+        diff = group_sum(np.concatenate([start, start + (count[i] - 1) * step]), np.concatenate([w, -w]), span)
+        out += diff.reshape(-1, step).cumsum(axis=0).ravel()[:width]
+    return out

@@ -16,7 +16,10 @@
    one increment's cost (benchmarks/stress_recharge_one_increment.toml) and with per-second
    billing (benchmarks/stress_per_second_stuck.toml), dead, exhausted and healthy
    orgs mixed (benchmarks/stress_mixed_orgs.toml), lots expiring with a rest among charges
-   a year on (benchmarks/stress_lot_expiries.toml), and 10,000 orgs of one user
+   a year on (benchmarks/stress_lot_expiries.toml), one org billed per second with ~5,000
+   calls connected recharging every ~0.25 s (benchmarks/stress_per_second_busy.toml), one
+   with ~50,000 half-hour calls of 6/6 billing connected recharging every ~0.2 s
+   (benchmarks/stress_long_calls.toml), and 10,000 orgs of one user
    and one traffic source each (written by benchmarks/stress_orgs.py), over 8 h and over
    2 h (each source still draws a day of calls a block: the run is mostly its setup and
    its sources' first blocks), and 10,000 such orgs stuck below their trigger or retrying
@@ -176,6 +179,7 @@ def bench_stress() -> list[dict] | None:
                          BENCHMARKS / "stress_recharge_one_increment.toml",
                          BENCHMARKS / "stress_per_second_stuck.toml",
                          BENCHMARKS / "stress_mixed_orgs.toml", BENCHMARKS / "stress_lot_expiries.toml",
+                         BENCHMARKS / "stress_per_second_busy.toml", BENCHMARKS / "stress_long_calls.toml",
                          *ten_thousand):
             results.append(_run_in_child(scenario))
     return results

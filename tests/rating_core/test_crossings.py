@@ -14,22 +14,25 @@ from hypothesis import strategies as st
 
 import rating_core._crossings as crossings
 from rating_core import RatingEngine, Tuning, canonical_cdrs, canonical_events
-from rating_core._crossings import Charges, search
+from rating_core._crossings import Charges, by_millisecond, search
 from rating_core._model import CdrBatch, Credits, Org, Plans, RatingSetup, Tariff, User
 
 from .test_differential import engine_matches_reference_with_lots
 from ..strategies import arrivals_from_rows
 
 
-def instant_by_instant(entries, balance: int, below: int, amount: int):
-    """(solved, [(t, balance after, spent)]) for one org, applying the rule at each instant:
-    unsolved when an instant leaves the balance below 0 or still below the trigger after its
-    one recharge (the cases `search` leaves to the row-by-row path)."""
+def instant_by_instant(entries, balance: int, below: int, amount: int, trailing: bool = False, others=()):
+    """(solved, [(t, balance after, spent)]) for one org, applying the rule at each instant
+    (its charges' instants and `others`): unsolved when an instant leaves the balance below 0,
+    or (unless `trailing`) still below the trigger after its one recharge: the cases `search`
+    leaves to the row-by-row path (`by_millisecond` takes the trailing ones)."""
     cost_at: dict[int, int] = defaultdict(int)
     for nb, inc_s, next_s, count, first_cost, next_cost in entries:
         cost_at[nb] += first_cost
         for k in range(count - 1):
             cost_at[nb + 1000 * (inc_s + k * next_s)] += next_cost
+    for t in others:
+        cost_at[t] += 0
     spent, found = 0, []
     for t in sorted(cost_at):
         spent += cost_at[t]
@@ -39,7 +42,7 @@ def instant_by_instant(entries, balance: int, below: int, amount: int):
         if left < below:
             left += amount
             found.append((t, left, spent))
-            if left < below:
+            if left < below and not trailing:
                 return False, []
     return True, found
 
@@ -62,6 +65,46 @@ def busy_orgs(draw):
         orgs.append((below + draw(st.integers(0, 200)), below, draw(st.integers(1, 300))))
         entries.append(rows)
     return t0, t1, orgs, entries
+
+
+def ledger_of(orgs) -> "Ledger":
+    """A ledger whose orgs hold (balance, trigger, amount), recharges on, cards valid."""
+    from datetime import datetime, timezone
+
+    from rating_core._ledger import Ledger
+
+    led = Ledger(RatingSetup(
+        start=datetime(2026, 11, 1, tzinfo=timezone.utc), end_ms=3_600_000, currency="USD",
+        plans=Plans({"default": 0}, 0, 0, ()), tariffs=(), toll_free_tariffs=(),
+        orgs=tuple(Org(f"o{i}", (), (), Credits(balance, True, below, amount, None, 1_000))
+                   for i, (balance, below, amount) in enumerate(orgs)),
+    ))
+    led.start_events()  # the initial lots
+    return led
+
+
+@settings(max_examples=300, deadline=None)
+@given(busy_orgs(), st.data())
+def test_by_millisecond_finds_the_recharges_the_rule_makes_instant_by_instant(case, data):
+    """`by_millisecond`, for orgs whose balance may trail the trigger (instants without a
+    charge recharge too: arrivals, hang-ups): exactly the rule's recharges, every org solved
+    unless an instant would take its balance below zero."""
+    t0, t1, orgs, entries = case
+    others = [data.draw(st.lists(st.integers(t0 - 5, t1 + 5), max_size=8)) for _ in orgs]
+    flat = [(o, *row) for o, rows in enumerate(entries) for row in rows]
+    cols = list(zip(*flat)) if flat else [()] * 7
+    charges = Charges(*(np.array(c, dtype=np.int64) for c in cols))
+    other_org = np.array([o for o, ts in enumerate(others) for _ in ts], dtype=np.int64)
+    other_t = np.array([t for ts in others for t in ts], dtype=np.int64)
+    found = by_millisecond(ledger_of(orgs), np.arange(len(orgs)), charges, other_org, other_t, t0, t1)
+    for o, rows in enumerate(entries):
+        inside = [t for t in others[o] if t0 <= t < t1]
+        solved, want = instant_by_instant(rows, *orgs[o], trailing=True, others=inside)
+        assert bool(found.solved[o]) == solved, o
+        if solved:
+            mine = found.org == o
+            got = list(zip(found.t[mine].tolist(), found.balance[mine].tolist(), found.spent[mine].tolist()))
+            assert got == want, o
 
 
 @settings(max_examples=400, deadline=None)

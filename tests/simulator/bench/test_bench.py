@@ -149,6 +149,26 @@ def test_stress_lot_expiries_expires_lots_with_a_rest_among_charges(tmp_path: Pa
     assert total["credits_expired"] == f"{sum(int(e['amount'].replace('.', '')) for e in expired) / 1e6:.6f}"
 
 
+def test_stress_per_second_busy_recharges_every_few_hundred_milliseconds(tmp_path: Path) -> None:
+    """The busy per-second stress row: thousands of calls connected, each second paid from
+    credits once the pool is dry, a recharge every fraction of a second, none refused
+    (its first 20 minutes: ~33,000 calls, ~3,000 recharges)."""
+    result, summary = run_child(BENCHMARKS / "stress_per_second_busy.toml", tmp_path, "20m")
+    org = summary["orgs"]["busy"]
+    assert result["calls"] > 30_000 and org["recharges_succeeded"] > 2_000 and org["recharges_failed"] == 0
+    assert {k for k, n in org["calls_by_end_reason"].items() if n} <= {"hangup", "simulation_end"}
+
+
+def test_stress_long_calls_recharges_with_tens_of_thousands_of_calls_connected(tmp_path: Path) -> None:
+    """The long-call stress row: half-hour calls pile up (~37,000 connected at 40 minutes), 6/6
+    billing paid from credits, a recharge every fraction of a second, none refused."""
+    result, summary = run_child(BENCHMARKS / "stress_long_calls.toml", tmp_path, "40m")
+    org = summary["orgs"]["busy"]
+    assert result["calls"] > 60_000 and org["recharges_succeeded"] > 5_000 and org["recharges_failed"] == 0
+    assert {k for k, n in org["calls_by_end_reason"].items() if n} <= {"hangup", "simulation_end"}
+    assert org["calls_by_end_reason"]["simulation_end"] > 25_000  # connected at the end
+
+
 def test_the_sweep_row_rates_the_scenario_in_memory() -> None:
     from simulator.bench._bench import bench_sweep_run
     from simulator.scenario import load_scenario
