@@ -68,10 +68,9 @@ class RatingEngine:
         self.now = 0
         self._fixed_done = -1
         self._start_events = self.ledger.start_events()
-        users = setup.users()
         self.tables = Tables(
             org_ids=tuple(o.id for o in setup.orgs),
-            user_ids=tuple(u.id for _, u in users),
+            user_ids=tuple(u.id for org in setup.orgs for u in org.users),
             countries=self.admission.countries,
             zones=self.admission.zones,
             pool_names=self.ledger.pool_names,

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -156,6 +159,28 @@ class RatingSetup:
     def users(self) -> list[tuple[int, User]]:
         """All users as (org index, user), in the global user numbering used by `Arrivals.user`."""
         return [(o, u) for o, org in enumerate(self.orgs) for u in org.users]
+
+    @functools.cached_property
+    def user_kinds(self) -> tuple[UserKind, ...]:
+        """The users in global order as runs of users alike but for their ids: the pools and
+        the admission tables are built per run, and a group of a million users is one."""
+        alike = operator.attrgetter("country", "licenses")
+        kinds = []
+        for o, org in enumerate(self.orgs):
+            for (country, licenses), members in itertools.groupby(org.users, alike):
+                first = next(members)
+                count = 1 + len(list(members))
+                kinds.append(UserKind(o, count, country, first.effective_licenses))
+        return tuple(kinds)
+
+
+class UserKind(NamedTuple):
+    """`count` users of org `org`, next to each other in the numbering, alike but for their ids."""
+
+    org: int
+    count: int
+    country: str
+    licenses: frozenset[str]  # effective: `e5` expanded
 
 
 def parse_number(text: str) -> int:

@@ -16,6 +16,7 @@ it.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,22 +90,30 @@ class StringTables(Generic[T]):
 
 @dataclass(frozen=True)
 class CdrLookups:
-    """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch."""
+    """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch.
+
+    Each format's tables are built when first used: a file's worker writes one format, and a
+    run of a million users has a million ids to quote or pack (~1 s a format).
+    """
 
     epoch_ms: int
     currency: str
-    csv: StringTables[csv_columns.TextTable]
-    packed: StringTables[StringTable]
+    texts: dict[str, Sequence[str]]
 
     @classmethod
     def build(cls, tables: Tables, start: datetime, currency: str) -> "CdrLookups":
-        texts = _table_texts(tables)
-        return cls(
-            epoch_ms=epoch_ms(start),
-            currency=currency,
-            csv=StringTables(**{name: csv_columns.TextTable(t, *_CSV_LAYOUT[name]) for name, t in texts.items()}),
-            packed=StringTables(**{name: _packed_table(t) for name, t in texts.items()}),
-        )
+        return cls(epoch_ms=epoch_ms(start), currency=currency, texts=_table_texts(tables))
+
+    @functools.cached_property
+    def csv(self) -> StringTables[csv_columns.TextTable]:
+        """The tables as CSV fields, quoted once."""
+        return StringTables(**{name: csv_columns.TextTable(t, *_CSV_LAYOUT[name])
+                               for name, t in self.texts.items()})
+
+    @functools.cached_property
+    def packed(self) -> StringTables[StringTable]:
+        """The tables as msgpack strings."""
+        return StringTables(**{name: _packed_table(t) for name, t in self.texts.items()})
 
 
 def used_pool(batch: CdrBatch) -> NDArray[np.int32]:

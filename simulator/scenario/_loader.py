@@ -16,6 +16,7 @@ time in ms since start, users expanded from groups and numbered globally in file
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -566,11 +567,14 @@ class _Loader:
                 self._claim(f"{place}.group", "group", model.group, taken, ids)
                 names.groups.setdefault(model.group, tuple(range(first, first + len(ids))))
             self.sip.user(place, len(self.orgs) - 1, first, model, model.group is not None)
-            for k, uid in enumerate(ids):
-                names.users.setdefault(uid, first + k)
+            # the first user of an id keeps it (its repeats are reported): C loops, for groups
+            # of a million users
+            named = dict(zip(ids, range(first, first + len(ids))))
+            named.update(names.users)
+            names.users = named
             names.user_ids.extend(ids)
             licenses = frozenset(model.licenses)
-            users.extend(User(id=uid, country=model.country, licenses=licenses) for uid in ids)
+            users.extend(map(User, ids, itertools.repeat(model.country), itertools.repeat(licenses)))
         return tuple(users)
 
     def _user_keys_ok(self, place: str, model: schema.UserModel) -> bool:
@@ -600,7 +604,8 @@ class _Loader:
 
         Group names share the namespace of user ids because `[[traffic]] users` may be either.
         """
-        for candidate in [name, *(members or [])]:
+        clash = name in taken or (members and not taken.keys().isdisjoint(members))
+        for candidate in [name, *(members or [])] if clash else []:
             if candidate not in taken:
                 continue
             earlier, at = taken[candidate]
@@ -613,8 +618,7 @@ class _Loader:
             self.report(place, problem)
             return
         taken[name] = (what, place)
-        for uid in members or []:
-            taken[uid] = ("user id", place)
+        taken.update(dict.fromkeys(members or [], ("user id", place)))
 
     # -- [[traffic]] and [[calls]] ----------------------------------------------------------
 
