@@ -279,6 +279,26 @@ class DestinationModel(_Table):
     weight: Weight = 1.0
 
 
+_PLAIN_PREFIX = re.compile(r"[1-9][0-9]{0,14}", re.ASCII)  # `units.parse_prefix`'s pattern
+
+
+def _plain_destination(item: object) -> Destination | None:
+    """`{ prefix = "44", weight = 2 }` read without `DestinationModel` (100,000 entries are
+    normal): a `Prefix` and a `Weight` of the plain valid form, else None for the model to
+    check and report."""
+    if type(item) is not dict or not 1 <= len(item) <= 2 or not _PLAIN_KEYS.issuperset(item):
+        return None
+    prefix, weight = item.get("prefix"), item.get("weight", 1.0)
+    if type(prefix) is not str or not _PLAIN_PREFIX.fullmatch(prefix):
+        return None
+    if (type(weight) is not int and type(weight) is not float) or not 0 <= weight <= MAX_WEIGHT:
+        return None  # NaN fails the comparison; bool is not int here
+    return Destination(prefix, float(weight))
+
+
+_PLAIN_KEYS = frozenset({"prefix", "weight"})
+
+
 def destinations(
     items: list[object], place: str
 ) -> tuple[tuple[str, ...], tuple[Destination, ...] | None, Problems]:
@@ -289,10 +309,14 @@ def destinations(
     entries: list[Destination] = []
     problems: Problems = []
     for k, item in enumerate(items):
-        at = f"{place}[{k}]"
         if isinstance(item, str):
             entries.append(Destination(item))
             continue
+        plain = _plain_destination(item)
+        if plain is not None:
+            entries.append(plain)
+            continue
+        at = f"{place}[{k}]"
         model, found = validate(DestinationModel, item, at)
         problems += found
         if model is None:
