@@ -128,3 +128,18 @@ def test_problems_of_many_calls_name_each_entry_and_its_line() -> None:
         'calls.toml:56: calls[4].org: unknown org "nobody"',
         "calls.toml:63: calls[5].at: 2d is not before the end of the simulation (1d)",
     ]
+
+
+def test_toml_nested_past_its_limit_is_one_line() -> None:
+    text = HEAD + "x = " + "[" * 1000 + "]" * 1000 + "\n"
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "deep.toml")
+    assert [p.located() for p in info.value.problems] == ["deep.toml: TOML nested too deeply"]
+
+
+def test_a_toml_1_1_inline_table_may_span_lines() -> None:
+    table = '[simulation]\nname = "calls"\nseed = 0\nstart = "2026-11-01T00:00:00Z"\nduration = "1d"\ncurrency = "EUR"\n'
+    inline = ('simulation = { name = "calls", seed = 0, start = "2026-11-01T00:00:00Z",\n'
+              '               duration = "1d", currency = "EUR" }\n')
+    assert HEAD.count(table) == 1
+    assert parse_scenario(HEAD.replace(table, inline)) == parse_scenario(HEAD)
