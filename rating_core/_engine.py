@@ -29,6 +29,7 @@ from ._model import (
     Tables,
 )
 from ._tuning import Tuning
+from ._users import user_ids
 
 MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window ...
 QUIET_CALL_HOURS = 1_024  # ... unless so few calls are connected that this many call-hours ...
@@ -70,7 +71,7 @@ class RatingEngine:
         self._start_events = self.ledger.start_events()
         self.tables = Tables(
             org_ids=tuple(o.id for o in setup.orgs),
-            user_ids=tuple(u.id for org in setup.orgs for u in org.users),
+            user_ids=tuple(uid for org in setup.orgs for uid in user_ids(org.users)),
             countries=self.admission.countries,
             zones=self.admission.zones,
             pool_names=self.ledger.pool_names,

@@ -15,7 +15,7 @@ import enum
 import functools
 import itertools
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
@@ -138,7 +138,7 @@ class Org:
     """One tenant: its users, toll-free numbers and credits (None: a balance of 0)."""
 
     id: str
-    users: tuple[User, ...]
+    users: Sequence[User]  # a tuple, or `Users` (groups kept whole) from a scenario file
     toll_free_numbers: tuple[str, ...] = ()  # "+1800..." strings as written
     credits: Credits | None = None
     token: str | None = None  # server mode (`callsim serve`) authentication
@@ -167,6 +167,9 @@ class RatingSetup:
         alike = operator.attrgetter("country", "licenses")
         kinds = []
         for o, org in enumerate(self.orgs):
+            if hasattr(org.users, "kinds"):  # `Users`: a group is one part
+                kinds += [UserKind(o, *kind) for kind in org.users.kinds()]
+                continue
             for (country, licenses), members in itertools.groupby(org.users, alike):
                 first = next(members)
                 count = 1 + len(list(members))

@@ -176,6 +176,9 @@ def fast_width(width: int) -> int:
     return next((w for w in _FAST_WIDTHS if w >= width), width)
 
 
+_TABLE_BLOCK = 65_536  # entries a `ByteTable` lays out at a time: bounds its index arrays
+
+
 class ByteTable:
     """Byte strings encoded once (per run, say), then taken by index per row.
 
@@ -185,15 +188,23 @@ class ByteTable:
     """
 
     def __init__(self, entries: Sequence[bytes], right: bool = False, width: int = 0) -> None:
-        width = max(width, *(len(e) for e in entries), 1)
+        lengths = np.array([len(e) for e in entries], dtype=np.int64)
+        width = max(width, int(lengths.max(initial=0)), 1)
         data = np.zeros((len(entries), width), dtype=np.uint8)
-        for row, entry in zip(data, entries):
-            if entry:
-                place = row[width - len(entry):] if right else row[: len(entry)]
-                place[:] = np.frombuffer(entry, dtype=np.uint8)
+        # entries a block at a time, not one by one (a table of a million user ids is normal):
+        # byte j of entry i goes to flat place i * width + j, plus the padding if `right`
+        flat = data.reshape(-1)
+        for first in range(0, len(entries), _TABLE_BLOCK):
+            block = slice(first, first + _TABLE_BLOCK)
+            size = lengths[block]
+            shift = np.arange(first, first + len(size)) * width - (np.cumsum(size) - size)
+            if right:
+                shift += width - size
+            places = np.arange(int(size.sum())) + np.repeat(shift, size)
+            flat[places] = np.frombuffer(b"".join(entries[block]), dtype=np.uint8)
         self._entries = list(entries)
         self._items = item_view(data)
-        self._mask = used(width, np.array([len(e) for e in entries], dtype=np.int64), right)
+        self._mask = used(width, lengths, right)
 
     def take(self, index: NDArray[np.integer]) -> Field:
         """Row i: the entry at `index[i]`; -1 is the last entry, as in numpy."""

@@ -16,7 +16,6 @@ time in ms since start, users expanded from groups and numbered globally in file
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -35,6 +34,8 @@ from rating_core import (
     RatingSetup,
     Tariff,
     User,
+    UserGroup,
+    Users,
     parse_number,
 )
 from . import estimate
@@ -44,6 +45,7 @@ from .. import units
 from ._plain_calls import PlainCall, PlainCalls
 from ._sip import SipCollector, SipConfig
 from ._toml_lines import lines_of
+from ._user_names import Claims, OrgNames
 from ._traffic_shapes import Destination, Holding, RateProfile
 
 if TYPE_CHECKING:  # pydantic's expectation models are built only for a scenario with checks
@@ -263,18 +265,6 @@ def _syntax_problem(exc: tomli.TOMLDecodeError) -> str:
     return f"TOML syntax error: {exc}"
 
 
-@dataclass
-class _OrgNames:
-    """What other tables may refer to in one org, with local user indices."""
-
-    id: str | None
-    complete: bool  # False: the org had problems, so references into it are not checked
-    user_ids: list[str] = field(default_factory=list)  # local index -> id
-    users: dict[str, int] = field(default_factory=dict)  # id -> local index (first if repeated)
-    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    offset: int = 0  # global index of the org's first user
-
-
 class _Loader:
     """One pass over a parsed TOML document, collecting problems as it goes."""
 
@@ -284,7 +274,7 @@ class _Loader:
         self.expand = True  # False: too big to run, so groups are not expanded into users
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        self.orgs: list[_OrgNames] = []
+        self.orgs: list[OrgNames] = []
         self.org_index: dict[str, int] = {}  # org id -> index of the first org with it
         self.tokens: dict[str, str] = {}  # token -> place of the org that has it
         self.sip = SipCollector()
@@ -316,8 +306,7 @@ class _Loader:
             names.offset = offset
             offset += len(org.users) if org else 0
         sip = self.sip.finish(len(self.orgs), [names.offset for names in self.orgs],
-                              [names.user_ids for names in self.orgs],
-                              [names.users for names in self.orgs])
+                              [names.ids for names in self.orgs], self.orgs)
         self.problems.extend(Problem(p, m) for p, m in self.sip.problems)
         traffic = tuple(self._traffic(i, shape) for i, shape in enumerate(shapes))
         end_ms = sim.duration if sim else None
@@ -344,7 +333,7 @@ class _Loader:
         )
         self._warn_idle(raw, setup, traffic, calls)
         groups = {
-            (o, name): tuple(names.offset + u for u in local)
+            (o, name): tuple(range(names.offset + local.start, names.offset + local.stop))
             for o, names in enumerate(self.orgs)
             for name, local in names.groups.items()
         }
@@ -490,7 +479,7 @@ class _Loader:
         place = f"orgs[{i}]"
         model = self.check(schema.OrgModel, raw, place)
         raw_id = raw.get("id") if isinstance(raw, dict) else None
-        names = _OrgNames(
+        names = OrgNames(
             id=raw_id if isinstance(raw_id, str) else None, complete=model is not None
         )
         if model is not None:
@@ -542,10 +531,10 @@ class _Loader:
             retry_after_ms=model.retry_after,
         )
 
-    def _users(self, org_place: str, items: list[Any], names: _OrgNames) -> tuple[User, ...]:
-        """Expand `[[orgs.users]]` (groups into numbered users) and record their names."""
-        users: list[User] = []
-        taken: dict[str, tuple[str, str]] = {}  # name -> (what it names, where it was defined)
+    def _users(self, org_place: str, items: list[Any], names: OrgNames) -> Users:
+        """Read `[[orgs.users]]` (a group kept whole, its members numbered) and record their names."""
+        parts: list[User | UserGroup] = []
+        claims = Claims()
         for j, item in enumerate(items):
             place = f"{org_place}.users[{j}]"
             model = self.check(schema.UserModel, item, place)
@@ -555,27 +544,25 @@ class _Loader:
             if not self.expand:  # refused for its size: the problem is reported already
                 names.complete = False
                 continue
-            first = len(users)
+            first = len(names)
+            licenses = frozenset(model.licenses)
             if model.group is None:
                 assert model.id is not None  # _user_keys_ok
-                ids = [model.id]
-                self._claim(f"{place}.id", "user id", model.id, taken)
+                problem = claims.claim(f"{place}.id", "user id", model.id)
+                if problem is not None:
+                    self.report(f"{place}.id", problem)
+                names.add_user(model.id)
+                parts.append(User(model.id, model.country, licenses))
             else:
                 assert model.count is not None  # _user_keys_ok
                 width = max(GROUP_ID_DIGITS, len(str(model.count)))
-                ids = [f"{model.group}-{n:0{width}d}" for n in range(1, model.count + 1)]
-                self._claim(f"{place}.group", "group", model.group, taken, ids)
-                names.groups.setdefault(model.group, tuple(range(first, first + len(ids))))
+                problem = claims.claim(f"{place}.group", "group", model.group, (model.count, width))
+                if problem is not None:
+                    self.report(f"{place}.group", problem)
+                names.add_group(model.group, model.count, width)
+                parts.append(UserGroup(model.group, model.count, width, model.country, licenses))
             self.sip.user(place, len(self.orgs) - 1, first, model, model.group is not None)
-            # the first user of an id keeps it (its repeats are reported): C loops, for groups
-            # of a million users
-            named = dict(zip(ids, range(first, first + len(ids))))
-            named.update(names.users)
-            names.users = named
-            names.user_ids.extend(ids)
-            licenses = frozenset(model.licenses)
-            users.extend(map(User, ids, itertools.repeat(model.country), itertools.repeat(licenses)))
-        return tuple(users)
+        return Users(parts)
 
     def _user_keys_ok(self, place: str, model: schema.UserModel) -> bool:
         if model.id is not None and model.group is not None:
@@ -592,37 +579,9 @@ class _Loader:
             return False
         return True
 
-    def _claim(
-        self,
-        place: str,
-        what: str,
-        name: str,
-        taken: dict[str, tuple[str, str]],
-        members: list[str] | None = None,
-    ) -> None:
-        """Report a user id or group name already used in this org, at its second use.
-
-        Group names share the namespace of user ids because `[[traffic]] users` may be either.
-        """
-        clash = name in taken or (members and not taken.keys().isdisjoint(members))
-        for candidate in [name, *(members or [])] if clash else []:
-            if candidate not in taken:
-                continue
-            earlier, at = taken[candidate]
-            if candidate != name:
-                problem = f"member id {show(candidate)} is already a {earlier} (at {at})"
-            elif earlier == what:
-                problem = f"duplicate {what} {show(name)} (first at {at})"
-            else:
-                problem = f"{show(name)} is already a {earlier} (at {at})"
-            self.report(place, problem)
-            return
-        taken[name] = (what, place)
-        taken.update(dict.fromkeys(members or [], ("user id", place)))
-
     # -- [[traffic]] and [[calls]] ----------------------------------------------------------
 
-    def _find_org(self, place: str, org_id: str) -> tuple[int, _OrgNames] | None:
+    def _find_org(self, place: str, org_id: str) -> tuple[int, OrgNames] | None:
         o = self.org_index.get(org_id)
         if o is not None:
             return o, self.orgs[o]
@@ -668,7 +627,7 @@ class _Loader:
         if found is None:
             return None
         o, names = found
-        users: tuple[int, ...] = ()
+        users = range(0)
         if model.type == "toll_free":
             if model.users is not None:
                 self.report(
@@ -676,12 +635,13 @@ class _Loader:
                     "not allowed for toll_free traffic (callers are outside the org)",
                 )
         elif names.complete:
+            local = names.get(model.users) if model.users is not None else None
             if model.users is None:
-                users = tuple(range(len(names.user_ids)))
+                users = range(len(names))
             elif model.users in names.groups:
                 users = names.groups[model.users]
-            elif model.users in names.users:
-                users = (names.users[model.users],)
+            elif local is not None:
+                users = range(local, local + 1)
             else:
                 self.report(
                     f"{place}.users",
@@ -695,7 +655,7 @@ class _Loader:
             type=model.type,
             calls_per_hour=shape.peak_per_hour,
             holding_mean_ms=round(shape.holding.mean_ms),
-            users=tuple(names.offset + u for u in users),
+            users=tuple(range(names.offset + users.start, names.offset + users.stop)),
             destinations=shape.destinations,
             rate_profile=shape.profile,
             # exponential: the shorthand's draws, whichever way it was written
@@ -742,7 +702,7 @@ class _Loader:
             self.report(f"calls[{i}].user", f"required for {kind} calls")
         elif o is not None and self.orgs[o].complete:
             names = self.orgs[o]
-            local = names.users.get(user_id)
+            local = names.get(user_id)
             if local is not None:
                 user = names.offset + local
             else:
@@ -757,11 +717,12 @@ class _Loader:
             duration_ms=call.duration_ms,
         )
 
-    def _call_user(self, place: str, user_id: str, org_id: str, names: _OrgNames) -> int:
-        if user_id in names.users:
-            return names.offset + names.users[user_id]
+    def _call_user(self, place: str, user_id: str, org_id: str, names: OrgNames) -> int:
+        local = names.get(user_id)
+        if local is not None:
+            return names.offset + local
         if user_id in names.groups:
-            example = names.user_ids[names.groups[user_id][0]]
+            example = names.id_at(names.groups[user_id][0])
             self.report(
                 place, f"{show(user_id)} is a group; name one of its users, like {show(example)}"
             )

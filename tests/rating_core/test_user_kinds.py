@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating_core import Org, Plans, RatingSetup, Tariff, User, pool_capacities
+from rating_core import Org, Plans, RatingSetup, Tariff, User, UserGroup, Users, pool_capacities, user_ids
 from rating_core._admission import _POOL_KINDS, Admission, _license_bits
 from rating_core._ledger import Ledger
 
@@ -67,3 +67,25 @@ def test_pools_and_user_columns_per_run_match_user_by_user(orgs: list) -> None:
     assert columns.pool_base.tolist() == [(o * n_countries + cidx[u.country]) * _POOL_KINDS
                                           for o, u in everyone] + [0]
     assert columns.key.tolist() == [2 * _license_bits(u.effective_licenses) for _, u in everyone] + [0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["US", "GB"])),
+                          st.tuples(st.sampled_from(["g", "h"]), st.integers(1, 5),
+                                    st.integers(1, 3), st.sampled_from(["US", "GB"]))), max_size=5))
+def test_users_read_as_the_tuple_of_every_member(parts: list) -> None:
+    lic = frozenset({"e5"})
+    written = [User(p[0], p[1], lic) if len(p) == 2 else UserGroup(p[0], p[1], p[2], p[3], lic)
+               for p in parts]
+    expanded = tuple(u for p in written for u in (
+        [p] if isinstance(p, User) else [User(f"{p.name}-{n:0{p.width}d}", p.country, lic)
+                                         for n in range(1, p.count + 1)]))
+    users = Users(written)
+    assert len(users) == len(expanded) and tuple(users) == expanded and users == expanded
+    assert [users[k] for k in range(-len(users), len(users))] == list(expanded + expanded)
+    assert users[1:4] == expanded[1:4] and user_ids(users) == [u.id for u in expanded]
+    setup = RatingSetup(start=datetime(2026, 11, 1, tzinfo=timezone.utc), end_ms=1, currency="USD",
+                        plans=Plans(), tariffs=(), toll_free_tariffs=(), orgs=(Org("o", users),))
+    per_user = RatingSetup(**{**vars(setup), "orgs": (Org("o", expanded),)})
+    assert pool_capacities(setup) == pool_capacities(per_user)
+    assert sum(k.count for k in setup.user_kinds) == len(expanded)

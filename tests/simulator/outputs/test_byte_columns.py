@@ -103,3 +103,13 @@ def test_unmasked_keeps_the_mask_of_bytes_apart_and_of_none() -> None:
     assert unmasked(none) is none
     empty = Field.of(data[:0], Field.of(np.zeros((0, 3), dtype=bool)).items)
     assert unmasked(empty) is empty
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_a_table_of_many_blocks_of_entries_lays_each_out_in_its_row(right: bool) -> None:
+    """A million user ids are laid out a block at a time: entries across block edges too."""
+    entries = [str(i * 7919 % 100_003).encode() * (1 + i % 3) for i in range(140_000)]
+    index = np.array([0, 65_535, 65_536, 65_537, 131_071, 131_072, 139_999, -1, 77])
+    out = io.BytesIO()
+    RowJoiner(3).write([b"|", ByteTable(entries, right, 4).take(index)], out)
+    assert out.getvalue() == b"".join(b"|" + entries[i] for i in index)
