@@ -53,21 +53,46 @@ class PlainCalls:
 
     def read(self, item: object) -> PlainCall | None:
         """The entry's values, or None when any of them is not of the plain form."""
-        if type(item) is not dict or not _KEYS.issuperset(item):
-            return None
-        get = item.get
-        for key in _REQUIRED:
-            if key not in item:
-                return None
-        at, duration = self._duration(get("at")), self._duration(get("duration"))
-        org, user, kind = get("org"), get("user"), get("type")
-        to, from_ = self._number(get("to")), self._number(get("from"))
-        if (at is None or duration is None or to is None or not self._text(org)
-                or (user is not None and not self._text(user))
-                or type(kind) is not str or kind not in _TYPES
-                or (from_ is None and "from" in item)):
-            return None
-        return PlainCall(at, org, user, kind, to, from_, duration)
+        return self.read_all([item])[0]
+
+    def read_all(self, items: list[object]) -> list[PlainCall | None]:
+        """`read` of each entry, in one loop: a file of 200,000 calls is normal.  Each is a plain
+        tuple of `PlainCall`'s fields in its order (equal to the `PlainCall`)."""
+        durations, numbers, texts = self._durations, self._numbers, self._texts
+        out: list[PlainCall | None] = []
+        for item in items:
+            if (type(item) is not dict or not _KEYS.issuperset(item)
+                    or len(item) - ("user" in item) - ("from" in item) != len(_REQUIRED)):
+                out.append(None)  # a key unknown or missing
+                continue
+            at, duration, to = item["at"], item["duration"], item["to"]
+            org, user, kind, from_ = item["org"], item.get("user"), item["type"], item.get("from")
+            # the values seen before first (a str key never equals an int one), then the rules
+            at_ms = durations.get(at) if type(at) is str else None
+            if at_ms is None:
+                at_ms = self._duration(at)
+            duration_ms = durations.get(duration) if type(duration) is str else None
+            if duration_ms is None:
+                duration_ms = self._duration(duration)
+            to_number = numbers.get(to) if type(to) is str else None
+            if to_number is None:
+                to_number = self._number(to)
+            from_number = None
+            if from_ is not None:
+                from_number = numbers.get(from_) if type(from_) is str else None
+                if from_number is None:
+                    from_number = self._number(from_)
+            if (at_ms is None or duration_ms is None or to_number is None
+                    or (from_ is not None and from_number is None)
+                    or type(org) is not str or (org not in texts and not self._text(org))
+                    or (user is not None and (type(user) is not str
+                                              or (user not in texts and not self._text(user))))
+                    or type(kind) is not str or kind not in _TYPES):
+                out.append(None)
+                continue
+            # a plain tuple (a PlainCall's fields): a NamedTuple's __new__ costs ~0.5 us more
+            out.append((at_ms, org, user, kind, to_number, from_number, duration_ms))  # type: ignore[arg-type]
+        return out
 
     def _duration(self, value: object) -> int | None:
         """`NonNegativeDuration`: whole seconds, or digits and a unit, within 100 years."""
