@@ -3,6 +3,7 @@ every entry it does not take is still checked, and reported, by the model."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,25 +12,9 @@ from simulator.scenario import CallSpec, ScenarioError, parse_scenario
 from simulator.scenario._plain_calls import PlainCall, PlainCalls
 from simulator.scenario._schema import CallModel, validate
 from simulator.units import MAX_DURATION_MS
+from tests.simulator.scenario.test_scenario import MINIMAL
 
-import pytest
-
-HEAD = """\
-[simulation]
-name = "calls"
-seed = 0
-start = "2026-11-01T00:00:00Z"
-duration = "1d"
-currency = "EUR"
-
-[[orgs]]
-id = "acme"
-
-[[orgs.users]]
-id = "bob"
-country = "FR"
-licenses = []
-
+HEAD = MINIMAL.replace('duration = "1h"', 'duration = "1d"') + """
 [[orgs.users]]
 group = "desk"
 count = 3
@@ -138,8 +123,8 @@ def test_toml_nested_past_its_limit_is_one_line() -> None:
 
 
 def test_a_toml_1_1_inline_table_may_span_lines() -> None:
-    table = '[simulation]\nname = "calls"\nseed = 0\nstart = "2026-11-01T00:00:00Z"\nduration = "1d"\ncurrency = "EUR"\n'
-    inline = ('simulation = { name = "calls", seed = 0, start = "2026-11-01T00:00:00Z",\n'
+    table = '[simulation]\nname = "minimal"\nseed = 0\nstart = "2026-11-01T00:00:00Z"\nduration = "1d"\ncurrency = "EUR"\n'
+    inline = ('simulation = { name = "minimal", seed = 0, start = "2026-11-01T00:00:00Z",\n'
               '               duration = "1d", currency = "EUR" }\n')
     assert HEAD.count(table) == 1
     assert parse_scenario(HEAD.replace(table, inline)) == parse_scenario(HEAD)
