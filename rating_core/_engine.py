@@ -8,6 +8,7 @@ ledger events.  Results do not depend on how the timeline is cut into windows.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,7 @@ class RatingEngine:
         self._start_events = self.ledger.start_events()
         self.tables = Tables(
             org_ids=tuple(o.id for o in setup.orgs),
-            user_ids=tuple(uid for org in setup.orgs for uid in user_ids(org.users)),
+            user_ids=tuple(itertools.chain.from_iterable(user_ids(org.users) for org in setup.orgs)),
             countries=self.admission.countries,
             zones=self.admission.zones,
             pool_names=self.ledger.pool_names,
