@@ -118,12 +118,12 @@ from ._model import (
 )
 from ._routing import PrefixTable
 from ._tuning import Tuning
-from ._users import UserGroup, Users, user_ids
+from ._users import UserGroup, UserIds, Users, user_ids
 
 __all__ = [
     "CALL_TYPE_NAMES", "CDR_DTYPES", "EVENT_KINDS", "EVENT_REASONS", "NO_AMOUNT", "NO_BALANCE", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO", "MS_PER_S",
     "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "EventColumns", "LedgerEvent", "Org",
-    "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User", "UserGroup", "Users",
+    "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User", "UserGroup", "UserIds", "Users",
     "canonical_cdrs", "canonical_events", "card_valid_until_ms", "format_number", "lot_expiry_ms", "month_starts",
     "parse_number", "pool_capacities", "user_ids",
     "group_sum", "Tuning",

@@ -8,7 +8,6 @@ ledger events.  Results do not depend on how the timeline is cut into windows.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +29,7 @@ from ._model import (
     Tables,
 )
 from ._tuning import Tuning
-from ._users import user_ids
+from ._users import UserIds
 
 MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window ...
 QUIET_CALL_HOURS = 1_024  # ... unless so few calls are connected that this many call-hours ...
@@ -72,7 +71,7 @@ class RatingEngine:
         self._start_events = self.ledger.start_events()
         self.tables = Tables(
             org_ids=tuple(o.id for o in setup.orgs),
-            user_ids=tuple(itertools.chain.from_iterable(user_ids(org.users) for org in setup.orgs)),
+            user_ids=UserIds(org.users for org in setup.orgs),
             countries=self.admission.countries,
             zones=self.admission.zones,
             pool_names=self.ledger.pool_names,

@@ -351,7 +351,7 @@ class Tables:
     """Index -> string tables for formatting CdrBatch and LedgerEvent."""
 
     org_ids: tuple[str, ...]
-    user_ids: tuple[str, ...]  # global user index
+    user_ids: Sequence[str]  # global user index; `UserIds` (groups kept whole) from the engine
     countries: tuple[str, ...]
     zones: tuple[str, ...]
     pool_names: tuple[str, ...]  # global pool index -> "domestic:US" | "international:US" | "dial_out"

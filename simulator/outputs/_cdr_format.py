@@ -72,6 +72,8 @@ _CSV_LAYOUT: dict[str, tuple[bytes, bool]] = {
 
 def _packed_table(texts: Sequence[str]) -> StringTable:
     """The msgpack strings of a table, "" as nil, plus nil at index -1."""
+    if hasattr(texts, "parts"):  # `UserIds` (groups kept whole): no id is ""
+        return StringTable(texts, extra=[None])
     return StringTable([t if t != "" else None for t in texts] + [None])
 
 

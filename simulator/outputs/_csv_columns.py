@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._byte_columns import (
+    segmented,
     ByteTable,
     Field,
     digit_counts,
@@ -230,5 +231,5 @@ class TextTable(ByteTable):
     """
 
     def __init__(self, texts: Sequence[str], end: bytes = b"", right: bool = False) -> None:
-        entries = [quoted(t) + end for t in texts] + [end]
-        super().__init__(entries, right, fast_width(max(len(e) for e in entries)))
+        entries = segmented(texts, quoted, end, extra=[end])
+        super().__init__(entries, right, fast_width(int(entries.lengths().max())))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating_core import Org, Plans, RatingSetup, Tariff, User, UserGroup, Users, pool_capacities, user_ids
+from rating_core import Org, Plans, RatingSetup, Tariff, User, UserGroup, UserIds, Users, pool_capacities, user_ids
 from rating_core._admission import _POOL_KINDS, Admission, _license_bits
 from rating_core._ledger import Ledger
 
@@ -84,6 +84,10 @@ def test_users_read_as_the_tuple_of_every_member(parts: list) -> None:
     assert len(users) == len(expanded) and tuple(users) == expanded and users == expanded
     assert [users[k] for k in range(-len(users), len(users))] == list(expanded + expanded)
     assert users[1:4] == expanded[1:4] and user_ids(users) == [u.id for u in expanded]
+    ids = UserIds([users, expanded])  # a table of two orgs: one as written, one user by user
+    every = tuple(u.id for u in expanded) * 2
+    assert ids == every and len(ids) == len(every) and tuple(ids) == every
+    assert [ids[k] for k in range(-len(ids), len(ids))] == list(every + every) and ids[2:5] == every[2:5]
     setup = RatingSetup(start=datetime(2026, 11, 1, tzinfo=timezone.utc), end_ms=1, currency="USD",
                         plans=Plans(), tariffs=(), toll_free_tariffs=(), orgs=(Org("o", users),))
     per_user = RatingSetup(**{**vars(setup), "orgs": (Org("o", expanded),)})
