@@ -280,23 +280,26 @@ class DestinationModel(_Table):
 
 
 _PLAIN_PREFIX = re.compile(r"[1-9][0-9]{0,14}", re.ASCII)  # `units.parse_prefix`'s pattern
+_PLAIN_NUMBER = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)  # `units.parse_e164`'s pattern
 
 
 def _plain_destination(item: object) -> Destination | None:
-    """`{ prefix = "44", weight = 2 }` read without `DestinationModel` (100,000 entries are
-    normal): a `Prefix` and a `Weight` of the plain valid form, else None for the model to
-    check and report."""
-    if type(item) is not dict or not 1 <= len(item) <= 2 or not _PLAIN_KEYS.issuperset(item):
+    """`{ prefix = "44", weight = 2 }` or `{ number = "+4420...", weight = 2 }` read without
+    `DestinationModel` (100,000 entries are normal): a `Prefix` or an `E164` and a `Weight` of
+    the plain valid form, else None for the model to check and report."""
+    if type(item) is not dict or not 1 <= len(item) <= 2:
         return None
-    prefix, weight = item.get("prefix"), item.get("weight", 1.0)
-    if type(prefix) is not str or not _PLAIN_PREFIX.fullmatch(prefix):
-        return None
+    weight = item.get("weight", 1.0)
     if (type(weight) is not int and type(weight) is not float) or not 0 <= weight <= MAX_WEIGHT:
         return None  # NaN fails the comparison; bool is not int here
-    return Destination(prefix, float(weight))
-
-
-_PLAIN_KEYS = frozenset({"prefix", "weight"})
+    if len(item) != 1 + ("weight" in item):
+        return None  # a key but these
+    prefix, number = item.get("prefix"), item.get("number")
+    if type(prefix) is str and _PLAIN_PREFIX.fullmatch(prefix):
+        return Destination(prefix, float(weight))
+    if type(number) is str and _PLAIN_NUMBER.fullmatch(number):
+        return Destination(number[1:], float(weight), number=True)
+    return None
 
 
 def destinations(

@@ -294,7 +294,8 @@ def test_a_problem_in_a_shape_table_names_its_line() -> None:
 @given(st.dictionaries(st.sampled_from(["prefix", "number", "weight", "other"]),
                        st.sampled_from([None, True, 0, 1, -1, 2.5, 1e9, 1e9 + 1, 10**10,
                                         float("nan"), float("inf"), "", "44", "044", "4" * 15,
-                                        "4" * 16, "+44", "٤٤", [], {}]), max_size=3))
+                                        "4" * 16, "+44", "+4420", "+0", "+" + "4" * 15, "+" + "4" * 16, "٤٤", [], {}]),
+                       max_size=3))
 def test_a_destination_read_plainly_is_read_as_its_model_reads_it(item: dict) -> None:
     from simulator.scenario._traffic_schema import DestinationModel, _plain_destination
     from simulator.scenario._schema import validate
@@ -302,6 +303,7 @@ def test_a_destination_read_plainly_is_read_as_its_model_reads_it(item: dict) ->
     plain = _plain_destination(item)
     if plain is not None:
         model, problems = validate(DestinationModel, item, "d")
-        assert problems == [] and model.number is None
-        assert (plain.digits, plain.weight, plain.number) == (model.prefix, model.weight, False)
+        assert problems == [] and (model.prefix is None) != (model.number is None)
+        expected = (model.prefix, False) if model.number is None else (model.number[1:], True)
+        assert (plain.digits, plain.number) == expected and plain.weight == model.weight
         assert type(plain.weight) is float
