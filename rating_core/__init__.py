@@ -21,6 +21,7 @@ General layout
 ``_calendar``    months, lot expiry, card validity as integer ms.
 ``_calls``       connected calls as columns; ``_columns`` grows columns by doubling.
 ``_model``       the setup, arrivals, CDR batches and ledger events (data only).
+``_users``       an org's users with each group kept whole (``Users``).
 ``_routing``     longest-prefix match of numbers to tariff rows.
 ``_tuning``      the Tuning knobs.
 
@@ -117,12 +118,13 @@ from ._model import (
 )
 from ._routing import PrefixTable
 from ._tuning import Tuning
+from ._users import UserGroup, UserIds, Users, user_ids
 
 __all__ = [
     "CALL_TYPE_NAMES", "CDR_DTYPES", "EVENT_KINDS", "EVENT_REASONS", "NO_AMOUNT", "NO_BALANCE", "CDR_FIELDS", "END_REASON_NAMES", "FOREVER_MS", "LICENSES", "MICRO", "MS_PER_S",
     "Arrivals", "CallKind", "CallType", "CdrBatch", "CdrBuffer", "Credits", "EndReason", "EventColumns", "LedgerEvent", "Org",
-    "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User",
+    "Plans", "PrefixTable", "RatingEngine", "RatingSetup", "Step", "Tables", "Tariff", "User", "UserGroup", "UserIds", "Users",
     "canonical_cdrs", "canonical_events", "card_valid_until_ms", "format_number", "lot_expiry_ms", "month_starts",
-    "parse_number", "pool_capacities",
+    "parse_number", "pool_capacities", "user_ids",
     "group_sum", "Tuning",
 ]

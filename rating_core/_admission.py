@@ -141,9 +141,8 @@ class Admission:
 
     def __init__(self, setup: RatingSetup, ledger: Ledger, small_batch: int = Tuning.small_batch) -> None:
         self.small_batch = small_batch  # batches up to this size are admitted through the memo
-        users = setup.users()
         countries = sorted(
-            {u.country for _, u in users} | {t.country for t in setup.tariffs if t.country}
+            {k.country for k in setup.user_kinds} | {t.country for t in setup.tariffs if t.country}
         )
         zones = sorted({t.zone for t in setup.tariffs if t.zone})
         self.countries, self.zones = tuple(countries), tuple(zones)
@@ -300,13 +299,14 @@ class _UserColumns:
                 pools[o, cidx[cc], INTERNATIONAL_POOL] = p
             else:
                 pools[o, :, DIAL_OUT_POOL] = p
-        users = setup.users()
-        bits = [_license_bits(u.effective_licenses) for _, u in users]
+        kinds = setup.user_kinds  # per run of users alike, then repeated for each of them
+        counts = [k.count for k in kinds] + [1]
+        bits = [_license_bits(k.licenses) for k in kinds]
         # the no-user row points at org 0's NO_POOL entries: toll-free calls draw from no pool
-        base = [(o * n_countries + cidx[u.country]) * _POOL_KINDS for o, u in users]
+        base = [(k.org * n_countries + cidx[k.country]) * _POOL_KINDS for k in kinds]
         return cls(
-            country=np.array([cidx[u.country] for _, u in users] + [-1], dtype=np.int32),
-            key=np.array(bits + [0], dtype=np.int64) * 2,
-            pool_base=np.array(base + [0], dtype=np.int64),
+            country=np.repeat(np.array([cidx[k.country] for k in kinds] + [-1], dtype=np.int32), counts),
+            key=np.repeat(np.array(bits + [0], dtype=np.int64) * 2, counts),
+            pool_base=np.repeat(np.array(base + [0], dtype=np.int64), counts),
             pools=pools.reshape(-1),
         )

@@ -29,6 +29,7 @@ from ._model import (
     Tables,
 )
 from ._tuning import Tuning
+from ._users import UserIds
 
 MAX_WINDOW_MS = 3_600_000  # bounds the rows an org's slow path may expand in one window ...
 QUIET_CALL_HOURS = 1_024  # ... unless so few calls are connected that this many call-hours ...
@@ -68,10 +69,9 @@ class RatingEngine:
         self.now = 0
         self._fixed_done = -1
         self._start_events = self.ledger.start_events()
-        users = setup.users()
         self.tables = Tables(
             org_ids=tuple(o.id for o in setup.orgs),
-            user_ids=tuple(u.id for _, u in users),
+            user_ids=UserIds(org.users for org in setup.orgs),
             countries=self.admission.countries,
             zones=self.admission.zones,
             pool_names=self.ledger.pool_names,

@@ -27,32 +27,30 @@ def pool_capacities(setup: RatingSetup) -> list[tuple[int, str, int]]:
     """(org, pool name, capacity seconds) for every pool with a positive capacity (SPEC §3 Pools)."""
     plans = setup.plans
     minutes: dict[tuple[str, frozenset[str]], tuple[int, int, int]] = {}  # users alike add alike
+    domestic: list[dict[str, int]] = [{} for _ in setup.orgs]
+    international: list[dict[str, int]] = [{} for _ in setup.orgs]
+    dial_out = [0] * len(setup.orgs)
+    for o, count, cc, lic in setup.user_kinds:  # runs of users alike, a group in one
+        key = (cc, lic)
+        if key not in minutes:
+            minutes[key] = (
+                plans.domestic_minutes.get(cc, plans.domestic_minutes["default"])
+                if lic & {"domestic_calling_plan", "international_calling_plan"} else -1,
+                plans.international_minutes if "international_calling_plan" in lic else -1,
+                plans.dial_out_minutes if "audio_conferencing" in lic else 0)
+        dom, intl, dial = minutes[key]
+        if dom >= 0:
+            domestic[o][cc] = domestic[o].get(cc, 0) + dom * count
+        if intl >= 0:
+            international[o][cc] = international[o].get(cc, 0) + intl * count
+        dial_out[o] += dial * count
     out = []
-    for o, org in enumerate(setup.orgs):
-        domestic: dict[str, int] = {}
-        international: dict[str, int] = {}
-        dial_out = 0
-        for user in org.users:
-            cc = user.country
-            key = (cc, user.licenses)
-            if key not in minutes:
-                lic = user.effective_licenses
-                minutes[key] = (
-                    plans.domestic_minutes.get(cc, plans.domestic_minutes["default"])
-                    if lic & {"domestic_calling_plan", "international_calling_plan"} else -1,
-                    plans.international_minutes if "international_calling_plan" in lic else -1,
-                    plans.dial_out_minutes if "audio_conferencing" in lic else 0)
-            dom, intl, dial = minutes[key]
-            if dom >= 0:
-                domestic[cc] = domestic.get(cc, 0) + dom
-            if intl >= 0:
-                international[cc] = international.get(cc, 0) + intl
-            dial_out += dial
-        for cc in sorted(domestic):
-            out.append((o, f"domestic:{cc}", 60 * domestic[cc]))
-        for cc in sorted(international):
-            out.append((o, f"international:{cc}", 60 * international[cc]))
-        out.append((o, "dial_out", 60 * dial_out))
+    for o in range(len(setup.orgs)):
+        for cc in sorted(domestic[o]):
+            out.append((o, f"domestic:{cc}", 60 * domestic[o][cc]))
+        for cc in sorted(international[o]):
+            out.append((o, f"international:{cc}", 60 * international[o][cc]))
+        out.append((o, "dial_out", 60 * dial_out[o]))
     return [p for p in out if p[2] > 0]
 
 

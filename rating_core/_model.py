@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Mapping
+import itertools
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -135,7 +138,7 @@ class Org:
     """One tenant: its users, toll-free numbers and credits (None: a balance of 0)."""
 
     id: str
-    users: tuple[User, ...]
+    users: Sequence[User]  # a tuple, or `Users` (groups kept whole) from a scenario file
     toll_free_numbers: tuple[str, ...] = ()  # "+1800..." strings as written
     credits: Credits | None = None
     token: str | None = None  # server mode (`callsim serve`) authentication
@@ -156,6 +159,31 @@ class RatingSetup:
     def users(self) -> list[tuple[int, User]]:
         """All users as (org index, user), in the global user numbering used by `Arrivals.user`."""
         return [(o, u) for o, org in enumerate(self.orgs) for u in org.users]
+
+    @functools.cached_property
+    def user_kinds(self) -> tuple[UserKind, ...]:
+        """The users in global order as runs of users alike but for their ids: the pools and
+        the admission tables are built per run, and a group of a million users is one."""
+        alike = operator.attrgetter("country", "licenses")
+        kinds = []
+        for o, org in enumerate(self.orgs):
+            if hasattr(org.users, "kinds"):  # `Users`: a group is one part
+                kinds += [UserKind(o, *kind) for kind in org.users.kinds()]
+                continue
+            for (country, licenses), members in itertools.groupby(org.users, alike):
+                first = next(members)
+                count = 1 + len(list(members))
+                kinds.append(UserKind(o, count, country, first.effective_licenses))
+        return tuple(kinds)
+
+
+class UserKind(NamedTuple):
+    """`count` users of org `org`, next to each other in the numbering, alike but for their ids."""
+
+    org: int
+    count: int
+    country: str
+    licenses: frozenset[str]  # effective: `e5` expanded
 
 
 def parse_number(text: str) -> int:
@@ -323,7 +351,7 @@ class Tables:
     """Index -> string tables for formatting CdrBatch and LedgerEvent."""
 
     org_ids: tuple[str, ...]
-    user_ids: tuple[str, ...]  # global user index
+    user_ids: Sequence[str]  # global user index; `UserIds` (groups kept whole) from the engine
     countries: tuple[str, ...]
     zones: tuple[str, ...]
     pool_names: tuple[str, ...]  # global pool index -> "domestic:US" | "international:US" | "dial_out"

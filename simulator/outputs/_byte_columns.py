@@ -14,13 +14,17 @@ This module knows nothing of either format: `_msgpack_columns` and
 
 from __future__ import annotations
 
+import bisect
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
+
+from rating_core import UserGroup
 
 __all__ = [
     "ENCODE_ROWS",
@@ -176,6 +180,89 @@ def fast_width(width: int) -> int:
     return next((w for w in _FAST_WIDTHS if w >= width), width)
 
 
+_TABLE_BLOCK = 65_536  # entries a `ByteTable` lays out at a time: bounds its index arrays
+
+
+class Numbered(Sequence[bytes]):
+    """The entries `head` + n in `width` zero-padded digits + `tail`, for n from 1 to `count`:
+    a group's member ids (`sales-0001`...), laid out in a `ByteTable` by numpy, not one by one."""
+
+    def __init__(self, head: bytes, width: int, count: int, tail: bytes = b"") -> None:
+        self.head, self.width, self.count, self.tail = head, width, count, tail
+        self.length = len(head) + width + len(tail)  # of every entry
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k):  # type: ignore[override]
+        n = range(1, self.count + 1)[k]
+        return self.head + f"{n:0{self.width}d}".encode() + self.tail
+
+    def rows(self) -> NDArray[np.uint8]:
+        """Every entry, one row each."""
+        out = np.empty((self.count, self.length), dtype=np.uint8)
+        out[:, :len(self.head)] = np.frombuffer(self.head, dtype=np.uint8)
+        quads = -(-self.width // 4)
+        n = np.arange(1, self.count + 1, dtype=np.int64)
+        out[:, len(self.head):len(self.head) + self.width] = zero_padded(n, quads)[:, 4 * quads - self.width:]
+        out[:, len(self.head) + self.width:] = np.frombuffer(self.tail, dtype=np.uint8)
+        return out
+
+
+class Segmented(Sequence[bytes]):
+    """Entries given as segments one after another: lists of entries, and `Numbered` runs."""
+
+    def __init__(self, segments: list[list[bytes] | Numbered]) -> None:
+        self.segments = [s for s in segments if len(s)]
+        self._starts = [0, *itertools.accumulate(len(s) for s in self.segments)]
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, k):  # type: ignore[override]
+        k = range(len(self))[k]
+        s = bisect.bisect_right(self._starts, k) - 1
+        return self.segments[s][k - self._starts[s]]
+
+    def lengths(self) -> NDArray[np.int64]:
+        """The length of every entry."""
+        return np.concatenate([np.full(len(s), s.length, dtype=np.int64) if isinstance(s, Numbered)
+                               else np.array([len(e) for e in s], dtype=np.int64)
+                               for s in self.segments] or [np.zeros(0, dtype=np.int64)])
+
+
+def segmented(texts: Sequence[str], encode: Callable[[str], bytes], tail: bytes = b"",
+              extra: Sequence[bytes] = ()) -> Segmented:
+    """`encode(t) + tail` for each text, then the `extra` entries.  `rating_core.UserIds` keeps
+    its groups whole (`parts`): a group whose members' entries differ only by their digits (the
+    encoders here quote or prefix a text by what it holds and its length, both the same for
+    every member: checked on the first, a middle and the last) is one `Numbered` run."""
+    parts = getattr(texts, "parts", None)
+    if parts is None:
+        return Segmented([[encode(t) + tail for t in texts] + list(extra)])
+    segments: list[list[bytes] | Numbered] = [[]]
+    for part in parts:
+        run = _numbered(part, encode, tail) if isinstance(part, UserGroup) else None
+        if run is not None:
+            segments += [run, []]
+        elif isinstance(part, UserGroup):
+            segments[-1] += [encode(t) + tail for t in part.ids()]
+        else:
+            segments[-1].append(encode(part) + tail)
+    segments[-1] += list(extra)
+    return Segmented(segments)
+
+
+def _numbered(group: UserGroup, encode: Callable[[str], bytes], tail: bytes) -> Numbered | None:
+    first = encode(group.id(0)) + tail
+    at = first.rfind(f"{1:0{group.width}d}".encode())
+    if at < 0:
+        return None
+    run = Numbered(first[:at], group.width, group.count, first[at + group.width:])
+    checked = {0, group.count // 2, group.count - 1}
+    return run if all(run[k] == encode(group.id(k)) + tail for k in checked) else None
+
+
 class ByteTable:
     """Byte strings encoded once (per run, say), then taken by index per row.
 
@@ -185,15 +272,19 @@ class ByteTable:
     """
 
     def __init__(self, entries: Sequence[bytes], right: bool = False, width: int = 0) -> None:
-        width = max(width, *(len(e) for e in entries), 1)
-        data = np.zeros((len(entries), width), dtype=np.uint8)
-        for row, entry in zip(data, entries):
-            if entry:
-                place = row[width - len(entry):] if right else row[: len(entry)]
-                place[:] = np.frombuffer(entry, dtype=np.uint8)
-        self._entries = list(entries)
+        segmented = entries if isinstance(entries, Segmented) else Segmented([list(entries)])
+        lengths = segmented.lengths()
+        width = max(width, int(lengths.max(initial=0)), 1)
+        data = np.zeros((len(segmented), width), dtype=np.uint8)
+        for segment, first in zip(segmented.segments, segmented._starts):
+            if isinstance(segment, Numbered):
+                column = width - segment.length if right else 0
+                data[first:first + len(segment), column:column + segment.length] = segment.rows()
+            else:
+                _lay_out(data, segment, lengths, first, right)
+        self._entries = segmented
         self._items = item_view(data)
-        self._mask = used(width, np.array([len(e) for e in entries], dtype=np.int64), right)
+        self._mask = used(width, lengths, right)
 
     def take(self, index: NDArray[np.integer]) -> Field:
         """Row i: the entry at `index[i]`; -1 is the last entry, as in numpy."""
@@ -205,6 +296,22 @@ class ByteTable:
         if len(index) and int(index.min()) == int(index.max()):
             return self._entries[int(index[0])]
         return self.take(index)
+
+
+def _lay_out(data: NDArray[np.uint8], entries: list[bytes], lengths: NDArray[np.int64], first: int,
+             right: bool) -> None:
+    """Entries from row `first` on, a block at a time, not one by one (a table of a million
+    user ids is normal): byte j of entry i goes to flat place i * width + j, plus the padding
+    if `right`."""
+    width, flat = data.shape[1], data.reshape(-1)
+    for start in range(0, len(entries), _TABLE_BLOCK):
+        block = slice(start, start + _TABLE_BLOCK)
+        size = lengths[first + start:first + start + len(entries[block])]
+        shift = np.arange(first + start, first + start + len(size)) * width - (np.cumsum(size) - size)
+        if right:
+            shift += width - size
+        places = np.arange(int(size.sum())) + np.repeat(shift, size)
+        flat[places] = np.frombuffer(b"".join(entries[block]), dtype=np.uint8)
 
 
 @functools.cache

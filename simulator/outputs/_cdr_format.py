@@ -16,6 +16,7 @@ it.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ _CSV_LAYOUT: dict[str, tuple[bytes, bool]] = {
 
 def _packed_table(texts: Sequence[str]) -> StringTable:
     """The msgpack strings of a table, "" as nil, plus nil at index -1."""
+    if hasattr(texts, "parts"):  # `UserIds` (groups kept whole): no id is ""
+        return StringTable(texts, extra=[None])
     return StringTable([t if t != "" else None for t in texts] + [None])
 
 
@@ -89,22 +92,30 @@ class StringTables(Generic[T]):
 
 @dataclass(frozen=True)
 class CdrLookups:
-    """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch."""
+    """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch.
+
+    Each format's tables are built when first used: a file's worker writes one format, and a
+    run of a million users has a million ids to quote or pack (~1 s a format).
+    """
 
     epoch_ms: int
     currency: str
-    csv: StringTables[csv_columns.TextTable]
-    packed: StringTables[StringTable]
+    texts: dict[str, Sequence[str]]
 
     @classmethod
     def build(cls, tables: Tables, start: datetime, currency: str) -> "CdrLookups":
-        texts = _table_texts(tables)
-        return cls(
-            epoch_ms=epoch_ms(start),
-            currency=currency,
-            csv=StringTables(**{name: csv_columns.TextTable(t, *_CSV_LAYOUT[name]) for name, t in texts.items()}),
-            packed=StringTables(**{name: _packed_table(t) for name, t in texts.items()}),
-        )
+        return cls(epoch_ms=epoch_ms(start), currency=currency, texts=_table_texts(tables))
+
+    @functools.cached_property
+    def csv(self) -> StringTables[csv_columns.TextTable]:
+        """The tables as CSV fields, quoted once."""
+        return StringTables(**{name: csv_columns.TextTable(t, *_CSV_LAYOUT[name])
+                               for name, t in self.texts.items()})
+
+    @functools.cached_property
+    def packed(self) -> StringTables[StringTable]:
+        """The tables as msgpack strings."""
+        return StringTables(**{name: _packed_table(t) for name, t in self.texts.items()})
 
 
 def used_pool(batch: CdrBatch) -> NDArray[np.int32]:

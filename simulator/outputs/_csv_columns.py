@@ -16,6 +16,7 @@ they can be: a few bytes of padding cost the row less than a slow copy.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from datetime import date
 
@@ -23,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._byte_columns import (
+    segmented,
     ByteTable,
     Field,
     digit_counts,
@@ -207,9 +209,12 @@ def instants(epoch_ms: NDArray[np.int64], tail: str = "Z") -> list[Field]:
 # --- strings ---------------------------------------------------------------------------------
 
 
+_MUST_QUOTE = re.compile('[,"\r\n]')
+
+
 def quoted(text: str) -> bytes:
     """One string as a CSV field (RFC 4180), UTF-8: quoted only if it must be, `"` doubled."""
-    if any(c in text for c in ',"\r\n'):
+    if _MUST_QUOTE.search(text):
         text = '"' + text.replace('"', '""') + '"'
     return text.encode()
 
@@ -226,5 +231,5 @@ class TextTable(ByteTable):
     """
 
     def __init__(self, texts: Sequence[str], end: bytes = b"", right: bool = False) -> None:
-        entries = [quoted(t) + end for t in texts] + [end]
-        super().__init__(entries, right, fast_width(max(len(e) for e in entries)))
+        entries = segmented(texts, quoted, end, extra=[end])
+        super().__init__(entries, right, fast_width(int(entries.lengths().max())))

@@ -24,7 +24,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from ._byte_columns import ByteTable, Field, RowJoiner, column_view, digits, divmod_by, used, zero_padded
+from ._byte_columns import ByteTable, segmented, Field, RowJoiner, column_view, digits, divmod_by, used, zero_padded
 
 __all__ = [  # Field and RowJoiner too: the writers that pack msgpack take them from here
     "Field",
@@ -128,8 +128,9 @@ def timestamps(epoch_ms: NDArray[np.int64]) -> Field:
 class StringTable(ByteTable):
     """Strings (None for nil) packed once by msgspec, then taken by index per row."""
 
-    def __init__(self, texts: Sequence[str | None]) -> None:
-        super().__init__([msgspec.msgpack.encode(t) for t in texts])
+    def __init__(self, texts: Sequence[str | None], extra: Sequence[str | None] = ()) -> None:
+        super().__init__(segmented(texts, msgspec.msgpack.encode,
+                                   extra=[msgspec.msgpack.encode(t) for t in extra]))
 
 
 def _fixstr_header(length: NDArray[np.integer], nil: NDArray[np.bool_] | None = None) -> NDArray[np.uint8]:

@@ -101,7 +101,9 @@ class SipCollector:
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
         self._blocks: list[_Block] = []
-        self._toll_free: list[tuple[int, int, str]] = []  # (number, seq, place)
+        # (number, seq, (org place, k)): the place is written out only for a problem (an org
+        # with 100,000 toll-free numbers is normal)
+        self._toll_free: list[tuple[int, int, tuple[str, int]]] = []
         self._names: list[tuple[int, int, str, str]] = []  # (org, local user, sip_user, place)
         self._orgs: dict[int, OrgSip] = {}
         self._usernames: dict[str, str] = {}  # digest username -> place of its first use
@@ -145,8 +147,10 @@ class SipCollector:
 
     def org(self, place: str, org: int, model: schema.OrgModel) -> None:
         """Record an org's toll-free numbers and its `[orgs.sip]` table."""
-        for k, number in enumerate(model.toll_free_numbers):
-            self._toll_free.append((int(number[1:]), self._seq(), f"{place}.toll_free_numbers[{k}]"))
+        first = self._count + 1
+        self._count += len(model.toll_free_numbers)
+        self._toll_free += [(int(number[1:]), first + k, (place, k))
+                            for k, number in enumerate(model.toll_free_numbers)]
         sip = model.sip
         if sip is None:
             return
@@ -193,7 +197,7 @@ class SipCollector:
         """
         spans = [(b.first_number, b.first_number + b.count - 1, b.seq, b.place)
                  for b in self._blocks]
-        toll_free: dict[int, tuple[int, str]] = {}
+        toll_free: dict[int, tuple[int, str | tuple[str, int]]] = {}
         for number, seq, place in self._toll_free:
             toll_free.setdefault(number, (seq, place))
         spans += [(n, n, seq, place) for n, (seq, place) in toll_free.items()]
@@ -202,6 +206,7 @@ class SipCollector:
         for start, end, seq, place in spans:
             if start <= reach:
                 later, earlier = (place, reach_place) if seq > reach_seq else (reach_place, place)
+                later, earlier = _written(later), _written(earlier)
                 self.problems.append((later, f"number +{start} is also given at {earlier}: every "
                                       "number names one user or org"))
             if end > reach:
@@ -238,3 +243,8 @@ class SipCollector:
                 continue
             chosen[(org, local)] = name
         return chosen
+
+
+def _written(place: str | tuple[str, int]) -> str:
+    """A place as printed: a toll-free number's is kept as (org place, index) until then."""
+    return place if isinstance(place, str) else f"{place[0]}.toll_free_numbers[{place[1]}]"

@@ -279,6 +279,29 @@ class DestinationModel(_Table):
     weight: Weight = 1.0
 
 
+_PLAIN_PREFIX = re.compile(r"[1-9][0-9]{0,14}", re.ASCII)  # `units.parse_prefix`'s pattern
+_PLAIN_NUMBER = re.compile(r"\+[1-9][0-9]{1,14}", re.ASCII)  # `units.parse_e164`'s pattern
+
+
+def _plain_destination(item: object) -> Destination | None:
+    """`{ prefix = "44", weight = 2 }` or `{ number = "+4420...", weight = 2 }` read without
+    `DestinationModel` (100,000 entries are normal): a `Prefix` or an `E164` and a `Weight` of
+    the plain valid form, else None for the model to check and report."""
+    if type(item) is not dict or not 1 <= len(item) <= 2:
+        return None
+    weight = item.get("weight", 1.0)
+    if (type(weight) is not int and type(weight) is not float) or not 0 <= weight <= MAX_WEIGHT:
+        return None  # NaN fails the comparison; bool is not int here
+    if len(item) != 1 + ("weight" in item):
+        return None  # a key but these
+    prefix, number = item.get("prefix"), item.get("number")
+    if type(prefix) is str and _PLAIN_PREFIX.fullmatch(prefix):
+        return Destination(prefix, float(weight))
+    if type(number) is str and _PLAIN_NUMBER.fullmatch(number):
+        return Destination(number[1:], float(weight), number=True)
+    return None
+
+
 def destinations(
     items: list[object], place: str
 ) -> tuple[tuple[str, ...], tuple[Destination, ...] | None, Problems]:
@@ -289,10 +312,14 @@ def destinations(
     entries: list[Destination] = []
     problems: Problems = []
     for k, item in enumerate(items):
-        at = f"{place}[{k}]"
         if isinstance(item, str):
             entries.append(Destination(item))
             continue
+        plain = _plain_destination(item)
+        if plain is not None:
+            entries.append(plain)
+            continue
+        at = f"{place}[{k}]"
         model, found = validate(DestinationModel, item, at)
         problems += found
         if model is None:

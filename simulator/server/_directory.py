@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rating_core import RatingSetup
+from rating_core import RatingSetup, user_ids
 from ..scenario import org_env_var
 
 TOKEN_ENV_PREFIX = "CALLSIM_TOKEN_"
@@ -53,11 +53,10 @@ class Directory:
         """Raises TokenConflict when one credential would open two orgs (see `resolve_tokens`)."""
         self._tenants: dict[str, Tenant] = {}
         tokens = resolve_tokens(setup, environ)
-        users = setup.users()
         first = 0
         for o, (org, token) in enumerate(zip(setup.orgs, tokens)):
             n = len(org.users)
-            local = {u.id: first + k for k, (_, u) in enumerate(users[first : first + n])}
+            local = dict(zip(user_ids(org.users), range(first, first + n)))
             self._tenants[org.id] = Tenant(o, org.id, token, local)
             first += n
 

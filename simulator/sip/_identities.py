@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
-from rating_core import CallKind
+from rating_core import CallKind, user_ids
 from ..scenario import DEFAULT_SIP_REALM, Scenario, sip_password_env_var
 
 __all__ = [
@@ -110,7 +110,7 @@ class SipIdentities:
         self._toll_free: dict[int, int] = {}  # number -> org
         first = 0
         for o, org in enumerate(setup.orgs):
-            names = {u.id: first + k for k, u in enumerate(org.users)}
+            names = dict(zip(user_ids(org.users), range(first, first + len(org.users))))
             for k in range(first, first + len(org.users)):
                 name = sip.user_names.get(k)
                 if name is not None:  # the SIP name replaces the id

@@ -173,7 +173,12 @@ class DefaultDestinations:
         self._prefixes = Prefixes.of(list(first_country))
         self._countries = list(first_country.values())
         self._everything = list(range(len(self._countries)))
-        self._user_country = [user.country for org in setup.orgs for user in org.users]
+        # every user's country as an index into `_country_names`, read per run of users alike
+        kinds = setup.user_kinds
+        self._country_names = sorted({k.country for k in kinds})
+        code = {c: i for i, c in enumerate(self._country_names)}
+        self._user_country = np.repeat(np.array([code[k.country] for k in kinds], dtype=np.intp),
+                                       [k.count for k in kinds])
         self._candidates: dict[tuple[str, bool], list[int]] = {}
         # the groups of each (caller countries, domestic): one object for the sources alike
         self._groups: dict[tuple[tuple[str, ...], bool] | None, Groups] = {
@@ -183,15 +188,17 @@ class DefaultDestinations:
         """The source's prefixes, each caller's candidate group, and the groups."""
         if spec.type == "conference_dial_out":
             return self._prefixes, np.zeros(len(spec.users), dtype=np.intp), self._groups[None]
-        slot_country = [self._user_country[u] for u in spec.users]
-        distinct = tuple(dict.fromkeys(slot_country))
+        slot_country = self._user_country[np.asarray(spec.users, dtype=np.intp)]
+        codes, first = np.unique(slot_country, return_index=True)
+        in_order = codes[np.argsort(first)]  # the callers' countries, as they first appear
+        distinct = tuple(self._country_names[c] for c in in_order)
         domestic = spec.type == "domestic"
         key = (distinct, domestic) if distinct else None
         if key not in self._groups:
             self._groups[key] = Groups.of([self._candidates_of(c, domestic) for c in distinct])
-        group_of = {c: g for g, c in enumerate(distinct)}
-        slot_group = np.array([group_of[c] for c in slot_country], dtype=np.intp)
-        return self._prefixes, slot_group, self._groups[key]
+        group_of = np.zeros(len(self._country_names), dtype=np.intp)
+        group_of[in_order] = np.arange(len(in_order))
+        return self._prefixes, group_of[slot_country], self._groups[key]
 
     def _candidates_of(self, country: str, domestic: bool) -> list[int]:
         key = (country, domestic)

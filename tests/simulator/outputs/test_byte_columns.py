@@ -10,10 +10,13 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rating_core import User, UserGroup, UserIds, Users
 from simulator.outputs._byte_columns import ByteTable, Field, RowJoiner, digit_counts, divmod_by, unmasked, zero_padded
+from simulator.outputs._csv_columns import TextTable
+from simulator.outputs._msgpack_columns import StringTable
 
 INT64_MAX = 2**63 - 1
 TEN_POWERS = [10**k + d for k in range(19) for d in (-1, 0, 1) if 0 <= 10**k + d <= INT64_MAX]
@@ -103,3 +106,33 @@ def test_unmasked_keeps_the_mask_of_bytes_apart_and_of_none() -> None:
     assert unmasked(none) is none
     empty = Field.of(data[:0], Field.of(np.zeros((0, 3), dtype=bool)).items)
     assert unmasked(empty) is empty
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_a_table_of_many_blocks_of_entries_lays_each_out_in_its_row(right: bool) -> None:
+    """A million user ids are laid out a block at a time: entries across block edges too."""
+    entries = [str(i * 7919 % 100_003).encode() * (1 + i % 3) for i in range(140_000)]
+    index = np.array([0, 65_535, 65_536, 65_537, 131_071, 131_072, 139_999, -1, 77])
+    out = io.BytesIO()
+    RowJoiner(3).write([b"|", ByteTable(entries, right, 4).take(index)], out)
+    assert out.getvalue() == b"".join(b"|" + entries[i] for i in index)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.sampled_from(["bob", "a,b", 'q"x', "ünï"]),
+    st.tuples(st.sampled_from(["g", "a,b", 'q"t', "ünï", "x" * 40]), st.integers(1, 30),
+              st.integers(4, 6))), min_size=1, max_size=5), st.booleans())
+def test_user_id_tables_with_groups_kept_whole_hold_every_id(parts: list, right: bool) -> None:
+    """`UserIds` lays its groups out as `Numbered` runs: the same entries, CSV and msgpack, as
+    the ids one by one (names that need quotes, non-ASCII, 32 bytes and longer too)."""
+    users = [User(p, "US", frozenset()) if isinstance(p, str) else
+             UserGroup(p[0], p[1], max(p[2], len(str(p[1]))), "US", frozenset()) for p in parts]
+    ids = UserIds([Users(users)])
+    plain = tuple(ids)
+    index = np.arange(-1, len(plain))
+    for whole, one_by_one in [(TextTable(ids, b",", right), TextTable(plain, b",", right)),
+                              (StringTable(ids, extra=[None]), StringTable(list(plain) + [None]))]:
+        assert _joined([b"<", whole.take(index), b">"]) == _joined([b"<", one_by_one.take(index), b">"])
+        assert [whole.column(np.array([k])) for k in index] == [
+            one_by_one.column(np.array([k])) for k in index]

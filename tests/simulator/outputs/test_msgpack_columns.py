@@ -185,3 +185,12 @@ def test_cdr_records_at_the_edges_of_every_column(n: int, seed: int) -> None:
     out = io.BytesIO()
     write_msgpack(batch, lookups, RowJoiner(7), out)
     assert out.getvalue() == b"".join(packb_record(batch, i, lookups) for i in range(len(batch)))
+
+
+def test_a_msgpack_file_builds_no_csv_tables() -> None:
+    """A worker writes one format: a million users' ids are quoted for the CSV only by the
+    CSV's worker, and packed only by the msgpack one's."""
+    lookups = CdrLookups.build(TABLES, START, "USD")
+    assert "csv" not in vars(lookups) and "packed" not in vars(lookups)
+    write_msgpack(random_batch(10, seed=4), lookups, RowJoiner(), io.BytesIO())
+    assert "packed" in vars(lookups) and "csv" not in vars(lookups)

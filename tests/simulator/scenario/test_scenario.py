@@ -7,6 +7,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rating_core import CallKind, Credits, Plans, Tariff, User
 from simulator.scenario import (
@@ -20,6 +22,7 @@ from simulator.scenario import (
     load_scenario,
     parse_scenario,
 )
+from simulator.scenario._loader import _Routes
 
 # SPEC §2's example (two comments shortened).
 SPEC_EXAMPLE = """\
@@ -891,3 +894,13 @@ def test_a_run_with_a_card_valid_through_9999_12_31_recharges(tmp_path: Path) ->
     assert cli.main(["run", str(path), "--out", str(out), "--quiet"]) == cli.EXIT_OK
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("0123", min_size=1, max_size=4), max_size=6),
+       st.text("0123", min_size=1, max_size=5))
+def test_a_destination_is_routed_when_a_tariff_prefix_starts_it_or_it_starts_one(
+    tariffs: list[str], prefix: str
+) -> None:
+    routes = _Routes(tariffs)
+    assert routes(prefix) == any(prefix.startswith(t) or t.startswith(prefix) for t in tariffs)

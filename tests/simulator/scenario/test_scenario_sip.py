@@ -174,3 +174,11 @@ def test_realm_must_quote_safely() -> None:
     assert problems(text) == [
         'orgs[0].sip.realm: expected a realm: 1 to 64 printable ASCII characters without quotes '
         'or backslashes, got "a\\"b"']
+
+
+def test_a_later_orgs_toll_free_number_on_a_users_number_is_named_at_its_own_place() -> None:
+    text = HEAD + CONTOSO + FABRIKAM.replace('id = "fabrikam"\n', 'id = "fabrikam"\n'
+                                             'toll_free_numbers = ["+18005550199", "+14155550100"]\n')
+    assert problems(text) == [
+        "orgs[1].toll_free_numbers[1]: number +14155550100 is also given at "
+        "orgs[0].users[0].number: every number names one user or org"]

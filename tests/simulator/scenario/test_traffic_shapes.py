@@ -10,6 +10,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.scenario import Destination, Holding, RateProfile, ScenarioError, estimate, parse_scenario
 from tests.scenarios import scenario_toml, staff
@@ -286,3 +288,22 @@ def test_a_problem_in_a_shape_table_names_its_line() -> None:
     (problem,) = info.value.problems
     line = text.splitlines().index("week = [1.0, 2.0]") + 1
     assert problem.located() == f"office.toml:{line}: traffic[0].rate_profile.week: 2 weights, expected 168"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["prefix", "number", "weight", "other"]),
+                       st.sampled_from([None, True, 0, 1, -1, 2.5, 1e9, 1e9 + 1, 10**10,
+                                        float("nan"), float("inf"), "", "44", "044", "4" * 15,
+                                        "4" * 16, "+44", "+4420", "+0", "+" + "4" * 15, "+" + "4" * 16, "٤٤", [], {}]),
+                       max_size=3))
+def test_a_destination_read_plainly_is_read_as_its_model_reads_it(item: dict) -> None:
+    from simulator.scenario._traffic_schema import DestinationModel, _plain_destination
+    from simulator.scenario._schema import validate
+
+    plain = _plain_destination(item)
+    if plain is not None:
+        model, problems = validate(DestinationModel, item, "d")
+        assert problems == [] and (model.prefix is None) != (model.number is None)
+        expected = (model.prefix, False) if model.number is None else (model.number[1:], True)
+        assert (plain.digits, plain.number) == expected and plain.weight == model.weight
+        assert type(plain.weight) is float
