@@ -44,7 +44,8 @@ _LAST_MINUTE = ((date(9999, 12, 31) - date(1970, 1, 1)).days + 1) * 1_440 - 1  #
 # NULs a line below which `bytes.replace` drops them faster than a mask selection (~8 ns a
 # NUL against ~0.3 ns a byte of the whole matrix).
 _REPLACE_NULS_PER_ROW = 4
-_LAYOUTS_KEPT = 8  # matrices kept, each with its layout's constant bytes (~2 MB each)
+_LAYOUTS_KEPT = 8  # matrices kept, each with its layout's constant bytes (~2 MB each) ...
+_MATRIX_BYTES = 8 << 20  # ... and at most this: a chunk's lines go through it in pieces
 _AMOUNT, _BALANCE = "amount", "balance"  # the value placeholders of `_PIECES`
 
 
@@ -174,12 +175,12 @@ class _Money:
             self.nuls = n * self.width - int(counts.sum())
             self._text = np.ascontiguousarray((full * used)[:, field.width - self.width:])
 
-    def put(self, matrix: NDArray[np.uint8], offset: int) -> None:
-        """Write the slot's texts in columns offset.. of `matrix`."""
+    def put(self, matrix: NDArray[np.uint8], offset: int, rows: slice) -> None:
+        """Write the texts of these rows of the chunk in columns offset.. of `matrix`."""
         if self._text is not None:
-            column_view(matrix, offset, self.width)[:] = item_view(self._text)
+            column_view(matrix, offset, self.width)[:] = item_view(self._text[rows])
             return
-        lead, rest = self.width - 8, self._rest
+        lead, rest = self.width - 8, self._rest[rows]
         end = offset + lead
         while end - offset > 4:  # quads under other digits, right to left
             rest, quad = divmod_by(rest, 10_000)
@@ -188,8 +189,8 @@ class _Money:
         if end > offset:
             column_view(matrix, offset, end - offset)[:] = _leads(end - offset).take(rest)
         points, quads = _tails()
-        column_view(matrix, offset + lead, 4)[:] = points.take(self._point)
-        column_view(matrix, offset + lead + 4, 4)[:] = quads.take(self._quads)
+        column_view(matrix, offset + lead, 4)[:] = points.take(self._point[rows])
+        column_view(matrix, offset + lead + 4, 4)[:] = quads.take(self._quads[rows])
 
 
 # --- instants --------------------------------------------------------------------------------
@@ -231,10 +232,12 @@ def _seconds() -> NDArray[np.void]:
 
 
 class _Layout:
-    """A matrix for one chunk shape, its constant bytes written, and where its slots start."""
+    """A matrix for one chunk shape, its constant bytes written, and where its slots start;
+    as many rows as a chunk has, or as `_MATRIX_BYTES` holds of lines this wide."""
 
     def __init__(self, segments: tuple, rows: int) -> None:
         width = sum(len(s) if isinstance(s, bytes) else s[-1] for s in segments)
+        rows = max(1, min(rows, _MATRIX_BYTES // width))
         self.matrix = np.zeros((rows, width), dtype=np.uint8)
         self.offsets: dict[str, int] = {}
         offset = 0
@@ -310,25 +313,29 @@ class EventLines:
                 nuls += sum(int(per_code[c]) * (width - len(slot[c])) for c in codes)
         layout = self._layout(tuple(_merged(segments)))
 
-        matrix, offsets = layout.matrix[:n], layout.offsets
-        self._put_times(matrix, offsets["time"], self._start_epoch_ms + events.time_ms)
-        for segment in segments:
-            if isinstance(segment, bytes) or segment[0] == "time":
-                continue
-            name, offset = segment[0], offsets[segment[0]]
-            if name in money:
-                money[name].put(matrix, offset)
-            elif name == "org":
-                column_view(matrix, offset, segment[1])[:] = self._org_table(segment[1]).take(events.org)
+        offsets, epoch_ms = layout.offsets, self._start_epoch_ms + events.time_ms
+        for first in range(0, n, len(layout.matrix)):  # one piece, but for very long org ids
+            rows = slice(first, min(n, first + len(layout.matrix)))
+            matrix = layout.matrix[:rows.stop - first]
+            self._put_times(matrix, offsets["time"], epoch_ms[rows])
+            for segment in segments:
+                if isinstance(segment, bytes) or segment[0] == "time":
+                    continue
+                name, offset = segment[0], offsets[segment[0]]
+                if name in money:
+                    money[name].put(matrix, offset, rows)
+                elif name == "org":
+                    column_view(matrix, offset, segment[1])[:] = self._org_table(segment[1]).take(events.org[rows])
+                else:
+                    table = layout.table(name, segment[1], segment[2])
+                    column_view(matrix, offset, segment[2])[:] = table.take(head[rows])
+            if not nuls:
+                out.write(matrix)
+            elif nuls <= _REPLACE_NULS_PER_ROW * n:
+                out.write(matrix.tobytes().replace(b"\0", b""))
             else:
-                column_view(matrix, offset, segment[2])[:] = layout.table(name, segment[1], segment[2]).take(head)
-        if not nuls:
-            out.write(matrix)
-        elif nuls <= _REPLACE_NULS_PER_ROW * n:
-            out.write(matrix.tobytes().replace(b"\0", b""))
-        else:
-            flat = matrix.reshape(-1)
-            out.write(flat[flat != 0])
+                flat = matrix.reshape(-1)
+                out.write(flat[flat != 0])
 
     def _put_times(self, matrix: NDArray[np.uint8], offset: int, epoch_ms: NDArray[np.int64]) -> None:
         minute = epoch_ms // _MS_PER_MINUTE

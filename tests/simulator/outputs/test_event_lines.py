@@ -161,3 +161,20 @@ def test_the_bytes_do_not_depend_on_the_order_chunks_come_in():
         lines.write(part, out)
         assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
                                                   for e in part)
+
+
+def test_lines_wider_than_the_matrix_allows_go_through_it_in_pieces(monkeypatch: pytest.MonkeyPatch):
+    """A layout's matrix holds `_MATRIX_BYTES` at most (an org id of kilobytes would make a
+    chunk's gigabytes): the chunk's lines then go through it a few rows at a time."""
+    from simulator.outputs import _event_lines
+
+    monkeypatch.setattr(_event_lines, "_MATRIX_BYTES", 2_000)
+    orgs = ("x" * 700, "y", "ü" * 300)
+    events = [e for e in random_events(random.Random(9), 400)]
+    events = [dataclasses.replace(e, org=e.org % len(orgs)) for e in events]
+    tables = Tables(orgs, (), (), (), (), ())
+    for chunk_rows in (3, 100):
+        out = io.BytesIO()
+        EventLines(orgs, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
+        assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
+                                                  for e in events)
