@@ -34,6 +34,16 @@ def random_events(rng: random.Random, n: int) -> list[LedgerEvent]:
     return events
 
 
+def assert_column_lines_are_per_event(orgs: tuple[str, ...], events: list[LedgerEvent], chunk_rows: int,
+                                      start: datetime = START) -> None:
+    """`EventLines` writes the bytes `event_line(event_record(...))` gives, event by event."""
+    out = io.BytesIO()
+    EventLines(orgs, epoch_ms(start), chunk_rows).write(EventColumns.from_events(events), out)
+    tables = Tables(orgs, (), (), (), (), ())
+    assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(start)))
+                                              for e in events)
+
+
 @pytest.mark.parametrize("chunk_rows", [1, 7, 300, 16_384])
 def test_column_lines_are_the_per_event_lines(chunk_rows: int):
     tables = Tables(ORGS, (), (), (), (), ())
@@ -123,12 +133,8 @@ def test_money_of_every_length_is_the_per_event_text(kinds: tuple[str, ...]):
         events.append(LedgerEvent(t, t % 2, kind, None if kind in NO_BALANCE else money[0],
                                   None if kind in NO_AMOUNT else money[1],
                                   "card_expired" if kind == "recharge_failed" else None))
-    tables = Tables(ORGS, (), (), (), (), ())
     for chunk_rows in (50, 2_000):
-        out = io.BytesIO()
-        EventLines(ORGS, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
-        assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
-                                                  for e in events)
+        assert_column_lines_are_per_event(ORGS, events, chunk_rows)
 
 
 @pytest.mark.parametrize("start, step_ms", [
@@ -142,11 +148,7 @@ def test_instants_anywhere_in_the_calendar_are_the_per_event_text(start: datetim
         (datetime(2000, 1, 1, 0, 0, 0, 1000) - datetime(2000, 1, 1))
     times = sorted({min(t * step_ms, last_ms) for t in range(3_000)})
     events = [LedgerEvent(t, 0, "balance_exhausted", t) for t in times]
-    tables = Tables(ORGS, (), (), (), (), ())
-    out = io.BytesIO()
-    EventLines(ORGS, epoch_ms(start), 1_000).write(EventColumns.from_events(events), out)
-    assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(start)))
-                                              for e in events)
+    assert_column_lines_are_per_event(ORGS, events, 1_000, start)
 
 
 def test_the_bytes_do_not_depend_on_the_order_chunks_come_in():
@@ -170,11 +172,7 @@ def test_lines_wider_than_the_matrix_allows_go_through_it_in_pieces(monkeypatch:
 
     monkeypatch.setattr(_event_lines, "_MATRIX_BYTES", 2_000)
     orgs = ("x" * 700, "y", "ü" * 300)
-    events = [e for e in random_events(random.Random(9), 400)]
+    events = random_events(random.Random(9), 400)
     events = [dataclasses.replace(e, org=e.org % len(orgs)) for e in events]
-    tables = Tables(orgs, (), (), (), (), ())
     for chunk_rows in (3, 100):
-        out = io.BytesIO()
-        EventLines(orgs, epoch_ms(START), chunk_rows).write(EventColumns.from_events(events), out)
-        assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
-                                                  for e in events)
+        assert_column_lines_are_per_event(orgs, events, chunk_rows)
