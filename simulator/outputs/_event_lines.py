@@ -279,40 +279,10 @@ class EventLines:
         n = len(events)
         kind = events.kind.astype(np.intp)
         head = np.where(kind == _FAILED, len(KINDS) + events.reason.astype(np.intp), kind)
-        per_code = np.bincount(head, minlength=_HEAD_CODES)
-        codes = np.flatnonzero(per_code).tolist()
-        money = {_AMOUNT: _Money(events.amount, _blank(_HAS_AMOUNT, head, codes)),
-                 _BALANCE: _Money(events.balance, _blank(_HAS_BALANCE, head, codes))}
-        values = {name: b"" if m.absent else m.constant for name, m in money.items()}  # None: varying
-        texts = [_texts_around(c, values) for c in range(_HEAD_CODES)]
-
-        segments: list = [b'{"time": "', ("time", 24), b'", "org_id": ']
-        nuls = 0
-        low_org, high_org = int(events.org.min()), int(events.org.max())
-        if low_org == high_org:
-            segments.append(self._orgs[low_org])
-        else:
-            lengths = self._org_lengths.take(events.org)
-            width = int(lengths.max())
-            segments.append(("org", width))
-            nuls += n * width - int(lengths.sum())
-        for k, name in enumerate(("head", _AMOUNT, "mid", _BALANCE, "end")):
-            if name in money:
-                m = money[name]
-                if values[name] is None:
-                    segments.append((name, m.width))
-                    nuls += m.nuls
-                continue
-            slot = tuple(texts[c][k // 2] for c in range(_HEAD_CODES))
-            present = {slot[c] for c in codes}
-            if len(present) == 1:
-                segments.append(present.pop())
-            else:
-                width = max(len(t) for t in present)
-                segments.append((name, slot, width))
-                nuls += sum(int(per_code[c]) * (width - len(slot[c])) for c in codes)
+        money = {_AMOUNT: _Money(events.amount, _blank(_HAS_AMOUNT, head)),
+                 _BALANCE: _Money(events.balance, _blank(_HAS_BALANCE, head))}
+        segments, nuls = self._segments(events, head, money)
         layout = self._layout(tuple(_merged(segments)))
-
         offsets, epoch_ms = layout.offsets, self._start_epoch_ms + events.time_ms
         for first in range(0, n, len(layout.matrix)):  # one piece, but for very long org ids
             rows = slice(first, min(n, first + len(layout.matrix)))
@@ -336,6 +306,40 @@ class EventLines:
             else:
                 flat = matrix.reshape(-1)
                 out.write(flat[flat != 0])
+
+    def _segments(self, events: EventColumns, head: NDArray[np.intp],
+                  money: dict[str, _Money]) -> tuple[list, int]:
+        """A chunk's line as segments, constant bytes or slots (name, [texts by head code,]
+        width), and how many NULs its slots hold in all."""
+        per_code = np.bincount(head, minlength=_HEAD_CODES)
+        codes = np.flatnonzero(per_code).tolist()
+        values = {name: b"" if m.absent else m.constant for name, m in money.items()}  # None: varying
+        texts = [_texts_around(c, values) for c in range(_HEAD_CODES)]
+        segments: list = [b'{"time": "', ("time", 24), b'", "org_id": ']
+        nuls = 0
+        low_org, high_org = int(events.org.min()), int(events.org.max())
+        if low_org == high_org:
+            segments.append(self._orgs[low_org])
+        else:
+            lengths = self._org_lengths.take(events.org)
+            width = int(lengths.max())
+            segments.append(("org", width))
+            nuls += len(events) * width - int(lengths.sum())
+        for k, name in enumerate(("head", _AMOUNT, "mid", _BALANCE, "end")):
+            if name in money:
+                if values[name] is None:
+                    segments.append((name, money[name].width))
+                    nuls += money[name].nuls
+                continue
+            slot = tuple(texts[c][k // 2] for c in range(_HEAD_CODES))
+            present = {slot[c] for c in codes}
+            if len(present) == 1:
+                segments.append(present.pop())
+            else:
+                width = max(len(t) for t in present)
+                segments.append((name, slot, width))
+                nuls += sum(int(per_code[c]) * (width - len(slot[c])) for c in codes)
+        return segments, nuls
 
     def _put_times(self, matrix: NDArray[np.uint8], offset: int, epoch_ms: NDArray[np.int64]) -> None:
         minute = epoch_ms // _MS_PER_MINUTE
@@ -364,11 +368,10 @@ class EventLines:
         return layout
 
 
-def _blank(has: NDArray[np.bool_], head: NDArray[np.intp], codes: list[int]) -> NDArray[np.bool_] | None:
-    """The rows whose kind has no such value, None if every row's has."""
-    if all(has[c] for c in codes):
-        return None
-    return ~has[head]
+def _blank(has: NDArray[np.bool_], head: NDArray[np.intp]) -> NDArray[np.bool_] | None:
+    """The rows whose kind has no such value (`has` by head code), None if every row's has."""
+    blank = ~has[head]
+    return blank if blank.any() else None
 
 
 def _merged(segments: list) -> list:
