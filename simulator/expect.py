@@ -14,11 +14,10 @@ collected.
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,13 @@ from .scenario import (
     Scenario,
     say_ms,
 )
+from .event_counts import EventCounts, count_events, offset_ms
 from .units import format_ms_iso, parse_money_micro, show
 from .outputs import CDRS_CSV, EVENTS_JSONL, SUMMARY_JSON, RunNotFinished, unfinished
 
 __all__ = ["CheckResult", "Failure", "Mismatch", "check_run", "format_report"]
 
 _SHOWN_EVENTS = 5  # a failed event expectation lists at most this many similar events
-_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -131,11 +130,6 @@ def _compare(
     return Mismatch(field, show(expected), shown or show(actual))
 
 
-def _offset_ms(text: str, start: datetime) -> int:
-    """An output time (`2026-11-01T01:05:20.000Z`) as ms since the simulation start."""
-    return (datetime.fromisoformat(text) - start) // _ONE_MS
-
-
 def _seconds_ms(text: str) -> int:
     """A CDR `duration_s` (`3900.000`) as ms, without floats."""
     whole, _, frac = text.partition(".")
@@ -204,7 +198,7 @@ class _CallChecker:
     def _compare(self, e: CallExpectation, row: Mapping[str, Any]) -> Iterator[Mismatch | None]:
         for field, expected in e.checks.items():
             if field == "end_at":
-                end = _offset_ms(row["end_time"], self.start)
+                end = offset_ms(row["end_time"], self.start)
                 shown = f"{say_ms(end)} ({row['end_time']})"
                 yield _compare(field, expected, end, shown)
             elif field == "duration":
@@ -224,89 +218,30 @@ def _check_events(
     expectations: Sequence[EventExpectation], path: Path, start: datetime
 ) -> Iterator[Failure]:
     """Count the matching lines of each expectation in one pass over events.jsonl."""
-    kinds = {e.event for e in expectations}
-    counts = [0] * len(expectations)
-    # Events of the same kind and org, whether they match or not: the diff shows the nearest.
-    similar = [_Similar(e) for e in expectations]
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            if record["event"] not in kinds:
-                continue
-            t = _offset_ms(record["time"], start)
-            for k, e in enumerate(expectations):
-                if record["event"] != e.event or (e.org is not None and record["org_id"] != e.org):
-                    continue
-                similar[k].add(t, record)
-                if _event_matches(e, record, t):
-                    counts[k] += 1
-    for k, e in enumerate(expectations):
-        if not e.count.holds(counts[k]):
-            mismatch = Mismatch("count", str(e.count), str(counts[k]))
-            yield Failure(e.index, _event_title(e), (mismatch,), _event_note(e, similar[k]))
+    counts, shown = count_events(expectations, path, start, _SHOWN_EVENTS)
+    for e, found in zip(expectations, counts):
+        if not e.count.holds(found.matched):
+            mismatch = Mismatch("count", str(e.count), str(found.matched))
+            yield Failure(e.index, _event_title(e), (mismatch,), _event_note(e, found, shown))
 
 
-class _Similar:
-    """The events of an expectation's kind and org: how many, and the few a failure shows (the
-    `_SHOWN_EVENTS` nearest to its `at`, earlier lines first among equals; else the first).
-
-    Only those few are kept: an org that recharges at every call has a recharge event per call,
-    hundreds of thousands in a run, and each expectation of that kind would hold them all.
-    """
-
-    def __init__(self, e: EventExpectation) -> None:
-        self.count = 0
-        self._with_org = e.org is None
-        self._window: tuple[int, int] | None = None
-        if e.at is not None:
-            low = e.at.low if e.at.low is not None else 0
-            self._window = (low, e.at.high if e.at.high is not None else low)
-        # (-distance, -line, t, text): heap[0] is the farthest kept, the one a nearer event evicts
-        self._kept: list[tuple[int, int, int, str]] = []
-
-    def add(self, t: int, record: Mapping[str, Any]) -> None:
-        self.count += 1
-        if self._window is None:
-            if len(self._kept) < _SHOWN_EVENTS:
-                self._kept.append((0, -self.count, t, _say_event(record, t, self._with_org)))
-            return
-        low, high = self._window
-        key = (-max(low - t, t - high, 0), -self.count)
-        if len(self._kept) < _SHOWN_EVENTS:
-            heapq.heappush(self._kept, (*key, t, _say_event(record, t, self._with_org)))
-        elif key > self._kept[0][:2]:
-            heapq.heapreplace(self._kept, (*key, t, _say_event(record, t, self._with_org)))
-
-    def shown(self) -> list[tuple[int, str]]:
-        """The kept events as (instant, text), in time order (in line order when not by `at`)."""
-        pairs = [(t, text) for _, _, t, text in self._kept]
-        return pairs if self._window is None else sorted(pairs)
-
-
-def _event_note(e: EventExpectation, similar: _Similar) -> tuple[str, ...]:
-    """What did happen, when the count alone does not tell: the events nearest to `at`."""
+def _event_note(e: EventExpectation, found: EventCounts,
+                lines: Mapping[int, tuple[int, Mapping[str, Any]]]) -> tuple[str, ...]:
+    """What did happen, when the count alone does not tell: the events nearest to `at` (the
+    first ones without), `_SHOWN_EVENTS` at most, from the lines of its kind and org."""
     who = f"of {e.org}" if e.org is not None else "of any org"
-    if not similar.count:
+    if not found.similar:
         return (f"there are no {e.event} events {who} at all",)
     if e.at is None and not e.fields:
         return ()
-    shown = similar.shown()
+    shown = [(t, _say_event(record, t, e.org is None)) for t, record in (lines[n] for n in found.shown_lines)]
+    if e.at is not None:
+        shown.sort()
     which = "nearest" if e.at is not None else "first"
-    head = f"{similar.count} {e.event} events {who} in all"
-    if similar.count > len(shown):
+    head = f"{found.similar} {e.event} events {who} in all"
+    if found.similar > len(shown):
         head += f", the {len(shown)} {which}"
     return (head + ":", *(f"  {text}" for _, text in shown))
-
-
-def _event_matches(e: EventExpectation, record: Mapping[str, Any], t: int) -> bool:
-    if e.at is not None and not e.at.holds(t):
-        return False
-    for key, expected in e.fields.items():
-        value = record[key]
-        actual = parse_money_micro(value) if isinstance(expected, Bound) else value
-        if _compare(key, expected, actual) is not None:
-            return False
-    return True
 
 
 def _event_title(e: EventExpectation) -> str:

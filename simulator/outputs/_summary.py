@@ -19,11 +19,14 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, CdrBatch, EventColumns, LedgerEvent, Tables, group_sum
+from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, EVENT_KINDS, CdrBatch, EventColumns, LedgerEvent, Tables, group_sum
 
 from .._gc import gc_paused
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
+
+_PURCHASED, _SUCCEEDED, _FAILED, _EXPIRED = (EVENT_KINDS.index(kind) for kind in (
+    "credits_purchased", "recharge_succeeded", "recharge_failed", "credits_expired"))
 
 
 _N_REASONS = len(END_REASON_NAMES)
@@ -97,15 +100,15 @@ class SummaryBuilder:
             events = EventColumns.from_events(list(events))
         if not len(events):
             return
-        n_orgs = len(self._tables.org_ids)
-        org, amount = events.org.astype(np.intp, copy=False), events.amount
-        succeeded = events.of("recharge_succeeded")
-        purchased = events.of("credits_purchased") | succeeded
-        self._credits_purchased += group_sum(org[purchased], amount[purchased], n_orgs)
-        self._recharges_succeeded += np.bincount(org[succeeded], minlength=n_orgs)
-        self._recharges_failed += np.bincount(org[events.of("recharge_failed")], minlength=n_orgs)
-        expired = events.of("credits_expired")
-        self._credits_expired += group_sum(org[expired], amount[expired], n_orgs)
+        # one pass per figure over (org, kind) pairs: a recharging org has tens of events a call
+        n_orgs, n_kinds = len(self._tables.org_ids), len(EVENT_KINDS)
+        pair = events.org * n_kinds + events.kind
+        counts = np.bincount(pair, minlength=n_orgs * n_kinds).reshape(n_orgs, n_kinds)
+        amounts = group_sum(pair, events.amount, n_orgs * n_kinds).reshape(n_orgs, n_kinds)
+        self._credits_purchased += amounts[:, _PURCHASED] + amounts[:, _SUCCEEDED]
+        self._recharges_succeeded += counts[:, _SUCCEEDED]
+        self._recharges_failed += counts[:, _FAILED]
+        self._credits_expired += amounts[:, _EXPIRED]
 
     def counts(self) -> "SummaryCounts":
         """The integer counters so far, per org (copies): what summary.json is made of."""

@@ -6,9 +6,12 @@ Most scenarios here are SPEC §5's worked examples, whose CDRs and events the SP
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import textwrap
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from hypothesis import given, settings, strategies as st
 from simulator import cli, expect
 from simulator.scenario._expect_schema import EVENT_KINDS, Bound, EventExpectation, say_ms
 from simulator.outputs import EVENT_FIELDS
+from simulator.units import format_ms_iso, parse_money_micro
 from tests.scenarios import SCENARIOS
 
 
@@ -550,24 +554,34 @@ def test_bounds_are_inclusive_and_say_what_they_allow() -> None:
     assert not Bound(1, 2, "count").holds(3)
 
 
+def _events_file(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
 @settings(max_examples=200, deadline=None)
 @given(times=st.lists(st.integers(0, 50), max_size=40),
        low=st.none() | st.integers(0, 50), high=st.none() | st.integers(0, 50), windowed=st.booleans())
-def test_a_failed_event_note_keeps_only_the_events_it_shows(times, low, high, windowed) -> None:
+def test_a_failed_event_note_shows_the_events_a_sort_of_all_would(tmp_path_factory, times, low, high,
+                                                                   windowed) -> None:
     """The nearest events to `at` (earlier lines first among equals), or the first ones, as a
-    sort of every event of the kind would pick them, from no more than `_SHOWN_EVENTS` kept:
-    an org recharging at every call writes hundreds of thousands of events of one kind."""
+    sort of every event of the kind would pick them, whatever order the lines are in, among
+    lines of another org and kind."""
     if low is not None and high is not None and low > high:
         low, high = high, low
+    if low is None and high is None:  # an `at` bounds at least one side
+        low = 0
     at = Bound(low, high, "time") if windowed else None
-    e = EventExpectation(0, "recharge_succeeded", "contoso", at, {}, Bound(1, None, "count"))
-    similar = expect._Similar(e)
-    every = []
+    never = {"balance": Bound(-1, -1, "money")}  # a failure with fields: its note shows events
+    e = EventExpectation(0, "recharge_succeeded", "contoso", at, never, Bound(1, None, "count"))
+    records, every = [], []
     for t in times:
-        record = {"org_id": "contoso", "amount": "5.00", "balance": str(t)}
-        similar.add(t, record)
+        record = {"time": format_ms_iso(START, t), "org_id": "contoso", "event": "recharge_succeeded",
+                  "amount": "5.00", "balance": f"{t}.000000"}
+        records += [record, {**record, "org_id": "other"}, {**record, "event": "credits_purchased"}]
         every.append((t, expect._say_event(record, t, False)))
-        assert len(similar._kept) <= expect._SHOWN_EVENTS
+    path = _events_file(tmp_path_factory.mktemp("events") / "events.jsonl", records)
+    [failure] = expect._check_events([e], path, START)
     if at is None:
         wanted = every[:expect._SHOWN_EVENTS]
     else:
@@ -575,5 +589,129 @@ def test_a_failed_event_note_keeps_only_the_events_it_shows(times, low, high, wi
         hi = high if high is not None else lo
         nearest = sorted(every, key=lambda s: max(lo - s[0], s[0] - hi, 0))
         wanted = sorted(nearest[:expect._SHOWN_EVENTS])
-    assert similar.count == len(times)
-    assert similar.shown() == wanted
+    if not times:
+        assert failure.note == ("there are no recharge_succeeded events of contoso at all",)
+        return
+    assert failure.note[0].startswith(f"{len(times)} recharge_succeeded events of contoso in all")
+    assert list(failure.note[1:]) == [f"  {text}" for _, text in wanted]
+
+
+START = datetime(2026, 11, 1, tzinfo=timezone.utc)  # the worked examples' start
+
+
+# -- many event expectations: one pass, the verdicts and notes of one line at a time --------------
+
+KINDS_SEEN = ("recharge_succeeded", "balance_exhausted", "recharge_failed", "credits_expired")
+ORG_IDS = ("acme", "ünï \"co\"", "zeta")
+
+
+def _reference_failures(expectations: list[EventExpectation], records: list[dict]) -> list[expect.Failure]:
+    """Every expectation tested against every line, as QA would by hand: the oracle."""
+    failures = []
+    for e in expectations:
+        similar, matched = [], 0
+        for line, record in enumerate(records):
+            if record["event"] != e.event or (e.org is not None and record["org_id"] != e.org):
+                continue
+            t = expect.offset_ms(record["time"], START)
+            similar.append((t, line, record))
+            fields_ok = all(
+                expected.holds(parse_money_micro(record[key])) if isinstance(expected, Bound)
+                else record[key] == expected for key, expected in e.fields.items())
+            matched += (e.at is None or e.at.holds(t)) and fields_ok
+        if e.count.holds(matched):
+            continue
+        who = f"of {e.org}" if e.org is not None else "of any org"
+        if not similar:
+            note: tuple[str, ...] = (f"there are no {e.event} events {who} at all",)
+        elif e.at is None and not e.fields:
+            note = ()
+        else:
+            if e.at is None:
+                picked = similar[:expect._SHOWN_EVENTS]
+            else:
+                lo = e.at.low if e.at.low is not None else 0
+                hi = e.at.high if e.at.high is not None else lo
+                picked = sorted(similar, key=lambda s: (max(lo - s[0], s[0] - hi, 0), s[1]))[:expect._SHOWN_EVENTS]
+            shown = [(t, expect._say_event(record, t, e.org is None)) for t, _, record in picked]
+            if e.at is not None:
+                shown.sort()
+            head = f"{len(similar)} {e.event} events {who} in all"
+            if len(similar) > len(shown):
+                head += f", the {len(shown)} {'nearest' if e.at is not None else 'first'}"
+            note = (head + ":", *(f"  {text}" for _, text in shown))
+        failures.append(expect.Failure(e.index, expect._event_title(e), (
+            expect.Mismatch("count", str(e.count), str(matched)),), note))
+    return failures
+
+
+def _random_records(rng: random.Random, n: int, in_order: bool) -> list[dict]:
+    records, t = [], 0
+    for _ in range(n):
+        t = t + rng.choice([0, 0, 1, 250, 60_000]) if in_order else rng.randrange(3_600_000)
+        kind = rng.choice(KINDS_SEEN)
+        record = {"time": format_ms_iso(START, t), "org_id": rng.choice(ORG_IDS), "event": kind}
+        if kind in ("recharge_succeeded", "credits_expired"):
+            record["amount"] = rng.choice(["0.020000", "5.000000", "5.00"])  # a hand-written one too
+        if kind == "recharge_failed":
+            record["reason"] = rng.choice(["card_expired", "other"])
+        record["balance"] = f"{rng.randrange(8)}.{rng.randrange(10**6):06d}"
+        records.append(record)
+    return records
+
+
+def _random_expectations(rng: random.Random, n: int, last_ms: int) -> list[EventExpectation]:
+    expectations = []
+    for index in range(n):
+        kind = rng.choice(KINDS_SEEN + ("pools_refilled",))
+        org = rng.choice(ORG_IDS + (None, "nobody"))
+        at = None
+        if rng.random() < 0.7:
+            low = rng.choice([None, rng.randrange(last_ms + 1)])
+            high = rng.choice([None, low if low is not None else 0, (low or 0) + rng.randrange(0, 600_000)])
+            at = Bound(low, high, "time") if (low, high) != (None, None) else None
+        fields: dict = {}
+        carried = EVENT_KINDS[kind]
+        if "balance" in carried and rng.random() < 0.4:
+            low = rng.randrange(-1_000_000, 8_000_000)
+            fields["balance"] = Bound(low, rng.choice([None, low + rng.randrange(3_000_000)]), "money")
+        if "amount" in carried and rng.random() < 0.3:
+            fields["amount"] = Bound(5_000_000, 5_000_000, "money")
+        if "reason" in carried and rng.random() < 0.5:
+            fields["reason"] = rng.choice(["card_expired", "other"])
+        count = rng.choice([Bound(1, None, "count"), Bound(0, 0, "count"), Bound(2, 40, "count"),
+                            Bound(None, 3, "count")])
+        expectations.append(EventExpectation(index, kind, org, at, fields, count))
+    return expectations
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_many_event_expectations_get_the_verdicts_and_notes_of_one_line_at_a_time(tmp_path, in_order) -> None:
+    """Hundreds of expectations of every shape (kinds, orgs or none, windows open on either side,
+    money ranges, reasons, counts) over lines of a run (in time order) or not: each verdict and
+    note is the one testing every line against it gives."""
+    rng = random.Random(f"many{in_order}")
+    records = _random_records(rng, 3_000, in_order)
+    last_ms = max(expect.offset_ms(r["time"], START) for r in records)
+    expectations = _random_expectations(rng, 600, last_ms)
+    path = _events_file(tmp_path / "events.jsonl", records)
+    failures = list(expect._check_events(expectations, path, START))
+    assert 100 < len(failures) < 550  # both verdicts are exercised
+    assert failures == _reference_failures(expectations, records)
+
+
+def test_thousands_of_event_expectations_are_checked_in_one_pass(tmp_path, capsys) -> None:
+    """`callsim check` with an expectation for every 5 s of a 3 h run (2,160 in all): only the
+    window of the one recharge (at 5100 s) passes, every other shows it as the nearest."""
+    windows = "".join(f"""
+        [[expect]]
+        org = "contoso"
+        event = "recharge_succeeded"
+        at = {{ min = "{5 * k}s", max = "{5 * k + 4}s" }}
+        count = 1
+    """ for k in range(2_160))
+    status, report = check(tmp_path, capsys, WITH_RECHARGE, windows)
+    assert status == cli.EXIT_CHECK_FAILED
+    assert report.endswith("check: 2159 of 2160 expectations failed\n")
+    assert "FAILED expect[1020]" not in report
+    assert report.count("    at 1h 25m (amount 5.000000, balance 5.480000)\n") == 2159

@@ -176,7 +176,7 @@ FLOORS = {
     "rating_core": 0,
     "simulator.units": 1,
     "simulator.scenario": 2,
-    "simulator.traffic": 3, "simulator.outputs": 3,
+    "simulator.traffic": 3, "simulator.outputs": 3, "simulator.event_counts": 3,
     "simulator.switch": 4, "simulator.expect": 4, "simulator.report": 4, "simulator.progress": 4,
     "simulator.metrics": 4, "simulator.usage": 4,
     "simulator.run": 5, "simulator.server": 5, "simulator.bench": 5, "simulator.sip": 5, "simulator.sweep": 5,

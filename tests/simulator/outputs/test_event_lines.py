@@ -34,6 +34,16 @@ def random_events(rng: random.Random, n: int) -> list[LedgerEvent]:
     return events
 
 
+def assert_column_lines_are_per_event(orgs: tuple[str, ...], events: list[LedgerEvent], chunk_rows: int,
+                                      start: datetime = START) -> None:
+    """`EventLines` writes the bytes `event_line(event_record(...))` gives, event by event."""
+    out = io.BytesIO()
+    EventLines(orgs, epoch_ms(start), chunk_rows).write(EventColumns.from_events(events), out)
+    tables = Tables(orgs, (), (), (), (), ())
+    assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(start)))
+                                              for e in events)
+
+
 @pytest.mark.parametrize("chunk_rows", [1, 7, 300, 16_384])
 def test_column_lines_are_the_per_event_lines(chunk_rows: int):
     tables = Tables(ORGS, (), (), (), (), ())
@@ -105,3 +115,64 @@ def test_chunks_whose_money_texts_are_of_one_length_are_the_per_event_lines(kind
         EventLines(orgs, epoch_ms(START), 128).write(EventColumns.from_events(events), out)
         assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
                                                   for e in events)
+
+
+@pytest.mark.parametrize("kinds", [("recharge_succeeded",), ("recharge_succeeded", "balance_exhausted"),
+                                   ("credits_expired", "pools_refilled", "recharge_failed")])
+def test_money_of_every_length_is_the_per_event_text(kinds: tuple[str, ...]):
+    """Non-negative money of 1 to 19 digits in one chunk (whole parts written in quads, NULs
+    before the shorter ones), beside lines without the value (all NULs there)."""
+    int64_max = 2**63 - 1
+    rng = random.Random(str(kinds))
+    events = []
+    for t in range(2_000):
+        kind = kinds[t % len(kinds)]
+        digits = rng.randrange(1, 20)
+        money = [rng.randrange(10 ** (digits - 1) - (digits == 1), min(10**digits, int64_max + 1))
+                 for _ in range(2)]
+        events.append(LedgerEvent(t, t % 2, kind, None if kind in NO_BALANCE else money[0],
+                                  None if kind in NO_AMOUNT else money[1],
+                                  "card_expired" if kind == "recharge_failed" else None))
+    for chunk_rows in (50, 2_000):
+        assert_column_lines_are_per_event(ORGS, events, chunk_rows)
+
+
+@pytest.mark.parametrize("start, step_ms", [
+    (datetime(9999, 12, 31, 23, 58, tzinfo=timezone.utc), 7),  # a table of minutes stops at the calendar's end
+    (datetime(1, 1, 1, tzinfo=timezone.utc), 1),
+    (START, 3 * 86_400_000 + 1),  # days apart: no table of every minute between
+    (START, 61_001),
+])
+def test_instants_anywhere_in_the_calendar_are_the_per_event_text(start: datetime, step_ms: int):
+    last_ms = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=timezone.utc) - start) // \
+        (datetime(2000, 1, 1, 0, 0, 0, 1000) - datetime(2000, 1, 1))
+    times = sorted({min(t * step_ms, last_ms) for t in range(3_000)})
+    events = [LedgerEvent(t, 0, "balance_exhausted", t) for t in times]
+    assert_column_lines_are_per_event(ORGS, events, 1_000, start)
+
+
+def test_the_bytes_do_not_depend_on_the_order_chunks_come_in():
+    """A writer keeps its tables of minutes and its layouts from chunk to chunk: chunks out of
+    time order, and of every layout, still get their own lines."""
+    rng = random.Random(11)
+    parts = [EventColumns.from_events(random_events(rng, rng.randrange(1, 200))) for _ in range(40)]
+    tables = Tables(ORGS, (), (), (), (), ())
+    lines = EventLines(ORGS, epoch_ms(START), 64)
+    for part in parts:
+        out = io.BytesIO()
+        lines.write(part, out)
+        assert out.getvalue().decode() == "".join(event_line(event_record(e, tables, epoch_ms(START)))
+                                                  for e in part)
+
+
+def test_lines_wider_than_the_matrix_allows_go_through_it_in_pieces(monkeypatch: pytest.MonkeyPatch):
+    """A layout's matrix holds `_MATRIX_BYTES` at most (an org id of kilobytes would make a
+    chunk's gigabytes): the chunk's lines then go through it a few rows at a time."""
+    from simulator.outputs import _event_lines
+
+    monkeypatch.setattr(_event_lines, "_MATRIX_BYTES", 2_000)
+    orgs = ("x" * 700, "y", "ü" * 300)
+    events = random_events(random.Random(9), 400)
+    events = [dataclasses.replace(e, org=e.org % len(orgs)) for e in events]
+    for chunk_rows in (3, 100):
+        assert_column_lines_are_per_event(orgs, events, chunk_rows)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rating_core import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, LedgerEvent, Tables
+from rating_core import CDR_DTYPES, CDR_FIELDS, CdrBatch, CdrBuffer, EventColumns, LedgerEvent, Tables
 from .polars_csv import format_epoch_ms_iso_array, format_micro_array, format_ms_iso_array
 from simulator.units import (
     epoch_ms,
@@ -520,3 +520,25 @@ def test_table_strings_are_quoted_only_when_needed(tmp_path: Path) -> None:
     assert [r["org_id"] for r in records] == ["plain", "ünï cöde", "line\nbreak"]
     assert {r["zone"] for r in records} == {""}  # an empty table string is an empty field
     assert [r["zone"] for r in read_msgpack(tmp_path / "cdrs.msgpack")] == [None] * 3
+
+
+def test_summary_event_figures_are_those_of_one_event_at_a_time() -> None:
+    """Purchases, recharges and expiries per org, from events of every kind and several orgs
+    in batches of any size, are the sums an event-by-event tally gives."""
+    from .test_event_lines import ORGS, random_events
+
+    rng = random.Random(5)
+    # money that an int64 sum holds (some big enough for the exact path of `group_sum`)
+    events = [e for e in random_events(rng, 3_000) if e.amount_micro is None or 0 <= e.amount_micro < 10**15]
+    tables = Tables(ORGS, (), (), (), (), ())
+    builder = SummaryBuilder(tables, "USD", "s", 1, start=START)
+    for first in range(0, len(events), 700):
+        builder.add_events(EventColumns.from_events(events[first:first + 700]))
+    counts = builder.counts()
+    for org in range(len(ORGS)):
+        mine = [e for e in events if e.org == org]
+        assert counts.recharges_succeeded[org] == sum(e.kind == "recharge_succeeded" for e in mine)
+        assert counts.recharges_failed[org] == sum(e.kind == "recharge_failed" for e in mine)
+        assert counts.credits_purchased[org] == sum(
+            e.amount_micro for e in mine if e.kind in ("credits_purchased", "recharge_succeeded"))
+        assert counts.credits_expired[org] == sum(e.amount_micro for e in mine if e.kind == "credits_expired")
