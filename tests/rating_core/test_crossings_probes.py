@@ -27,54 +27,6 @@ from .test_differential import (
 FORCED = st.fixed_dictionaries({"crossing_rows": st.just(0), "split_rows": st.sampled_from((16_384, 4, 1))})
 
 
-@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
-@given(windowed_cases(), FORCED)
-def test_any_case_with_the_crossing_paths_forced(case, tuning):
-    """Any rating case (pools, licences, toll-free, zero rates, cards, ends on boundaries)."""
-    note(f"tuning={tuning}")
-    engine_matches_reference_in_windows(case, **tuning)
-
-
-@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
-@given(windowed(recharge_cases()), FORCED)
-def test_recharging_orgs_with_the_crossing_paths_forced(case, tuning):
-    setup, arrivals, cuts = case
-    note(f"cuts={cuts} tuning={tuning}")
-    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
-
-
-@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
-@given(windowed(below_increment_cases()), FORCED)
-def test_trailing_orgs_with_the_crossing_paths_forced(case, tuning):
-    setup, arrivals, cuts = case
-    note(f"cuts={cuts} tuning={tuning}")
-    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
-
-
-@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
-@given(windowed(expiry_cases()), FORCED)
-def test_expiring_lots_with_the_crossing_paths_forced(case, tuning):
-    setup, arrivals, cuts = case
-    note(f"cuts={cuts} tuning={tuning}")
-    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
-
-
-@settings(CASES, max_examples=max(EXAMPLES // 6, 30))
-@given(windowed(below_increment_cases()), FORCED, st.sampled_from((1, 1_000, 10**9)))
-def test_trailing_orgs_fed_as_a_server_with_the_crossing_paths_forced(case, tuning, watch_ms):
-    setup, arrivals, cuts = case
-    note(f"cuts={cuts} tuning={tuning} watch_ms={watch_ms}")
-    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
-
-
-@settings(CASES, max_examples=max(EXAMPLES // 6, 30))
-@given(windowed(busy_recharge_cases()), FORCED, st.sampled_from((1, 1_000, 10**9)))
-def test_busy_orgs_fed_as_a_server_with_the_crossing_paths_forced(case, tuning, watch_ms):
-    setup, arrivals, cuts = case
-    note(f"cuts={cuts} tuning={tuning} watch_ms={watch_ms}")
-    server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
-
-
 @st.composite
 def ticked(draw, cases):
     """A case cut as a server's ticks cut time: runs of 1 ms windows around arrivals (charges
@@ -90,9 +42,30 @@ def ticked(draw, cases):
     return setup, arrivals, sorted(c for c in cuts if 0 < c < setup.end_ms)
 
 
+@settings(CASES, max_examples=max(EXAMPLES // 3, 50))
+@given(windowed_cases(), FORCED)
+def test_any_case_with_the_crossing_paths_forced(case, tuning):
+    """Any rating case (pools, licences, toll-free, zero rates, cards, ends on boundaries)."""
+    note(f"tuning={tuning}")
+    engine_matches_reference_in_windows(case, **tuning)
+
+
+@settings(CASES, max_examples=max(EXAMPLES // 2, 50))
+@given(st.one_of(windowed(recharge_cases()), windowed(below_increment_cases()), windowed(expiry_cases())), FORCED)
+def test_recharging_trailing_and_expiring_orgs_with_the_crossing_paths_forced(case, tuning):
+    """Orgs recharging every few increments, stuck below their trigger, or holding lots that
+    expire under load: CDRs, events, balances and lots as the reference's."""
+    setup, arrivals, cuts = case
+    note(f"cuts={cuts} tuning={tuning}")
+    engine_matches_reference_with_lots(setup, arrivals, cuts, **tuning)
+
+
 @settings(CASES, max_examples=max(EXAMPLES // 6, 30))
-@given(ticked(busy_recharge_cases()), FORCED, st.sampled_from((1, 1_000, 10**9)))
-def test_busy_orgs_in_server_ticks_with_the_crossing_paths_forced(case, tuning, watch_ms):
+@given(st.one_of(windowed(below_increment_cases()), windowed(busy_recharge_cases()), ticked(busy_recharge_cases())),
+       FORCED, st.sampled_from((1, 1_000, 10**9)))
+def test_orgs_fed_as_a_server_with_the_crossing_paths_forced(case, tuning, watch_ms):
+    """Trailing and busy orgs fed as `callsim serve` feeds the engine: hang-ups told as they
+    happen, in random windows or in ticks (`ticked`)."""
     setup, arrivals, cuts = case
     note(f"cuts={cuts} tuning={tuning} watch_ms={watch_ms}")
     server_matches_reference(setup, arrivals, cuts, watch_ms=watch_ms, **tuning)
