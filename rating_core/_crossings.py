@@ -179,12 +179,20 @@ def _cost_per_second(ch: _Entries, n: int, seconds: int) -> NDArray[np.int64]:
     """(n, seconds): what each org's charges of each second cost."""
     cost = group_sum(ch.g * seconds + ch.first, ch.first_cost, n * seconds)
     for q, idx in _by_length(ch):
-        # a train of k charges every q seconds from s: +c at s, -c at s + k·q, summed with stride q
-        width = -(-(seconds + q) // q) * q  # each org's span, a multiple of q: its sums stay its own
-        key = ch.g[idx] * width + ch.train[idx]
         c = ch.next_cost[idx]
-        diff = group_sum(np.concatenate([key, key + (ch.count[idx] - 1) * q]), np.concatenate([c, -c]), n * width)
-        cost += diff.reshape(-1, q).cumsum(axis=0).reshape(n, width)[:, :seconds].ravel()
+        if q >= seconds:  # a train has one charge in the window, at its start
+            cost += group_sum(ch.g[idx] * seconds + ch.train[idx], c, n * seconds)
+            continue
+        # a train of k charges every q seconds from s: +c at s, -c at s + k·q, summed with stride
+        # q over each org's span (fewer than 2 × seconds cells: a -c past it has nothing to cancel)
+        laps = -(-seconds // q)
+        width = laps * q
+        key = ch.g[idx] * width + ch.train[idx]
+        end = ch.train[idx] + (ch.count[idx] - 1) * q
+        inside = end < width
+        diff = group_sum(np.concatenate([key, (key - ch.train[idx] + end)[inside]]), np.concatenate([c, -c[inside]]),
+                         n * width)
+        cost += diff.reshape(n, laps, q).cumsum(axis=1).reshape(n, width)[:, :seconds].ravel()
     return cost.reshape(n, seconds)
 
 
@@ -294,9 +302,14 @@ def _per_ms(charges: Charges, idx: NDArray[np.intp], first: NDArray[np.int64], l
     for length in distinct(q[trains]).tolist():
         i = trains[q[trains] == length]
         step = MS * length
-        span = -(-(width + step) // step) * step
         start = nb[i] + MS * charges.inc_s[idx][i]
         w = later[i]
-        diff = group_sum(np.concatenate([start, start + (count[i] - 1) * step]), np.concatenate([w, -w]), span)
+        if step >= width:  # a train has one charge in the window, at its start
+            out += group_sum(start, w, width)
+            continue
+        span = -(-width // step) * step  # fewer than 2 × width cells: a -w past it cancels nothing
+        end = start + (count[i] - 1) * step
+        inside = end < span
+        diff = group_sum(np.concatenate([start, end[inside]]), np.concatenate([w, -w[inside]]), span)
         out += diff.reshape(-1, step).cumsum(axis=0).ravel()[:width]
     return out
