@@ -17,7 +17,11 @@ windows: an org holding a lot that expires in one is slow, below):
    Everything before it, recharges included, is committed in bulk; the
    special instant is stepped alone, and the search goes on after it.  A
    window with more than `Tuning.split_rows` such rows is first cut in two
-   (`_charge_halves`).
+   (`_charge_halves`), the orgs settled so far paid for the whole window first.
+   A busy slow org that may recharge but can pay every charge has no row per
+   increment at all: its recharges are found from its cost per second, or per
+   millisecond when its balance trails the trigger (`_crossings`), and it is
+   paid as the fast orgs are.
 4. An org with more than `Tuning.max_specials` special instants in a window, or
    whose special instants come closer than `Tuning.step_below` increments, is
    stepped one increment at a time for the rest of it, exactly as the rules
@@ -247,7 +251,10 @@ class Charger:
         an hour window of per-second billing has ~20k of them, where its
         special instant (a recharge, say) is one.  Halving until the slow part
         is small keeps the quiet halves on the bulk path: log(rows) passes
-        over the due calls, not one pass over every increment.
+        over the due calls, not one pass over every increment.  Orgs settled
+        for the whole window before it was halved sit the halves out
+        (`_settled_until`), and orgs `_search` could not solve are not
+        searched again in them (`_unsolved_until`).
         """
         mid = (t0 + t1) // 2
         first = other.t < mid
@@ -661,7 +668,7 @@ class _Recharges:
     org: NDArray[np.int64]
     t: NDArray[np.int64]
     balance: NDArray[np.int64]  # the org's balance right after each
-    spent: NDArray[np.int64]  # what the org's charges before each cost (from the ledger's balance)
+    spent: NDArray[np.int64]  # what the org's charges up to and including each instant cost (from the ledger's balance)
 
 
 class _Due:

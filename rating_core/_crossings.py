@@ -178,29 +178,36 @@ class _Entries:
 def _cost_per_second(ch: _Entries, n: int, seconds: int) -> NDArray[np.int64]:
     """(n, seconds): what each org's charges of each second cost."""
     cost = group_sum(ch.g * seconds + ch.first, ch.first_cost, n * seconds)
-    for q, idx in _by_length(ch):
-        c = ch.next_cost[idx]
-        if q >= seconds:  # a train has one charge in the window, at its start
-            cost += group_sum(ch.g[idx] * seconds + ch.train[idx], c, n * seconds)
-            continue
-        # a train of k charges every q seconds from s: +c at s, -c at s + k·q, summed with stride
-        # q over each org's span (fewer than 2 × seconds cells: a -c past it has nothing to cancel)
-        laps = -(-seconds // q)
-        width = laps * q
-        key = ch.g[idx] * width + ch.train[idx]
-        end = ch.train[idx] + (ch.count[idx] - 1) * q
-        inside = end < width
-        diff = group_sum(np.concatenate([key, (key - ch.train[idx] + end)[inside]]), np.concatenate([c, -c[inside]]),
-                         n * width)
-        cost += diff.reshape(n, laps, q).cumsum(axis=1).reshape(n, width)[:, :seconds].ravel()
+    for q, idx in _by_length(ch.q, ch.trains):
+        cost += _trains(ch.g[idx], ch.train[idx], ch.count[idx] - 1, ch.next_cost[idx], q, n, seconds)
     return cost.reshape(n, seconds)
 
 
-def _by_length(ch: _Entries):
-    """(q, entries) for each increment length q of the trains."""
-    q = ch.q[ch.trains]
-    for length in distinct(q).tolist():
-        yield length, ch.trains[q == length]
+def _by_length(q: NDArray[np.int64], trains: NDArray[np.intp]):
+    """(length, entries) for each increment length among the entries `trains` (`q`: every entry's)."""
+    lengths = q[trains]
+    for length in distinct(lengths).tolist():
+        yield length, trains[lengths == length]
+
+
+def _trains(group: NDArray[np.int64], start: NDArray[np.int64], count: NDArray[np.int64],
+            weight: NDArray[np.int64], step: int, n: int, span: int) -> NDArray[np.int64]:
+    """(n * span,): per group in [0, n) and cell of [0, span), the weight of the trains there.
+
+    A train of group g has `count` > 0 charges `step` cells apart from `start`, all inside
+    the span, each weighing `weight`: +w at its start and -w `count` steps on, summed with
+    stride `step` within each group's lanes, which are fewer than 2 × span cells (a -w past
+    them has nothing left to cancel)."""
+    if step >= span:  # a train has one charge in the span, at its start
+        return group_sum(group * span + start, weight, n * span)
+    laps = -(-span // step)
+    width = laps * step
+    key = group * width + start
+    end = start + count * step
+    inside = end < width
+    diff = group_sum(np.concatenate([key, (key - start + end)[inside]]), np.concatenate([weight, -weight[inside]]),
+                     n * width)
+    return diff.reshape(n, laps, step).cumsum(axis=1).reshape(n, width)[:, :span].ravel()
 
 
 def _instants(ch: _Entries, crossed, which, thresholds, through, seconds: int, shift, slot, start_s: int):
@@ -233,7 +240,7 @@ def _cost_per_ms(ch: _Entries, part: NDArray[np.int64], seconds: int) -> NDArray
     hit = part[pos] == key
     cost += group_sum(pos[hit] * MS + ch.ms[hit], ch.first_cost[hit], n * MS)
     s, second = part // seconds, part % seconds
-    for q, idx in _by_length(ch):
+    for q, idx in _by_length(ch.q, ch.trains):
         # the seconds in (slot, second mod q, second) order: a train's seconds are one run of them
         k2 = (s * q + second % q) * seconds + second
         order = np.argsort(k2, kind="stable")
@@ -297,19 +304,8 @@ def _per_ms(charges: Charges, idx: NDArray[np.intp], first: NDArray[np.int64], l
     each first charge weighing `first`, each later one `later` (costs, or ones to count them)."""
     nb = charges.nb[idx] - t0
     out = group_sum(nb, first, width)
-    count, q = charges.count[idx], charges.next_s[idx]
-    trains = np.flatnonzero((count > 1) & (later != 0))
-    for length in distinct(q[trains]).tolist():
-        i = trains[q[trains] == length]
-        step = MS * length
-        start = nb[i] + MS * charges.inc_s[idx][i]
-        w = later[i]
-        if step >= width:  # a train has one charge in the window, at its start
-            out += group_sum(start, w, width)
-            continue
-        span = -(-width // step) * step  # fewer than 2 × width cells: a -w past it cancels nothing
-        end = start + (count[i] - 1) * step
-        inside = end < span
-        diff = group_sum(np.concatenate([start, end[inside]]), np.concatenate([w, -w[inside]]), span)
-        out += diff.reshape(-1, step).cumsum(axis=0).ravel()[:width]
+    count = charges.count[idx]
+    for length, i in _by_length(charges.next_s[idx], np.flatnonzero((count > 1) & (later != 0))):
+        out += _trains(np.zeros(len(i), dtype=np.int64), nb[i] + MS * charges.inc_s[idx][i], count[i] - 1,
+                       later[i], MS * length, 1, width)
     return out
