@@ -211,7 +211,8 @@ class Charger:
         led = self.ledger
         paid = due.paid & due.credits_ok
         rows = group_sum(due.org, np.where(paid, due.count, 0), self.n_orgs)
-        ok = slow & (rows > 0) & ~self._expiring & (self._unsolved_until <= t0)
+        # an org stepped for dense refusals last window is stepped again: searching it would fail
+        ok = slow & (rows > 0) & ~self._expiring & (self._unsolved_until <= t0) & ~self.stepping
         if not ok.any():
             return None
         ok &= led.recharge_on & (led.recharge_amounts > 0) & led.may_attempt(t0) & led.card_valid(t1 - 1)
