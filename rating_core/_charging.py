@@ -218,6 +218,7 @@ class Charger:
         ok &= led.recharge_on & (led.recharge_amounts > 0) & led.may_attempt(t0) & led.card_valid(t1 - 1)
         ok[led.pool_org[crossing]] = False
         ok[due.org[due.paid & ~due.credits_ok]] = False
+        ok[due.org[due.due & (due.nb < t0)]] = False  # the searches count charges from t0 on
         seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
         above = ok & ~led.wants_recharge(led.balance) & (rows >= self.crossing_rows * seconds)
         found = None
