@@ -49,7 +49,7 @@ from ._events import CARD_EXPIRED, RECHARGE_FAILED, EventColumns
 from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, refused_reason
 from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
-from ._recharges import recharges_along
+from ._recharges import Recharges, recharges_along
 from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, by_millisecond, search
 from ._expiries import Expired
 from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
@@ -193,7 +193,7 @@ class Charger:
         """Pay the calls `fast` in bulk, the lots of the recharges `found` added first
         (`_add_recharges`)."""
         if found is not None:
-            self._add_recharges(_Recharges(found.org, found.t, found.balance, found.spent), out)
+            self._add_recharges(found, out)
         self._commit_fast(due, fast, out)
 
     def _search(self, due: "_Due", slow, crossing, t0: int, t1: int, other: OrgInstants):
@@ -443,7 +443,7 @@ class Charger:
         orgs = np.flatnonzero(slow)
         self._step_orgs(orgs, cursor[orgs], t1, other, safe, out)
 
-    def _add_recharges(self, recharges: "_Recharges", out: WindowOutcome) -> None:
+    def _add_recharges(self, recharges: Recharges, out: WindowOutcome) -> None:
         """The lots and events of recharges found in bulk, before the charges between them.
 
         Adding a window's lots first and then spending its charges leaves
@@ -509,7 +509,7 @@ class Charger:
 
         Also returns each row's pool seconds and credit cost, valid before that
         instant, and the recharges that succeed and the lot expiries that remove a
-        rest before it (`_Recharges`, `_expiries.Expired`).  Recharges follow from the
+        rest before it (`Recharges`, `_expiries.Expired`).  Recharges follow from the
         cumulative cost (`recharges_along`), expiries from the cost before each
         (`Expired.find`); a charge is refused when it costs more than the balance
         before it (SPEC §3 "Paying one increment"), that balance counting the
@@ -550,7 +550,7 @@ class Charger:
         balance = (led.balance[inst_org[done]] + run.after[done] * led.recharge_amounts[inst_org[done]]
                    - spent)
         expired.settle(special, run.before[np.searchsorted(keys, expired.key)], led)
-        return special, p, cost, _Recharges(inst_org[done], inst_t[done], balance, spent), expired
+        return special, p, cost, Recharges(inst_org[done], inst_t[done], balance, spent), expired
 
     def _recharges(self, keys, width, base, row_key, paid, cursor, t1, slow, safe: "_Boundaries",
                    expired: "Expired"):
@@ -661,16 +661,6 @@ class _Totals:
     demand: NDArray[np.int64]  # ... summed per pool
     cost: NDArray[np.int64]  # micro-units each due call takes from its org's credits
     spend: NDArray[np.int64]  # ... summed per org
-
-
-@dataclass
-class _Recharges:
-    """Recharges found in bulk (`recharges_along`), in (org, instant) order."""
-
-    org: NDArray[np.int64]
-    t: NDArray[np.int64]
-    balance: NDArray[np.int64]  # the org's balance right after each
-    spent: NDArray[np.int64]  # what the org's charges up to and including each instant cost (from the ledger's balance)
 
 
 class _Due:
@@ -834,7 +824,7 @@ def _end_refused(calls: CallTable, rows, at, out: WindowOutcome) -> None:
     out.ended.add(rows, np.asarray(at, dtype=np.int64), reason)
 
 
-def _add_lots(led: Ledger, recharges: "_Recharges") -> None:
+def _add_lots(led: Ledger, recharges: Recharges) -> None:
     """A lot of each org's recharge amount at each recharge's instant (`Ledger.add_lots_many`)."""
     led.add_lots_many(recharges.org, recharges.t, recharges.spent)
 

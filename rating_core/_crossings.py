@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._ledger import Ledger
-from ._recharges import recharges_along
+from ._recharges import Recharges, recharges_along
 from ._runs import distinct, group_sum, offsets_within, run_bounds
 
 MS = 1_000  # milliseconds in a second: a call's charges share their millisecond within it
@@ -86,21 +86,17 @@ class Charges:
 
 
 @dataclass
-class Found:
-    """The recharges of the orgs `search` solved, in (org, instant) order."""
+class Found(Recharges):
+    """The recharges of the orgs a search solved, in (org, instant) order."""
 
     solved: NDArray[np.bool_]  # per org: its recharges are these (maybe none)
-    org: NDArray[np.int64]
-    t: NDArray[np.int64]
-    balance: NDArray[np.int64]  # the org's balance right after each
-    spent: NDArray[np.int64]  # what its charges up to and including each instant cost
 
     def merged(self, other: "Found") -> "Found":
         """Both searches' recharges (of distinct orgs), in (org, instant) order."""
         cols = [np.concatenate([a, b]) for a, b in zip((self.org, self.t, self.balance, self.spent),
                                                         (other.org, other.t, other.balance, other.spent))]
         order = np.lexsort((cols[1], cols[0]))
-        return Found(self.solved | other.solved, *(c[order] for c in cols))
+        return Found(*(c[order] for c in cols), self.solved | other.solved)
 
 
 def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
@@ -156,7 +152,7 @@ def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[n
     slot, j, t, cost = slot[keep], j[keep], t[keep], cost[keep]
     solved = np.zeros(n_orgs, dtype=bool)
     solved[orgs[ok]] = True
-    return Found(solved, orgs[slot], t, balance[slot] + (j + 1) * amount[slot] - cost, cost)
+    return Found(orgs[slot], t, balance[slot] + (j + 1) * amount[slot] - cost, cost, solved)
 
 
 class _Entries:
@@ -286,7 +282,7 @@ def by_millisecond(led: Ledger, orgs: NDArray[np.int64], charges: Charges, other
         spent = _per_ms(charges, idx, charges.first_cost[idx], charges.next_cost[idx], t0, width).cumsum()[k]
         parts.append((np.full(len(k), o, dtype=np.int64), k + t0, spent))
     if not parts:
-        return Found(mine, *(np.empty(0, dtype=np.int64) for _ in range(4)))
+        return Found(*(np.empty(0, dtype=np.int64) for _ in range(4)), mine)
     org, t, spent = (np.concatenate(c) for c in zip(*parts))
     run = recharges_along(led, org, t, spent)
     amount = led.recharge_amounts[org]
@@ -294,8 +290,8 @@ def by_millisecond(led: Ledger, orgs: NDArray[np.int64], charges: Charges, other
     solved = mine.copy()
     solved[org[refused_at]] = False
     done = run.checks & solved[org]
-    return Found(solved, org[done], t[done], led.balance[org[done]] + run.after[done] * amount[done] - spent[done],
-                 spent[done])
+    return Found(org[done], t[done], led.balance[org[done]] + run.after[done] * amount[done] - spent[done],
+                 spent[done], solved)
 
 
 def _per_ms(charges: Charges, idx: NDArray[np.intp], first: NDArray[np.int64], later: NDArray[np.int64],

@@ -44,6 +44,16 @@ from ._runs import first_of_runs, grouped_cummin, grouped_cumsum
 
 
 @dataclass
+class Recharges:
+    """Recharges found in bulk, in (org, instant) order: what their lots and events need."""
+
+    org: NDArray[np.int64]
+    t: NDArray[np.int64]
+    balance: NDArray[np.int64]  # the org's balance right after each
+    spent: NDArray[np.int64]  # what the org's charges up to and including its instant cost (from the ledger's balance)
+
+
+@dataclass
 class RechargeRun:
     """Per instant (sorted by org, then time): recharges made before and after its check."""
 

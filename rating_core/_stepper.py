@@ -16,8 +16,9 @@ from numpy.typing import NDArray
 from ._events import CREDITS_EXPIRED, RECHARGE_FAILED, RECHARGE_SUCCEEDED, EventColumns
 from ._increments import boundary_ms
 from ._ledger import Ledger
+from ._recharges import Recharges
 from ._runs import first_of_runs, group_sum, grouped_cumsum, offsets_within, run_starts
-from ._charging import WindowOutcome, _add_lots, _end_refused, _order_by, _Recharges
+from ._charging import WindowOutcome, _add_lots, _end_refused, _order_by
 
 if TYPE_CHECKING:
     from ._charging import Charger
@@ -161,7 +162,7 @@ class Stepper:
         return group_sum(gc, stepped.paid, g), specials
 
 
-def recharges_of(events: EventColumns, led: Ledger) -> "_Recharges":
+def recharges_of(events: EventColumns, led: Ledger) -> Recharges:
     """The recharges among stepped events (org by org, each org's in time order), with what
     each org's charges and lot expiries before each took from its balance.
 
@@ -173,4 +174,4 @@ def recharges_of(events: EventColumns, led: Ledger) -> "_Recharges":
     org, t, balance = events.org[ok], events.time_ms[ok], events.balance[ok]
     k = grouped_cumsum(np.ones(len(org), dtype=np.int64), run_starts(org))
     spent = led.balance[org] + k * led.recharge_amounts[org] - balance
-    return _Recharges(org, t, balance, spent)
+    return Recharges(org, t, balance, spent)
