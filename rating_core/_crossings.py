@@ -111,6 +111,20 @@ def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[n
     `rows_per_cell` times the 1,000 cells of each second with a recharge is not
     solved either (its rows cost less).
     """
+    seconds = (t1 - 1) // MS - t0 // MS + 1
+    per = max(1, CELLS // (2 * seconds))  # orgs whose seconds (lanes < 2 × seconds) fit in CELLS
+    if len(orgs) <= per:
+        return _search(orgs, balance, below, amount, charges, t0, t1, n_orgs, rows_per_cell)
+    parts = [_search(orgs[a:a + per], balance[a:a + per], below[a:a + per], amount[a:a + per], charges, t0, t1,
+                     n_orgs, rows_per_cell) for a in range(0, len(orgs), per)]
+    solved = np.logical_or.reduce([p.solved for p in parts])
+    return Found(*(np.concatenate([getattr(p, c) for p in parts]) for c in ("org", "t", "balance", "spent")), solved)
+
+
+def _search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
+            amount: NDArray[np.int64], charges: Charges, t0: int, t1: int, n_orgs: int,
+            rows_per_cell: int) -> Found:
+    """`search` for orgs whose arrays fit in `CELLS`."""
     slot_of = np.full(n_orgs, -1, dtype=np.int64)
     slot_of[orgs] = np.arange(len(orgs))
     g = slot_of[charges.org]

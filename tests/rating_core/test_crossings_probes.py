@@ -102,3 +102,26 @@ def test_the_search_holds_cells_for_the_window_not_for_an_hour_long_increment(mo
     assert peak < 20 * 2**20, peak
     # 15 at 0, 100, 200 (balance 15), 7 at 1,000: 22 reaches the first threshold (30 - 10 + 1)
     assert found.solved.all() and found.t.tolist() == [1_000] * n and found.balance.tolist() == [108] * n
+
+
+def test_the_search_holds_cells_for_some_orgs_at_a_time_not_for_every_org_and_second() -> None:
+    """10,000 orgs, each one call billed per second through an hour (as many charges as
+    seconds: each qualifies at the default `crossing_rows`): their per-second arrays are built
+    a few hundred orgs at a time (`CELLS`), not 10,000 × 3,600 cells at once (827 MB before),
+    with each org's recharges unchanged."""
+    n, hour = 10_000, 3_600_000
+    org = np.arange(n, dtype=np.int64)
+    ones = np.ones(n, dtype=np.int64)
+    charges = Charges(org, (org * 37) % 1_000, ones, ones, np.full(n, 3_600), 1_000 * ones, 1_000 * ones)
+    balance, below, amount = np.full(n, 2_000_000), np.full(n, 1_000_000), np.full(n, 500_000)
+    tracemalloc.start()
+    try:
+        found = search(org, balance, below, amount, charges, 0, hour, n, rows_per_cell=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20, peak
+    # 1,001 charges of 1,000 reach the first threshold (1,000,001): each org's 1,001st second
+    first = found.t[np.flatnonzero(np.r_[True, found.org[1:] != found.org[:-1]])]
+    assert found.solved.all() and len(found.t) == 6 * n
+    assert first.tolist() == (1_000 * 1_000 + (org * 37) % 1_000).tolist()
