@@ -64,7 +64,8 @@ CELLS = 1 << 22  # millisecond cells (8 bytes each, three arrays) searched at on
 # `by_millisecond` is worth it for an org with at least one charge this many milliseconds of
 # the window: a millisecond costs it a few array passes, a row a sort and a dozen passes
 ROWS_PER_MS = 4
-WIDEST_MS = 1 << 23  # ... and whose window is at most this long (~2.3 h): its arrays are this long
+WIDEST_MS = 1 << 21  # ... and whose window is at most this long (~35 min): it lists up to one instant a ms
+SPAN_MS = 1 << 20  # `by_millisecond` holds this many milliseconds of a window at a time (~17 min)
 
 
 @dataclass
@@ -289,12 +290,18 @@ def by_millisecond(led: Ledger, orgs: NDArray[np.int64], charges: Charges, other
         idx = order[a:b]
         o = int(charges.org[idx[0]])
         ones = np.ones(b - a, dtype=np.int64)
-        instants = _per_ms(charges, idx, ones, ones, t0, width)
         lo, hi = np.searchsorted(other_org[at], [o, o + 1])
-        instants += np.bincount(other_t[at[lo:hi]] - t0, minlength=width)
-        k = np.flatnonzero(instants)
-        spent = _per_ms(charges, idx, charges.first_cost[idx], charges.next_cost[idx], t0, width).cumsum()[k]
-        parts.append((np.full(len(k), o, dtype=np.int64), k + t0, spent))
+        others = np.sort(other_t[at[lo:hi]])
+        carried = 0  # what the org's charges before the span cost
+        for c0 in range(t0, t1, SPAN_MS):  # a span at a time: memory follows SPAN_MS, not the window
+            span = min(t1, c0 + SPAN_MS) - c0
+            instants = _per_ms(charges, idx, ones, ones, c0, span)
+            inside = others[np.searchsorted(others, c0):np.searchsorted(others, c0 + span)]
+            instants += np.bincount(inside - c0, minlength=span)
+            k = np.flatnonzero(instants)
+            cost = _per_ms(charges, idx, charges.first_cost[idx], charges.next_cost[idx], c0, span).cumsum()
+            parts.append((np.full(len(k), o, dtype=np.int64), k + c0, cost[k] + carried))
+            carried += int(cost[-1])
     if not parts:
         return Found(*(np.empty(0, dtype=np.int64) for _ in range(4)), mine)
     org, t, spent = (np.concatenate(c) for c in zip(*parts))
@@ -311,11 +318,18 @@ def by_millisecond(led: Ledger, orgs: NDArray[np.int64], charges: Charges, other
 def _per_ms(charges: Charges, idx: NDArray[np.intp], first: NDArray[np.int64], later: NDArray[np.int64],
             t0: int, width: int) -> NDArray[np.int64]:
     """(width,): the sum over the charges `idx` (one org's) at each millisecond of [t0, t0 + width),
-    each first charge weighing `first`, each later one `later` (costs, or ones to count them)."""
+    each first charge weighing `first`, each later one `later` (costs, or ones to count them);
+    charges outside that span are left out."""
     nb = charges.nb[idx] - t0
-    out = group_sum(nb, first, width)
+    inside = (nb >= 0) & (nb < width)
+    out = group_sum(nb[inside], first[inside], width)
     count = charges.count[idx]
     for length, i in _by_length(charges.next_s[idx], np.flatnonzero((count > 1) & (later != 0))):
-        out += _trains(np.zeros(len(i), dtype=np.int64), nb[i] + MS * charges.inc_s[idx][i], count[i] - 1,
-                       later[i], MS * length, 1, width)
+        step = MS * length
+        start = nb[i] + MS * charges.inc_s[idx][i]  # each train's first charge
+        before = np.where(start < 0, (step - 1 - start) // step, 0)  # its charges before the span
+        start, left = start + before * step, count[i] - 1 - before
+        keep = (left > 0) & (start < width)
+        out += _trains(np.zeros(int(keep.sum()), dtype=np.int64), start[keep], left[keep], later[i][keep], step, 1,
+                       width)
     return out

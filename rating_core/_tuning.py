@@ -35,7 +35,7 @@ class Tuning:
         credit-paid increments in a window are at least this many times the cells that
         search needs: one a second of the window, 1,000 a second in which a recharge falls;
         or, for an org whose balance trails its trigger (`_crossings.by_millisecond`), a
-        quarter of the window's milliseconds, windows of up to 2^23 ms (0: whenever it may).
+        quarter of the window's milliseconds, windows of up to 2^21 ms (0: whenever it may).
       step_slice: increments and instants at most that the loop steps by Python in one call:
         a longer span is stepped in halves, the choice to compile made again for each.
     """

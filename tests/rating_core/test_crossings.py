@@ -84,11 +84,12 @@ def ledger_of(orgs) -> "Ledger":
 
 
 @settings(max_examples=300, deadline=None)
-@given(busy_orgs(), st.data())
-def test_by_millisecond_finds_the_recharges_the_rule_makes_instant_by_instant(case, data):
+@given(busy_orgs(), st.data(), st.sampled_from((crossings.SPAN_MS, 4_999, 60_000)))
+def test_by_millisecond_finds_the_recharges_the_rule_makes_instant_by_instant(case, data, span_ms):
     """`by_millisecond`, for orgs whose balance may trail the trigger (instants without a
     charge recharge too: arrivals, hang-ups): exactly the rule's recharges, every org solved
-    unless an instant would take its balance below zero."""
+    unless an instant would take its balance below zero; the window held a span of any
+    length at a time (`SPAN_MS`: trains begun in an earlier span, first charges after it)."""
     t0, t1, orgs, entries = case
     others = [data.draw(st.lists(st.integers(t0 - 5, t1 + 5), max_size=8)) for _ in orgs]
     flat = [(o, *row) for o, rows in enumerate(entries) for row in rows]
@@ -96,7 +97,9 @@ def test_by_millisecond_finds_the_recharges_the_rule_makes_instant_by_instant(ca
     charges = Charges(*(np.array(c, dtype=np.int64) for c in cols))
     other_org = np.array([o for o, ts in enumerate(others) for _ in ts], dtype=np.int64)
     other_t = np.array([t for ts in others for t in ts], dtype=np.int64)
-    found = by_millisecond(ledger_of(orgs), np.arange(len(orgs)), charges, other_org, other_t, t0, t1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(crossings, "SPAN_MS", span_ms)
+        found = by_millisecond(ledger_of(orgs), np.arange(len(orgs)), charges, other_org, other_t, t0, t1)
     for o, rows in enumerate(entries):
         inside = [t for t in others[o] if t0 <= t < t1]
         solved, want = instant_by_instant(rows, *orgs[o], trailing=True, others=inside)
