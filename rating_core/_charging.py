@@ -50,7 +50,7 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import Recharges, recharges_along
-from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, by_millisecond, search
+from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, Found, by_millisecond, search
 from ._expiries import Expired
 from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
 from ._tuning import Tuning
@@ -221,28 +221,25 @@ class Charger:
         ok[due.org[due.due & (due.nb < t0)]] = False  # the searches count charges from t0 on
         seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
         above = ok & ~led.wants_recharge(led.balance) & (rows >= self.crossing_rows * seconds)
-        found = None
+        trailing = ok & (rows * ROWS_PER_MS >= self.crossing_rows * (t1 - t0)) & (t1 - t0 <= WIDEST_MS)
+        if not (above | trailing).any():
+            return None
+        # every due call of those orgs, credit costs 0 where its pool pays (`search` skips those)
+        m = due.due & (above | trailing)[due.org]
+        charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
+                          np.where(paid[m], due.first_cost[m], 0), np.where(paid[m], due.next_cost[m], 0))
+        parts = []
         if above.any():
             orgs = np.flatnonzero(above)
-            m = paid & above[due.org]
-            charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
-                              due.first_cost[m], due.next_cost[m])
-            found = search(orgs, led.balance[orgs], led.recharge_below[orgs], led.recharge_amounts[orgs],
-                           charges, t0, t1, self.n_orgs, self.crossing_rows)
-        trailing = ok & (rows * ROWS_PER_MS >= self.crossing_rows * (t1 - t0)) & (t1 - t0 <= WIDEST_MS)
-        if found is not None:
-            trailing &= ~found.solved
+            parts.append(search(orgs, led.balance[orgs], led.recharge_below[orgs], led.recharge_amounts[orgs],
+                                charges, t0, t1, self.n_orgs, self.crossing_rows))
+            trailing &= ~parts[0].solved
         if trailing.any():
-            m = due.due & trailing[due.org]
-            charges = Charges(due.org[m], due.nb[m], due.inc[m], due.next_s[m], due.count[m],
-                              np.where(paid[m], due.first_cost[m], 0), np.where(paid[m], due.next_cost[m], 0))
             hang_org, hang_t = self._hangups(t1, trailing)
-            more = by_millisecond(led, np.flatnonzero(trailing), charges, np.concatenate([other.org, hang_org]),
-                                  np.concatenate([other.t, hang_t]), t0, t1)
-            found = more if found is None else found.merged(more)
-        if found is not None:
-            tried = np.flatnonzero((above | trailing) & ~found.solved)
-            self._unsolved_until[tried] = t1
+            parts.append(by_millisecond(led, np.flatnonzero(trailing), charges, np.concatenate([other.org, hang_org]),
+                                        np.concatenate([other.t, hang_t]), t0, t1))
+        found = parts[0] if len(parts) == 1 else Found.joined(parts)
+        self._unsolved_until[(above | trailing) & ~found.solved] = t1
         return found
 
     def _charge_halves(self, t0: int, t1: int, other: OrgInstants, candidates: NDArray[np.intp] | None,

@@ -92,12 +92,12 @@ class Found(Recharges):
 
     solved: NDArray[np.bool_]  # per org: its recharges are these (maybe none)
 
-    def merged(self, other: "Found") -> "Found":
-        """Both searches' recharges (of distinct orgs), in (org, instant) order."""
-        cols = [np.concatenate([a, b]) for a, b in zip((self.org, self.t, self.balance, self.spent),
-                                                        (other.org, other.t, other.balance, other.spent))]
+    @classmethod
+    def joined(cls, parts: "list[Found]") -> "Found":
+        """The recharges of searches of distinct orgs, in (org, instant) order."""
+        cols = [np.concatenate([getattr(p, c) for p in parts]) for c in ("org", "t", "balance", "spent")]
         order = np.lexsort((cols[1], cols[0]))
-        return Found(*(c[order] for c in cols), self.solved | other.solved)
+        return cls(*(c[order] for c in cols), np.logical_or.reduce([p.solved for p in parts]))
 
 
 def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
@@ -116,10 +116,8 @@ def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[n
     per = max(1, CELLS // (2 * seconds))  # orgs whose seconds (lanes < 2 × seconds) fit in CELLS
     if len(orgs) <= per:
         return _search(orgs, balance, below, amount, charges, t0, t1, n_orgs, rows_per_cell)
-    parts = [_search(orgs[a:a + per], balance[a:a + per], below[a:a + per], amount[a:a + per], charges, t0, t1,
-                     n_orgs, rows_per_cell) for a in range(0, len(orgs), per)]
-    solved = np.logical_or.reduce([p.solved for p in parts])
-    return Found(*(np.concatenate([getattr(p, c) for p in parts]) for c in ("org", "t", "balance", "spent")), solved)
+    return Found.joined([_search(orgs[a:a + per], balance[a:a + per], below[a:a + per], amount[a:a + per], charges,
+                                 t0, t1, n_orgs, rows_per_cell) for a in range(0, len(orgs), per)])
 
 
 def _search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
@@ -134,7 +132,7 @@ def _search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[
     seconds = (t1 - 1) // MS - t0 // MS + 1
     per_second = _cost_per_second(ch, len(orgs), seconds)
     through = per_second.cumsum(axis=1)  # C at the end of each second
-    total = through[:, -1] if seconds else np.zeros(len(orgs), dtype=np.int64)
+    total = through[:, -1]
     head = balance - below  # what may be spent before the first recharge
     count = np.where(total > head, (total - head + amount - 1) // np.maximum(amount, 1), 0)
     rows = np.bincount(ch.g, weights=ch.count, minlength=len(orgs))
