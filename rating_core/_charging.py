@@ -349,10 +349,8 @@ class Charger:
             return
         first = np.full(self.n_orgs, NEVER, dtype=np.int64)
         _first_per_org(first, org, t)
-        for o in np.flatnonzero(first < NEVER).tolist():
-            ev = self.ledger.report_exhausted(o, int(first[o]))
-            if ev:
-                out.events.append(ev)
+        orgs = np.flatnonzero(first < NEVER)
+        out.events += self.ledger.report_exhausted(orgs, first[orgs])
 
     def _fail_recharges(self, trying, t0: int, t1: int, other: OrgInstants, attempts: "_Boundaries",
                         out: WindowOutcome) -> None:

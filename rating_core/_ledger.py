@@ -397,13 +397,13 @@ class Ledger:
                 "retry_until": self.retry_until[orgs], "balance": self.balance[orgs],
                 "reported": self.exhausted_reported[orgs]}
 
-    def exhausted_unreported(self, o: int) -> bool:
-        """SPEC §3 Credits: whether a refusal for too low a balance is reported, at most once
-        until credits are next added (`add_lots`, `add_lots_many` clear the flag)."""
-        if self.exhausted_reported[o]:
-            return False
-        self.exhausted_reported[o] = True
-        return True
+    def exhausted_unreported(self, orgs: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """SPEC §3 Credits: which of `orgs` (distinct) report a refusal for too low a balance,
+        at most once until credits are next added (`add_lots`, `add_lots_many` clear the flag);
+        those are flagged as reported."""
+        new = ~self.exhausted_reported[orgs]
+        self.exhausted_reported[orgs[new]] = True
+        return new
 
     def recharge_pending(self, t0: int, t1: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """Orgs whose recharge check may run in [t0, t1), and those of them for which it must fail.
@@ -415,8 +415,10 @@ class Ledger:
         fails = pending & ~self.card_valid(np.maximum(self.retry_until, t0))
         return pending, fails
 
-    def report_exhausted(self, o: int, t: int) -> LedgerEvent | None:
-        """balance_exhausted, at most once until credits are next added."""
-        if not self.exhausted_unreported(o):
-            return None
-        return LedgerEvent(t, o, "balance_exhausted", int(self.balance[o]))
+    def report_exhausted(self, orgs: NDArray[np.int64], t: NDArray[np.int64]) -> list[LedgerEvent]:
+        """balance_exhausted for each of `orgs` (distinct, in order) at its instant `t`, at most
+        once until credits are next added (`exhausted_unreported`)."""
+        new = self.exhausted_unreported(orgs)
+        orgs = orgs[new]
+        return [LedgerEvent(at, o, "balance_exhausted", balance) for o, at, balance
+                in zip(orgs.tolist(), t[new].tolist(), self.balance[orgs].tolist())]
