@@ -28,7 +28,7 @@ from rating_core import RatingEngine, Step, Tables, Tuning
 
 from ._gc import gc_paused
 from .clock import SimClock
-from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder
+from .outputs import CdrWorkers, CdrWriter, EventWriter, OutDir, SummaryBuilder, summary_text
 from ._stop_signals import StopSignals
 from .scenario import Scenario
 from .switch import MAX_WINDOW_CALLS, Switch, WindowReport, virtual_window_ms
@@ -206,18 +206,19 @@ class _Outputs:
     def close(self, engine: RatingEngine, complete: bool) -> dict:
         """Complete the files, then write summary.json (the sign that they are complete).
 
-        The last CDRs go to the file workers first: the summary (~0.1 s for 10,000 orgs) is
-        made while they format them, instead of after.
+        The last CDRs go to the file workers first: the summary and its text (~0.1 s for
+        10,000 orgs) are made while they format them, instead of after.
         """
         try:
             self.cdrs.flush()
             summary = self.summary.finish(
                 engine.balances().tolist(), engine.pool_remaining().tolist(), complete, engine.now
             )
+            text = summary_text(summary)
         finally:
             self.cdrs.close()
         self.events.close()
-        self.summary.write(self.out_dir, summary)
+        self.summary.write(self.out_dir, text)
         return summary
 
 

@@ -37,7 +37,7 @@ from ._out_dir import (
     reading,
     unfinished,
 )
-from ._summary import SummaryBuilder, SummaryCounts
+from ._summary import SummaryBuilder, SummaryCounts, summary_text
 from ._worker_process import WorkerFailed, WorkerProcess, forkable, receive_batch, write_error_text
 from ._writers import DEFAULT_BUFFER_ROWS, EVENT_FIELDS, CdrWriter, EventWriter, event_line, event_record
 
@@ -47,5 +47,6 @@ __all__ = [
     "CdrFileWorker", "CdrLookups", "CdrSink", "CdrWorkers", "CdrWriter", "EventWriter", "ExtraCdrFile",
     "Field", "OutDir", "OutDirBusy", "RowJoiner", "RunNotFinished", "SummaryBuilder", "SummaryCounts",
     "WorkerFailed", "WorkerProcess", "claim_for_command", "csv_columns", "event_line", "event_record",
-    "fast_width", "forkable", "reading", "receive_batch", "unfinished", "used_pool", "write_error_text",
+    "fast_width", "forkable", "reading", "receive_batch", "summary_text", "unfinished", "used_pool",
+    "write_error_text",
 ]

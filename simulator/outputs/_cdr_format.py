@@ -117,6 +117,15 @@ class CdrLookups:
         """The tables as msgpack strings."""
         return StringTables(**{name: _packed_table(t) for name, t in self.texts.items()})
 
+    def prepare(self, fmt: str) -> None:
+        """Build the tables of `fmt` ("csv" or "msgpack") now.  A file worker does it as soon
+        as its file is named, while the run draws its first calls: on the first batch, it
+        would hold up the CDRs waiting (~0.1 s at 10,000 orgs)."""
+        if fmt == "csv":
+            self.csv
+        else:
+            self.packed
+
 
 def used_pool(batch: CdrBatch) -> NDArray[np.int32]:
     """The pool index to show per row: -1 unless seconds were actually taken from it (rule 9)."""
@@ -284,6 +293,7 @@ class CdrFile:
 
     def __init__(self, path: Path, fmt: str, lookups: CdrLookups) -> None:
         self._encode, header = CDR_FILE_FORMATS[fmt]
+        lookups.prepare(fmt)
         self._file = open(path, "wb")
         self._file.write(header)
         self._file.flush()  # a run stopped before its first batch still leaves the header

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._cdr_format import CdrFile, CdrLookups, CdrSink, ExtraCdrFile
-from ._worker_process import EVENTS, WorkerProcess, forkable, receive_batch, receive_events
+from ._worker_process import EVENTS, PickledOnce, WorkerProcess, forkable, receive_batch, receive_events
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -118,11 +118,11 @@ class CdrFileWorker(WorkerProcess):
         super().__init__(_write_cdrs, name=f"callsim-{fmt}", queued=QUEUED_BATCHES, fork=fork and forkable())
         self.fmt = fmt
 
-    def open(self, path: Path, tables: "Tables", start: "datetime", currency: str,
+    def open(self, path: Path, tables: "Tables | PickledOnce", start: "datetime", currency: str,
              extras: Sequence[ExtraCdrFile] = ()) -> None:
-        """Name the file (created now, by the child) and give it what formatting needs;
-        `extras` are more files of the same rows the child opens and writes beside it
-        (pickled: they must be picklable)."""
+        """Name the file (created now, by the child) and give it what formatting needs (the
+        tables may come pickled once for several workers); `extras` are more files of the same
+        rows the child opens and writes beside it (pickled: they must be picklable)."""
         self.put((self.fmt, str(path), tables, start, currency, tuple(extras)))
 
     def open_extras(self, extras: Sequence[ExtraCdrFile]) -> None:

@@ -175,13 +175,14 @@ class SummaryBuilder:
         }
 
     @staticmethod
-    def write(out_dir: Path, summary: dict[str, Any]) -> None:
-        """Write `summary` to out_dir/summary.json: indent 2, keys in insertion order, UTF-8.
+    def write(out_dir: Path, summary: dict[str, Any] | str) -> None:
+        """Write `summary` (or its text, `summary_text`, made beforehand) to out_dir/summary.json:
+        indent 2, keys in insertion order, UTF-8.
 
         Written whole under a temporary name, then renamed: summary.json is the sign that a
         run finished (docs/outputs.md), so it never exists half-written.
         """
-        text = summary_text(summary)
+        text = summary if isinstance(summary, str) else summary_text(summary)
         partial = out_dir / SUMMARY_PARTIAL
         partial.write_text(text, encoding="utf-8", newline="\n")
         partial.replace(out_dir / SUMMARY_JSON)

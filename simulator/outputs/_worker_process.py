@@ -23,6 +23,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.util
 import os
+import pickle
 import queue
 import signal
 import sys
@@ -179,6 +180,20 @@ def forkable() -> bool:
     except (OSError, StopIteration, ValueError):  # not Linux: do not guess
         return False
     return threads == 1
+
+
+class PickledOnce:
+    """A value sent to several children, pickled once: it unpickles as the value itself.
+
+    A run's string tables go to both CDR workers (1.6 MB pickled at 10,000 orgs, ~25 ms),
+    from sender threads that hold the GIL the rating needs.
+    """
+
+    def __init__(self, value: object) -> None:
+        self._pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __reduce__(self) -> tuple[Callable[[bytes], object], tuple[bytes]]:
+        return pickle.loads, (self._pickled,)
 
 
 class WorkerFailed(RuntimeError):

@@ -24,6 +24,7 @@ from rating_core import CdrBatch, CdrBuffer, EventColumns, LedgerEvent, Tables
 
 from ._cdr_format import CDR_COLUMNS, CdrFile, CdrLookups, CdrSink, ExtraCdrFile
 from ._cdr_workers import CdrFileWorker, CdrWorkers
+from ._worker_process import PickledOnce
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._event_lines import EventLines
 from ._out_dir import CDRS_CSV, CDRS_MSGPACK, EVENTS_JSONL, SUMMARY_JSON
@@ -94,7 +95,8 @@ class CdrWriter:
             workers = CdrWorkers() if workers is True else workers
             # the extra files in a worker of their own if there is one, else beside cdrs.csv
             extra_worker = workers.extra
-            workers.csv.open(out_dir / CDRS_CSV, tables, start, currency, () if extra_worker else extra_files)
+            sent = PickledOnce(tables) if write_msgpack else tables  # to both workers
+            workers.csv.open(out_dir / CDRS_CSV, sent, start, currency, () if extra_worker else extra_files)
             self._sinks.append(workers.csv)
             if extra_worker is not None:
                 if extra_files:
@@ -105,7 +107,7 @@ class CdrWriter:
             if write_msgpack:
                 if workers.msgpack is None:
                     raise ValueError("write_msgpack=True with workers started without msgpack")
-                workers.msgpack.open(out_dir / CDRS_MSGPACK, tables, start, currency)
+                workers.msgpack.open(out_dir / CDRS_MSGPACK, sent, start, currency)
                 self._sinks.append(workers.msgpack)
             elif workers.msgpack is not None:
                 workers.msgpack.close()  # never given a file: it just exits
