@@ -3,8 +3,11 @@
 A source's calls are fixed by its own generator and its blocks (`_draws`): per block, the
 generator calls below, in this order, with these arguments:
 
-1. `poisson(expected calls of each cell, size=cells)`; n = their sum;
-2. `integers(0, GRID_MS, size=n, dtype=int64)`: each call's ms within its cell;
+1. a flat source: `poisson(calls per cell × cells)`, n; a source with a rate profile:
+   `poisson(expected calls of each cell, size=cells)`, n = their sum;
+2. a flat source: `integers(0, cells × GRID_MS, size=n, dtype=int64)`, each call's ms within
+   its block; a source with a rate profile: `integers(0, GRID_MS, size=n, dtype=int64)`,
+   each call's ms within its cell;
 3. the holding times (`HoldingDraw.sample`);
 4. `integers(0, len(slots), size=n)`: each call's caller;
 5. the prefix pick (`Groups.draw`: `integers(0, common, size=n)`, or `Weighted.draw`);
@@ -42,7 +45,7 @@ assert MAX_CELLS_PER_DRAW * GRID_MS <= 1 << _IN_BLOCK_BITS
 _IN_BLOCK = (1 << _IN_BLOCK_BITS) - 1
 
 _TOLL_FREE = int(CallKind.TOLL_FREE)
-_CELLS = np.arange(MAX_CELLS_PER_DRAW, dtype=np.int64)
+_CELL_STARTS = np.arange(MAX_CELLS_PER_DRAW, dtype=np.int64) * GRID_MS  # in its block
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,7 @@ class _Round:
     first_cell: list[int]
     cells: list[int]
     calls: list[int]
-    cell: list[NDArray[np.int64]]
-    in_cell: list[NDArray[np.int64]]
+    in_block: list[NDArray[np.int64]]  # each call's ms in its block, not sorted
     holding: list[NDArray[np.float64]]
     slot: list[NDArray[np.int64]]
     pick: list[NDArray[np.int64]]
@@ -202,25 +204,28 @@ class SourceDraws:
         docstring gives: nothing but these calls may touch a generator."""
         tables, rngs = self._tables, self._rngs
         flat_cells, next_cell = self._flat_cells, self._next_cell.tolist()
-        raw = _Round(sources, [], [], [], [], [], [], [], [], [], [])
+        raw = _Round(sources, [], [], [], [], [], [], [], [], [])
         zeros, end_cell = self._zeros, self._end_cell
         for s in sources:
             src, rng = tables[s], rngs[s]
             first = next_cell[s]
             if src.profile is None:
                 cells = flat_cells[s]
-                counts = rng.poisson(src.rates.flat, size=cells)
+                n = int(rng.poisson(src.rates.flat * cells))
+                if n:
+                    in_block = rng.integers(0, cells * GRID_MS, size=n, dtype=np.int64)
             else:
                 cells = src.rates.cells_from(first)
                 counts = rng.poisson(src.rates.expected(first, cells), size=cells)
-            cell = _CELLS[:cells].repeat(counts)  # each call's cell in its block
-            n = len(cell)
+                n = int(counts.sum())
+                if n:
+                    in_block = _CELL_STARTS[:cells].repeat(counts)
+                    in_block += rng.integers(0, GRID_MS, size=n, dtype=np.int64)
             raw.first_cell.append(first)
             raw.cells.append(cells)
             if n == 0:
                 raw.calls.append(0)
                 continue
-            in_cell = rng.integers(0, GRID_MS, size=n, dtype=np.int64)
             holding = src.holding.sample(rng, n)
             n_slots = len(src.slots)
             # one caller: `integers(0, 1)` has one value and draws nothing
@@ -232,13 +237,14 @@ class SourceDraws:
                 n_to = len(src.to_numbers)
                 to_pick = rng.integers(0, n_to, size=n) if n_to > 1 else zeros(n)
             if first + cells > end_cell[s]:  # drawn in full, kept up to the end's cell
-                n = int(cell.searchsorted(end_cell[s] - first))
-                cell, in_cell, holding, slot, pick, trailing = (
-                    cell[:n], in_cell[:n], holding[:n], slot[:n], pick[:n], trailing[:n])
+                # the calls before the end's cell, in time order, take the first draws of the
+                # other columns (`_build` pairs each block's sorted times with them in order)
+                in_block = in_block[in_block < (end_cell[s] - first) * GRID_MS]
+                n = len(in_block)
+                holding, slot, pick, trailing = holding[:n], slot[:n], pick[:n], trailing[:n]
                 to_pick = None if to_pick is None else to_pick[:n]
             raw.calls.append(n)
-            raw.cell.append(cell)
-            raw.in_cell.append(in_cell)
+            raw.in_block.append(in_block)
             raw.holding.append(holding)
             raw.slot.append(slot)
             raw.pick.append(pick)
@@ -259,7 +265,7 @@ class SourceDraws:
         if not calls.any():
             return Arrivals.empty(), np.empty(0, dtype=np.int32)
         sources = np.array(raw.sources, dtype=np.int64)
-        in_block = _joined(raw.cell) * GRID_MS + _joined(raw.in_cell)
+        in_block = _joined(raw.in_block)
         block_start = np.array(raw.first_cell, dtype=np.int64) * GRID_MS - self._phase[sources]
         one = len(sources) == 1
         if one:

@@ -63,10 +63,15 @@ def setup(start: datetime, end_ms: int) -> RatingSetup:
 def reference_block(src: SourceTables, rng: np.random.Generator, first_cell: int,
                     n_cells: int) -> dict[str, np.ndarray]:
     """One block of one source, drawn alone."""
-    counts = rng.poisson(src.rates.expected(first_cell, n_cells), size=n_cells)
-    n = int(counts.sum())
-    cell_start = (first_cell + np.arange(n_cells, dtype=np.int64)) * GRID_MS - src.rates.phase_ms
-    t_ms = np.repeat(cell_start, counts) + rng.integers(0, GRID_MS, size=n, dtype=np.int64)
+    block_start = first_cell * GRID_MS - src.rates.phase_ms
+    if src.profile is None:  # one count for the block, times uniform in it
+        n = int(rng.poisson(src.rates.flat * n_cells))
+        t_ms = block_start + rng.integers(0, n_cells * GRID_MS, size=n, dtype=np.int64)
+    else:  # a count per cell, times uniform in their cell
+        counts = rng.poisson(src.rates.expected(first_cell, n_cells), size=n_cells)
+        n = int(counts.sum())
+        cell_start = block_start + np.arange(n_cells, dtype=np.int64) * GRID_MS
+        t_ms = np.repeat(cell_start, counts) + rng.integers(0, GRID_MS, size=n, dtype=np.int64)
     t_ms.sort()
     holding = src.holding
     if holding.kind == "exponential":
