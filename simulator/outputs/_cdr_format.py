@@ -94,8 +94,9 @@ class StringTables(Generic[T]):
 class CdrLookups:
     """Everything per-run the formatters need: string tables (CSV-quoted and msgpack) and the epoch.
 
-    Each format's tables are built when first used: a file's worker writes one format, and a
-    run of a million users has a million ids to quote or pack (~1 s a format).
+    Each format's tables are built when the file that needs them is opened (`prepare`), not
+    before: a file's worker writes one format, and a run of a million users has a million ids
+    to quote or pack (~1 s a format).
     """
 
     epoch_ms: int
@@ -118,9 +119,10 @@ class CdrLookups:
         return StringTables(**{name: _packed_table(t) for name, t in self.texts.items()})
 
     def prepare(self, fmt: str) -> None:
-        """Build the tables of `fmt` ("csv" or "msgpack") now.  A file worker does it as soon
-        as its file is named, while the run draws its first calls: on the first batch, it
-        would hold up the CDRs waiting (~0.1 s at 10,000 orgs)."""
+        """Build the tables of `fmt` ("csv" or "msgpack") now: `CdrFile` does it when opened,
+        so that a file worker builds them as soon as its file is named, while the run draws its
+        first calls; on the first batch they would hold up the CDRs waiting (~0.1 s at 10,000
+        orgs).  In one process (no workers) it costs the same, only earlier."""
         if fmt == "csv":
             self.csv
         else:

@@ -212,20 +212,20 @@ class SourceDraws:
             if src.profile is None:
                 cells = flat_cells[s]
                 n = int(rng.poisson(src.rates.flat * cells))
-                if n:
-                    in_block = rng.integers(0, cells * GRID_MS, size=n, dtype=np.int64)
             else:
                 cells = src.rates.cells_from(first)
                 counts = rng.poisson(src.rates.expected(first, cells), size=cells)
                 n = int(counts.sum())
-                if n:
-                    in_block = _CELL_STARTS[:cells].repeat(counts)
-                    in_block += rng.integers(0, GRID_MS, size=n, dtype=np.int64)
             raw.first_cell.append(first)
             raw.cells.append(cells)
             if n == 0:
                 raw.calls.append(0)
                 continue
+            if src.profile is None:
+                in_block = rng.integers(0, cells * GRID_MS, size=n, dtype=np.int64)
+            else:
+                in_block = _CELL_STARTS[:cells].repeat(counts)
+                in_block += rng.integers(0, GRID_MS, size=n, dtype=np.int64)
             holding = src.holding.sample(rng, n)
             n_slots = len(src.slots)
             # one caller: `integers(0, 1)` has one value and draws nothing

@@ -221,7 +221,8 @@ def test_call_count_matches_the_rate() -> None:
 def test_a_flat_source_is_a_poisson_process(rate: float) -> None:
     """A flat source draws a block as one Poisson count at uniform times: what must hold is
     the process of a cell at a time, Poisson counts in disjoint minutes, independent of each
-    other, and times uniform within each minute (the draws at a block's edges included)."""
+    other, and times uniform within each minute (the draws at a block's edges included); and
+    the count of a whole block is Poisson too, not the expected count (days, at 6 calls/h)."""
     end = (100 if rate > 100 else 10_000) * HOUR
     scenario = FakeScenario("flat", 3, make_setup(end), (TrafficSpec(0, "domestic", rate, 1, (0,), None),))
     t = TrafficPlan(scenario).chunk(0, end).t_ms
@@ -230,6 +231,9 @@ def test_a_flat_source_is_a_poisson_process(rate: float) -> None:
     assert per_minute.mean() == pytest.approx(mean, rel=0.03)
     assert per_minute.var() == pytest.approx(mean, rel=0.1)  # Poisson: variance = mean (sd ~2 %)
     assert abs(np.corrcoef(per_minute[:-1], per_minute[1:])[0, 1]) < 0.05  # sd ~0.013 / ~0.008
+    if rate < 100:  # 417 day-long blocks: a day's count varies as a Poisson one does (sd ~7 %)
+        per_day = np.bincount(t // (24 * HOUR))[:-1]
+        assert per_day.var() == pytest.approx(per_day.mean(), rel=0.3)
     seconds = np.bincount(t % MINUTE // 1000, minlength=60)  # uniform within the minute
     expected = len(t) / 60
     assert ((seconds - expected) ** 2 / expected).sum() < 120  # chi-square, 59 degrees of freedom
