@@ -57,7 +57,9 @@ DRAWN_CALL_BYTES = 64  # per call drawn ahead by a source: an Arrivals row is 49
 DRAW_BYTES = 200  # per call of the block being drawn, temporaries included
 CALLS_PER_DRAW = 16_384  # a source draws blocks of about this many calls ...
 GRID_MS = 60_000  # ... in whole grid cells ...
-MAX_CELLS_PER_DRAW = 1_440  # ... at most a day of them (traffic.py's draw constants)
+MAX_CELLS_PER_DRAW = 1_440  # ... at most a day of them ...
+QUIET_CALLS_PER_DRAW = 256  # ... or, a source quieter than that, about this many calls ...
+MAX_FLAT_CELLS_PER_DRAW = 525_600  # ... in at most a year (simulator.traffic's draw constants)
 CDR_BYTES = 400  # per call on disk: cdrs.csv ~126 B + cdrs.msgpack ~265 B a row
 CALLS_PER_SECOND = 200_000  # end-to-end rating speed the run time is estimated with ...
 WINDOW_SECONDS = 0.0003  # ... plus this per window: 100 years of 1 h windows, 833 calls: 229 s
@@ -184,9 +186,13 @@ def _window_ms(calls: float, duration_ms: int) -> float:
 
 
 def _calls_per_draw(calls_per_hour: float) -> float:
-    """Expected calls of one draw block of a source (the blocks of simulator.traffic, at its busiest rate)."""
+    """Expected calls of one draw block of a source (the blocks of simulator.traffic's flat
+    sources, at its busiest rate: a profile's blocks are no longer)."""
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
-    cells = min(MAX_CELLS_PER_DRAW, max(1, math.ceil(CALLS_PER_DRAW / per_cell)))
+    cells = max(1, math.ceil(CALLS_PER_DRAW / per_cell))
+    if cells > MAX_CELLS_PER_DRAW:
+        quiet = math.ceil(QUIET_CALLS_PER_DRAW / per_cell)
+        cells = min(MAX_FLAT_CELLS_PER_DRAW, max(MAX_CELLS_PER_DRAW, quiet))
     return per_cell * cells
 
 

@@ -47,7 +47,9 @@ valid, that traffic simply cannot happen.  Its child generator is still spawned,
 sources' calls do not change.
 """
 
-from ._draws import GRID_MS, MAX_CELLS_PER_DRAW, TARGET_CALLS_PER_DRAW
+from ._draws import (GRID_MS, MAX_CELLS_PER_DRAW, MAX_FLAT_CELLS_PER_DRAW, QUIET_CALLS_PER_DRAW,
+                     TARGET_CALLS_PER_DRAW)
 from ._plan import TrafficPlan, expected_calls
 
-__all__ = ["GRID_MS", "MAX_CELLS_PER_DRAW", "TARGET_CALLS_PER_DRAW", "TrafficPlan", "expected_calls"]
+__all__ = ["GRID_MS", "MAX_CELLS_PER_DRAW", "MAX_FLAT_CELLS_PER_DRAW", "QUIET_CALLS_PER_DRAW",
+           "TARGET_CALLS_PER_DRAW", "TrafficPlan", "expected_calls"]

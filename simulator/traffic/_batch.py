@@ -35,13 +35,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rating_core import Arrivals, CallKind
-from ._draws import GRID_MS, MAX_CELLS_PER_DRAW, SourceTables, cells_per_draw, whole_ms
+from ._draws import (GRID_MS, MAX_CELLS_PER_DRAW, MAX_FLAT_CELLS_PER_DRAW, SourceTables, cells_per_draw,
+                     whole_ms)
 from ._numbers import Groups, Prefixes, Weighted
 
-# A call's ms within its block is below MAX_CELLS_PER_DRAW x GRID_MS (86,400,000 < 2**27):
-# the block's index above those bits sorts every block's times in one sort, blocks in order.
-_IN_BLOCK_BITS = 27
-assert MAX_CELLS_PER_DRAW * GRID_MS <= 1 << _IN_BLOCK_BITS
+# A call's ms within its block is below MAX_FLAT_CELLS_PER_DRAW x GRID_MS (a year, < 2**35):
+# the block's index above those bits sorts every block's times in one sort, blocks in order
+# (2**28 blocks a round at most: far more than there are sources).
+_IN_BLOCK_BITS = 35
+assert MAX_CELLS_PER_DRAW <= MAX_FLAT_CELLS_PER_DRAW and MAX_FLAT_CELLS_PER_DRAW * GRID_MS <= 1 << _IN_BLOCK_BITS
 _IN_BLOCK = (1 << _IN_BLOCK_BITS) - 1
 
 _TOLL_FREE = int(CallKind.TOLL_FREE)

@@ -17,7 +17,8 @@ drawn there are dropped.)
 Then, per call: a holding time from the source's distribution (rounded to whole ms, at least
 1 ms); a caller uniform among the source's users; a destination (`_numbers`).
 
-Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, their lengths a
+Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, up to a day (a
+flat source quieter than that holds ~QUIET_CALLS_PER_DRAW, a day to a year), their lengths a
 function of the source's rates only (never of the caller's windows, the playback speed or the
 duration), so the random stream, and with it every call, is fixed by the scenario and seed.
 `_batch` makes the draws, for many sources at once, in the order it documents.
@@ -49,7 +50,17 @@ TARGET_CALLS_PER_DRAW = 16_384
 the buffer of drawn-but-not-yet-returned calls stays a few MB per source."""
 
 MAX_CELLS_PER_DRAW = 1_440
-"""Longest draw block (one day of cells), so quiet sources do not draw months ahead."""
+"""Longest draw block of a source with a rate profile, and shortest of a quiet flat source
+(one day of cells)."""
+
+QUIET_CALLS_PER_DRAW = 256
+"""Expected calls per draw block of a flat source quieter than ~10 calls an hour.  A block
+costs a few numpy calls whatever it holds (~20 µs), ~256 calls about as much: a source of
+0.01 calls/h drawing a day at a time would spend a long run on empty blocks, one drawing
+TARGET_CALLS_PER_DRAW would draw centuries that a short run never uses."""
+
+MAX_FLAT_CELLS_PER_DRAW = 525_600
+"""Longest draw block of a flat source (a year of cells)."""
 
 MS_PER_HOUR = 3_600_000
 CELLS_PER_WEEK = 168 * MS_PER_HOUR // GRID_MS
@@ -296,12 +307,18 @@ def all_source_tables(scenario: Scenario) -> list[SourceTables]:
 
 
 def cells_per_draw(calls_per_hour: float) -> int:
-    """Draw block length in grid cells: ~TARGET_CALLS_PER_DRAW expected calls, 1..one day.
+    """A flat source's draw block length in grid cells: ~TARGET_CALLS_PER_DRAW expected calls
+    if that is at most a day (at least 1 cell); else ~QUIET_CALLS_PER_DRAW expected calls, at
+    least a day and at most a year.
 
-    A function of the source's typical rate only, never of the caller's chunks, the speed
-    or the duration: see the module docstring.
+    A function of the source's rate only, never of the caller's chunks, the speed or the
+    duration: see the module docstring.
     """
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
         return MAX_CELLS_PER_DRAW
-    return int(min(MAX_CELLS_PER_DRAW, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))))
+    busy = math.ceil(TARGET_CALLS_PER_DRAW / per_cell)
+    if busy <= MAX_CELLS_PER_DRAW:
+        return max(1, busy)
+    quiet = math.ceil(QUIET_CALLS_PER_DRAW / per_cell)
+    return int(min(MAX_FLAT_CELLS_PER_DRAW, max(MAX_CELLS_PER_DRAW, quiet)))

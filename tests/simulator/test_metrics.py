@@ -87,7 +87,8 @@ MIX = scenario_toml(
     calls=[
         {"at": "1m", "org": "contoso", "user": "sales-0001", "type": "outbound", "to": "+33142685300",
             "duration": "5m"},
-        {"at": "2879m", "org": "tailspin", "user": "dev-0001", "type": "outbound", "to": "+12125550100",
+        # still connected at the end (simulation_end): contoso's credits recharge all run long
+        {"at": "2879m", "org": "contoso", "user": "sales-0002", "type": "outbound", "to": "+12125550100",
             "duration": "1h"},
     ],
 )

@@ -91,7 +91,7 @@ def test_counts_match_the_run_summary() -> None:
     stream, wall = io.StringIO(), FakeWall()
     progress = Progress(load_scenario(QUICKSTART), quiet=True, stream=stream, wall=wall)
     _feed(progress, wall, step_s=0.0)
-    assert progress.calls == progress.ended == 323  # the end-of-run step is counted too
+    assert progress.calls == progress.ended == 309  # the end-of-run step is counted too
     assert progress.active == 0
     assert progress.drops == 2  # dropped_balance_exhausted 1 + blocked_no_balance 1
     assert progress.sim_ms == 86_400_000
@@ -103,7 +103,7 @@ def test_terminal_gets_a_rich_bar_on_the_same_stream() -> None:
     assert progress.rich
     _feed(progress, wall, step_s=1.0)
     text = stream.getvalue()
-    assert "1d 00:00:00" in text and "323 calls" in text and "active" in text and "drops" in text
+    assert "1d 00:00:00" in text and "309 calls" in text and "active" in text and "drops" in text
     assert "\x1b" in text  # drawn with terminal control codes, then cleared (transient)
 
 
@@ -111,7 +111,7 @@ def test_cli_run_writes_summary_on_stdout_and_plain_lines_on_a_non_terminal_stde
                                                                                     capsys) -> None:
     assert cli.main(["run", str(QUICKSTART), "--out", str(tmp_path)]) == cli.EXIT_OK
     captured = capsys.readouterr()
-    assert captured.out.startswith("callsim: complete: 323 calls in ")
+    assert captured.out.startswith("callsim: complete: 309 calls in ")
     assert "\x1b" not in captured.err
     assert all(line.startswith("callsim: simulated ") for line in captured.err.splitlines())
 
@@ -169,4 +169,4 @@ def test_terminal_at_80_columns_gets_one_line_that_fits(monkeypatch) -> None:
     lines = [line for line in re.split(r"[\r\n]", visible) if line.strip()]
     assert lines and all(len(line) <= 80 for line in lines), lines
     assert all(re.search(r"\d:\d\d:\d\d .*%.* calls .* active .* drops", line) for line in lines), lines
-    assert "1d 00:00:00" in lines[-1] and "100.0% 323 calls" in lines[-1]
+    assert "1d 00:00:00" in lines[-1] and "100.0% 309 calls" in lines[-1]

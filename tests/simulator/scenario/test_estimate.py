@@ -68,6 +68,12 @@ def test_the_estimate_sizes_windows_and_draw_blocks_as_the_run_does() -> None:
     assert estimate.CALLS_PER_DRAW == traffic.TARGET_CALLS_PER_DRAW
     assert estimate.GRID_MS == traffic.GRID_MS
     assert estimate.MAX_CELLS_PER_DRAW == traffic.MAX_CELLS_PER_DRAW
+    assert estimate.QUIET_CALLS_PER_DRAW == traffic.QUIET_CALLS_PER_DRAW
+    assert estimate.MAX_FLAT_CELLS_PER_DRAW == traffic.MAX_FLAT_CELLS_PER_DRAW
+    from simulator.traffic._draws import cells_per_draw
+
+    for rate in (1e9, 1e6, 983_041.0, 600.0, 10.7, 10.0, 1.0, 0.01, 1e-6):  # each kind of block
+        assert estimate._calls_per_draw(rate) == pytest.approx(cells_per_draw(rate) * rate / 60)
 
 
 def test_many_sources_drawing_ahead_are_refused_naming_the_traffic() -> None:
