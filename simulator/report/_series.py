@@ -200,7 +200,7 @@ class PoolCurve:
 
     org: int
     pool_name: str
-    capacity_s: float
+    capacity_s: int
     at_ms: NDArray[np.int64]
     remaining_s: NDArray[np.float64]
     capacity_exact: bool  # False when a call straddled the last refill (see `pool_curves`)
@@ -252,9 +252,12 @@ def pool_curves(run: RunData, orgs: list[int], grid: NDArray[np.int64]) -> list[
         section = run.summary["orgs"][run.org_ids[org]]
         if name not in section.get("pool_remaining_s", {}):
             continue  # a run whose summary has no remainders: no capacity to draw against
-        remaining_end = float(section["pool_remaining_s"][name])
+        # in whole seconds, from the CDRs: the spread sums above are floats
+        paid_since = (key_of == i) & mine
+        if len(refills):
+            paid_since &= windows.pool_from >= refills[-1]
         straddles = bool(np.any(mine & windows.straddles_refill & (key_of == i)))
-        capacity = remaining_end + since_refill[-1]
+        capacity = int(section["pool_remaining_s"][name]) + int(cdrs.pool_s[paid_since].sum())
         remaining = np.clip(capacity - since_refill, 0, capacity) if capacity > 0 else since_refill * 0
         curves.append(PoolCurve(org, name, capacity, at, remaining, not straddles, refills))
     return curves

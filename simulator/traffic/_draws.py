@@ -5,7 +5,7 @@ uniform integer ms in the cell, i.e. a Poisson process whose rate is constant wi
 A flat source has one rate, and draws each block whole: n ~ Poisson(expected calls of the
 block) arrivals at uniform integer ms in the block, the same process (given their number,
 the arrivals of a Poisson process of constant rate are independent and uniform) for one
-Poisson draw a block instead of one a cell (a quiet source's day-long block has 1,440).
+Poisson draw a block instead of one a cell (a day-long block has 1,440).
 A source with a rate profile has the rate of the local hour the cell lies in.  Its cells
 are whole minutes of the local clock (the profile's UTC offset is whole minutes), so no cell
 straddles two hours: per cell, the draw is that of the exact

@@ -33,8 +33,8 @@ def merge_ahead_ms(calls_per_hour: float) -> int:
 
     Merging has a fixed cost per call of `chunk` or `window_end`; merging ~a draw block's worth
     of calls at a time and slicing it keeps tiny windows cheap.  A quiet scenario (a few calls
-    an hour over years) merges a week of its sources' day-long draw blocks at once rather than
-    a day: a seventh of the merges, the same calls (at most ~TARGET_CALLS_PER_DRAW ahead).
+    an hour over years) merges a week of its sources' calls at once rather than a day: a
+    seventh of the merges, the same calls (at most ~TARGET_CALLS_PER_DRAW ahead).
     """
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
