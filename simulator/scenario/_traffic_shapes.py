@@ -50,6 +50,10 @@ class RateProfile:
         int, or elementwise an integer numpy array."""
         return ((epoch_ms + self.utc_offset_ms) // MS_PER_HOUR + MONDAY_HOUR_OF_EPOCH) % HOURS_PER_WEEK
 
+    def ms_to_next_hour(self, epoch_ms: int) -> int:
+        """From the UTC instant `epoch_ms` to the start of the next local hour, in (0, 1 h]."""
+        return MS_PER_HOUR - (epoch_ms + self.utc_offset_ms) % MS_PER_HOUR
+
     def calls_between(self, epoch_from_ms: int, epoch_to_ms: int) -> float:
         """Expected arrivals from one UTC instant to a later one: the integral of the rate."""
         return self._cumulative(epoch_to_ms) - self._cumulative(epoch_from_ms)

@@ -4,10 +4,11 @@ A source's calls are fixed by its own generator and its blocks (`_draws`): per b
 generator calls below, in this order, with these arguments:
 
 1. a flat source: `poisson(calls per cell × cells)`, n; a source with a rate profile:
-   `poisson(expected calls of each cell, size=cells)`, n = their sum;
+   `poisson(expected calls of each run of cells in one local hour)` (`CellRates.hours`), n =
+   their sum;
 2. a flat source: `integers(0, cells × GRID_MS, size=n, dtype=int64)`, each call's ms within
-   its block; a source with a rate profile: `integers(0, GRID_MS, size=n, dtype=int64)`,
-   each call's ms within its cell;
+   its block; a source with a rate profile: `integers(0, each call's run's length in ms,
+   dtype=int64)`, its ms within its run;
 3. the holding times (`HoldingDraw.sample`);
 4. `integers(0, len(slots), size=n)`: each call's caller;
 5. the prefix pick (`Groups.draw`: `integers(0, common, size=n)`, or `Weighted.draw`);
@@ -35,19 +36,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rating_core import Arrivals, CallKind
-from ._draws import (GRID_MS, MAX_CELLS_PER_DRAW, MAX_FLAT_CELLS_PER_DRAW, SourceTables, cells_per_draw,
+from ._draws import (CELLS_PER_WEEK, GRID_MS, MAX_FLAT_CELLS_PER_DRAW, SourceTables, cells_per_draw,
                      whole_ms)
 from ._numbers import Groups, Prefixes, Weighted
 
-# A call's ms within its block is below MAX_FLAT_CELLS_PER_DRAW x GRID_MS (a year, < 2**35):
+# A call's ms within its block is below MAX_FLAT_CELLS_PER_DRAW x GRID_MS (a year, < 2**35; a
+# profile's blocks are a week at most):
 # the block's index above those bits sorts every block's times in one sort, blocks in order
 # (2**28 blocks a round at most: far more than there are sources).
 _IN_BLOCK_BITS = 35
-assert MAX_CELLS_PER_DRAW <= MAX_FLAT_CELLS_PER_DRAW and MAX_FLAT_CELLS_PER_DRAW * GRID_MS <= 1 << _IN_BLOCK_BITS
+assert CELLS_PER_WEEK <= MAX_FLAT_CELLS_PER_DRAW and MAX_FLAT_CELLS_PER_DRAW * GRID_MS <= 1 << _IN_BLOCK_BITS
 _IN_BLOCK = (1 << _IN_BLOCK_BITS) - 1
 
 _TOLL_FREE = int(CallKind.TOLL_FREE)
-_CELL_STARTS = np.arange(MAX_CELLS_PER_DRAW, dtype=np.int64) * GRID_MS  # in its block
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ class SourceDraws:
                 n = int(rng.poisson(src.rates.flat * cells))
             else:
                 cells = src.rates.cells_from(first)
-                counts = rng.poisson(src.rates.expected(first, cells), size=cells)
+                lengths, expected = src.rates.hours(first, cells)
+                counts = rng.poisson(expected)
                 n = int(counts.sum())
             raw.first_cell.append(first)
             raw.cells.append(cells)
@@ -225,9 +227,10 @@ class SourceDraws:
                 continue
             if src.profile is None:
                 in_block = rng.integers(0, cells * GRID_MS, size=n, dtype=np.int64)
-            else:
-                in_block = _CELL_STARTS[:cells].repeat(counts)
-                in_block += rng.integers(0, GRID_MS, size=n, dtype=np.int64)
+            else:  # uniform within its part of a local hour
+                span = (lengths * GRID_MS).repeat(counts)
+                in_block = (np.cumsum(lengths) * GRID_MS).repeat(counts) - span
+                in_block += rng.integers(0, span, dtype=np.int64)
             holding = src.holding.sample(rng, n)
             n_slots = len(src.slots)
             # one caller: `integers(0, 1)` has one value and draws nothing

@@ -1,26 +1,24 @@
 """One traffic source's calls, drawn block by block on a fixed grid of simulated time.
 
-The model, per grid cell of `GRID_MS`: n ~ Poisson(expected calls of the cell) arrivals at
-uniform integer ms in the cell, i.e. a Poisson process whose rate is constant within a cell.
-A flat source has one rate, and draws each block whole: n ~ Poisson(expected calls of the
-block) arrivals at uniform integer ms in the block, the same process (given their number,
-the arrivals of a Poisson process of constant rate are independent and uniform) for one
-Poisson draw a block instead of one a cell (a day-long block has 1,440).
-A source with a rate profile has the rate of the local hour the cell lies in.  Its cells
-are whole minutes of the local clock (the profile's UTC offset is whole minutes), so no cell
-straddles two hours: per cell, the draw is that of the exact
-non-homogeneous Poisson process with the piecewise-constant hourly rate, with no rejection
-step and nothing that depends on how the run is cut into windows.  (A run that starts
-between two whole minutes has its first profile cell begin before the start; the calls
-drawn there are dropped.)
+The model: a Poisson process whose rate is constant within each local hour of the week (a
+flat source: one rate), on a grid of `GRID_MS` cells.  A block is whole cells; per run of its
+cells inside one local hour, n ~ Poisson(expected calls of the run) arrivals at uniform
+integer ms of the run: given their number, the arrivals of a Poisson process of constant rate
+are independent and uniform, so this is the exact non-homogeneous process with the
+piecewise-constant hourly rate, with no rejection step, for one Poisson draw an hour (a flat
+source's block is one run: one draw a block).  A profile's cells are whole minutes of the
+local clock (its UTC offset is whole minutes), so no cell straddles two hours, and nothing
+depends on how the run is cut into windows.  (A run that starts between two whole minutes
+has its first profile cell begin before the start; the calls drawn there are dropped.)
 
 Then, per call: a holding time from the source's distribution (rounded to whole ms, at least
 1 ms); a caller uniform among the source's users; a destination (`_numbers`).
 
 Draw blocks are whole cells holding ~TARGET_CALLS_PER_DRAW expected calls, up to a day (a
-flat source quieter than that holds ~QUIET_CALLS_PER_DRAW, a day to a year), their lengths a
-function of the source's rates only (never of the caller's windows, the playback speed or the
-duration), so the random stream, and with it every call, is fixed by the scenario and seed.
+source quieter than that holds ~QUIET_CALLS_PER_DRAW, a day to a week with a profile, to a
+year without), their lengths a function of the source's rates only (never of the caller's
+windows, the playback speed or the duration), so the random stream, and with it every call,
+is fixed by the scenario and seed.
 `_batch` makes the draws, for many sources at once, in the order it documents.
 """
 
@@ -50,11 +48,11 @@ TARGET_CALLS_PER_DRAW = 16_384
 the buffer of drawn-but-not-yet-returned calls stays a few MB per source."""
 
 MAX_CELLS_PER_DRAW = 1_440
-"""Longest draw block of a source with a rate profile, and shortest of a quiet flat source
-(one day of cells)."""
+"""Longest draw block of a busy source, and shortest of a quiet one (one day of cells); a
+quiet source with a rate profile draws at most a week (CELLS_PER_WEEK)."""
 
 QUIET_CALLS_PER_DRAW = 256
-"""Expected calls per draw block of a flat source quieter than ~10 calls an hour.  A block
+"""Expected calls per draw block of a source quieter than ~10 calls an hour.  A block
 costs a few numpy calls whatever it holds (~20 µs), ~256 calls about as much: a source of
 0.01 calls/h drawing a day at a time would spend a long run on empty blocks, one drawing
 TARGET_CALLS_PER_DRAW would draw centuries that a short run never uses."""
@@ -63,7 +61,8 @@ MAX_FLAT_CELLS_PER_DRAW = 525_600
 """Longest draw block of a flat source (a year of cells)."""
 
 MS_PER_HOUR = 3_600_000
-CELLS_PER_WEEK = 168 * MS_PER_HOUR // GRID_MS
+CELLS_PER_HOUR = MS_PER_HOUR // GRID_MS
+CELLS_PER_WEEK = 168 * CELLS_PER_HOUR
 
 _KIND_BY_TYPE = {
     "domestic": CallKind.OUTBOUND,
@@ -113,20 +112,43 @@ class CellRates:
 
     def cells_from(self, first_cell: int) -> int:
         """How many cells from `first_cell` a profile source's next draw block takes: as many
-        as it takes to expect ~TARGET_CALLS_PER_DRAW calls (1 to a day's worth).
+        as it takes to expect ~TARGET_CALLS_PER_DRAW calls if that is at most a day (at least
+        one cell); else ~QUIET_CALLS_PER_DRAW calls, a day to a week.
 
         Quiet nights and busy hours alike make blocks of about the target (a block costs a
         dozen numpy calls whatever it holds, and one far above the target falls out of the
-        CPU's caches).  The cells repeat weekly, so `week` (the running sum over one week)
-        answers for any cell.  Flat sources take `cells_per_draw` of their rate every time.
+        CPU's caches).  Flat sources take `cells_per_draw` of their rate every time.
         """
+        busy = self._cells_expecting(first_cell, TARGET_CALLS_PER_DRAW)
+        if busy <= MAX_CELLS_PER_DRAW:
+            return max(1, busy)
+        quiet = self._cells_expecting(first_cell, QUIET_CALLS_PER_DRAW)
+        return min(CELLS_PER_WEEK, max(MAX_CELLS_PER_DRAW, quiet))
+
+    def _cells_expecting(self, first_cell: int, calls: float) -> int:
+        """The cells from `first_cell` on it takes to expect `calls` calls (the cells repeat
+        weekly: `week`, the running sum over one week, answers for any cell)."""
         assert self.week is not None, "a flat source's blocks are all cells_per_draw long"
         per_week = float(self.week[-1])
         weeks, cell = divmod(first_cell, CELLS_PER_WEEK)
-        goal = weeks * per_week + float(self.week[cell]) + TARGET_CALLS_PER_DRAW
+        goal = weeks * per_week + float(self.week[cell]) + calls
         goal_weeks, rest = divmod(goal, per_week)
         end = int(goal_weeks) * CELLS_PER_WEEK + int(np.searchsorted(self.week, rest, side="left"))
-        return min(MAX_CELLS_PER_DRAW, max(1, end - first_cell))
+        return end - first_cell
+
+    def hours(self, first_cell: int, n_cells: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """A profile source's cells from `first_cell` on in runs that each lie in one local
+        hour (the rate's): each run's length in cells, and its expected calls."""
+        assert self.profile is not None and self.by_hour is not None
+        start = self.epoch0_ms + first_cell * GRID_MS
+        head = min(n_cells, self.profile.ms_to_next_hour(start) // GRID_MS)
+        full, tail = divmod(n_cells - head, CELLS_PER_HOUR)
+        lengths = np.full(1 + full + (tail > 0), CELLS_PER_HOUR, dtype=np.int64)
+        lengths[0] = head
+        if tail:
+            lengths[-1] = tail
+        starts = start + (np.cumsum(lengths) - lengths) * GRID_MS
+        return lengths, self.by_hour[self.profile.hour_of_week(starts)] * lengths
 
 
 # --------------------------------------------------------------------------- holding times

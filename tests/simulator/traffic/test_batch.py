@@ -67,11 +67,15 @@ def reference_block(src: SourceTables, rng: np.random.Generator, first_cell: int
     if src.profile is None:  # one count for the block, times uniform in it
         n = int(rng.poisson(src.rates.flat * n_cells))
         t_ms = block_start + rng.integers(0, n_cells * GRID_MS, size=n, dtype=np.int64)
-    else:  # a count per cell, times uniform in their cell
-        counts = rng.poisson(src.rates.expected(first_cell, n_cells), size=n_cells)
+    else:  # a count per run of cells in one local hour, times uniform in their run
+        rate = src.rates.expected(first_cell, n_cells)  # each cell's, from its own hour
+        hour = src.rates.profile.hour_of_week(src.rates.epoch0_ms + (first_cell + np.arange(n_cells)) * GRID_MS)
+        run_start = np.flatnonzero(np.diff(hour, prepend=-1))
+        run_cells = np.diff(np.append(run_start, n_cells))
+        counts = rng.poisson(rate[run_start] * run_cells)
         n = int(counts.sum())
-        cell_start = block_start + np.arange(n_cells, dtype=np.int64) * GRID_MS
-        t_ms = np.repeat(cell_start, counts) + rng.integers(0, GRID_MS, size=n, dtype=np.int64)
+        t_ms = block_start + np.repeat(run_start * GRID_MS, counts)
+        t_ms += rng.integers(0, np.repeat(run_cells * GRID_MS, counts), dtype=np.int64)
     t_ms.sort()
     holding = src.holding
     if holding.kind == "exponential":
