@@ -60,6 +60,18 @@ def test_holding_times_quantiles_with_many_calls_lognormal_with_few() -> None:
     assert fit_holding(np.array([60] * 500)).distribution != "empirical"  # one length: no quantiles to draw
 
 
+@pytest.mark.parametrize("sigma", [0.5, 0.9, 1.3])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_empirical_holding_keeps_the_calls_mean(sigma: float, seed: int) -> None:
+    """The piecewise-linear quantiles have the mean of the calls they were fitted to (a long
+    tail's chords overstate it unless the tail's points are dense: _fit.QUANTILES)."""
+    rng = np.random.default_rng(seed)
+    calls = np.maximum(np.round(rng.lognormal(np.log(240), sigma, 10_000)), 1).astype(np.int64)
+    q = fit_holding(calls).quantiles
+    fitted = sum((p1 - p0) * (x0 + x1) / 2 for (p0, x0), (p1, x1) in zip(q, q[1:])) / 1000
+    assert fitted == pytest.approx(calls.mean(), rel=0.005)
+
+
 def test_the_fit_report_finds_poisson_traffic_inside_its_band(tmp_path: Path) -> None:
     """Traffic drawn from the very profile falls outside the 90% band in about 10% of the hours,
     and its holding times sit on the fitted CDF; the page and its PNG are written."""

