@@ -55,6 +55,11 @@ from ._expiries import Expired
 from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
 from ._tuning import Tuning
 
+BACKOFF_DOUBLINGS = 6
+"""An org whose crossing search failed k times in a row is not searched for 2**k - 1 windows
+more (k at most this): a search that keeps failing costs its arrays every window, on top of
+the rows it falls back to; one that succeeds resets the count."""
+
 
 class EndedCalls:
     """Calls a window ended early: (table row, end instant, EndReason), in no particular order.
@@ -120,8 +125,11 @@ class Charger:
         # orgs holding a lot that expires in the window being charged (set by `_charge` for
         # it, and for each half by `_charge_halves`; read by the passes and the stepper)
         self._expiring = np.zeros(n_orgs, dtype=bool)
-        # orgs `_search` could not solve in a window ending then: its halves are not searched
+        # orgs `_search` could not solve are not searched again before then: the halves of the
+        # window, and after failures in a row (`_unsolved_runs`) a span of windows that doubles
+        # with each (`BACKOFF_DOUBLINGS` at most)
         self._unsolved_until = np.zeros(n_orgs, dtype=np.int64)
+        self._unsolved_runs = np.zeros(n_orgs, dtype=np.int64)
         # orgs paid in bulk through the end of a window before it was halved
         self._settled_until = np.zeros(n_orgs, dtype=np.int64)
         self.ledger = ledger
@@ -239,7 +247,11 @@ class Charger:
             parts.append(by_millisecond(led, np.flatnonzero(trailing), charges, np.concatenate([other.org, hang_org]),
                                         np.concatenate([other.t, hang_t]), t0, t1))
         found = parts[0] if len(parts) == 1 else Found.joined(parts)
-        self._unsolved_until[(above | trailing) & ~found.solved] = t1
+        failed = (above | trailing) & ~found.solved
+        windows = (1 << np.minimum(self._unsolved_runs[failed], BACKOFF_DOUBLINGS)) - 1
+        self._unsolved_until[failed] = t1 + (t1 - t0) * windows
+        self._unsolved_runs[failed] += 1
+        self._unsolved_runs[found.solved] = 0
         return found
 
     def _charge_halves(self, t0: int, t1: int, other: OrgInstants, candidates: NDArray[np.intp] | None,

@@ -194,3 +194,26 @@ def test_search_and_rows_agree_on_a_large_org():
                         engine.ledger.lots_of(0).held(), int(engine.ledger.balance[0])))
     assert outputs[0] == outputs[1]
     assert sum(1 for e in outputs[0][1] if e[2] == "recharge_succeeded") > 100
+
+
+def test_an_org_whose_searches_keep_failing_is_searched_less_and_less(monkeypatch):
+    """A search that solves nothing (as one that meets a refusal) costs its arrays and then
+    the rows anyway: after k failures in a row the org sits out 2**k - 1 windows.  Two hours
+    in one-minute windows of an org recharging every few seconds, both searches made to fail:
+    a handful of searches instead of one a window, and the reference's CDRs, events and lots."""
+    searches = []
+
+    def failing(real):
+        def search_that_fails(*args, **kwargs):
+            found = real(*args, **kwargs)
+            searches.append(real.__name__)
+            return crossings.Found(found.org[:0], found.t[:0], found.balance[:0], found.spent[:0],
+                                   np.zeros_like(found.solved))
+        return search_that_fails
+
+    monkeypatch.setattr("rating_core._charging.search", failing(crossings.search))
+    monkeypatch.setattr("rating_core._charging.by_millisecond", failing(crossings.by_millisecond))
+    setup, arrivals = busy_org(2_000_000), busy_arrivals(100, 3, 10 * 60_000)
+    engine_matches_reference_with_lots(setup, arrivals, list(range(60_000, 2 * 3_600_000, 60_000)), crossing_rows=0)
+    # each searched window tries both; searched windows 1 + 2 + 4 + ... apart: ~7 of 120
+    assert 3 <= len(searches) / 2 <= 12, searches
