@@ -9,6 +9,7 @@ layout is documented in docs/outputs.md.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from numpy.typing import NDArray
 from rating_core import CALL_TYPE_NAMES, END_REASON_NAMES, EVENT_KINDS, CdrBatch, EventColumns, LedgerEvent, Tables, group_sum
 
 from .._gc import gc_paused
+from . import _csv_columns as csv_columns
+from ._byte_columns import RowJoiner
 from ..units import epoch_ms, format_epoch_ms_iso, format_micro
 from ._out_dir import SUMMARY_JSON, SUMMARY_PARTIAL
 
@@ -142,11 +145,13 @@ class SummaryBuilder:
         remaining = None if pool_remaining_s is None else [int(s) for s in pool_remaining_s]
         balances = [int(b) for b in final_balances_micro]
         pool_s = self._pool_s.tolist()
-        # plain ints, converted a column at a time: a run may have 10,000 orgs and as many pools
+        # plain ints and money texts, made a column at a time: a run may have 10,000 orgs and
+        # as many pools
+        money = _money_texts(np.concatenate([self._credits_charged, self._credits_purchased,
+                                             self._credits_expired, np.array(balances, dtype=np.int64)]))
         per_org = zip(self._by_reason.tolist(), self._by_type.tolist(), self._billed_s.tolist(),
-                      self._credits_charged.tolist(), self._recharges_succeeded.tolist(),
-                      self._recharges_failed.tolist(), self._credits_purchased.tolist(),
-                      self._credits_expired.tolist(), balances)
+                      self._recharges_succeeded.tolist(), self._recharges_failed.tolist(),
+                      *(money[k * n_orgs:(k + 1) * n_orgs] for k in range(4)))
         with gc_paused():  # a few dicts and strings an org, no cycles
             orgs = {
                 org_id: self._section(_Counters(*counters), self._pools_by_org[o], pool_s, remaining)
@@ -156,12 +161,12 @@ class SummaryBuilder:
             by_reason=self._by_reason.sum(axis=0).tolist(),
             by_type=self._by_type.sum(axis=0).tolist(),
             billed_s=int(self._billed_s.sum()),
-            credits_charged=int(self._credits_charged.sum()),
             recharges_succeeded=int(self._recharges_succeeded.sum()),
             recharges_failed=int(self._recharges_failed.sum()),
-            credits_purchased=int(self._credits_purchased.sum()),
-            credits_expired=int(self._credits_expired.sum()),
-            final_balance=sum(balances),
+            credits_charged=format_micro(int(self._credits_charged.sum())),
+            credits_purchased=format_micro(int(self._credits_purchased.sum())),
+            credits_expired=format_micro(int(self._credits_expired.sum())),
+            final_balance=format_micro(sum(balances)),
         )
         return {
             "scenario": self._scenario_name,
@@ -210,12 +215,12 @@ class SummaryBuilder:
             section["pool_remaining_s"] = self._by_pool_name(remaining, pools)
         section.update(
             {
-                "credits_charged": format_micro(c.credits_charged),
+                "credits_charged": c.credits_charged,
                 "recharges_succeeded": c.recharges_succeeded,
                 "recharges_failed": c.recharges_failed,
-                "credits_purchased": format_micro(c.credits_purchased),
-                "credits_expired": format_micro(c.credits_expired),
-                "final_balance": format_micro(c.final_balance),
+                "credits_purchased": c.credits_purchased,
+                "credits_expired": c.credits_expired,
+                "final_balance": c.final_balance,
             }
         )
         return section
@@ -237,14 +242,22 @@ class SummaryCounts:
 
 @dataclass(frozen=True)
 class _Counters:
-    """One summary section's numbers (an org's, or the total), money in micro-units."""
+    """One summary section's numbers (an org's, or the total), money as its text."""
 
     by_reason: list[int]
     by_type: list[int]
     billed_s: int
-    credits_charged: int
     recharges_succeeded: int
     recharges_failed: int
-    credits_purchased: int
-    credits_expired: int
-    final_balance: int
+    credits_charged: str
+    credits_purchased: str
+    credits_expired: str
+    final_balance: str
+
+
+def _money_texts(micro: NDArray[np.int64]) -> list[str]:
+    """`format_micro` of each amount, made a column at a time (`csv_columns.decimals` writes
+    the same text): 40,000 amounts of 10,000 orgs cost 30 ms one by one."""
+    out = io.BytesIO()
+    RowJoiner().write([csv_columns.decimals(micro, 6), b"\n"], out)
+    return out.getvalue().decode().split("\n")[:-1]

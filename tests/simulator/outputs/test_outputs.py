@@ -27,7 +27,7 @@ from simulator.units import (
 )
 from simulator.outputs import _cdr_format
 from rating_core import group_sum
-from simulator.outputs._summary import summary_text
+from simulator.outputs._summary import _money_texts, summary_text
 from simulator.outputs import CDR_COLUMNS, CdrWriter, EventWriter, SummaryBuilder, event_record
 
 # A start one minute before New Year, so rows cross a day, a month and a year.
@@ -542,3 +542,8 @@ def test_summary_event_figures_are_those_of_one_event_at_a_time() -> None:
         assert counts.credits_purchased[org] == sum(
             e.amount_micro for e in mine if e.kind in ("credits_purchased", "recharge_succeeded"))
         assert counts.credits_expired[org] == sum(e.amount_micro for e in mine if e.kind == "credits_expired")
+
+
+@given(st.lists(st.integers(-(2**63) + 1, 2**63 - 1), max_size=50))
+def test_summary_money_made_a_column_at_a_time_is_format_micro(amounts: list[int]) -> None:
+    assert _money_texts(np.array(amounts, dtype=np.int64)) == [format_micro(a) for a in amounts]
