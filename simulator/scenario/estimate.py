@@ -187,13 +187,13 @@ def _window_ms(calls: float, duration_ms: int) -> float:
 
 def _calls_per_draw(calls_per_hour: float) -> float:
     """Expected calls of one draw block of a source (the blocks of simulator.traffic's flat
-    sources, at its busiest rate: a profile's blocks are no longer)."""
+    sources, at its busiest rate: a profile's blocks hold no more calls)."""
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
-    cells = max(1, math.ceil(CALLS_PER_DRAW / per_cell))
-    if cells > MAX_CELLS_PER_DRAW:
-        quiet = math.ceil(QUIET_CALLS_PER_DRAW / per_cell)
-        cells = min(MAX_FLAT_CELLS_PER_DRAW, max(MAX_CELLS_PER_DRAW, quiet))
-    return per_cell * cells
+    busy = CALLS_PER_DRAW / per_cell
+    if busy <= MAX_CELLS_PER_DRAW:
+        return per_cell * max(1, math.ceil(busy))
+    quiet = math.ceil(min(QUIET_CALLS_PER_DRAW / per_cell, MAX_FLAT_CELLS_PER_DRAW))  # finite at 1e-306
+    return per_cell * max(MAX_CELLS_PER_DRAW, quiet)
 
 
 def _connected(source: Source, duration_ms: int) -> float:

@@ -130,6 +130,8 @@ class CellRates:
         weekly: `week`, the running sum over one week, answers for any cell)."""
         assert self.week is not None, "a flat source's blocks are all cells_per_draw long"
         per_week = float(self.week[-1])
+        if calls > per_week:  # more than any week holds: longer than the longest block
+            return CELLS_PER_WEEK + 1
         weeks, cell = divmod(first_cell, CELLS_PER_WEEK)
         goal = weeks * per_week + float(self.week[cell]) + calls
         goal_weeks, rest = divmod(goal, per_week)
@@ -339,8 +341,8 @@ def cells_per_draw(calls_per_hour: float) -> int:
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
         return MAX_CELLS_PER_DRAW
-    busy = math.ceil(TARGET_CALLS_PER_DRAW / per_cell)
+    busy = TARGET_CALLS_PER_DRAW / per_cell
     if busy <= MAX_CELLS_PER_DRAW:
-        return max(1, busy)
-    quiet = math.ceil(QUIET_CALLS_PER_DRAW / per_cell)
-    return int(min(MAX_FLAT_CELLS_PER_DRAW, max(MAX_CELLS_PER_DRAW, quiet)))
+        return max(1, math.ceil(busy))
+    # capped before rounding: a rate of 1e-306 calls/h would make it infinite
+    return max(MAX_CELLS_PER_DRAW, math.ceil(min(QUIET_CALLS_PER_DRAW / per_cell, MAX_FLAT_CELLS_PER_DRAW)))

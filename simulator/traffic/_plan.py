@@ -39,7 +39,7 @@ def merge_ahead_ms(calls_per_hour: float) -> int:
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
         return CELLS_PER_WEEK * GRID_MS
-    return min(CELLS_PER_WEEK, max(1, math.ceil(TARGET_CALLS_PER_DRAW / per_cell))) * GRID_MS
+    return max(1, math.ceil(min(TARGET_CALLS_PER_DRAW / per_cell, CELLS_PER_WEEK))) * GRID_MS
 
 
 def _spec_order(t_ms: NDArray[np.int64], rank: NDArray[np.int32], sources: int) -> NDArray[np.intp]:

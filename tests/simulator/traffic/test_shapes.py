@@ -252,3 +252,23 @@ def test_the_flat_scenario_without_shapes_draws_exactly_as_the_exponential_table
     table = flat.replace('holding_mean = "3m"', 'holding = { distribution = "exponential", mean = "3m" }')
     a, b = parse_scenario(flat), parse_scenario(table)
     assert_same(TrafficPlan(a).chunk(0, DAY), TrafficPlan(b).chunk(0, DAY))
+
+
+@pytest.mark.parametrize("profile", [None, RateProfile(tuple([1e-306] * 168), 0)])
+def test_a_vanishing_rate_draws_no_calls_and_no_traceback(profile, tmp_path) -> None:
+    """1e-306 calls an hour is a rate greater than 0, as the schema asks: the blocks are the
+    longest there are (their length once came out infinite), the calls none."""
+    from simulator import cli
+    from simulator.scenario import estimate
+
+    spec = TrafficSpec(0, "domestic", 1e-306, 180_000, (0,), None, profile)
+    assert len(TrafficPlan(FakeScenario("tiny", 3, make_setup(3 * DAY), (spec,))).chunk(0, 3 * DAY)) == 0
+    assert estimate._calls_per_draw(1e-306) < 1e-300
+    rate = {"calls_per_hour": 1e-306, "holding_mean": "3m"}
+    if profile is not None:
+        rate["rate_profile"] = {"hours": [1] * 24}
+    path = tmp_path / "tiny.toml"
+    path.write_text(scenario_toml(name="tiny", duration="1d", orgs=[{"id": "o", "users": [staff(1)]}],
+                                  traffic=[{"org": "o", "type": "domestic", **rate}]))
+    assert cli.main(["validate", str(path)]) == cli.EXIT_OK
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == cli.EXIT_OK
