@@ -149,11 +149,14 @@ def _erf(x: NDArray[np.float64]) -> NDArray[np.float64]:
 def fit_holding(duration_s: NDArray[np.int64]) -> HoldingFit:
     seconds = np.maximum(duration_s.astype(np.float64), 1.0)
     if len(seconds) >= EMPIRICAL_MIN_CALLS:
-        points = np.round(np.quantile(seconds, QUANTILES) * 1000).astype(np.int64)
+        # Points among the top four calls are left out: the last segment must stay wide enough
+        # for its end to bring the fit to the calls' mean (`_mean_keeping_end`).
+        probabilities = [p for p in QUANTILES[:-1] if p <= 1 - 4 / len(seconds)] + [1.0]
+        points = np.round(np.quantile(seconds, probabilities) * 1000).astype(np.int64)
         # The scenario format wants durations that increase: a tie (many calls of one length)
         # keeps its first probability, and the maximum stays the 1.0 point.
         kept: list[tuple[float, int]] = [(0.0, int(points[0]))]
-        for probability, ms in zip(QUANTILES[1:-1], points[1:-1].tolist()):
+        for probability, ms in zip(probabilities[1:-1], points[1:-1].tolist()):
             if ms > kept[-1][1]:
                 kept.append((probability, ms))
         while len(kept) > 1 and kept[-1][1] >= points[-1]:

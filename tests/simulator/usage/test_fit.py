@@ -62,14 +62,17 @@ def test_holding_times_quantiles_with_many_calls_lognormal_with_few() -> None:
 
 @pytest.mark.parametrize("sigma", [0.5, 0.9, 1.3])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_empirical_holding_keeps_the_calls_mean(sigma: float, seed: int) -> None:
-    """The piecewise-linear quantiles have the mean of the calls they were fitted to (a long
-    tail's chords overstate it unless the tail's points are dense: _fit.QUANTILES)."""
+@pytest.mark.parametrize("n", [EMPIRICAL_MIN_CALLS, 1_000, 10_000])
+def test_empirical_holding_keeps_the_calls_mean(sigma: float, seed: int, n: int) -> None:
+    """The piecewise-linear quantiles have about the mean of the calls they were fitted to (a
+    long tail's chords overstate it unless the tail's points are dense, _fit.QUANTILES; the
+    last segment keeps four calls, room for its end to correct it)."""
     rng = np.random.default_rng(seed)
-    calls = np.maximum(np.round(rng.lognormal(np.log(240), sigma, 10_000)), 1).astype(np.int64)
+    calls = np.maximum(np.round(rng.lognormal(np.log(240), sigma, n)), 1).astype(np.int64)
     q = fit_holding(calls).quantiles
     fitted = sum((p1 - p0) * (x0 + x1) / 2 for (p0, x0), (p1, x1) in zip(q, q[1:])) / 1000
-    assert fitted == pytest.approx(calls.mean(), rel=0.005)
+    # the 17 points of 0.1.0 were 1.7-3.3 % above from 500 calls on (sigma 0.9-1.3)
+    assert fitted == pytest.approx(calls.mean(), rel=0.01 if sigma <= 0.9 else 0.02)
 
 
 def test_the_fit_report_finds_poisson_traffic_inside_its_band(tmp_path: Path) -> None:
