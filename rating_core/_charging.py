@@ -56,9 +56,9 @@ from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_r
 from ._tuning import Tuning
 
 BACKOFF_DOUBLINGS = 6
-"""An org whose crossing search failed k times in a row is not searched for 2**k - 1 windows
-more (k at most this): a search that keeps failing costs its arrays every window, on top of
-the rows it falls back to; one that succeeds resets the count."""
+"""An org whose crossing search has failed k times in a row sits out the next 2**(k-1) - 1
+windows (0, 1, 3, ..., at most 2**BACKOFF_DOUBLINGS - 1): a search that keeps failing costs
+its arrays every window, on top of the rows it falls back to; one that succeeds resets k."""
 
 
 class EndedCalls:

@@ -203,7 +203,7 @@ class PoolCurve:
     capacity_s: int
     at_ms: NDArray[np.int64]
     remaining_s: NDArray[np.float64]
-    capacity_exact: bool  # False when a call straddled the last refill (see `pool_curves`)
+    capacity_exact: bool  # False when a call straddled a refill (see `pool_curves`)
     refills_ms: NDArray[np.int64]  # the org's pools_refilled instants
 
 

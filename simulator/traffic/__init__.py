@@ -26,17 +26,19 @@ Why it is built this way:
   speed.  Draws are never cut at the end of the simulation either (calls at or after the end
   are dropped after drawing), so a longer run starts with exactly the calls of a shorter one.
 * **Fast.**  Everything is drawn per draw block with whole-array numpy calls; there is no
-  Python loop per call or per cell, and a rate profile costs one table lookup per cell.
-  Blocks hold about 16,384 expected calls (whatever the hour, with a profile), so a month of
-  1.4 M calls is ~100 block draws in all.  Quiet sources (a day a block) cost their generator
-  calls, ~20 µs a block: a round turns the draws of all the sources due into calls with
-  whole-array steps, so 10,000 one-user orgs draw in a few tenths of a second.  `TrafficPlan` also merges and numbers ahead in
+  Python loop per call or per cell, and a rate profile costs one Poisson draw per local hour
+  of a block.  Blocks hold about 16,384 expected calls (whatever the hour, with a profile),
+  so a month of 1.4 M calls is ~100 block draws in all.  Quiet sources (~256 calls a block,
+  a day to a week with a profile, to a year without) cost their generator calls, ~20 µs a
+  block: a round turns the draws of all the sources due into calls with whole-array steps,
+  so 10,000 one-user orgs draw in a few tenths of a second.  `TrafficPlan` also merges and numbers ahead in
   windows of about that size, so tiny `chunk` windows are mostly array slicing.  Drawn calls
   wait in time-sorted runs (one per round of draws, whatever sources drew in it), so a window
   costs its own calls and the sources that must draw for it, never a step per source.
-* **Model** (docs/scenario.md, "How calls are drawn"): per grid cell, a Poisson number of
-  arrivals at uniform integer ms (a Poisson process at 1 ms resolution whose rate is
-  constant within each local hour); holding times from the source's distribution, in whole
+* **Model** (docs/scenario.md, "How calls are drawn"): per run of a block's grid cells
+  inside one local hour (a flat source: the whole block), a Poisson number of arrivals at
+  uniform integer ms (a Poisson process at 1 ms resolution whose rate is constant within
+  each local hour); holding times from the source's distribution, in whole
   ms, at least 1 ms; the user uniform among the source's users; the number from a weighted
   or uniform pick of the destinations.
 

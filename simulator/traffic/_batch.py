@@ -23,7 +23,7 @@ draws become -- times sorted within each block, whole-ms holding times, callers,
 is then computed once for all the round's calls from the tables of every source laid end to
 end (`SourceIndex`), element by element the arithmetic of `_draws` and `_numbers`
 (tests/simulator/traffic/test_batch.py holds it to each source's blocks drawn alone).  A
-round costs each source its generator calls (~20 µs for a day-long block, most of it inside
+round costs each source its generator calls (~20 µs for a block of a few hundred calls, most of it inside
 numpy) and whole-array work over its calls, instead of a dozen array steps per source.
 """
 

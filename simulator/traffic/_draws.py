@@ -115,9 +115,10 @@ class CellRates:
         as it takes to expect ~TARGET_CALLS_PER_DRAW calls if that is at most a day (at least
         one cell); else ~QUIET_CALLS_PER_DRAW calls, a day to a week.
 
-        Quiet nights and busy hours alike make blocks of about the target (a block costs a
-        dozen numpy calls whatever it holds, and one far above the target falls out of the
-        CPU's caches).  Flat sources take `cells_per_draw` of their rate every time.
+        Quiet nights and busy hours alike make blocks of about the target, for a busy source
+        (a block costs a dozen numpy calls whatever it holds, and one far above the target
+        falls out of the CPU's caches).  Flat sources take `cells_per_draw` of their rate
+        every time.
         """
         busy = self._cells_expecting(first_cell, TARGET_CALLS_PER_DRAW)
         if busy <= MAX_CELLS_PER_DRAW:

@@ -217,3 +217,30 @@ def test_an_org_whose_searches_keep_failing_is_searched_less_and_less(monkeypatc
     engine_matches_reference_with_lots(setup, arrivals, list(range(60_000, 2 * 3_600_000, 60_000)), crossing_rows=0)
     # each searched window tries both; searched windows 1 + 2 + 4 + ... apart: ~7 of 120
     assert 3 <= len(searches) / 2 <= 12, searches
+
+
+def test_a_search_that_succeeds_ends_the_back_off(monkeypatch):
+    """Searched windows fail, fail, fail, succeed, then fail twice: after the success the
+    count starts again, so the org is searched in the very next window (the third failure in
+    a row would have kept it out for three, and without the reset the fifth, for seven)."""
+    windows = []  # the t0 of each window searched, in order
+    verdicts = [False, False, False, True, False, False]
+
+    def scheduled(real):
+        def search(*args, **kwargs):
+            found = real(*args, **kwargs)
+            t0 = args[5]
+            if not windows or windows[-1] != t0:
+                windows.append(t0)
+            if len(windows) <= len(verdicts) and not verdicts[len(windows) - 1]:
+                return crossings.Found(found.org[:0], found.t[:0], found.balance[:0], found.spent[:0],
+                                       np.zeros_like(found.solved))
+            return found
+        return search
+
+    monkeypatch.setattr("rating_core._charging.search", scheduled(crossings.search))
+    monkeypatch.setattr("rating_core._charging.by_millisecond", scheduled(crossings.by_millisecond))
+    setup, arrivals = busy_org(2_000_000), busy_arrivals(1_000, 3, 10 * 60_000)  # calls in every window
+    engine_matches_reference_with_lots(setup, arrivals, list(range(60_000, 2 * 3_600_000, 60_000)), crossing_rows=0)
+    gaps = [(b - a) // 60_000 for a, b in zip(windows, windows[1:7])]
+    assert gaps == [1, 2, 4, 1, 1, 2], windows  # skipped 0, 1, 3; after the success 0, then 1

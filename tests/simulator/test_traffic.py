@@ -217,7 +217,7 @@ def test_call_count_matches_the_rate() -> None:
     assert expected_calls(scenario) == pytest.approx(mean)
 
 
-@pytest.mark.parametrize("rate", [600.0, 6.0])  # day-long blocks of 1,440 minutes, both
+@pytest.mark.parametrize("rate", [600.0, 6.0])  # blocks of a day and of 2,560 minutes
 def test_a_flat_source_is_a_poisson_process(rate: float) -> None:
     """A flat source draws a block as one Poisson count at uniform times: what must hold is
     the process of a cell at a time, Poisson counts in disjoint minutes, independent of each
@@ -231,7 +231,7 @@ def test_a_flat_source_is_a_poisson_process(rate: float) -> None:
     assert per_minute.mean() == pytest.approx(mean, rel=0.03)
     assert per_minute.var() == pytest.approx(mean, rel=0.1)  # Poisson: variance = mean (sd ~2 %)
     assert abs(np.corrcoef(per_minute[:-1], per_minute[1:])[0, 1]) < 0.05  # sd ~0.013 / ~0.008
-    if rate < 100:  # 417 day-long blocks: a day's count varies as a Poisson one does (sd ~7 %)
+    if rate < 100:  # 417 days in 234 blocks: a day's count varies as a Poisson one does (sd ~7 %)
         per_day = np.bincount(t // (24 * HOUR))[:-1]
         assert per_day.var() == pytest.approx(per_day.mean(), rel=0.3)
     seconds = np.bincount(t % MINUTE // 1000, minlength=60)  # uniform within the minute
