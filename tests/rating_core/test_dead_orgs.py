@@ -353,6 +353,28 @@ def test_several_failed_checks_in_one_window(dead_path, retry_ms, times):
     dead_path.expect(checks=True)
 
 
+@pytest.mark.parametrize("retry_ms", [1, 999, 1_000, 2_500])
+def test_a_long_chain_of_failed_checks_in_one_window(dead_path, retry_ms):
+    """Free 1/1 toll-free calls on distinct ms (a charge instant every second each) keep an
+    org with an expired card checking: with a short wait, thousands of checks in one window,
+    each the first instant at or after the last one plus the wait (the checks are found by
+    doubling along that chain: every length from 1 to 2**k must come out right)."""
+    setup = world(([PLAN_CREDITS], dead_card(below=1, retry_after_ms=retry_ms)),
+                  toll_free=(0, 1, 1), end_ms=600_000)
+    calls = [call(7 * k + (k % 3), 590_000 - 7 * k, kind=TF) for k in range(40)]
+    _, events = rate_both(setup, calls, cuts=[[300_000], [123_457, 400_000]])
+    # each call's instants: its arrival and charges every second, then its hang-up
+    instants = sorted({c["t"] + ms for c in calls for ms in [*range(0, c["holding"], 1_000), c["holding"]]})
+    checks, ready = [], 0
+    for t in instants:  # the rule, instant by instant
+        if t >= ready:
+            checks.append(t)
+            ready = t + retry_ms
+    assert events == [failed(t) for t in checks]
+    assert len(checks) > (20_000 if retry_ms == 1 else 150)  # checks at every instant, or every few seconds
+    dead_path.expect(checks=True)
+
+
 def test_card_expiring_at_a_window_start_or_inside_a_window(dead_path):
     """Start 23:00, card valid through that day: invalid from t = 1 h.  Recharges of 1
     micro keep the balance below the threshold, so every instant before 1 h recharges and
