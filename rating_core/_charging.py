@@ -372,7 +372,8 @@ class Charger:
         hang-up, refill) at or after its retry time; the balance does not
         change, so only the instants matter.  Called after `_settle_dead`, so
         the calls it refused no longer hang up.  Each org's instants are listed
-        once, sorted, and each instant points to the next check after one there:
+        sorted (one may repeat: a check lands on its first copy, the next check is
+        later), and each instant points to the next check after one there:
         its first instant at or after the retry wait (`next_attempt_ms`).  The
         checks are the chain of those pointers from the org's first instant,
         found by doubling: a pass adds the next 2**k checks of every org, so an
@@ -396,11 +397,14 @@ class Charger:
         retry = led.retry_after
         wait = np.maximum(next_attempt_ms(t, retry[org]), t + 1)
         jump = np.searchsorted(key, org * width + np.minimum(wait, t1) - t0, side="left")
-        run_end = np.append(np.flatnonzero(first)[1:], n)[np.cumsum(first) - 1]  # each instant's org's end
+        del wait  # a few arrays of n at a time: n may be millions of instants
+        starts = np.flatnonzero(first)
+        run_end = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))  # each instant's org's end
         jump = np.append(np.where(jump < run_end, jump, n), n)  # n: no check after (the org's last)
+        del run_end
         checked = np.zeros(n + 1, dtype=bool)
-        checked[np.flatnonzero(first)] = True  # each org's first check: its first instant
-        found = np.flatnonzero(first)
+        checked[starts] = True  # each org's first check: its first instant
+        found = starts
         while True:  # `found`: an org's first 2**k checks; `jump`: 2**k checks on
             further = jump[found]
             further = further[further < n]
