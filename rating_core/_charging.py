@@ -50,7 +50,7 @@ from ._increments import boundary_ms, ceil_cost, exhausts, pool_part, refused, r
 from ._ledger import NEVER, Ledger, next_attempt_ms
 from ._model import LedgerEvent
 from ._recharges import Recharges, recharges_along
-from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, Found, by_millisecond, search
+from ._crossings import ROWS_PER_MS, WIDEST_MS, Charges, Found, by_millisecond, search, window_seconds
 from ._expiries import Expired
 from ._runs import distinct, first_of_runs, group_sum, grouped_cumsum, last_of_runs, offsets_within, paid_through, run_starts
 from ._tuning import Tuning
@@ -227,7 +227,7 @@ class Charger:
         ok[led.pool_org[crossing]] = False
         ok[due.org[due.paid & ~due.credits_ok]] = False
         ok[due.org[due.due & (due.nb < t0)]] = False  # the searches count charges from t0 on
-        seconds = (t1 - 1) // 1000 - t0 // 1000 + 1
+        seconds = window_seconds(t0, t1)
         above = ok & ~led.wants_recharge(led.balance) & (rows >= self.crossing_rows * seconds)
         trailing = ok & (rows * ROWS_PER_MS >= self.crossing_rows * (t1 - t0)) & (t1 - t0 <= WIDEST_MS)
         if not (above | trailing).any():

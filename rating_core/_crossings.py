@@ -100,6 +100,11 @@ class Found(Recharges):
         return cls(*(c[order] for c in cols), np.logical_or.reduce([p.solved for p in parts]))
 
 
+def window_seconds(t0: int, t1: int) -> int:
+    """How many whole seconds the window [t0, t1) touches: the per-second search's columns."""
+    return (t1 - 1) // MS - t0 // MS + 1
+
+
 def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[np.int64],
            amount: NDArray[np.int64], charges: Charges, t0: int, t1: int, n_orgs: int,
            rows_per_cell: int = 1) -> Found:
@@ -112,7 +117,7 @@ def search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[n
     `rows_per_cell` times the 1,000 cells of each second with a recharge is not
     solved either (its rows cost less).
     """
-    seconds = (t1 - 1) // MS - t0 // MS + 1
+    seconds = window_seconds(t0, t1)
     per = max(1, CELLS // (2 * seconds))  # orgs whose seconds (lanes < 2 × seconds) fit in CELLS
     if len(orgs) <= per:
         return _search(orgs, balance, below, amount, charges, t0, t1, n_orgs, rows_per_cell)
@@ -129,7 +134,7 @@ def _search(orgs: NDArray[np.int64], balance: NDArray[np.int64], below: NDArray[
     g = slot_of[charges.org]
     costly = (g >= 0) & (charges.count > 0) & ((charges.first_cost > 0) | ((charges.next_cost > 0) & (charges.count > 1)))
     ch = _Entries(charges, costly, g[costly], t0)
-    seconds = (t1 - 1) // MS - t0 // MS + 1
+    seconds = window_seconds(t0, t1)
     per_second = _cost_per_second(ch, len(orgs), seconds)
     through = per_second.cumsum(axis=1)  # C at the end of each second
     total = through[:, -1]

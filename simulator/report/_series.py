@@ -252,11 +252,10 @@ def pool_curves(run: RunData, orgs: list[int], grid: NDArray[np.int64]) -> list[
         section = run.summary["orgs"][run.org_ids[org]]
         if name not in section.get("pool_remaining_s", {}):
             continue  # a run whose summary has no remainders: no capacity to draw against
+        of_pool = mine & (key_of == i)
         # in whole seconds, from the CDRs: the spread sums above are floats
-        paid_since = (key_of == i) & mine
-        if len(refills):
-            paid_since &= windows.pool_from >= refills[-1]
-        straddles = bool(np.any(mine & windows.straddles_refill & (key_of == i)))
+        paid_since = of_pool & (windows.pool_from >= refills[-1]) if len(refills) else of_pool
+        straddles = bool(np.any(of_pool & windows.straddles_refill))
         capacity = int(section["pool_remaining_s"][name]) + int(cdrs.pool_s[paid_since].sum())
         remaining = np.clip(capacity - since_refill, 0, capacity) if capacity > 0 else since_refill * 0
         curves.append(PoolCurve(org, name, capacity, at, remaining, not straddles, refills))

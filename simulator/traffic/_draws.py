@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -120,11 +121,8 @@ class CellRates:
         falls out of the CPU's caches).  Flat sources take `cells_per_draw` of their rate
         every time.
         """
-        busy = self._cells_expecting(first_cell, TARGET_CALLS_PER_DRAW)
-        if busy <= MAX_CELLS_PER_DRAW:
-            return max(1, busy)
-        quiet = self._cells_expecting(first_cell, QUIET_CALLS_PER_DRAW)
-        return min(CELLS_PER_WEEK, max(MAX_CELLS_PER_DRAW, quiet))
+        return _block_cells(self._cells_expecting(first_cell, TARGET_CALLS_PER_DRAW),
+                            lambda: self._cells_expecting(first_cell, QUIET_CALLS_PER_DRAW), CELLS_PER_WEEK)
 
     def _cells_expecting(self, first_cell: int, calls: float) -> int:
         """The cells from `first_cell` on it takes to expect `calls` calls (the cells repeat
@@ -342,8 +340,15 @@ def cells_per_draw(calls_per_hour: float) -> int:
     per_cell = calls_per_hour * GRID_MS / MS_PER_HOUR
     if per_cell <= 0:
         return MAX_CELLS_PER_DRAW
-    busy = TARGET_CALLS_PER_DRAW / per_cell
+    return _block_cells(TARGET_CALLS_PER_DRAW / per_cell, lambda: QUIET_CALLS_PER_DRAW / per_cell,
+                        MAX_FLAT_CELLS_PER_DRAW)
+
+
+def _block_cells(busy: float, quiet: Callable[[], float], longest: int) -> int:
+    """A block's length in cells, from the cells it takes to expect TARGET_CALLS_PER_DRAW
+    calls (`busy`) and, asked only for a source too quiet for that in a day, those it takes to
+    expect QUIET_CALLS_PER_DRAW (`quiet()`): `busy` if at most a day (at least one cell), else
+    `quiet` from a day to `longest` (capped before rounding: 1e-306 calls/h makes it infinite)."""
     if busy <= MAX_CELLS_PER_DRAW:
         return max(1, math.ceil(busy))
-    # capped before rounding: a rate of 1e-306 calls/h would make it infinite
-    return max(MAX_CELLS_PER_DRAW, math.ceil(min(QUIET_CALLS_PER_DRAW / per_cell, MAX_FLAT_CELLS_PER_DRAW)))
+    return max(MAX_CELLS_PER_DRAW, math.ceil(min(quiet(), longest)))
